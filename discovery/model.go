@@ -1,0 +1,142 @@
+// Package discovery holds weir's view of the world: which services exist, which
+// instances back each of them, which version each instance runs, and whether it
+// is healthy. A Model is an immutable value; sources (a catalog file, Consul)
+// emit a new Model whenever their view changes.
+package discovery
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Health is the health of one instance, in Consul's vocabulary.
+type Health int
+
+const (
+	// Passing instances receive traffic.
+	Passing Health = iota
+	// Warning instances receive traffic unless a source is told to exclude them.
+	Warning
+	// Critical instances are removed from endpoints.
+	Critical
+	// Maintenance instances are drained: existing connections finish, new
+	// requests go elsewhere.
+	Maintenance
+)
+
+var healthNames = [...]string{Passing: "passing", Warning: "warning", Critical: "critical", Maintenance: "maintenance"}
+
+// String returns the lower-case name used in catalog files and logs.
+func (h Health) String() string {
+	if h < 0 || int(h) >= len(healthNames) {
+		return fmt.Sprintf("health(%d)", int(h))
+	}
+	return healthNames[h]
+}
+
+// ParseHealth returns the Health named s ("" means passing).
+func ParseHealth(s string) (Health, error) {
+	if s == "" {
+		return Passing, nil
+	}
+	for h, name := range healthNames {
+		if name == s {
+			return Health(h), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown health %q (valid: passing, warning, critical, maintenance)", s)
+}
+
+// Serving reports whether an instance in this state should receive new requests.
+func (h Health) Serving() bool { return h == Passing || h == Warning }
+
+// Instance is one network endpoint of a service.
+type Instance struct {
+	ID      string
+	Address string // an IP literal
+	Port    uint32
+	Version string // "" when the source could not tell
+	Health  Health
+}
+
+// Service is a named set of instances, sorted by ID.
+type Service struct {
+	Name      string
+	Instances []Instance
+}
+
+// Versions returns the distinct versions of the service's instances, sorted.
+func (s Service) Versions() []string {
+	var vs []string
+	for _, in := range s.Instances {
+		vs = append(vs, in.Version)
+	}
+	slices.Sort(vs)
+	return slices.Compact(vs)
+}
+
+// ServingCount returns, per version, how many instances can take new requests.
+// Every version of the service has an entry, possibly zero.
+func (s Service) ServingCount() map[string]int {
+	counts := make(map[string]int)
+	for _, in := range s.Instances {
+		if _, ok := counts[in.Version]; !ok {
+			counts[in.Version] = 0
+		}
+		if in.Health.Serving() {
+			counts[in.Version]++
+		}
+	}
+	return counts
+}
+
+// Model is an immutable snapshot of every known service. Its zero value is an
+// empty model, ready for use.
+type Model struct {
+	services []Service // sorted by name
+}
+
+// NewModel returns a Model holding copies of services, sorted by name, with each
+// service's instances sorted by ID. Callers validate names before; NewModel only
+// rejects duplicates, which would make the model ambiguous.
+func NewModel(services []Service) (Model, error) {
+	out := make([]Service, len(services))
+	for i, s := range services {
+		out[i] = Service{Name: s.Name, Instances: slices.Clone(s.Instances)}
+		slices.SortFunc(out[i].Instances, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	slices.SortFunc(out, func(a, b Service) int { return cmp.Compare(a.Name, b.Name) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Name == out[i-1].Name {
+			return Model{}, fmt.Errorf("service %q is listed twice", out[i].Name)
+		}
+	}
+	return Model{services: out}, nil
+}
+
+// Services returns the services sorted by name. The slice must not be modified.
+func (m Model) Services() []Service { return m.services }
+
+// Service returns the named service.
+func (m Model) Service(name string) (Service, bool) {
+	i, ok := slices.BinarySearchFunc(m.services, name, func(s Service, n string) int { return cmp.Compare(s.Name, n) })
+	if !ok {
+		return Service{}, false
+	}
+	return m.services[i], true
+}
+
+// Source produces Models. Run blocks until ctx is done, calling sink for every
+// change; it must not call sink concurrently.
+type Source interface {
+	Run(ctx context.Context, sink Sink) error
+}
+
+// Sink receives what a Source learns: a new Model, or the rejection of an
+// input (a bad catalog edit, an unreachable Consul) while the last Model stays.
+type Sink interface {
+	Update(Model)
+	Reject(err error)
+}

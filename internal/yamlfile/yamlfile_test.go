@@ -1,0 +1,212 @@
+package yamlfile
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{File: "a.yaml", Line: 3, Field: "services[0].name", Msg: "is required"}, "a.yaml:3: services[0].name: is required"},
+		{Error{File: "a.yaml", Msg: "file is empty"}, "a.yaml: file is empty"},
+		{Error{File: "a.yaml", Line: 2, Msg: "bad"}, "a.yaml:2: bad"},
+		{Error{Line: 2, Field: "x", Msg: "bad"}, "line 2: x: bad"},
+		{Error{Field: "x", Msg: "bad"}, "x: bad"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// item is a toy schema that exercises every helper the way the real formats do.
+type item struct {
+	Name string
+	Port int64
+	Tags []string
+}
+
+func decodeItems(file string, data []byte) ([]item, error) {
+	root, err := Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	top, err := root.Fields("items")
+	if err != nil {
+		return nil, err
+	}
+	v, err := top.Require("items")
+	if err != nil {
+		return nil, err
+	}
+	list, err := v.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []item
+	for _, iv := range list {
+		m, err := iv.Fields("name", "port", "tags")
+		if err != nil {
+			return nil, err
+		}
+		var it item
+		nv, err := m.Require("name")
+		if err != nil {
+			return nil, err
+		}
+		if it.Name, err = nv.Text(); err != nil {
+			return nil, err
+		}
+		if pv, ok := m.Get("port"); ok {
+			if it.Port, err = pv.Int(); err != nil {
+				return nil, err
+			}
+		}
+		if tv, ok := m.Get("tags"); ok {
+			tm, err := tv.Map()
+			if err != nil {
+				return nil, err
+			}
+			it.Tags = tm.Keys()
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", "f.yaml: file is empty, want a YAML mapping"},
+		{"comment only", "# nothing\n", "f.yaml: file is empty, want a YAML mapping"},
+		{"null document", "---\n", "f.yaml:2: file is empty, want a YAML mapping"},
+		{"list root", "- a\n", "f.yaml:1: the document must be a mapping, not a list"},
+		{"scalar root", "hello\n", "f.yaml:1: the document must be a mapping, not a string"},
+		{"two documents", "items: []\n---\nitems: []\n", "f.yaml:2: a second YAML document (after ---) is not allowed; put one document per file"},
+		{"syntax", "items:\n  - name: a\n  port 2\n", "f.yaml:3: invalid YAML: could not find expected ':'"},
+		{"syntax in second document", "items: []\n---\n[\n", "f.yaml:3: invalid YAML: did not find expected node content"},
+		{"syntax without line", "\x01", "f.yaml: invalid YAML: control characters are not allowed"},
+		{"unknown root field", "items: []\nitem: []\n", `f.yaml:2: unknown field "item" (valid: items)`},
+		{"unknown nested field", "items:\n  - name: a\n    prot: 1\n", `f.yaml:3: items[0]: unknown field "prot" (valid: name, port, tags)`},
+		{"duplicate key", "items:\n  - name: a\n    name: b\n", `f.yaml:3: items[0]: key "name" is repeated (first on line 2)`},
+		{"missing field", "{}\n", "f.yaml:1: items: is required"},
+		{"null field", "items:\n", "f.yaml:1: items: is required"},
+		{"missing nested field", "items:\n  - port: 1\n", "f.yaml:2: items[0].name: is required"},
+		{"not a list", "items: {a: 1}\n", "f.yaml:1: items: must be a list, not a mapping"},
+		{"not a mapping", "items: [a]\n", "f.yaml:1: items[0]: must be a mapping, not a string"},
+		{"not an integer", "items: [{name: a, port: \"1\"}]\n", "f.yaml:1: items[0].port: must be an integer, not a string"},
+		{"float port", "items: [{name: a, port: 1.5}]\n", "f.yaml:1: items[0].port: must be an integer, not a number"},
+		{"huge integer", "items: [{name: a, port: 99999999999999999999}]\n", "f.yaml:1: items[0].port: must be an integer, not a number"},
+		{"not a string", "items: [{name: [a]}]\n", "f.yaml:1: items[0].name: must be a string, not a list"},
+		{"boolean string", "items: [{name: true}]\n", "f.yaml:1: items[0].name: must be a string, not a boolean"},
+		{"complex key", "items: [{name: a, tags: {[x]: 1}}]\n", "f.yaml:1: items[0].tags: keys must be strings, not a list"},
+		{"self alias", "items: &x [*x]\n", "f.yaml:1: items[0]: must be a mapping, not a list"},
+		{"merge key", "base: &b {name: a}\nitems: [{<<: *b}]\n", `f.yaml:1: unknown field "base" (valid: items)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeItems("f.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			var ye *Error
+			if !errors.As(err, &ye) {
+				t.Errorf("error %T is not an *Error", err)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	// Anchors and aliases are followed; numbers are accepted as text.
+	in := "items:\n  - &b {name: b}\n  - name: 1.0\n  - name: a\n    port: 0x10\n    tags: {z: 1, a: 2}\n  - *b\n"
+	got, err := decodeItems("f.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []item{{Name: "b"}, {Name: "1.0"}, {Name: "a", Port: 16, Tags: []string{"z", "a"}}, {Name: "b"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decode (-want +got):\n%s", diff)
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, s := range []string{"a", "greeter", "a-1", "0", "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabc"} {
+		if err := CheckServiceName(s); err != nil {
+			t.Errorf("CheckServiceName(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "-a", "a-", "A", "a_b", "a.b", "greeter\n", "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd"} {
+		if err := CheckServiceName(s); err == nil {
+			t.Errorf("CheckServiceName(%q) = nil, want error", s)
+		}
+	}
+	for _, s := range []string{"v1", "1.0", "V2_rc-1", "0"} {
+		if err := CheckVersion(s); err != nil {
+			t.Errorf("CheckVersion(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"", ".v1", "-1", "v 1", "v1\n", "v/1"} {
+		if err := CheckVersion(s); err == nil {
+			t.Errorf("CheckVersion(%q) = nil, want error", s)
+		}
+	}
+}
+
+func TestWatchDir(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	loads := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- WatchDir(ctx, nil, dir, func(name string) bool { return name == "watched" }, func() { loads <- struct{}{} })
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-loads:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no load after %s", what)
+		}
+	}
+	wait("start")
+	// An ignored file followed by the watched one: the first load after the
+	// start must be caused by the watched file, and there is exactly one.
+	if err := os.WriteFile(filepath.Join(dir, "ignored"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "watched"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("write")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("WatchDir = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchDir did not return after cancel")
+	}
+}
+
+func TestWatchDirMissing(t *testing.T) {
+	err := WatchDir(t.Context(), nil, filepath.Join(t.TempDir(), "nope"), nil, func() { t.Error("load called") })
+	if err == nil {
+		t.Fatal("WatchDir on a missing directory = nil, want error")
+	}
+}

@@ -1,0 +1,145 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/weir-mesh/weir/internal/yamlfile"
+)
+
+// Set is an immutable collection of policies, at most one per service. Its
+// zero value is an empty Set, ready for use.
+type Set struct {
+	policies map[string]Policy
+}
+
+// NewSet returns a Set of policies, which must be for distinct services; every
+// policy for a service that already has one is reported, naming both places.
+// The Set holds copies: changing a policy's Weights afterwards does not
+// change it.
+func NewSet(policies ...Policy) (Set, error) {
+	s := Set{policies: make(map[string]Policy, len(policies))}
+	var errs []error
+	for _, p := range policies {
+		if prev, dup := s.policies[p.Service]; dup {
+			errs = append(errs, &yamlfile.Error{File: p.File, Line: p.Line, Field: "service",
+				Msg: fmt.Sprintf("service %q already has a policy in %s", p.Service, prev.Where())})
+			continue
+		}
+		p.Weights = maps.Clone(p.Weights)
+		s.policies[p.Service] = p
+	}
+	if len(errs) > 0 {
+		return Set{}, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// Get returns the policy of service. Its Weights are a copy.
+func (s Set) Get(service string) (Policy, bool) {
+	p, ok := s.policies[service]
+	p.Weights = maps.Clone(p.Weights)
+	return p, ok
+}
+
+// Services returns the services that have a policy, sorted.
+func (s Set) Services() []string { return slices.Sorted(maps.Keys(s.policies)) }
+
+// Len returns the number of policies.
+func (s Set) Len() int { return len(s.policies) }
+
+// Desired returns, for every service with a fixed policy, the weights it asks
+// for. The map and its Weights are the caller's.
+func (s Set) Desired() map[string]Weights {
+	out := make(map[string]Weights, len(s.policies))
+	for name, p := range s.policies {
+		if p.Strategy == Fixed {
+			out[name] = maps.Clone(p.Weights)
+		}
+	}
+	return out
+}
+
+// Equal reports whether s and o hold the same policies, read from the same
+// places.
+func (s Set) Equal(o Set) bool {
+	return maps.EqualFunc(s.policies, o.policies, func(a, b Policy) bool {
+		return a.Service == b.Service && a.Strategy == b.Strategy && a.File == b.File &&
+			a.Line == b.Line && maps.Equal(a.Weights, b.Weights)
+	})
+}
+
+// LoadDir reads every policy file directly in dir: the regular files (or
+// links to them) named *.yaml or *.yml, in name order, skipping hidden files
+// and editor leftovers. It is all or nothing: if any file is bad, it returns
+// the errors of all bad files, joined, and an empty Set, so that the caller
+// keeps its last good Set rather than apply half an edit. An empty directory
+// is an empty Set; a missing one is an error.
+func LoadDir(dir string) (Set, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return Set{}, fmt.Errorf("policy directory: %w", err)
+	}
+	var (
+		policies []Policy
+		errs     []error
+	)
+	for _, e := range entries { // ReadDir sorts by name
+		if !isPolicyFile(e.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		p, err := loadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+		} else if p != nil {
+			policies = append(policies, *p)
+		}
+	}
+	set, err := NewSet(policies...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Set{}, errors.Join(errs...)
+	}
+	return set, nil
+}
+
+// loadFile reads one policy file; it returns nil, nil for what turns out not
+// to be a regular file (a directory named x.yaml, say).
+func loadFile(path string) (*Policy, error) {
+	fi, err := os.Stat(path) // follows links, as Kubernetes ConfigMap volumes use them
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParseFile(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// isPolicyFile reports whether a file named name in a policy directory is
+// read: *.yaml and *.yml, but not hidden files (.#x.yaml is an Emacs lock,
+// ..data a Kubernetes volume's internals) nor editor backups and swap files.
+func isPolicyFile(name string) bool {
+	switch {
+	case strings.HasPrefix(name, "."), strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"):
+		return false
+	}
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
