@@ -1,0 +1,88 @@
+package envoy
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Cluster returns an EDS cluster whose endpoints arrive over ADS, balanced
+// round robin (which every gRPC client supports, unlike LEAST_REQUEST).
+// Envoy speaks to the upstream in the protocol the request came in with, so
+// gRPC (HTTP/2) and HTTP/1 both pass through a sidecar; grpc-go ignores that
+// option.
+func Cluster(name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
+		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{
+			httpProtocolOptionsKey: mustAny(downstreamProtocolOptions()),
+		},
+	}
+}
+
+// downstreamProtocolOptions makes Envoy use the downstream request's protocol upstream.
+func downstreamProtocolOptions() *httpv3.HttpProtocolOptions {
+	return &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+				HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
+				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
+		},
+	}
+}
+
+// http2ProtocolOptions makes Envoy speak HTTP/2 to the upstream, as gRPC needs.
+func http2ProtocolOptions() *httpv3.HttpProtocolOptions {
+	return &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				},
+			},
+		},
+	}
+}
+
+// Endpoint is one upstream address of a cluster.
+type Endpoint struct {
+	Address string // an IP literal: gRPC clients other than grpc-go reject host names
+	Port    uint32
+	Health  corev3.HealthStatus
+}
+
+// ClusterLoadAssignment returns the endpoints of cluster in one locality, in
+// the given order. The locality carries an explicit identity and
+// load_balancing_weight: grpc-go rejects a locality without identity and
+// silently drops one without weight. No endpoints yields an assignment without
+// localities, which clients read as "no endpoints".
+func ClusterLoadAssignment(cluster string, endpoints []Endpoint) *endpointv3.ClusterLoadAssignment {
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: cluster}
+	if len(endpoints) == 0 {
+		return cla
+	}
+	lbEndpoints := make([]*endpointv3.LbEndpoint, len(endpoints))
+	for i, e := range endpoints {
+		lbEndpoints[i] = &endpointv3.LbEndpoint{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+				Address: socketAddress(e.Address, e.Port),
+			}},
+			HealthStatus: e.Health,
+		}
+	}
+	cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{
+		Locality:            &corev3.Locality{},
+		LbEndpoints:         lbEndpoints,
+		LoadBalancingWeight: wrapperspb.UInt32(1),
+	}}
+	return cla
+}

@@ -1,0 +1,150 @@
+package snapshot
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/envoy"
+)
+
+// good returns the consistent resources of a two-version service.
+func good(t *testing.T) Resources {
+	t.Helper()
+	snap, err := Build(loadInput(t, filepath.Join("testdata", "fixed-90-10.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.Resources
+}
+
+func TestConsistent(t *testing.T) {
+	tests := []struct {
+		name    string
+		breakIt func(r *Resources)
+		want    []string // substrings of the error; none means consistent
+	}{{
+		name:    "as built",
+		breakIt: func(*Resources) {},
+	}, {
+		name:    "missing route configuration",
+		breakIt: func(r *Resources) { r.Routes = nil },
+		want: []string{
+			`listener "weir_outbound_http" references route configuration "weir_outbound", which is not served`,
+			`listener "greeter" references route configuration "weir_outbound", which is not served`,
+		},
+	}, {
+		name: "api listener alone references a missing route configuration",
+		breakIt: func(r *Resources) {
+			r.SidecarListeners = nil
+			r.APIListeners = append(r.APIListeners, envoy.APIListener("other", "nope"))
+		},
+		want: []string{`listener "other" references route configuration "nope", which is not served`},
+	}, {
+		name:    "missing cluster",
+		breakIt: func(r *Resources) { r.Clusters = r.Clusters[:1] },
+		want: []string{
+			`route configuration "weir_outbound" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
+			`ClusterLoadAssignment "greeter/v2" belongs to no EDS cluster`,
+		},
+	}, {
+		name:    "missing assignment",
+		breakIt: func(r *Resources) { r.Endpoints = r.Endpoints[1:] },
+		want:    []string{`EDS cluster "greeter/v1" has no ClusterLoadAssignment "greeter/v1"`},
+	}, {
+		name: "duplicate names",
+		breakIt: func(r *Resources) {
+			r.Clusters = append(r.Clusters, r.Clusters[0])
+			r.Endpoints = append(r.Endpoints, r.Endpoints[0])
+			r.Routes = append(r.Routes, r.Routes[0])
+			r.APIListeners = append(r.APIListeners, r.APIListeners[0])
+		},
+		want: []string{
+			`cluster "greeter/v1" is listed twice`,
+			`ClusterLoadAssignment "greeter/v1" is listed twice`,
+			`route configuration "weir_outbound" is listed twice`,
+			`api listener "greeter" is listed twice`,
+		},
+	}, {
+		name: "domain in two virtual hosts",
+		breakIt: func(r *Resources) {
+			vh := envoy.VirtualHost("greeter.service.consul", []string{"greeter.service.consul"},
+				envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "greeter/v1", Weight: 1}}))
+			r.Routes[0].VirtualHosts = append(r.Routes[0].VirtualHosts, vh)
+		},
+		want: []string{`domain "greeter.service.consul" is in virtual hosts "greeter" and "greeter.service.consul"`},
+	}, {
+		name: "inline route configuration names a missing cluster",
+		breakIt: func(r *Resources) {
+			hcm := envoy.HTTPConnectionManager("inline", "unused")
+			hcm.RouteSpecifier = &hcmRouteConfig{RouteConfig: &routev3.RouteConfiguration{
+				Name: "inline",
+				VirtualHosts: []*routev3.VirtualHost{envoy.VirtualHost("x", []string{"x"},
+					envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "x/v1", Weight: 1}}))},
+			}}
+			l := envoy.APIListener("x", "unused")
+			l.ApiListener.ApiListener = mustAnyT(t, hcm)
+			r.APIListeners = append(r.APIListeners, l)
+		},
+		want: []string{`listener "x" (virtual host "x") references cluster "x/v1", which is not served`},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := good(t)
+			tt.breakIt(&r)
+			err := Consistent(r)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Consistent: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Consistent succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateNamesResource(t *testing.T) {
+	r := good(t)
+	r.Endpoints = append(r.Endpoints, &endpointv3.ClusterLoadAssignment{}) // cluster_name is required
+	r.SidecarListeners = append(r.SidecarListeners, &listenerv3.Listener{Name: "bad", FilterChains: []*listenerv3.FilterChain{{
+		Filters: []*listenerv3.Filter{{}}, // a filter needs a name
+	}}})
+	err := validate(r)
+	if err == nil {
+		t.Fatal("validate succeeded, want errors")
+	}
+	for _, w := range []string{
+		`type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment ""`,
+		`type.googleapis.com/envoy.config.listener.v3.Listener "bad"`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+type hcmRouteConfig = hcmv3.HttpConnectionManager_RouteConfig
+
+func mustAnyT(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

@@ -1,0 +1,130 @@
+// Package snapshot turns what discovery knows and what policy wants into the
+// xDS resources weir serves. Build is pure: the same Input always yields the
+// same resources and Version, so an unchanged world pushes nothing and the
+// Version can key ACK gating.
+package snapshot
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
+)
+
+const (
+	// RouteConfigName is the one route configuration, shared by every listener.
+	RouteConfigName = "weir_outbound"
+	// SidecarListenerName is the Envoy sidecar's outbound HTTP listener.
+	SidecarListenerName = "weir_outbound_http"
+
+	defaultSidecarPort    = 15001
+	defaultSidecarAddress = "127.0.0.1"
+)
+
+// Input is everything Build needs.
+type Input struct {
+	Model   discovery.Model
+	Desired map[string]policy.Weights // per service; a service without an entry has no policy
+	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
+	SidecarPort uint32
+	// SidecarAddress is the Envoy outbound listener address; "" means 127.0.0.1.
+	SidecarAddress string
+}
+
+// Resources are the xDS resources of one snapshot, each slice sorted by name.
+type Resources struct {
+	Clusters         []*clusterv3.Cluster
+	Endpoints        []*endpointv3.ClusterLoadAssignment
+	Routes           []*routev3.RouteConfiguration
+	SidecarListeners []*listenerv3.Listener // served to Envoy proxies (wildcard LDS)
+	APIListeners     []*listenerv3.Listener // served to proxyless gRPC clients (named LDS)
+}
+
+// Snapshot is the result of Build.
+type Snapshot struct {
+	Resources
+	// Version is a short hex content hash of Resources: equal Resources, equal Version.
+	Version string
+	// Report lists what the caller should warn about; it does not stop a push.
+	Report Report
+}
+
+// ClusterName names the cluster of one version of a service.
+func ClusterName(service, version string) string { return service + "/" + version }
+
+// Build returns the resources for in. It fails only if its own output is
+// invalid or inconsistent, which means a bug here or in package envoy; the
+// caller should then keep serving its last good snapshot.
+func Build(in Input) (*Snapshot, error) {
+	if in.SidecarPort == 0 {
+		in.SidecarPort = defaultSidecarPort
+	}
+	if in.SidecarAddress == "" {
+		in.SidecarAddress = defaultSidecarAddress
+	}
+	services := in.Model.Services()
+	snap := &Snapshot{}
+	vhosts := make([]*routev3.VirtualHost, 0, len(services))
+	for _, svc := range services {
+		desired, hasPolicy := in.Desired[svc.Name]
+		out := buildService(svc, desired, hasPolicy)
+		snap.Clusters = append(snap.Clusters, out.clusters...)
+		snap.Endpoints = append(snap.Endpoints, out.endpoints...)
+		snap.APIListeners = append(snap.APIListeners, envoy.APIListener(svc.Name, RouteConfigName))
+		vhosts = append(vhosts, out.vhost)
+		snap.Report.add(svc.Name, out.report)
+	}
+	snap.Report.UnknownServices = unknownServices(in)
+	snap.Routes = []*routev3.RouteConfiguration{envoy.RouteConfiguration(RouteConfigName, vhosts)}
+	snap.SidecarListeners = []*listenerv3.Listener{
+		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
+	}
+	snap.sort()
+	if err := validate(snap.Resources); err != nil {
+		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
+	}
+	if err := Consistent(snap.Resources); err != nil {
+		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
+	}
+	version, err := hash(snap.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	snap.Version = version
+	return snap, nil
+}
+
+// unknownServices returns, sorted, the services that have a policy but that
+// discovery does not know.
+func unknownServices(in Input) []string {
+	var unknown []string
+	for name := range in.Desired {
+		if _, ok := in.Model.Service(name); !ok {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
+}
+
+// sort orders every resource by name. Services come sorted from the model,
+// but ClusterName's "/" separator does not sort like the service name alone
+// ("a/v1" > "a-b/v1" although "a" < "a-b"), so sort explicitly.
+func (r *Resources) sort() {
+	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+	})
+	byName := func(a, b *listenerv3.Listener) int { return cmp.Compare(a.GetName(), b.GetName()) }
+	slices.SortFunc(r.SidecarListeners, byName)
+	slices.SortFunc(r.APIListeners, byName)
+	slices.SortFunc(r.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.GetName(), b.GetName()) })
+}

@@ -1,0 +1,209 @@
+package snapshot
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+)
+
+// servedWeights returns cluster → weight of every virtual host of snap's route.
+func servedWeights(snap *Snapshot) map[string]uint32 {
+	out := make(map[string]uint32)
+	for _, rc := range snap.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, cw := range vh.GetRoutes()[0].GetRoute().GetWeightedClusters().GetClusters() {
+				out[cw.GetName()] = cw.GetWeight().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func clusterNames(snap *Snapshot) []string {
+	var out []string
+	for _, c := range snap.Clusters {
+		out = append(out, c.GetName())
+	}
+	return out
+}
+
+// TestGoldenSemantics states what the golden files must show, so that an
+// -update that breaks the rules fails here.
+func TestGoldenSemantics(t *testing.T) {
+	tests := []struct {
+		name     string
+		weights  map[string]uint32
+		clusters []string
+		report   Report
+	}{
+		{"no-policy-two-versions", map[string]uint32{"greeter/v1": 7500, "greeter/v2": 2500}, []string{"greeter/v1", "greeter/v2"}, Report{}},
+		{"fixed-90-10", map[string]uint32{"greeter/v1": 9000, "greeter/v2": 1000}, []string{"greeter/v1", "greeter/v2"}, Report{}},
+		{"fine-99.99-0.01", map[string]uint32{"greeter/v1": 9999, "greeter/v2": 1}, []string{"greeter/v1", "greeter/v2"}, Report{}},
+		{"policy-version-missing", map[string]uint32{"greeter/v1": 8889, "greeter/v2": 1111}, []string{"greeter/v1", "greeter/v2"},
+			Report{Unserved: []ServiceVersion{{"greeter", "v3"}}}},
+		{"all-desired-unhealthy", map[string]uint32{"greeter/v1": 10000}, []string{"greeter/v1", "greeter/v2", "greeter/v3"},
+			Report{Unserved: []ServiceVersion{{"greeter", "v2"}, {"greeter", "v3"}}}},
+		{"maintenance-critical", map[string]uint32{"greeter/v1": 10000}, []string{"greeter/v1"}, Report{}},
+		{"no-instances", map[string]uint32{"greeter/": 10000, "planned/": 10000}, []string{"greeter/", "planned/"},
+			Report{Unserved: []ServiceVersion{{"planned", "v1"}}, NoServing: []string{"greeter", "planned"}}},
+		{"several-services", map[string]uint32{"a/v1": 10000, "a-b/v1": 10000, "b/v1": 10000}, []string{"a-b/v1", "a/", "a/v1", "b/v1"},
+			Report{UnknownServices: []string{"c"}, DuplicateEndpoints: []ServiceVersion{{"a", "v1"}}}},
+		{"weight-zero", map[string]uint32{"greeter/v1": 10000}, []string{"greeter/v1", "greeter/v2"}, Report{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap, err := Build(loadInput(t, filepath.Join("testdata", tt.name+".yaml")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.weights, servedWeights(snap)); diff != "" {
+				t.Errorf("route weights (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.clusters, clusterNames(snap)); diff != "" {
+				t.Errorf("clusters (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.report, snap.Report); diff != "" {
+				t.Errorf("report (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMaintenanceDrainsCriticalOmitted(t *testing.T) {
+	snap, err := Build(loadInput(t, filepath.Join("testdata", "maintenance-critical.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, lb := range snap.Endpoints[0].GetEndpoints()[0].GetLbEndpoints() {
+		got[lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()] = lb.GetHealthStatus().String()
+	}
+	want := map[string]string{"10.0.0.1": "HEALTHY", "10.0.0.2": "HEALTHY", "10.0.0.3": "DRAINING"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("endpoints (-want +got):\n%s", diff)
+	}
+}
+
+// world returns n services with perService instances each, over two versions,
+// and a 90/10 policy for every other service.
+func world(n, perService int) ([]discovery.Service, map[string]policy.Weights) {
+	services := make([]discovery.Service, n)
+	desired := make(map[string]policy.Weights)
+	for i := range services {
+		name := fmt.Sprintf("svc-%05d", i)
+		services[i].Name = name
+		for j := range perService {
+			services[i].Instances = append(services[i].Instances, discovery.Instance{
+				ID:      fmt.Sprintf("%s-%02d", name, j),
+				Address: fmt.Sprintf("10.%d.%d.%d", i/256%256, i%256, j+1),
+				Port:    8080,
+				Version: []string{"v1", "v2"}[j%2],
+				Health:  discovery.Health(j % 4),
+			})
+		}
+		if i%2 == 0 {
+			desired[name] = policy.Weights{"v1": 9000, "v2": 1000}
+		}
+	}
+	return services, desired
+}
+
+func mustBuild(t testing.TB, services []discovery.Service, desired map[string]policy.Weights) *Snapshot {
+	t.Helper()
+	model, err := discovery.NewModel(services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Build(Input{Model: model, Desired: desired})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func TestDeterministic(t *testing.T) {
+	services, desired := world(50, 6)
+	first := mustBuild(t, services, desired)
+
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(services), func(i, j int) { services[i], services[j] = services[j], services[i] })
+	for _, s := range services {
+		r.Shuffle(len(s.Instances), func(i, j int) { s.Instances[i], s.Instances[j] = s.Instances[j], s.Instances[i] })
+	}
+	second := mustBuild(t, services, desired)
+
+	if first.Version != second.Version {
+		t.Errorf("Version = %s, then %s after shuffling", first.Version, second.Version)
+	}
+	if diff := cmp.Diff(first.Resources, second.Resources, protocmp.Transform()); diff != "" {
+		t.Errorf("resources differ after shuffling (-first +second):\n%s", diff)
+	}
+	if len(first.Version) != versionLen {
+		t.Errorf("Version %q has %d characters, want %d", first.Version, len(first.Version), versionLen)
+	}
+}
+
+func TestVersionChanges(t *testing.T) {
+	services, desired := world(3, 4)
+	base := mustBuild(t, services, desired)
+	if again := mustBuild(t, services, desired); again.Version != base.Version {
+		t.Errorf("nothing changed but Version went from %s to %s", base.Version, again.Version)
+	}
+
+	services[1].Instances[0].Address = "192.0.2.1" // a passing instance
+	if moved := mustBuild(t, services, desired); moved.Version == base.Version {
+		t.Errorf("an endpoint moved but Version stayed %s", base.Version)
+	}
+	services[1].Instances[0].Address = "10.0.1.1"
+	if back := mustBuild(t, services, desired); back.Version != base.Version {
+		t.Errorf("endpoint moved back but Version is %s, want %s", back.Version, base.Version)
+	}
+
+	desired["svc-00000"] = policy.Weights{"v1": 5000, "v2": 5000}
+	if shifted := mustBuild(t, services, desired); shifted.Version == base.Version {
+		t.Errorf("weights changed but Version stayed %s", base.Version)
+	}
+}
+
+func TestReportWarnings(t *testing.T) {
+	r := Report{
+		Unserved:           []ServiceVersion{{"greeter", "v3"}},
+		UnknownServices:    []string{"ghost"},
+		NoServing:          []string{"empty"},
+		DuplicateEndpoints: []ServiceVersion{{"greeter", "v1"}},
+	}
+	want := []string{
+		`service "greeter": policy wants version "v3", which has no serving instances; its share goes to the other versions`,
+		`service "ghost": has a policy but discovery does not know it`,
+		`service "empty": no serving instances; its calls fail`,
+		`service "greeter": version "v1" has several instances at one address and port; only the first by ID is used`,
+	}
+	if diff := cmp.Diff(want, r.Warnings()); diff != "" {
+		t.Errorf("Warnings (-want +got):\n%s", diff)
+	}
+	if got := (Report{}).Warnings(); len(got) != 0 {
+		t.Errorf("empty report warns %q", got)
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	services, desired := world(5000, 10)
+	model, err := discovery.NewModel(services)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Model: model, Desired: desired}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
