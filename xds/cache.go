@@ -1,0 +1,264 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// Cache is weir's xDS cache. One prepared snapshot serves every proxy of a
+// class, whatever its node id, so memory does not grow with the fleet.
+//
+// Unlike go-control-plane's SnapshotCache it answers named subscriptions with
+// exactly the names it has (a gRPC client asking for one listener gets it, and
+// a request for unknown names still gets an answer), it never re-sends content
+// a client already has (so a NACK does not start a resend storm), and it
+// answers the first request of every stream, which is how a reconnecting
+// client learns it is up to date.
+//
+// Nothing is served until the first SetSnapshot: a proxy that connects early
+// waits rather than being handed an empty world.
+type Cache struct {
+	mu      sync.Mutex
+	current *prepared // nil until the first SetSnapshot
+	sotw    map[*sotwWatch]struct{}
+	delta   map[*deltaWatch]struct{}
+}
+
+var _ cachev3.Cache = (*Cache)(nil)
+
+// NewCache returns an empty Cache.
+func NewCache() *Cache {
+	return &Cache{sotw: make(map[*sotwWatch]struct{}), delta: make(map[*deltaWatch]struct{})}
+}
+
+// SetSnapshot makes s the current snapshot and answers every open watch whose
+// view of the resources changed.
+func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
+	p, err := prepare(s)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current = p
+	for w := range c.sotw {
+		if resp := sotwResponse(p, w.req, w.sub); resp != nil {
+			w.ch <- resp
+			delete(c.sotw, w)
+		}
+	}
+	for w := range c.delta {
+		if resp := deltaResponse(p, w.req, w.sub); resp != nil {
+			w.ch <- resp
+			delete(c.delta, w)
+		}
+	}
+	return nil
+}
+
+// Version returns the version of the current snapshot, "" before the first.
+func (c *Cache) Version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == nil {
+		return ""
+	}
+	return c.current.version
+}
+
+type sotwWatch struct {
+	req *cachev3.Request
+	sub cachev3.Subscription
+	ch  chan cachev3.Response
+}
+
+type deltaWatch struct {
+	req *cachev3.DeltaRequest
+	sub cachev3.Subscription
+	ch  chan cachev3.DeltaResponse
+}
+
+// CreateWatch answers a state-of-the-world request now if the client's view
+// is out of date, or else when a later snapshot changes it.
+func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current != nil {
+		if resp := sotwResponse(c.current, req, sub); resp != nil {
+			ch <- resp
+			return func() {}, nil
+		}
+	}
+	w := &sotwWatch{req: req, sub: sub, ch: ch}
+	c.sotw[w] = struct{}{}
+	return func() { c.cancelSotw(w) }, nil
+}
+
+// CreateDeltaWatch is CreateWatch for the incremental protocol.
+func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current != nil {
+		if resp := deltaResponse(c.current, req, sub); resp != nil {
+			ch <- resp
+			return func() {}, nil
+		}
+	}
+	w := &deltaWatch{req: req, sub: sub, ch: ch}
+	c.delta[w] = struct{}{}
+	return func() { c.cancelDelta(w) }, nil
+}
+
+func (c *Cache) cancelSotw(w *sotwWatch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sotw, w)
+}
+
+func (c *Cache) cancelDelta(w *deltaWatch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.delta, w)
+}
+
+// ErrNotReady is returned by Fetch before the first snapshot.
+var ErrNotReady = errors.New("xds: no snapshot published yet")
+
+// Fetch answers a REST request with the current resources.
+func (c *Cache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == nil {
+		return nil, ErrNotReady
+	}
+	sub := fetchSubscription{names: req.GetResourceNames()}
+	return sotwResponse(c.current, req, sub), nil
+}
+
+// sotwResponse returns the response a state-of-the-world watch needs, or nil
+// when the client already holds exactly what it would be sent. The first
+// request of a stream (no response nonce) is always answered.
+func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) cachev3.Response {
+	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
+	if ts == nil {
+		ts = &typeSet{} // a type weir does not serve: answer with nothing
+	}
+	selected := selectEntries(ts, sub)
+	returned := make(map[string]string, len(selected))
+	for _, e := range selected {
+		returned[e.name] = e.hash
+	}
+	if req.GetResponseNonce() != "" && maps.Equal(returned, sub.ReturnedResources()) {
+		return nil
+	}
+	anys := make([]*anypb.Any, len(selected))
+	for i, e := range selected {
+		anys[i] = e.any
+	}
+	return &cachev3.PassthroughResponse{
+		Request:           req,
+		ReturnedResources: returned,
+		DiscoveryResponse: &discoveryv3.DiscoveryResponse{
+			VersionInfo: ts.version,
+			TypeUrl:     req.GetTypeUrl(),
+			Resources:   anys,
+		},
+	}
+}
+
+// selectEntries returns, sorted by name, the entries a subscription covers.
+func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
+	if sub.IsWildcard() {
+		return ts.entries
+	}
+	names := sub.SubscribedResources()
+	out := make([]entry, 0, len(names))
+	for name := range names {
+		if e, ok := ts.lookup(name); ok {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// deltaResponse returns the incremental response a watch needs: resources
+// whose content the client lacks, and names it holds or asked for that no
+// longer exist. It returns nil when there is nothing to say, except that the
+// first request of a stream is always answered.
+func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
+	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
+	if ts == nil {
+		ts = &typeSet{}
+	}
+	known := sub.ReturnedResources()
+	next := make(map[string]string)
+	var changed []*discoveryv3.Resource
+	for _, e := range selectEntries(ts, sub) {
+		next[e.name] = e.hash
+		if known[e.name] != e.hash {
+			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})
+		}
+	}
+	removed, removedKnown := removedNames(ts, sub, known)
+	first := req.GetResponseNonce() == ""
+	if len(changed) == 0 && !removedKnown && !first {
+		return nil
+	}
+	return &cachev3.DeltaPassthroughResponse{
+		DeltaRequest:   req,
+		NextVersionMap: next,
+		DeltaDiscoveryResponse: &discoveryv3.DeltaDiscoveryResponse{
+			SystemVersionInfo: ts.version,
+			TypeUrl:           req.GetTypeUrl(),
+			Resources:         changed,
+			RemovedResources:  removed,
+		},
+	}
+}
+
+// removedNames lists names the client holds or subscribed to that do not
+// exist, and reports whether any of them is one the client holds (a real
+// removal, as opposed to repeating that an unknown name does not exist).
+func removedNames(ts *typeSet, sub cachev3.Subscription, known map[string]string) (removed []string, removedKnown bool) {
+	seen := make(map[string]bool)
+	for name := range known {
+		if _, ok := ts.lookup(name); !ok {
+			seen[name] = true
+			removedKnown = true
+		}
+	}
+	for name := range sub.SubscribedResources() {
+		if _, ok := ts.lookup(name); !ok {
+			seen[name] = true
+		}
+	}
+	for name := range seen {
+		removed = append(removed, name)
+	}
+	slices.Sort(removed)
+	return removed, removedKnown
+}
+
+// fetchSubscription adapts a REST request's names to a Subscription.
+type fetchSubscription struct{ names []string }
+
+func (f fetchSubscription) ReturnedResources() map[string]string { return nil }
+func (f fetchSubscription) IsWildcard() bool                     { return len(f.names) == 0 }
+func (f fetchSubscription) SubscribedResources() map[string]struct{} {
+	m := make(map[string]struct{}, len(f.names))
+	for _, n := range f.names {
+		m[n] = struct{}{}
+	}
+	return m
+}

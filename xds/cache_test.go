@@ -1,0 +1,167 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+func mustSet(t *testing.T, c *Cache, s *snapshot.Snapshot) {
+	t.Helper()
+	if err := c.SetSnapshot(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNothingServedBeforeFirstSnapshot(t *testing.T) {
+	srv := startServer(t)
+	c := dialADS(t, srv.addr, envoyNode)
+	c.subscribe(resourcev3.ClusterType)
+
+	// The request is open; the first snapshot answers it. Had the cache
+	// answered earlier, the first response would be empty.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	r := c.recv()
+	if got, want := resourceNames(t, r), []string{"greeter/v1"}; !slices.Equal(got, want) {
+		t.Fatalf("first response = %v, want %v", got, want)
+	}
+}
+
+func TestEnvoyAndGRPCShareOneSnapshot(t *testing.T) {
+	srv := startServer(t)
+	snap := greeterSnapshot(t, policy.Weights{"v1": 9000, "v2": 1000}, "v1", "v2")
+	mustSet(t, srv.cache, snap)
+
+	envoy := dialADS(t, srv.addr, envoyNode)
+	envoy.subscribe(resourcev3.ListenerType)
+	envoy.subscribe(resourcev3.ClusterType)
+	lds, cds := envoy.recv(), envoy.recv()
+	if lds.TypeUrl != resourcev3.ListenerType {
+		lds, cds = cds, lds
+	}
+	if got, want := resourceNames(t, lds), []string{snapshot.SidecarListenerName}; !slices.Equal(got, want) {
+		t.Errorf("envoy wildcard LDS = %v, want %v", got, want)
+	}
+	if got, want := resourceNames(t, cds), []string{"greeter/v1", "greeter/v2"}; !slices.Equal(got, want) {
+		t.Errorf("envoy wildcard CDS = %v, want %v", got, want)
+	}
+
+	grpc := dialADS(t, srv.addr, grpcNode)
+	grpc.subscribe(resourcev3.ListenerType, "greeter")
+	if got, want := resourceNames(t, grpc.recv()), []string{"greeter"}; !slices.Equal(got, want) {
+		t.Errorf("gRPC named LDS = %v, want %v", got, want)
+	}
+	grpc.subscribe(resourcev3.ClusterType, "greeter/v2")
+	if got, want := resourceNames(t, grpc.recv()), []string{"greeter/v2"}; !slices.Equal(got, want) {
+		t.Errorf("gRPC named CDS = %v, want %v", got, want)
+	}
+}
+
+func TestResourcesMarshalledOnce(t *testing.T) {
+	p, err := prepare(greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wildcard := fetchSubscription{}
+	named := fetchSubscription{names: []string{"greeter/v2"}}
+	envoyResp := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: resourcev3.ClusterType}, wildcard)
+	grpcResp := sotwResponse(p, &discoveryRequest{Node: grpcNode, TypeUrl: resourcev3.ClusterType}, named)
+	e, _ := envoyResp.GetDiscoveryResponse()
+	g, _ := grpcResp.GetDiscoveryResponse()
+	if e == g {
+		t.Fatal("two streams share one DiscoveryResponse; the server writes its nonce into it")
+	}
+	// Both classes carry the very same marshalled cluster, not a copy.
+	if e.Resources[1] != g.Resources[0] {
+		t.Error("Envoy and gRPC responses hold different copies of greeter/v2")
+	}
+}
+
+func TestUnknownNamesAreAnswered(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ListenerType, "no-such-service")
+	if r := c.recv(); len(r.Resources) != 0 {
+		t.Fatalf("got %d resources for an unknown name, want an empty answer", len(r.Resources))
+	}
+}
+
+func TestAckNackAndNoResend(t *testing.T) {
+	srv := startServer(t)
+	v90 := greeterSnapshot(t, policy.Weights{"v1": 9000, "v2": 1000}, "v1", "v2")
+	v50 := greeterSnapshot(t, policy.Weights{"v1": 5000, "v2": 5000}, "v1", "v2")
+	v0 := greeterSnapshot(t, policy.Weights{"v2": 10000}, "v1", "v2")
+	mustSet(t, srv.cache, v90)
+
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
+	first := c.recv()
+	c.ack(first, snapshot.RouteConfigName)
+	eventually(t, "ACK recorded", func() bool { return routeStatus(srv.tracker).Acked == first.VersionInfo })
+
+	// Publishing identical content sends nothing; the next thing the client
+	// sees is the 50/50 change.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 9000, "v2": 1000}, "v1", "v2"))
+	mustSet(t, srv.cache, v50)
+	second := c.recv()
+	if second.VersionInfo == first.VersionInfo {
+		t.Fatalf("identical snapshot was pushed again (version %s)", first.VersionInfo)
+	}
+
+	// The client rejects 50/50: the rejection is recorded, its last good
+	// version stays ACKed, and 50/50 is not sent again.
+	c.nack(second, first.VersionInfo, snapshot.RouteConfigName)
+	eventually(t, "NACK recorded", func() bool { return routeStatus(srv.tracker).LastNack != nil })
+	st := routeStatus(srv.tracker)
+	if st.Acked != first.VersionInfo || st.LastNack.Version != second.VersionInfo || st.LastNack.Error != "test rejects this" {
+		t.Fatalf("after NACK: acked %q, nack %+v; want acked %q and a NACK of %q", st.Acked, st.LastNack, first.VersionInfo, second.VersionInfo)
+	}
+	mustSet(t, srv.cache, v0)
+	if third := c.recv(); third.VersionInfo == second.VersionInfo {
+		t.Fatal("the NACKed version was sent again")
+	}
+}
+
+func TestReconnectIsAnswered(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ListenerType, "greeter")
+	r := c.recv()
+	c.ack(r, "greeter")
+	c.cancel()
+
+	// A new stream starts with the version the client holds and no nonce;
+	// it must still be answered, or the client would wait forever.
+	again := dialADS(t, srv.addr, grpcNode)
+	again.send(&discoveryRequest{TypeUrl: resourcev3.ListenerType, VersionInfo: r.VersionInfo, ResourceNames: []string{"greeter"}})
+	if got := again.recv(); got.VersionInfo != r.VersionInfo || len(got.Resources) != 1 {
+		t.Fatalf("reconnect answered with version %q and %d resources", got.VersionInfo, len(got.Resources))
+	}
+}
+
+func TestRemovedListenerIsDeleted(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ListenerType, "greeter")
+	c.ack(c.recv(), "greeter")
+	mustSet(t, srv.cache, emptySnapshot(t))
+	if r := c.recv(); len(r.Resources) != 0 {
+		t.Fatalf("after the service left, LDS still carries %v", resourceNames(t, r))
+	}
+}
+
+// routeStatus returns the RDS status of the only connected proxy.
+func routeStatus(tr *Tracker) TypeStatus {
+	ps := tr.Proxies()
+	if len(ps) != 1 {
+		return TypeStatus{}
+	}
+	return ps[0].Types[resourcev3.RouteType]
+}

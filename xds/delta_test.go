@@ -1,0 +1,112 @@
+package xds
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/weir-mesh/weir/policy"
+)
+
+type deltaClient struct {
+	t      *testing.T
+	stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	resps  chan *discoveryv3.DeltaDiscoveryResponse
+}
+
+func dialDelta(t *testing.T, addr string) *deltaClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &deltaClient{t: t, stream: stream, resps: make(chan *discoveryv3.DeltaDiscoveryResponse, 16)}
+	go func() {
+		defer close(c.resps)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			c.resps <- r
+		}
+	}()
+	t.Cleanup(func() { cancel(); conn.Close() })
+	return c
+}
+
+func (c *deltaClient) send(req *discoveryv3.DeltaDiscoveryRequest) {
+	c.t.Helper()
+	if err := c.stream.Send(req); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+func (c *deltaClient) recv() *discoveryv3.DeltaDiscoveryResponse {
+	c.t.Helper()
+	select {
+	case r, ok := <-c.resps:
+		if !ok {
+			c.t.Fatal("stream closed")
+		}
+		return r
+	case <-time.After(waitTimeout):
+		c.t.Fatal("no delta response within", waitTimeout)
+		return nil
+	}
+}
+
+func deltaNames(r *discoveryv3.DeltaDiscoveryResponse) []string {
+	var names []string
+	for _, res := range r.Resources {
+		names = append(names, res.Name)
+	}
+	return names
+}
+
+func TestDeltaSendsOnlyChanges(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v2"))
+	c := dialDelta(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.ClusterType})
+	first := c.recv()
+	if got, want := deltaNames(first), []string{"greeter/v1", "greeter/v2"}; !slices.Equal(got, want) {
+		t.Fatalf("first delta CDS = %v, want %v", got, want)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: first.Nonce})
+
+	// v1 leaves: only its removal is sent, v2 is not repeated.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v2": 10000}, "v2"))
+	second := c.recv()
+	if len(second.Resources) != 0 || !slices.Equal(second.RemovedResources, []string{"greeter/v1"}) {
+		t.Fatalf("second delta CDS: resources %v, removed %v; want only greeter/v1 removed", deltaNames(second), second.RemovedResources)
+	}
+
+	// A NACK is recorded against the version it rejects and not answered
+	// with the same content again: the next response is the next change.
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: second.Nonce,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad cluster"}})
+	eventually(t, "delta NACK recorded", func() bool {
+		ps := srv.tracker.Proxies()
+		return len(ps) == 1 && ps[0].Types[resourcev3.ClusterType].LastNack != nil
+	})
+	if nack := srv.tracker.Proxies()[0].Types[resourcev3.ClusterType].LastNack; nack.Version != second.SystemVersionInfo {
+		t.Errorf("NACK recorded for version %q, want %q", nack.Version, second.SystemVersionInfo)
+	}
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v3": 10000}, "v2", "v3"))
+	if third := c.recv(); !slices.Equal(deltaNames(third), []string{"greeter/v3"}) {
+		t.Fatalf("third delta CDS = %v, want only the new greeter/v3", deltaNames(third))
+	}
+}

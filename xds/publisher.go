@@ -1,0 +1,231 @@
+package xds
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// Input sources named in rejections, metrics and /readyz.
+const (
+	SourceDiscovery = "discovery"
+	SourcePolicies  = "policies"
+)
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Cache   *Cache
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// Debounce is how long the publisher gathers changes after the first
+	// one before it builds: a burst becomes one push, and the first change
+	// waits at most this long. Default 50 ms.
+	Debounce       time.Duration
+	SidecarAddress string
+	SidecarPort    uint32
+}
+
+// Status is what the publisher is serving, for /readyz and logs.
+type Status struct {
+	Ready       bool // a snapshot is being served
+	Version     string
+	PublishedAt time.Time
+	Waiting     []string          // inputs the first snapshot still waits for
+	Rejected    map[string]string // source → why its latest input was rejected
+	Warnings    []string          // from the current snapshot's report
+	BuildError  string            // the last build failure, if the last build failed
+}
+
+// Publisher turns discovery models and policy sets into snapshots in the
+// cache. It publishes nothing until both inputs have arrived once, and it
+// never replaces a good snapshot with a failed build: the last good config
+// keeps serving.
+type Publisher struct {
+	cfg  PublisherConfig
+	kick chan struct{}
+
+	mu         sync.Mutex
+	model      *discovery.Model
+	policies   *policy.Set
+	rejected   map[string]string
+	status     Status
+	lastReport []string
+}
+
+// NewPublisher returns a Publisher; Run starts it.
+func NewPublisher(cfg PublisherConfig) *Publisher {
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 50 * time.Millisecond
+	}
+	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string)}
+}
+
+// Update implements discovery.Sink.
+func (p *Publisher) Update(m discovery.Model) {
+	p.mu.Lock()
+	p.model = &m
+	p.accept(SourceDiscovery)
+	p.mu.Unlock()
+	p.wake()
+}
+
+// Reject implements discovery.Sink.
+func (p *Publisher) Reject(err error) { p.reject(SourceDiscovery, err) }
+
+// SetPolicies takes the result of a policy directory load: a new set, or
+// the error that rejected the directory's latest contents.
+func (p *Publisher) SetPolicies(set policy.Set, err error) {
+	if err != nil {
+		p.reject(SourcePolicies, err)
+		return
+	}
+	p.mu.Lock()
+	p.policies = &set
+	p.accept(SourcePolicies)
+	p.mu.Unlock()
+	p.wake()
+}
+
+// accept clears a source's rejection. mu must be held.
+func (p *Publisher) accept(source string) {
+	if _, ok := p.rejected[source]; ok {
+		p.cfg.Logger.Info("input accepted again", "source", source)
+	}
+	delete(p.rejected, source)
+	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(0)
+}
+
+func (p *Publisher) reject(source string, err error) {
+	p.mu.Lock()
+	p.rejected[source] = err.Error()
+	p.mu.Unlock()
+	p.cfg.Metrics.Rejections.WithLabelValues(source).Inc()
+	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(1)
+	p.cfg.Logger.Error("input rejected; the last good config keeps serving", "source", source, "error", err)
+}
+
+func (p *Publisher) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns what is being served and why anything is held back.
+func (p *Publisher) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.status
+	s.Rejected = maps.Clone(p.rejected)
+	s.Waiting = p.waiting()
+	return s
+}
+
+// waiting lists the inputs that have not arrived yet. mu must be held.
+func (p *Publisher) waiting() []string {
+	var w []string
+	if p.model == nil {
+		w = append(w, SourceDiscovery)
+	}
+	if p.policies == nil {
+		w = append(w, SourcePolicies)
+	}
+	return w
+}
+
+// Run builds and publishes snapshots until ctx is done.
+func (p *Publisher) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.kick:
+		}
+		timer := time.NewTimer(p.cfg.Debounce)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		p.publish()
+	}
+}
+
+// publish builds a snapshot from the latest inputs and serves it if it is
+// valid and new.
+func (p *Publisher) publish() {
+	p.mu.Lock()
+	if len(p.waiting()) > 0 {
+		p.mu.Unlock()
+		return
+	}
+	in := snapshot.Input{
+		Model:          *p.model,
+		Desired:        p.policies.Desired(),
+		SidecarAddress: p.cfg.SidecarAddress,
+		SidecarPort:    p.cfg.SidecarPort,
+	}
+	current := p.status.Version
+	p.mu.Unlock()
+
+	snap, err := snapshot.Build(in)
+	if err == nil && snap.Version != current {
+		err = p.cfg.Cache.SetSnapshot(snap)
+	}
+	if err != nil {
+		p.cfg.Metrics.BuildErrors.Inc()
+		p.cfg.Logger.Error("snapshot build failed; the last good snapshot keeps serving", "error", err)
+		p.mu.Lock()
+		p.status.BuildError = err.Error()
+		p.mu.Unlock()
+		return
+	}
+	p.record(snap, snap.Version != current)
+}
+
+// record updates status, logs and metrics after a successful build.
+func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
+	warnings := snap.Report.Warnings()
+	p.mu.Lock()
+	p.status.BuildError = ""
+	p.status.Warnings = warnings
+	if published {
+		p.status.Ready, p.status.Version, p.status.PublishedAt = true, snap.Version, time.Now()
+	}
+	changed := !slices.Equal(warnings, p.lastReport)
+	p.lastReport = warnings
+	p.mu.Unlock()
+
+	if published {
+		p.cfg.Metrics.Publishes.Inc()
+		p.cfg.Logger.Info("snapshot published", "version", snap.Version,
+			"clusters", len(snap.Clusters), "listeners", len(snap.APIListeners))
+	}
+	if changed {
+		for _, w := range warnings {
+			p.cfg.Logger.Warn("routing around a problem", "detail", w)
+		}
+	}
+	p.cfg.Metrics.UnservedVersions.Reset()
+	for _, u := range snap.Report.Unserved {
+		p.cfg.Metrics.UnservedVersions.WithLabelValues(u.Service, u.Version).Set(1)
+	}
+}
+
+// SnapshotAge returns the seconds since the current snapshot was published.
+func (p *Publisher) SnapshotAge() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status.PublishedAt.IsZero() {
+		return 0
+	}
+	return time.Since(p.status.PublishedAt).Seconds()
+}

@@ -1,0 +1,134 @@
+package xds
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// Class is a kind of proxy. Every proxy of a class is served from the same
+// prepared resources; only listeners differ between classes.
+type Class int
+
+const (
+	// Envoy sidecars subscribe to LDS and CDS by wildcard and receive the
+	// outbound HTTP listener.
+	Envoy Class = iota
+	// GRPC is a proxyless gRPC client: it subscribes to everything by name and
+	// receives one api_listener per service.
+	GRPC
+)
+
+func (c Class) String() string {
+	if c == Envoy {
+		return "envoy"
+	}
+	return "grpc"
+}
+
+// ClassOf tells an Envoy from a proxyless gRPC client by the user agent its
+// node reports (Envoy sends "envoy"; gRPC libraries send "gRPC Go",
+// "gRPC Java", "grpc-node-js" and so on).
+func ClassOf(node *corev3.Node) Class {
+	if strings.EqualFold(node.GetUserAgentName(), "envoy") {
+		return Envoy
+	}
+	return GRPC
+}
+
+// entry is one resource, marshalled once and shared by every response that
+// carries it.
+type entry struct {
+	name string
+	hash string // content hash of the marshalled bytes
+	any  *anypb.Any
+}
+
+// typeSet is every resource of one type for one class, sorted by name.
+type typeSet struct {
+	version string // hash over the names and hashes of all entries
+	entries []entry
+	index   map[string]int
+}
+
+func (ts *typeSet) lookup(name string) (entry, bool) {
+	i, ok := ts.index[name]
+	if !ok {
+		return entry{}, false
+	}
+	return ts.entries[i], true
+}
+
+// prepared is a snapshot ready to serve: marshalled, hashed and indexed.
+type prepared struct {
+	version string
+	types   map[string]*typeSet // shared types, by type URL
+	lds     [2]*typeSet         // listeners, by Class
+}
+
+func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
+	if typeURL == resourcev3.ListenerType {
+		return p.lds[class]
+	}
+	return p.types[typeURL]
+}
+
+// prepare marshals every resource of s exactly once.
+func prepare(s *snapshot.Snapshot) (*prepared, error) {
+	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
+	var err error
+	if p.types[resourcev3.ClusterType], err = newTypeSet(resourcev3.ClusterType, s.Clusters); err != nil {
+		return nil, err
+	}
+	if p.types[resourcev3.EndpointType], err = newTypeSet(resourcev3.EndpointType, s.Endpoints); err != nil {
+		return nil, err
+	}
+	if p.types[resourcev3.RouteType], err = newTypeSet(resourcev3.RouteType, s.Routes); err != nil {
+		return nil, err
+	}
+	if p.lds[Envoy], err = newTypeSet(resourcev3.ListenerType, s.SidecarListeners); err != nil {
+		return nil, err
+	}
+	if p.lds[GRPC], err = newTypeSet(resourcev3.ListenerType, s.APIListeners); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newTypeSet[M proto.Message](typeURL string, msgs []M) (*typeSet, error) {
+	ts := &typeSet{entries: make([]entry, 0, len(msgs)), index: make(map[string]int, len(msgs))}
+	for _, m := range msgs {
+		name := cachev3.GetResourceName(m)
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
+		}
+		ts.entries = append(ts.entries, entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}})
+	}
+	slices.SortFunc(ts.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	h := sha256.New()
+	for i, e := range ts.entries {
+		if i > 0 && ts.entries[i-1].name == e.name {
+			return nil, fmt.Errorf("%s %q appears twice", typeURL, e.name)
+		}
+		ts.index[e.name] = i
+		fmt.Fprintf(h, "%s\x00%s\x00", e.name, e.hash)
+	}
+	ts.version = hex.EncodeToString(h.Sum(nil))[:16]
+	return ts, nil
+}
+
+func shortHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,209 @@
+package xds
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc/peer"
+)
+
+// TypeStatus is what one proxy was sent of one resource type, and what it did
+// with it.
+type TypeStatus struct {
+	Sent      string // version_info of the last response on the stream
+	SentNonce string
+	SentAt    time.Time
+	Acked     string // last version the proxy reported as applied
+	AckedAt   time.Time
+	// LastNack is the most recent rejection; it stays after later ACKs, so an
+	// operator can still see what went wrong.
+	LastNack *Nack
+}
+
+// Nack is a rejected response.
+type Nack struct {
+	Version string
+	Error   string
+	At      time.Time
+}
+
+// Proxy is the status of one connected xDS stream.
+type Proxy struct {
+	StreamID    int64
+	NodeID      string
+	Cluster     string
+	UserAgent   string
+	Class       Class
+	Address     string
+	Delta       bool
+	ConnectedAt time.Time
+	Types       map[string]TypeStatus // by type URL
+}
+
+// Tracker records, per stream and resource type, the versions sent, ACKed and
+// NACKed. It implements go-control-plane's server callbacks; every callback
+// records and returns without blocking.
+type Tracker struct {
+	logger  *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+
+	mu      sync.Mutex
+	proxies map[int64]*Proxy
+}
+
+var _ serverv3.Callbacks = (*Tracker)(nil)
+
+// NewTracker returns a Tracker that logs NACKs to logger and counts into m.
+func NewTracker(logger *slog.Logger, m *Metrics) *Tracker {
+	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[int64]*Proxy)}
+}
+
+// Proxies returns a copy of every connected proxy's status, sorted by node id
+// and then stream id.
+func (t *Tracker) Proxies() []Proxy {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Proxy, 0, len(t.proxies))
+	for _, p := range t.proxies {
+		c := *p
+		c.Types = maps.Clone(p.Types)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Proxy) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.StreamID, b.StreamID))
+	})
+	return out
+}
+
+func (t *Tracker) open(ctx context.Context, id int64, delta bool) {
+	p := &Proxy{StreamID: id, Delta: delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus)}
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		p.Address = pr.Addr.String()
+	}
+	t.mu.Lock()
+	t.proxies[id] = p
+	t.mu.Unlock()
+	t.metrics.ConnectedStreams.Inc()
+}
+
+func (t *Tracker) closed(id int64) {
+	t.mu.Lock()
+	_, ok := t.proxies[id]
+	delete(t.proxies, id)
+	t.mu.Unlock()
+	if ok {
+		t.metrics.ConnectedStreams.Dec()
+	}
+}
+
+// request records an ACK or NACK carried by a request. nonce is the response
+// it answers ("" for the first request of a type on a stream); version is the
+// version the client reports as applied.
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.proxies[id]
+	if !ok {
+		return
+	}
+	if node != nil && p.NodeID == "" {
+		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
+	}
+	st := p.Types[typeURL]
+	switch {
+	case nonce == "":
+		// A new subscription; a reconnecting client reports what it holds.
+		if version != "" {
+			st.Acked, st.AckedAt = version, t.now()
+		}
+	case nonce != st.SentNonce:
+		return // answers an older response; a newer one is in flight
+	case errDetail != "":
+		st.LastNack = &Nack{Version: st.Sent, Error: errDetail, At: t.now()}
+		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
+		t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", id, "type", shortType(typeURL),
+			"version", st.Sent, "error", errDetail)
+	default:
+		st.Acked, st.AckedAt = st.Sent, t.now()
+	}
+	p.Types[typeURL] = st
+}
+
+func (t *Tracker) response(id int64, typeURL, version, nonce string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.proxies[id]
+	if !ok {
+		return
+	}
+	st := p.Types[typeURL]
+	st.Sent, st.SentNonce, st.SentAt = version, nonce, t.now()
+	p.Types[typeURL] = st
+	t.metrics.Responses.WithLabelValues(shortType(typeURL)).Inc()
+}
+
+// OnStreamOpen implements serverv3.Callbacks.
+func (t *Tracker) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	t.open(ctx, id, false)
+	return nil
+}
+
+// OnStreamClosed implements serverv3.Callbacks.
+func (t *Tracker) OnStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
+
+// OnDeltaStreamOpen implements serverv3.Callbacks.
+func (t *Tracker) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	t.open(ctx, id, true)
+	return nil
+}
+
+// OnDeltaStreamClosed implements serverv3.Callbacks.
+func (t *Tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
+
+// OnStreamRequest implements serverv3.Callbacks.
+func (t *Tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage())
+	return nil
+}
+
+// OnStreamResponse implements serverv3.Callbacks.
+func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	t.response(id, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
+}
+
+// OnStreamDeltaRequest implements serverv3.Callbacks. Delta requests carry no
+// version, so an ACK applies the version sent with the nonce it echoes.
+func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage())
+	return nil
+}
+
+// OnStreamDeltaResponse implements serverv3.Callbacks.
+func (t *Tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	t.response(id, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
+}
+
+// OnFetchRequest implements serverv3.Callbacks.
+func (t *Tracker) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error { return nil }
+
+// OnFetchResponse implements serverv3.Callbacks.
+func (t *Tracker) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
+
+// shortType turns a type URL into a metric label such as "Cluster".
+func shortType(typeURL string) string {
+	for i := len(typeURL) - 1; i >= 0; i-- {
+		if typeURL[i] == '.' {
+			return typeURL[i+1:]
+		}
+	}
+	return typeURL
+}
