@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weir-mesh/weir/xds"
+)
+
+// readiness is the JSON body of /readyz.
+type readiness struct {
+	Ready       bool              `json:"ready"`
+	Version     string            `json:"version,omitempty"`
+	PublishedAt *time.Time        `json:"publishedAt,omitempty"`
+	Waiting     []string          `json:"waitingFor,omitempty"`
+	Rejected    map[string]string `json:"rejected,omitempty"`
+	Warnings    []string          `json:"warnings,omitempty"`
+	BuildError  string            `json:"buildError,omitempty"`
+}
+
+// readinessOf reports ready once a snapshot is served. A rejected input does
+// not make weir unready — the last good config is still being served — but
+// it is listed so that an operator sees it.
+func readinessOf(st xds.Status) readiness {
+	r := readiness{Ready: st.Ready, Version: st.Version, Waiting: st.Waiting, Rejected: st.Rejected,
+		Warnings: st.Warnings, BuildError: st.BuildError}
+	if !st.PublishedAt.IsZero() {
+		r.PublishedAt = &st.PublishedAt
+	}
+	return r
+}
+
+func opsHandler(reg *prometheus.Registry, pub *xds.Publisher) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		r := readinessOf(pub.Status())
+		w.Header().Set("Content-Type", "application/json")
+		if !r.Ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// serveOps serves the operations endpoints on lis until ctx is done.
+func serveOps(ctx context.Context, lis net.Listener, reg *prometheus.Registry, pub *xds.Publisher) error {
+	srv := &http.Server{Handler: opsHandler(reg, pub), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return err
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
