@@ -207,7 +207,7 @@ func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 	if published {
 		p.cfg.Metrics.Publishes.Inc()
 		p.cfg.Logger.Info("snapshot published", "version", snap.Version,
-			"clusters", len(snap.Clusters), "listeners", len(snap.APIListeners))
+			"services", len(snap.APIListeners), "clusters", len(snap.Clusters))
 	}
 	if changed {
 		for _, w := range warnings {

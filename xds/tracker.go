@@ -97,11 +97,12 @@ func (t *Tracker) open(ctx context.Context, id int64, delta bool) {
 
 func (t *Tracker) closed(id int64) {
 	t.mu.Lock()
-	_, ok := t.proxies[id]
+	p, ok := t.proxies[id]
 	delete(t.proxies, id)
 	t.mu.Unlock()
 	if ok {
 		t.metrics.ConnectedStreams.Dec()
+		t.logger.Info("proxy disconnected", "node", p.NodeID, "stream", id)
 	}
 }
 
@@ -117,6 +118,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
+		t.logger.Info("proxy connected", "node", p.NodeID, "stream", id, "class", p.Class.String(), "address", p.Address)
 	}
 	st := p.Types[typeURL]
 	switch {

@@ -1,0 +1,134 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+func newTestPublisher(t *testing.T) (*Publisher, *Metrics) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return p, m
+}
+
+func greeterModel(t *testing.T, versions ...string) discovery.Model {
+	t.Helper()
+	var instances []discovery.Instance
+	for i, v := range versions {
+		instances = append(instances, discovery.Instance{ID: "greeter-" + v, Address: "127.0.0.1", Port: uint32(9100 + i), Version: v})
+	}
+	m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: instances}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func fixedSet(t *testing.T, weights policy.Weights) policy.Set {
+	t.Helper()
+	s, err := policy.NewSet(policy.Policy{Service: "greeter", Strategy: policy.Fixed, Weights: weights, File: "greeter.yaml", Line: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPublisherWaitsForBothInputs(t *testing.T) {
+	p, _ := newTestPublisher(t)
+	p.Update(greeterModel(t, "v1"))
+	p.publish()
+	if st := p.Status(); st.Ready || p.cfg.Cache.Version() != "" || len(st.Waiting) != 1 || st.Waiting[0] != SourcePolicies {
+		t.Fatalf("published with discovery alone: %+v", st)
+	}
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
+	p.publish()
+	if st := p.Status(); !st.Ready || p.cfg.Cache.Version() != st.Version {
+		t.Fatalf("not published with both inputs: %+v", st)
+	}
+}
+
+func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
+	p, m := newTestPublisher(t)
+	p.Update(greeterModel(t, "v1", "v2"))
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v2": 1000}), nil)
+	p.publish()
+	good := p.Status().Version
+
+	p.SetPolicies(policy.Set{}, errors.New("greeter.yaml:3: weights: weights sum to 110, must be 100"))
+	p.Reject(errors.New("catalog.yaml:4: services[0].instances[0].address: must be an IP literal"))
+	p.publish()
+	st := p.Status()
+	if st.Version != good || p.cfg.Cache.Version() != good {
+		t.Fatalf("a rejection changed what is served: %s → %s", good, st.Version)
+	}
+	if !strings.Contains(st.Rejected[SourcePolicies], "greeter.yaml:3") || !strings.Contains(st.Rejected[SourceDiscovery], "catalog.yaml:4") {
+		t.Fatalf("rejections not reported: %v", st.Rejected)
+	}
+	if got := testutil.ToFloat64(m.RejectedSources.WithLabelValues(SourcePolicies)); got != 1 {
+		t.Errorf("weir_config_rejected{source=policies} = %v, want 1", got)
+	}
+
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
+	p.publish()
+	if st := p.Status(); st.Version == good || st.Rejected[SourcePolicies] != "" {
+		t.Fatalf("a good edit after a rejection: %+v", st)
+	}
+	if got := testutil.ToFloat64(m.RejectedSources.WithLabelValues(SourcePolicies)); got != 0 {
+		t.Errorf("weir_config_rejected{source=policies} = %v after a good edit, want 0", got)
+	}
+}
+
+func TestPublisherReportsUnservedVersions(t *testing.T) {
+	p, m := newTestPublisher(t)
+	p.Update(greeterModel(t, "v1"))
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v3": 1000}), nil)
+	p.publish()
+	if got := testutil.ToFloat64(m.UnservedVersions.WithLabelValues("greeter", "v3")); got != 1 {
+		t.Errorf("weir_policy_unserved_versions{greeter,v3} = %v, want 1", got)
+	}
+	if w := p.Status().Warnings; len(w) != 1 || !strings.Contains(w[0], "v3") {
+		t.Errorf("warnings = %q, want one naming v3", w)
+	}
+}
+
+func TestPublisherCoalescesBursts(t *testing.T) {
+	p, m := newTestPublisher(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// 50 changes in a row, as a deploy that registers 50 instances would
+	// cause, are one push of the last state.
+	p.SetPolicies(policy.Set{}, nil)
+	var last discovery.Model
+	for port := range uint32(50) {
+		var err error
+		last, err = discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
+			{ID: "greeter-1", Address: "127.0.0.1", Port: 9000 + port, Version: "v1"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Update(last)
+	}
+	want, err := snapshot.Build(snapshot.Input{Model: last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the last model of the burst to be served", func() bool { return p.cfg.Cache.Version() == want.Version })
+	if got := testutil.ToFloat64(m.Publishes); got != 1 {
+		t.Errorf("a burst of 50 updates caused %v publishes, want 1", got)
+	}
+}
