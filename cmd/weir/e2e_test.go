@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -76,6 +77,21 @@ func (w *weir) readyz(t *testing.T) (int, readiness) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, r
+}
+
+// metrics fetches /metrics.
+func (w *weir) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(w.opsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // startBackend serves a demo backend on a free loopback port and returns
@@ -225,6 +241,9 @@ func TestEndToEndWeightShift(t *testing.T) {
 	})
 	if _, r := w.readyz(t); !r.Ready || r.Version != version {
 		t.Fatalf("after a broken edit /readyz says ready=%v version=%s, want still ready at %s", r.Ready, r.Version, version)
+	}
+	if m := w.metrics(t); !strings.Contains(m, `weir_config_rejected{source="policies"} 1`) {
+		t.Errorf("/metrics does not show the rejection:\n%s", m)
 	}
 
 	// Rewrite to 0/100: within 2 s every RPC goes to v2.

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weir-mesh/weir/envoy"
+)
+
+var update = flag.Bool("update", false, "rewrite examples/envoy-bootstrap.yaml")
+
+// runWeir runs the weir command in-process with args and returns its
+// stdout, stderr and error.
+func runWeir(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestValidate(t *testing.T) {
+	good := t.TempDir()
+	writeFile(t, filepath.Join(good, "greeter.yaml"), greeterPolicy("90", "10"))
+	bad := t.TempDir()
+	writeFile(t, filepath.Join(bad, "greeter.yaml"), "service: greeter\nstrategy: fixed\nweights: {v1: 90, v2: 20}\n")
+	writeFile(t, filepath.Join(bad, "checkout.yaml"), "service: checkout\nstrategy: fixed\nwieghts: {v1: 100}\n")
+	badCatalog := filepath.Join(t.TempDir(), "catalog.yaml")
+	writeFile(t, badCatalog, "services:\n  - name: greeter\n    instances:\n      - {id: a, address: localhost, port: 9101}\n")
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  bool
+		wantText []string // each must appear in stdout+stderr
+	}{
+		{"quickstart", []string{"validate", "../../examples/quickstart/policies", "--catalog", "../../examples/quickstart/catalog.yaml"}, false,
+			[]string{"1 policies valid"}},
+		{"good dir", []string{"validate", good}, false, []string{"1 policies valid"}},
+		{"bad dir names every file, line and field", []string{"validate", bad}, true, []string{
+			filepath.Join(bad, "greeter.yaml") + ":3: weights: weights sum to 110, must be 100",
+			filepath.Join(bad, "checkout.yaml") + ":3: ",
+			`unknown field "wieghts"`,
+		}},
+		{"bad catalog", []string{"validate", "--catalog", badCatalog}, true, []string{
+			badCatalog + ":4: services[0].instances[0].address: ",
+		}},
+		{"nothing to validate", []string{"validate"}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, err := runWeir(t, tt.args...)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error: %v\nstdout: %s\nstderr: %s", err, tt.wantErr, stdout, stderr)
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(stdout+stderr, want) {
+					t.Errorf("output lacks %q:\nstdout: %s\nstderr: %s", want, stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestBootstrapSample checks that `weir bootstrap` prints a bootstrap that
+// parses into the Bootstrap proto and validates, and that the sample kept in
+// examples/ is what the command prints today.
+func TestBootstrapSample(t *testing.T) {
+	stdout, stderr, err := runWeir(t, "bootstrap", "--node-id", "sidecar-1", "--xds-addr", "127.0.0.1:18000")
+	if err != nil {
+		t.Fatalf("weir bootstrap: %v\n%s", err, stderr)
+	}
+	b, err := envoy.ParseBootstrapYAML([]byte(stdout))
+	if err != nil {
+		t.Fatalf("output does not parse as a Bootstrap: %v\n%s", err, stdout)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Fatalf("bootstrap does not validate: %v", err)
+	}
+	if b.GetNode().GetId() != "sidecar-1" {
+		t.Errorf("node id = %q, want sidecar-1", b.GetNode().GetId())
+	}
+	const sample = "../../examples/envoy-bootstrap.yaml"
+	if *update {
+		if err := os.WriteFile(sample, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != stdout {
+		t.Errorf("%s is out of date; run go test ./cmd/weir -run TestBootstrapSample -update", sample)
+	}
+}
+
+func TestBootstrapRejectsBadAddress(t *testing.T) {
+	if _, _, err := runWeir(t, "bootstrap", "--node-id", "n", "--xds-addr", "127.0.0.1"); err == nil || !strings.Contains(err.Error(), "--xds-addr") {
+		t.Fatalf("err = %v, want one naming --xds-addr", err)
+	}
+}
+
+// TestServeBinaryQuickstart builds the real binary, serves the quickstart as
+// `make run` does, waits for /readyz, and checks that SIGTERM stops it
+// cleanly.
+func TestServeBinaryQuickstart(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "weir")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--xds-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0",
+		"--catalog", "../../examples/quickstart/catalog.yaml", "--policies", "../../examples/quickstart/policies")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	opsAddr := regexp.MustCompile(`ops=(127\.0\.0\.1:\d+)`)
+	var ops string
+	var logged []string
+	for ops == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("weir exited before starting:\n%s", strings.Join(logged, "\n"))
+			}
+			logged = append(logged, line)
+			if m := opsAddr.FindStringSubmatch(line); m != nil {
+				ops = m[1]
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("no start-up line within %v:\n%s", waitTimeout, strings.Join(logged, "\n"))
+		}
+	}
+	until(t, "/readyz to answer 200", func() bool {
+		resp, err := http.Get("http://" + ops + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for line := range lines {
+		logged = append(logged, line)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("weir after SIGTERM: %v\n%s", err, strings.Join(logged, "\n"))
+	}
+	if !strings.Contains(strings.Join(logged, "\n"), "weir stopped") {
+		t.Errorf("no shutdown line in the log:\n%s", strings.Join(logged, "\n"))
+	}
+}
