@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -10,6 +11,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-mesh/weir/snapshot"
@@ -51,19 +53,65 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current = p
-	for w := range c.sotw {
+	// Answer in make-before-break order — clusters, endpoints, listeners,
+	// routes — so that on every ADS stream a route never arrives before the
+	// cluster it names.
+	sotw := slices.SortedFunc(maps.Keys(c.sotw), func(a, b *sotwWatch) int {
+		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
+	})
+	for _, w := range sotw {
 		if resp := sotwResponse(p, w.req, w.sub); resp != nil {
 			w.ch <- resp
 			delete(c.sotw, w)
 		}
 	}
-	for w := range c.delta {
+	delta := slices.SortedFunc(maps.Keys(c.delta), func(a, b *deltaWatch) int {
+		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
+	})
+	for _, w := range delta {
 		if resp := deltaResponse(p, w.req, w.sub); resp != nil {
 			w.ch <- resp
 			delete(c.delta, w)
 		}
 	}
 	return nil
+}
+
+// pushOrder ranks resource types in the order a push answers them.
+func pushOrder(typeURL string) int {
+	switch typeURL {
+	case resourcev3.ClusterType:
+		return 0
+	case resourcev3.EndpointType:
+		return 1
+	case resourcev3.ListenerType:
+		return 2
+	case resourcev3.RouteType:
+		return 3
+	default:
+		return 4
+	}
+}
+
+// TypeVersion returns the version_info the current snapshot carries for
+// typeURL and class, "" before the first snapshot.
+func (c *Cache) TypeVersion(typeURL string, class Class) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == nil {
+		return ""
+	}
+	if ts := c.current.typeSet(typeURL, class); ts != nil {
+		return ts.version
+	}
+	return ""
+}
+
+// watches returns how many requests are held open.
+func (c *Cache) watches() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sotw) + len(c.delta)
 }
 
 // Version returns the version of the current snapshot, "" before the first.
@@ -145,6 +193,10 @@ func (c *Cache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response
 	return sotwResponse(c.current, req, sub), nil
 }
 
+// absent is the version recorded for a name a stream asked for that does
+// not exist.
+const absent = ""
+
 // sotwResponse returns the response a state-of-the-world watch needs, or nil
 // when the client already holds exactly what it would be sent. The first
 // request of a stream (no response nonce) is always answered.
@@ -157,6 +209,16 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 	returned := make(map[string]string, len(selected))
 	for _, e := range selected {
 		returned[e.name] = e.hash
+	}
+	if !sub.IsWildcard() {
+		// Remember the names asked for and not found, so that a name
+		// added later, found or not, changes what the stream holds and is
+		// answered.
+		for name := range sub.SubscribedResources() {
+			if _, ok := returned[name]; !ok {
+				returned[name] = absent
+			}
+		}
 	}
 	if req.GetResponseNonce() != "" && maps.Equal(returned, sub.ReturnedResources()) {
 		return nil
@@ -193,9 +255,10 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 }
 
 // deltaResponse returns the incremental response a watch needs: resources
-// whose content the client lacks, and names it holds or asked for that no
-// longer exist. It returns nil when there is nothing to say, except that the
-// first request of a stream is always answered.
+// whose content the client lacks, names it holds that no longer exist, and
+// names it newly asked for that do not exist. It returns nil when there is
+// nothing to say, except that the first request of a stream is always
+// answered.
 func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
 	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
 	if ts == nil {
@@ -210,9 +273,8 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})
 		}
 	}
-	removed, removedKnown := removedNames(ts, sub, known)
-	first := req.GetResponseNonce() == ""
-	if len(changed) == 0 && !removedKnown && !first {
+	removed := missingNames(ts, sub, known, next)
+	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" {
 		return nil
 	}
 	return &cachev3.DeltaPassthroughResponse{
@@ -227,27 +289,28 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	}
 }
 
-// removedNames lists names the client holds or subscribed to that do not
-// exist, and reports whether any of them is one the client holds (a real
-// removal, as opposed to repeating that an unknown name does not exist).
-func removedNames(ts *typeSet, sub cachev3.Subscription, known map[string]string) (removed []string, removedKnown bool) {
-	seen := make(map[string]bool)
-	for name := range known {
-		if _, ok := ts.lookup(name); !ok {
-			seen[name] = true
-			removedKnown = true
+// missingNames returns, sorted, the names to report as removed: those the
+// client holds that no longer exist, and those it asked for that do not
+// exist and that it has not been told about. It records every subscribed
+// missing name in next as absent.
+func missingNames(ts *typeSet, sub cachev3.Subscription, known, next map[string]string) []string {
+	var removed []string
+	for name, version := range known {
+		if _, ok := ts.lookup(name); !ok && version != absent {
+			removed = append(removed, name)
 		}
 	}
 	for name := range sub.SubscribedResources() {
-		if _, ok := ts.lookup(name); !ok {
-			seen[name] = true
+		if _, ok := ts.lookup(name); ok {
+			continue
+		}
+		next[name] = absent
+		if _, told := known[name]; !told {
+			removed = append(removed, name)
 		}
 	}
-	for name := range seen {
-		removed = append(removed, name)
-	}
 	slices.Sort(removed)
-	return removed, removedKnown
+	return slices.Compact(removed)
 }
 
 // fetchSubscription adapts a REST request's names to a Subscription.

@@ -22,8 +22,9 @@ func TestNothingServedBeforeFirstSnapshot(t *testing.T) {
 	c := dialADS(t, srv.addr, envoyNode)
 	c.subscribe(resourcev3.ClusterType)
 
-	// The request is open; the first snapshot answers it. Had the cache
-	// answered earlier, the first response would be empty.
+	// The request is held as a watch; the first snapshot answers it. Had
+	// the cache answered earlier, the first response would be empty.
+	eventually(t, "the request to be held", func() bool { return srv.cache.watches() == 1 })
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
 	r := c.recv()
 	if got, want := resourceNames(t, r), []string{"greeter/v1"}; !slices.Equal(got, want) {
@@ -164,4 +165,55 @@ func routeStatus(tr *Tracker) TypeStatus {
 		return TypeStatus{}
 	}
 	return ps[0].Types[resourcev3.RouteType]
+}
+
+func TestEarlyWatchReleasedOnDisconnect(t *testing.T) {
+	srv := startServer(t)
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ListenerType, "greeter")
+	eventually(t, "the request to be held", func() bool { return srv.cache.watches() == 1 })
+	c.cancel()
+	eventually(t, "the watch to be released", func() bool { return srv.cache.watches() == 0 })
+}
+
+func TestNamesAddedLaterAreAnswered(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ListenerType, "greeter")
+	first := c.recv()
+
+	// A second channel on the same client asks for a service weir does not
+	// know: the answer must come now, not after the client's 15 s
+	// does-not-exist timer.
+	c.ack(first, "greeter", "no-such-service")
+	if got, want := resourceNames(t, c.recv()), []string{"greeter"}; !slices.Equal(got, want) {
+		t.Fatalf("after adding an unknown name LDS = %v, want %v", got, want)
+	}
+}
+
+func TestPushOrderIsMakeBeforeBreak(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialADS(t, srv.addr, grpcNode)
+	for _, typ := range []string{resourcev3.RouteType, resourcev3.ListenerType, resourcev3.EndpointType, resourcev3.ClusterType} {
+		names := map[string][]string{
+			resourcev3.RouteType: {snapshot.RouteConfigName}, resourcev3.ListenerType: {"greeter"},
+			resourcev3.EndpointType: {"greeter/v1", "greeter/v2"}, resourcev3.ClusterType: {"greeter/v1", "greeter/v2"},
+		}[typ]
+		c.subscribe(typ, names...)
+		c.ack(c.recv(), names...)
+	}
+	eventually(t, "all four ACKs to be held", func() bool { return srv.cache.watches() == 4 })
+	// v2 arrives with a share: every type changes, and the stream must see
+	// the cluster before its endpoints, and both before the route naming it.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 5000, "v2": 5000}, "v1", "v2"))
+	var order []string
+	for range 3 {
+		order = append(order, c.recv().TypeUrl)
+	}
+	want := []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType}
+	if !slices.Equal(order, want) {
+		t.Fatalf("push order = %v, want %v", order, want)
+	}
 }

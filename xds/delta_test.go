@@ -110,3 +110,30 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 		t.Fatalf("third delta CDS = %v, want only the new greeter/v3", deltaNames(third))
 	}
 }
+
+func TestDeltaNamedSubscriptions(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialDelta(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: grpcNode, TypeUrl: resourcev3.ClusterType,
+		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v9"}})
+	first := c.recv()
+	if !slices.Equal(deltaNames(first), []string{"greeter/v1"}) || !slices.Equal(first.RemovedResources, []string{"greeter/v9"}) {
+		t.Fatalf("first: resources %v removed %v; want greeter/v1 and greeter/v9 reported missing", deltaNames(first), first.RemovedResources)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: first.Nonce})
+
+	// Subscribing to another unknown name later is answered at once.
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResourceNamesSubscribe: []string{"greeter/v8"}})
+	second := c.recv()
+	if len(second.Resources) != 0 || !slices.Equal(second.RemovedResources, []string{"greeter/v8"}) {
+		t.Fatalf("second: resources %v removed %v; want only greeter/v8 reported missing", deltaNames(second), second.RemovedResources)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: second.Nonce})
+
+	// When a missing name appears, it is sent.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v9"))
+	if third := c.recv(); !slices.Equal(deltaNames(third), []string{"greeter/v9"}) {
+		t.Fatalf("third: resources %v, want greeter/v9", deltaNames(third))
+	}
+}

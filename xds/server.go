@@ -11,6 +11,7 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -41,7 +42,10 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
 	}, opts...)
 	gs := grpc.NewServer(opts...)
-	xs := serverv3.NewServer(ctx, cache, tracker)
+	// Ordered ADS sends one stream's responses in the order the cache
+	// produces them (clusters, endpoints, listeners, routes); without it
+	// go-control-plane picks among ready types at random.
+	xs := serverv3.NewServer(ctx, cache, tracker, sotw.WithOrderedADS())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xs)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xs)
