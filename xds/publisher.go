@@ -2,11 +2,14 @@ package xds
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/policy"
@@ -27,7 +30,12 @@ type PublisherConfig struct {
 	// Debounce is how long the publisher gathers changes after the first
 	// one before it builds: a burst becomes one push, and the first change
 	// waits at most this long. Default 50 ms.
-	Debounce       time.Duration
+	Debounce time.Duration
+	// Tracker tells which proxies have applied what; with it, clusters that
+	// traffic moves off are removed only after the fleet applied the new
+	// routes, or after AckTimeout (default 10 s).
+	Tracker        *Tracker
+	AckTimeout     time.Duration
 	SidecarAddress string
 	SidecarPort    uint32
 }
@@ -41,6 +49,9 @@ type Status struct {
 	Rejected    map[string]string // source → why its latest input was rejected
 	Warnings    []string          // from the current snapshot's report
 	BuildError  string            // the last build failure, if the last build failed
+	// AwaitingRoutes lists the proxies whose ACK of new routes is awaited
+	// before clusters that traffic moved off are removed.
+	AwaitingRoutes []string
 }
 
 // Publisher turns discovery models and policy sets into snapshots in the
@@ -57,6 +68,7 @@ type Publisher struct {
 	rejected   map[string]string
 	status     Status
 	lastReport []string
+	current    *snapshot.Snapshot // being served; only publish touches it
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -64,11 +76,22 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 50 * time.Millisecond
 	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 10 * time.Second
+	}
 	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string)}
 }
 
+// ErrEmptyWorld rejects a model without services: publishing it would
+// remove every listener and cluster from every proxy at once.
+var ErrEmptyWorld = errors.New("discovery reports no services at all; refusing to publish an empty world")
+
 // Update implements discovery.Sink.
 func (p *Publisher) Update(m discovery.Model) {
+	if len(m.Services()) == 0 {
+		p.reject(SourceDiscovery, ErrEmptyWorld)
+		return
+	}
 	p.mu.Lock()
 	p.model = &m
 	p.accept(SourceDiscovery)
@@ -155,40 +178,104 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		p.publish()
+		p.publish(ctx)
 	}
 }
 
 // publish builds a snapshot from the latest inputs and serves it if it is
-// valid and new.
-func (p *Publisher) publish() {
-	p.mu.Lock()
-	if len(p.waiting()) > 0 {
-		p.mu.Unlock()
+// valid and new. When the change moves traffic off clusters that it also
+// removes or empties, it first serves a bridge (see snapshot.Bridge), waits
+// until the fleet has applied the bridge's routes, and then schedules the
+// next publish, which serves the target built from the inputs of that time.
+func (p *Publisher) publish(ctx context.Context) {
+	in, ok := p.input()
+	if !ok {
 		return
 	}
-	in := snapshot.Input{
+	target, err := snapshot.Build(in)
+	step := target
+	if err == nil && p.current != nil {
+		step, err = snapshot.Bridge(p.current, target)
+	}
+	if err != nil {
+		p.failed(err)
+		return
+	}
+	if p.current != nil && step.Version == p.current.Version {
+		p.record(step, false)
+		return
+	}
+	if err := p.cfg.Cache.SetSnapshot(step); err != nil {
+		p.failed(err)
+		return
+	}
+	p.current = step
+	p.record(step, true)
+	if step != target {
+		p.cfg.Logger.Info("traffic moves off clusters that are going away; serving them until proxies apply the new routes",
+			"bridge", step.Version)
+		p.awaitRoutes(ctx)
+		p.wake()
+	}
+}
+
+// input returns the inputs of the next build, and false while the first
+// snapshot still waits for one of them.
+func (p *Publisher) input() (snapshot.Input, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiting()) > 0 {
+		return snapshot.Input{}, false
+	}
+	return snapshot.Input{
 		Model:          *p.model,
 		Desired:        p.policies.Desired(),
 		SidecarAddress: p.cfg.SidecarAddress,
 		SidecarPort:    p.cfg.SidecarPort,
-	}
-	current := p.status.Version
-	p.mu.Unlock()
+	}, true
+}
 
-	snap, err := snapshot.Build(in)
-	if err == nil && snap.Version != current {
-		err = p.cfg.Cache.SetSnapshot(snap)
-	}
-	if err != nil {
-		p.cfg.Metrics.BuildErrors.Inc()
-		p.cfg.Logger.Error("snapshot build failed; the last good snapshot keeps serving", "error", err)
-		p.mu.Lock()
-		p.status.BuildError = err.Error()
-		p.mu.Unlock()
+// awaitRoutes waits until every connected proxy has applied the routes
+// being served, or AckTimeout passes, or ctx is done.
+func (p *Publisher) awaitRoutes(ctx context.Context) {
+	if p.cfg.Tracker == nil {
 		return
 	}
-	p.record(snap, snap.Version != current)
+	version := p.cfg.Cache.TypeVersion(resourcev3.RouteType, GRPC)
+	timeout := time.NewTimer(p.cfg.AckTimeout)
+	defer timeout.Stop()
+	defer p.setAwaiting(nil)
+	for {
+		pending := p.cfg.Tracker.Pending(resourcev3.RouteType, version)
+		p.setAwaiting(pending)
+		if len(pending) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cfg.Tracker.Changed():
+		case <-timeout.C:
+			p.cfg.Logger.Warn("proxies have not applied the new routes; removing old clusters anyway",
+				"waited", p.cfg.AckTimeout, "pending", pending)
+			return
+		}
+	}
+}
+
+func (p *Publisher) setAwaiting(nodes []string) {
+	p.mu.Lock()
+	p.status.AwaitingRoutes = nodes
+	p.mu.Unlock()
+}
+
+// failed records a build or publish failure; the last good snapshot stays.
+func (p *Publisher) failed(err error) {
+	p.cfg.Metrics.BuildErrors.Inc()
+	p.cfg.Logger.Error("snapshot build failed; the last good snapshot keeps serving", "error", err)
+	p.mu.Lock()
+	p.status.BuildError = err.Error()
+	p.mu.Unlock()
 }
 
 // record updates status, logs and metrics after a successful build.

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -48,12 +51,12 @@ func fixedSet(t *testing.T, weights policy.Weights) policy.Set {
 func TestPublisherWaitsForBothInputs(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
-	p.publish()
+	p.publish(context.Background())
 	if st := p.Status(); st.Ready || p.cfg.Cache.Version() != "" || len(st.Waiting) != 1 || st.Waiting[0] != SourcePolicies {
 		t.Fatalf("published with discovery alone: %+v", st)
 	}
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
-	p.publish()
+	p.publish(context.Background())
 	if st := p.Status(); !st.Ready || p.cfg.Cache.Version() != st.Version {
 		t.Fatalf("not published with both inputs: %+v", st)
 	}
@@ -63,12 +66,12 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1", "v2"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v2": 1000}), nil)
-	p.publish()
+	p.publish(context.Background())
 	good := p.Status().Version
 
 	p.SetPolicies(policy.Set{}, errors.New("greeter.yaml:3: weights: weights sum to 110, must be 100"))
 	p.Reject(errors.New("catalog.yaml:4: services[0].instances[0].address: must be an IP literal"))
-	p.publish()
+	p.publish(context.Background())
 	st := p.Status()
 	if st.Version != good || p.cfg.Cache.Version() != good {
 		t.Fatalf("a rejection changed what is served: %s → %s", good, st.Version)
@@ -81,7 +84,7 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	}
 
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
-	p.publish()
+	p.publish(context.Background())
 	if st := p.Status(); st.Version == good || st.Rejected[SourcePolicies] != "" {
 		t.Fatalf("a good edit after a rejection: %+v", st)
 	}
@@ -94,7 +97,7 @@ func TestPublisherReportsUnservedVersions(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v3": 1000}), nil)
-	p.publish()
+	p.publish(context.Background())
 	if got := testutil.ToFloat64(m.UnservedVersions.WithLabelValues("greeter", "v3")); got != 1 {
 		t.Errorf("weir_policy_unserved_versions{greeter,v3} = %v, want 1", got)
 	}
@@ -103,8 +106,24 @@ func TestPublisherReportsUnservedVersions(t *testing.T) {
 	}
 }
 
+func TestPublisherRefusesEmptyWorld(t *testing.T) {
+	p, _ := newTestPublisher(t)
+	p.Update(greeterModel(t, "v1"))
+	p.SetPolicies(policy.Set{}, nil)
+	p.publish(context.Background())
+	good := p.Status().Version
+	p.Update(discovery.Model{})
+	p.publish(context.Background())
+	if st := p.Status(); st.Version != good || !strings.Contains(st.Rejected[SourceDiscovery], "empty world") {
+		t.Fatalf("after an empty model: version %s (want %s), rejected %v", st.Version, good, st.Rejected)
+	}
+}
+
 func TestPublisherCoalescesBursts(t *testing.T) {
 	p, m := newTestPublisher(t)
+	// A long window keeps the test independent of how fast this machine
+	// delivers 50 updates.
+	p.cfg.Debounce = time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -130,5 +149,45 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 	eventually(t, "the last model of the burst to be served", func() bool { return p.cfg.Cache.Version() == want.Version })
 	if got := testutil.ToFloat64(m.Publishes); got != 1 {
 		t.Errorf("a burst of 50 updates caused %v publishes, want 1", got)
+	}
+}
+
+func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
+	srv := startServer(t)
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	p := NewPublisher(PublisherConfig{Cache: srv.cache, Tracker: srv.tracker, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Debounce: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
+	p.Update(greeterModel(t, "v1", "v2"))
+	c := dialADS(t, srv.addr, grpcNode)
+	clusters := []string{"greeter/v1", "greeter/v2"}
+	c.subscribe(resourcev3.ClusterType, clusters...)
+	before := c.recv()
+	c.ack(before, clusters...)
+	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
+	c.ack(c.recv(), snapshot.RouteConfigName)
+
+	// v1 leaves the catalog. First the routes move off it while its cluster
+	// stays; only once this client ACKed those routes does v1's cluster go.
+	p.Update(greeterModel(t, "v2"))
+	routes := c.recv()
+	if routes.TypeUrl != resourcev3.RouteType {
+		t.Fatalf("first response after v1 left is %s, want the routes", routes.TypeUrl)
+	}
+	eventually(t, "the publisher to await this client's ACK", func() bool {
+		return slices.Equal(p.Status().AwaitingRoutes, []string{grpcNode.Id})
+	})
+	if v := srv.cache.TypeVersion(resourcev3.ClusterType, GRPC); v != before.VersionInfo {
+		t.Fatal("while the routes were not applied, the clusters served changed already")
+	}
+	c.ack(routes, snapshot.RouteConfigName)
+	cds := c.recv()
+	if got := resourceNames(t, cds); cds.TypeUrl != resourcev3.ClusterType || !slices.Equal(got, []string{"greeter/v2"}) {
+		t.Fatalf("second response is %s %v, want clusters [greeter/v2]", cds.TypeUrl, got)
 	}
 }

@@ -58,13 +58,14 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	proxies map[int64]*Proxy
+	changed chan struct{} // signalled after every ACK, NACK and disconnect
 }
 
 var _ serverv3.Callbacks = (*Tracker)(nil)
 
 // NewTracker returns a Tracker that logs NACKs to logger and counts into m.
 func NewTracker(logger *slog.Logger, m *Metrics) *Tracker {
-	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[int64]*Proxy)}
+	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[int64]*Proxy), changed: make(chan struct{}, 1)}
 }
 
 // Proxies returns a copy of every connected proxy's status, sorted by node id
@@ -82,6 +83,32 @@ func (t *Tracker) Proxies() []Proxy {
 		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.StreamID, b.StreamID))
 	})
 	return out
+}
+
+// Pending returns the node ids of connected proxies that were sent typeURL
+// and have not applied version of it yet, sorted.
+func (t *Tracker) Pending(typeURL, version string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var pending []string
+	for _, p := range t.proxies {
+		if st, ok := p.Types[typeURL]; ok && st.Sent != "" && st.Acked != version {
+			pending = append(pending, p.NodeID)
+		}
+	}
+	slices.Sort(pending)
+	return pending
+}
+
+// Changed is signalled after ACKs, NACKs and disconnects, so a caller
+// waiting on Pending knows when to look again.
+func (t *Tracker) Changed() <-chan struct{} { return t.changed }
+
+func (t *Tracker) signal() {
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (t *Tracker) open(ctx context.Context, id int64, delta bool) {
@@ -103,6 +130,7 @@ func (t *Tracker) closed(id int64) {
 	if ok {
 		t.metrics.ConnectedStreams.Dec()
 		t.logger.Info("proxy disconnected", "node", p.NodeID, "stream", id)
+		t.signal()
 	}
 }
 
@@ -138,6 +166,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 		st.Acked, st.AckedAt = st.Sent, t.now()
 	}
 	p.Types[typeURL] = st
+	t.signal()
 }
 
 func (t *Tracker) response(id int64, typeURL, version, nonce string) {
