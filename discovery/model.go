@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Health is the health of one instance, in Consul's vocabulary.
@@ -128,6 +129,13 @@ func (m Model) Service(name string) (Service, bool) {
 	return m.services[i], true
 }
 
+// Equal reports whether m and o hold the same services and instances.
+func (m Model) Equal(o Model) bool {
+	return slices.EqualFunc(m.services, o.services, func(a, b Service) bool {
+		return a.Name == b.Name && slices.Equal(a.Instances, b.Instances)
+	})
+}
+
 // Source produces Models. Run blocks until ctx is done, calling sink for every
 // change; it must not call sink concurrently.
 type Source interface {
@@ -139,4 +147,22 @@ type Source interface {
 type Sink interface {
 	Update(Model)
 	Reject(err error)
+}
+
+// Status is how a source's view relates to its upstream, for /readyz and
+// metrics.
+type Status struct {
+	// Synced reports whether the first full sync has completed.
+	Synced bool
+	// Stale reports whether the upstream is failing and the last known
+	// model is being served instead; StaleSince is when that began.
+	Stale      bool
+	StaleSince time.Time
+	// Error is the latest upstream error while stale.
+	Error string
+}
+
+// StatusReporter is implemented by sources whose upstream can fail.
+type StatusReporter interface {
+	Status() Status
 }

@@ -234,6 +234,7 @@ func TestEndToEndWeightShift(t *testing.T) {
 
 	// A broken edit is rejected, shows in /readyz, and changes nothing.
 	version := w.srv.publisher.Status().Version
+	broken := time.Now()
 	writeFile(t, policyFile, greeterPolicy("90", "20"))
 	until(t, "the broken policy to be rejected", func() bool {
 		_, r := w.readyz(t)
@@ -244,6 +245,12 @@ func TestEndToEndWeightShift(t *testing.T) {
 	}
 	if m := w.metrics(t); !strings.Contains(m, `weir_config_rejected{source="policies"} 1`) {
 		t.Errorf("/metrics does not show the rejection:\n%s", m)
+	}
+
+	// Traffic kept its 90/10 split while the broken file sat there.
+	until(t, "1,000 RPCs after the broken edit", func() bool { return len(since(c.results(), broken)) >= 1000 })
+	if share := v2Share(since(c.results(), broken)); share < 6 || share > 14 {
+		t.Errorf("v2 got %.1f %% of the RPCs after the broken edit, want 10 %% ± 4 %%", share)
 	}
 
 	// Rewrite to 0/100: within 2 s every RPC goes to v2.
@@ -277,4 +284,29 @@ func TestEndToEndWeightShift(t *testing.T) {
 	if _, r := w.readyz(t); len(r.Rejected) != 0 {
 		t.Errorf("after a good edit /readyz still lists rejections: %v", r.Rejected)
 	}
+}
+
+// since returns the results at or after t.
+func since(rs []result, t time.Time) []result {
+	var out []result
+	for _, r := range rs {
+		if !r.at.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// v2Share returns the percentage of results answered by v2.
+func v2Share(rs []result) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	n := 0
+	for _, r := range rs {
+		if r.version == "v2" {
+			n++
+		}
+	}
+	return 100 * float64(n) / float64(len(rs))
 }

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/internal/yamlfile"
@@ -32,8 +31,10 @@ func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
 	}
 	log = log.With("file", s.Path)
 	st := &state{path: s.Path, sink: sink, log: log}
-	base := filepath.Base(s.Path)
-	return yamlfile.WatchDir(ctx, log, filepath.Dir(s.Path), func(name string) bool { return name == base }, st.load)
+	// Every event in the directory reloads: a Kubernetes ConfigMap update
+	// swaps a hidden ..data link rather than the file itself, and load
+	// ignores reloads that change nothing.
+	return yamlfile.WatchDir(ctx, log, filepath.Dir(s.Path), nil, st.load)
 }
 
 // state is what Run remembers between loads. It is only used from Run's
@@ -65,7 +66,7 @@ func (st *state) load() {
 	}
 	wasRejected := st.rejected != ""
 	st.rejected = ""
-	if st.hasApplied && equal(m, st.applied) && !wasRejected {
+	if st.hasApplied && m.Equal(st.applied) && !wasRejected {
 		return
 	}
 	// After a rejection the model is delivered even when unchanged: that is
@@ -73,11 +74,4 @@ func (st *state) load() {
 	st.applied, st.hasApplied = m, true
 	st.log.Info("catalog applied", "services", len(m.Services()))
 	st.sink.Update(m)
-}
-
-// equal reports whether two models hold the same services and instances.
-func equal(a, b discovery.Model) bool {
-	return slices.EqualFunc(a.Services(), b.Services(), func(x, y discovery.Service) bool {
-		return x.Name == y.Name && slices.Equal(x.Instances, y.Instances)
-	})
 }
