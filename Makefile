@@ -7,7 +7,15 @@ LDFLAGS   := -X main.version=$(VERSION)
 QUICKSTART := examples/quickstart
 FUZZTIME  ?= 10s
 
-.PHONY: all build run demo test unit fuzz lint fmt vet bench clean
+# Consul for the tests: built from the Go module proxy as a dependency of a
+# throwaway module (Consul publishes no Debian package; v1.14.0 is the newest
+# MPL-2.0 release whose modules resolve here). Installed once into .tools/.
+CONSUL_VERSION ?= v1.14.0
+CONSUL_DIR     := $(CURDIR)/.tools/consul-$(CONSUL_VERSION)
+CONSUL         := $(CONSUL_DIR)/consul
+export WEIR_CONSUL := $(CONSUL)
+
+.PHONY: all build run demo test unit fuzz lint fmt vet bench clean consul
 
 all: build
 
@@ -29,7 +37,7 @@ demo:
 ## test: everything CI runs — formatting, vet, the race-enabled suite and short fuzz runs.
 test: lint unit fuzz
 
-unit:
+unit: $(CONSUL)
 	$(GO) test -race -count=1 ./...
 
 fuzz:
@@ -45,8 +53,21 @@ fmt:
 vet:
 	$(GO) vet ./...
 
+## consul: install Consul $(CONSUL_VERSION) into .tools/ if it is missing (about 2 minutes, once).
+consul: $(CONSUL)
+
+$(CONSUL):
+	@echo "installing Consul $(CONSUL_VERSION) (MPL-2.0) from the Go module proxy into $(CONSUL_DIR)"
+	rm -rf $(CONSUL_DIR)/build && mkdir -p $(CONSUL_DIR)/build
+	cd $(CONSUL_DIR)/build && $(GO) mod init consul-build >/dev/null 2>&1 && \
+		$(GO) get github.com/hashicorp/consul@$(CONSUL_VERSION) && \
+		$(GO) build -o $(CONSUL).tmp github.com/hashicorp/consul
+	mv $(CONSUL).tmp $(CONSUL)
+	rm -rf $(CONSUL_DIR)/build
+	$(CONSUL) version
+
 ## bench: Go benchmarks with allocations.
-bench:
+bench: $(CONSUL)
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 clean:

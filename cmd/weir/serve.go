@@ -12,8 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/discovery/consul"
 	"github.com/weir-mesh/weir/discovery/file"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/xds"
@@ -28,7 +31,18 @@ type serveConfig struct {
 	SidecarAddress string
 	SidecarPort    uint32
 	Debounce       time.Duration
+	AckTimeout     time.Duration
 	LogLevel       slog.Level
+	Consul         consulConfig
+}
+
+// consulConfig selects and configures Consul discovery.
+type consulConfig struct {
+	consul.ClientConfig
+	VersionMetaKey   string
+	VersionTagPrefix string
+	ExcludeWarning   bool
+	WaitTime         time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -42,8 +56,8 @@ func newServeCommand() *cobra.Command {
 			if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			if cfg.Catalog == "" {
-				return errors.New("--catalog is required: weir's embedded discovery source is a catalog file (see examples/quickstart/catalog.yaml)")
+			if err := cfg.checkSource(); err != nil {
+				return err
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 			srv, err := newServer(cfg, logger)
@@ -61,20 +75,48 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
 	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener")
 	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "how long to gather changes before pushing (bounds the delay of the first change)")
+	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addConsulFlags(f, &cfg.Consul)
 	return cmd
+}
+
+func addConsulFlags(f *pflag.FlagSet, c *consulConfig) {
+	f.StringVar(&c.Address, "consul-addr", "", "discover services from the Consul agent at HOST:PORT instead of --catalog")
+	f.StringVar(&c.Token, "consul-token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
+	f.StringVar(&c.Datacenter, "consul-datacenter", "", "Consul datacenter to watch (default: the agent's)")
+	f.StringVar(&c.CAFile, "consul-ca-file", "", "CA certificate for Consul's HTTPS API (default $CONSUL_CACERT)")
+	f.StringVar(&c.CertFile, "consul-cert-file", "", "client certificate for Consul (default $CONSUL_CLIENT_CERT)")
+	f.StringVar(&c.KeyFile, "consul-key-file", "", "client key for Consul (default $CONSUL_CLIENT_KEY)")
+	f.StringVar(&c.VersionMetaKey, "version-meta-key", "version", "service meta key holding an instance's version")
+	f.StringVar(&c.VersionTagPrefix, "version-tag-prefix", "version=", "tag prefix holding an instance's version when the meta key is absent")
+	f.BoolVar(&c.ExcludeWarning, "exclude-warning", false, "remove instances whose Consul checks warn (default: warning still serves)")
+	f.DurationVar(&c.WaitTime, "consul-wait", 5*time.Minute, "longest wait of a Consul blocking query")
+}
+
+// checkSource makes sure exactly one discovery source is configured.
+func (c serveConfig) checkSource() error {
+	switch {
+	case c.Catalog != "" && c.Consul.Address != "":
+		return errors.New("--catalog and --consul-addr are both set: weir uses exactly one discovery source")
+	case c.Catalog == "" && c.Consul.Address == "":
+		return errors.New("no discovery source: give --catalog FILE (see examples/quickstart/catalog.yaml) or --consul-addr HOST:PORT")
+	}
+	return nil
 }
 
 // server is a wired `weir serve`: listeners bound, components built.
 type server struct {
-	cfg       serveConfig
-	logger    *slog.Logger
-	xdsLis    net.Listener
-	opsLis    net.Listener
-	registry  *prometheus.Registry
-	cache     *xds.Cache
-	tracker   *xds.Tracker
-	publisher *xds.Publisher
+	cfg        serveConfig
+	logger     *slog.Logger
+	xdsLis     net.Listener
+	opsLis     net.Listener
+	registry   *prometheus.Registry
+	cache      *xds.Cache
+	tracker    *xds.Tracker
+	publisher  *xds.Publisher
+	source     discovery.Source
+	sourceDesc string
 }
 
 // newServer binds the listeners and builds the components.
@@ -84,10 +126,13 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	metrics := xds.NewMetrics(s.registry, func() float64 { return s.publisher.SnapshotAge() })
 	s.tracker = xds.NewTracker(logger, metrics)
 	s.publisher = xds.NewPublisher(xds.PublisherConfig{
-		Cache: s.cache, Metrics: metrics, Logger: logger, Debounce: cfg.Debounce,
+		Cache: s.cache, Metrics: metrics, Logger: logger, Debounce: cfg.Debounce, Tracker: s.tracker, AckTimeout: cfg.AckTimeout,
 		SidecarAddress: cfg.SidecarAddress, SidecarPort: cfg.SidecarPort,
 	})
 	var err error
+	if s.source, s.sourceDesc, err = newSource(cfg, logger, s.registry); err != nil {
+		return nil, err
+	}
 	if s.xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
 		return nil, fmt.Errorf("--xds-addr: %w", err)
 	}
@@ -101,17 +146,44 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 // Run serves until ctx is done, then shuts everything down.
 func (s *server) Run(ctx context.Context) error {
 	s.logger.Info("weir starting", "version", buildVersion(), "xds", s.xdsLis.Addr().String(),
-		"ops", s.opsLis.Addr().String(), "discovery", "catalog file "+s.cfg.Catalog, "policies", s.cfg.Policies)
+		"ops", s.opsLis.Addr().String(), "discovery", s.sourceDesc, "policies", s.cfg.Policies)
 	g, ctx := errgroup.WithContext(ctx)
 	gs := xds.NewGRPCServer(ctx, s.cache, s.tracker)
 	g.Go(func() error { return s.publisher.Run(ctx) })
-	g.Go(func() error { return (&file.Source{Path: s.cfg.Catalog, Logger: s.logger}).Run(ctx, s.publisher) })
+	g.Go(func() error { return s.source.Run(ctx, s.publisher) })
 	g.Go(func() error { return s.watchPolicies(ctx) })
 	g.Go(func() error { return xds.Serve(ctx, gs, s.xdsLis) })
-	g.Go(func() error { return serveOps(ctx, s.opsLis, s.registry, s.publisher) })
+	g.Go(func() error { return serveOps(ctx, s.opsLis, s.registry, s.readiness) })
 	err := g.Wait()
 	s.logger.Info("weir stopped")
 	return err
+}
+
+// newSource returns the one configured discovery source and a description
+// of it for the start-up log.
+func newSource(cfg serveConfig, logger *slog.Logger, reg prometheus.Registerer) (discovery.Source, string, error) {
+	if cfg.Consul.Address == "" {
+		return &file.Source{Path: cfg.Catalog, Logger: logger}, "catalog file " + cfg.Catalog, nil
+	}
+	client, err := consul.NewClient(cfg.Consul.ClientConfig)
+	if err != nil {
+		return nil, "", err
+	}
+	src := consul.New(consul.Config{
+		Client: client, VersionMetaKey: cfg.Consul.VersionMetaKey, VersionTagPrefix: cfg.Consul.VersionTagPrefix,
+		ExcludeWarning: cfg.Consul.ExcludeWarning, WaitTime: cfg.Consul.WaitTime, Logger: logger, Registerer: reg,
+	})
+	return src, "consul " + cfg.Consul.Address, nil
+}
+
+// readiness is what /readyz reports.
+func (s *server) readiness() readiness {
+	r := readinessOf(s.publisher.Status())
+	r.Discovery = s.sourceDesc
+	if rep, ok := s.source.(discovery.StatusReporter); ok {
+		r.applySourceStatus(rep.Status(), time.Now())
+	}
+	return r
 }
 
 // watchPolicies feeds the policy directory to the publisher; without a

@@ -1,0 +1,249 @@
+// Package consul is weir's production discovery source. It watches Consul's
+// catalog with blocking queries — the service list, and the health of every
+// service — and turns the live, health-checked catalog into discovery
+// Models. It is the only package that imports github.com/hashicorp/consul/api.
+//
+// It fails static: when Consul is unreachable or answers errors, the last
+// known instances stay in the model (nothing is removed, nothing empty is
+// published) and the source reports itself stale until Consul answers again.
+// No model is emitted before the first full sync.
+package consul
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-mesh/weir/discovery"
+)
+
+// Config configures a Source.
+type Config struct {
+	// Client talks to Consul (see NewClient); its datacenter is the one watched.
+	Client *api.Client
+	// VersionMetaKey is the service meta key holding an instance's version
+	// (default "version"); VersionTagPrefix is the tag prefix used when the
+	// meta key is absent (default "version=").
+	VersionMetaKey   string
+	VersionTagPrefix string
+	// ExcludeWarning removes instances whose checks warn, instead of serving
+	// them.
+	ExcludeWarning bool
+	// WaitTime is how long a blocking query may wait (default 5m).
+	WaitTime time.Duration
+	// MinInterval is the least time between two queries on one resource,
+	// which rate-limits a resource that changes constantly (default 50ms).
+	MinInterval time.Duration
+	// RetryBase and RetryMax bound the jittered exponential backoff after
+	// errors (defaults 200ms and 15s).
+	RetryBase, RetryMax time.Duration
+	Logger              *slog.Logger
+	// Registerer receives the source's metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.VersionMetaKey == "" {
+		c.VersionMetaKey = defaultVersionMetaKey
+	}
+	if c.VersionTagPrefix == "" {
+		c.VersionTagPrefix = defaultVersionTagPrefix
+	}
+	if c.WaitTime <= 0 {
+		c.WaitTime = 5 * time.Minute
+	}
+	if c.MinInterval <= 0 {
+		c.MinInterval = 50 * time.Millisecond
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 200 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Source watches Consul. Create it with New; Run starts it.
+type Source struct {
+	cfg     Config
+	block   blocking
+	rule    versionRule
+	metrics *metrics
+	changed chan struct{}
+
+	mu         sync.Mutex
+	listSynced bool
+	services   map[string]*serviceState
+	failing    map[string]string // watcher → its latest error
+	staleSince time.Time
+	reported   map[string]bool // unversioned instance IDs already logged
+}
+
+// serviceState is what one service's watcher has learned.
+type serviceState struct {
+	cancel      context.CancelFunc
+	synced      bool
+	instances   []discovery.Instance
+	unversioned int // instances grouped under version ""
+}
+
+var (
+	_ discovery.Source         = (*Source)(nil)
+	_ discovery.StatusReporter = (*Source)(nil)
+)
+
+// New returns a Source for cfg.
+func New(cfg Config) *Source {
+	cfg.setDefaults()
+	s := &Source{
+		cfg:      cfg,
+		block:    blocking{wait: cfg.WaitTime, minInterval: cfg.MinInterval, retryBase: cfg.RetryBase, retryMax: cfg.RetryMax},
+		rule:     versionRule{metaKey: cfg.VersionMetaKey, tagPrefix: cfg.VersionTagPrefix},
+		changed:  make(chan struct{}, 1),
+		services: make(map[string]*serviceState),
+		failing:  make(map[string]string),
+		reported: make(map[string]bool),
+	}
+	s.metrics = newMetrics(cfg.Registerer, s)
+	return s
+}
+
+// Run watches Consul until ctx is done, delivering a Model to sink after the
+// first full sync and after every change.
+func (s *Source) Run(ctx context.Context, sink discovery.Sink) error {
+	s.cfg.Logger.Info("watching Consul", "versionMetaKey", s.cfg.VersionMetaKey, "versionTagPrefix", s.cfg.VersionTagPrefix)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchServiceList(ctx, &wg)
+	}()
+	s.emit(ctx, sink)
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// emit delivers a model whenever the watchers signal a change, once every
+// known service has synced. Changes that arrive while a model is being
+// built are folded into the next one.
+func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
+	var last discovery.Model
+	emitted := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changed:
+		}
+		m, ok, err := s.model()
+		if err != nil {
+			sink.Reject(err)
+			continue
+		}
+		if !ok || (emitted && last.Equal(m)) {
+			continue
+		}
+		if !emitted {
+			s.cfg.Logger.Info("first full sync from Consul complete", "services", len(m.Services()))
+		}
+		last, emitted = m, true
+		sink.Update(m)
+	}
+}
+
+// model returns the current model, and false until the first full sync.
+func (s *Source) model() (discovery.Model, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listSynced {
+		return discovery.Model{}, false, nil
+	}
+	services := make([]discovery.Service, 0, len(s.services))
+	for name, st := range s.services {
+		if !st.synced {
+			return discovery.Model{}, false, nil
+		}
+		services = append(services, discovery.Service{Name: name, Instances: st.instances})
+	}
+	m, err := discovery.NewModel(services)
+	if err != nil {
+		return discovery.Model{}, false, fmt.Errorf("consul: %w", err)
+	}
+	return m, true, nil
+}
+
+func (s *Source) signal() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Status implements discovery.StatusReporter.
+func (s *Source) Status() discovery.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := discovery.Status{Synced: s.listSynced, Stale: len(s.failing) > 0, StaleSince: s.staleSince}
+	for _, name := range sortedKeys(s.failing) {
+		st.Error = name + ": " + s.failing[name]
+		break
+	}
+	return st
+}
+
+// failed records a watcher's error; the first failure starts staleness.
+func (s *Source) failed(watcher string, err error) {
+	s.metrics.errors.Inc()
+	s.mu.Lock()
+	if len(s.failing) == 0 {
+		s.staleSince = time.Now()
+	}
+	_, already := s.failing[watcher]
+	s.failing[watcher] = err.Error()
+	synced := s.listSynced
+	s.mu.Unlock()
+	if !already {
+		if synced {
+			s.cfg.Logger.Warn("Consul query failing; serving the last known catalog", "watch", watcher, "error", err)
+		} else {
+			s.cfg.Logger.Warn("Consul unreachable; waiting for the first sync before publishing anything", "watch", watcher, "error", err)
+		}
+	}
+}
+
+// recovered clears a watcher's error; the last one clears staleness.
+func (s *Source) recovered(watcher string) {
+	s.mu.Lock()
+	_, was := s.failing[watcher]
+	delete(s.failing, watcher)
+	ended := was && len(s.failing) == 0
+	since := s.staleSince
+	if ended {
+		s.staleSince = time.Time{}
+	}
+	s.mu.Unlock()
+	if ended {
+		s.cfg.Logger.Info("Consul answering again; resyncing", "staleFor", time.Since(since).Round(time.Millisecond))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
