@@ -11,6 +11,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -166,8 +167,31 @@ func TestVirtualHostAndRouteConfiguration(t *testing.T) {
 	}
 	vh := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, WeightedClusters([]ClusterWeight{
 		{"greeter/v1", 9000}, {"greeter/v2", 1000},
-	}))
+	}), nil)
 	check(t, wantVH, vh)
+
+	wantWarming := &routev3.Route{
+		Name: WarmingRouteName,
+		Match: &routev3.RouteMatch{
+			PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
+			RuntimeFraction: &corev3.RuntimeFractionalPercent{
+				DefaultValue: &typev3.FractionalPercent{Numerator: 0, Denominator: typev3.FractionalPercent_HUNDRED},
+			},
+		},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
+				Clusters: []*routev3.WeightedCluster_ClusterWeight{
+					{Name: "greeter/v1", Weight: wrapperspb.UInt32(1)}, {Name: "greeter/v3", Weight: wrapperspb.UInt32(1)},
+				},
+			}},
+		}},
+	}
+	warmed := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, WeightedClusters([]ClusterWeight{
+		{"greeter/v1", 9000}, {"greeter/v2", 1000},
+	}), []string{"greeter/v1", "greeter/v3"})
+	wantWarmed := proto.Clone(wantVH).(*routev3.VirtualHost)
+	wantWarmed.Routes = append(wantWarmed.Routes, wantWarming)
+	check(t, wantWarmed, warmed)
 	check(t, &routev3.RouteConfiguration{Name: "out", VirtualHosts: []*routev3.VirtualHost{wantVH}},
 		RouteConfiguration("out", []*routev3.VirtualHost{vh}))
 }

@@ -1,7 +1,9 @@
 package envoy
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -28,10 +30,15 @@ func WeightedClusters(weights []ClusterWeight) *routev3.WeightedCluster {
 	return wc
 }
 
-// VirtualHost returns a virtual host that sends every request ("/" prefix) to
-// the weighted clusters of action.
-func VirtualHost(name string, domains []string, action *routev3.WeightedCluster) *routev3.VirtualHost {
-	return &routev3.VirtualHost{
+// WarmingRouteName names the route that keeps clusters known to clients
+// without sending them traffic.
+const WarmingRouteName = "weir_warming"
+
+// VirtualHost returns a virtual host that sends every request ("/" prefix)
+// to the weighted clusters of action. When warming names clusters, a
+// warming route after it references them too (see WarmingRoute).
+func VirtualHost(name string, domains []string, action *routev3.WeightedCluster, warming []string) *routev3.VirtualHost {
+	vh := &routev3.VirtualHost{
 		Name:    name,
 		Domains: domains,
 		Routes: []*routev3.Route{{
@@ -39,6 +46,34 @@ func VirtualHost(name string, domains []string, action *routev3.WeightedCluster)
 			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: action},
 			}},
+		}},
+	}
+	if len(warming) > 0 {
+		vh.Routes = append(vh.Routes, WarmingRoute(warming))
+	}
+	return vh
+}
+
+// WarmingRoute returns a route that matches no request — a 0 % runtime
+// fraction, after a catch-all route — but names clusters. Proxyless gRPC
+// clients learn clusters only from routes: a cluster named here is created
+// and connected before any route gives it traffic, so that shifting weight
+// to it later cannot race the client's own set-up.
+func WarmingRoute(clusters []string) *routev3.Route {
+	weights := make([]ClusterWeight, len(clusters))
+	for i, c := range clusters {
+		weights[i] = ClusterWeight{Name: c, Weight: 1}
+	}
+	return &routev3.Route{
+		Name: WarmingRouteName,
+		Match: &routev3.RouteMatch{
+			PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
+			RuntimeFraction: &corev3.RuntimeFractionalPercent{
+				DefaultValue: &typev3.FractionalPercent{Numerator: 0, Denominator: typev3.FractionalPercent_HUNDRED},
+			},
+		},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: WeightedClusters(weights)},
 		}},
 	}
 }

@@ -7,46 +7,33 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-mesh/weir/envoy"
 )
 
 // Bridge returns the snapshot to serve between prev and next so that no
-// proxy loses a cluster it still routes to: next's routes, but every
-// cluster that prev routes traffic to and next stops routing to keeps its
-// cluster and prev's endpoints if next would remove it or leave it without
-// serving endpoints. Once proxies have applied the bridge's routes, next
-// itself is safe to serve (make before break).
+// proxy ever routes to a cluster it does not have (make before break):
 //
-// Bridge returns next itself when no bridge is needed, which is always the
-// case for Bridge(Bridge(prev, next), next).
+//   - A cluster that next routes traffic to but that no route of prev even
+//     names is new to the clients: the bridge withholds its weight (keeping
+//     prev's routing where nothing else is left), while next's warming
+//     route (see envoy.WarmingRoute) already names it, so that clients set
+//     it up before any traffic depends on it.
+//   - A cluster that prev or the bridge routes traffic to, and that next
+//     would remove or leave without serving endpoints, stays with prev's
+//     endpoints until proxies apply routes that no longer use it.
+//
+// Serving Bridge(prev, next), waiting for proxies to apply its routes, and
+// repeating reaches next in at most three steps; Bridge returns next itself
+// when no bridge is needed.
 func Bridge(prev, next *Snapshot) (*Snapshot, error) {
-	routedBefore := RoutedClusters(prev.Resources)
-	routedAfter := RoutedClusters(next.Resources)
-	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
-	prevCLAs := byName(prev.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	nextClusters := byName(next.Clusters, (*clusterv3.Cluster).GetName)
-	nextCLAs := byName(next.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-
 	bridged := next.Resources
-	bridged.Clusters = slices.Clone(next.Clusters)
-	bridged.Endpoints = slices.Clone(next.Endpoints)
-	kept := 0
-	for _, name := range routedBefore {
-		if slices.Contains(routedAfter, name) || prevCLAs[name] == nil {
-			continue
-		}
-		switch {
-		case nextClusters[name] == nil:
-			bridged.Clusters = append(bridged.Clusters, prevClusters[name])
-			bridged.Endpoints = append(bridged.Endpoints, prevCLAs[name])
-		case !hasServing(nextCLAs[name]):
-			i := slices.Index(bridged.Endpoints, nextCLAs[name])
-			bridged.Endpoints[i] = prevCLAs[name]
-		default:
-			continue
-		}
-		kept++
-	}
-	if kept == 0 {
+	withheld := withholdNew(&bridged, prev.Resources)
+	leaving := slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged))
+	kept := keepLeaving(&bridged, prev.Resources, leaving, RoutedClusters(next.Resources))
+	if withheld+kept == 0 {
 		return next, nil
 	}
 	bridged.sort()
@@ -60,19 +47,126 @@ func Bridge(prev, next *Snapshot) (*Snapshot, error) {
 	return &Snapshot{Resources: bridged, Version: version, Report: next.Report}, nil
 }
 
+// withholdNew replaces r's routes with copies in which clusters that no
+// route of prev names get no traffic. A route left with no cluster takes
+// prev's route of the same virtual host instead; a virtual host that prev
+// did not have is new, and nothing routes to it yet. It returns how many
+// routes it changed.
+func withholdNew(r *Resources, prev Resources) int {
+	known := ReferencedClusters(prev)
+	prevRoutes := mainRoutes(prev)
+	changed := 0
+	routes := make([]*routev3.RouteConfiguration, len(r.Routes))
+	for i, rc := range r.Routes {
+		rc = proto.Clone(rc).(*routev3.RouteConfiguration)
+		for _, vh := range rc.GetVirtualHosts() {
+			for j, route := range vh.GetRoutes() {
+				if route.GetName() == envoy.WarmingRouteName {
+					continue
+				}
+				wc := route.GetRoute().GetWeightedClusters()
+				kept := knownOnly(wc.GetClusters(), known)
+				switch {
+				case len(kept) == len(wc.GetClusters()):
+					continue
+				case len(kept) > 0:
+					wc.Clusters = kept
+				case prevRoutes[vh.GetName()] != nil:
+					vh.Routes[j] = prevRoutes[vh.GetName()]
+				default:
+					continue
+				}
+				changed++
+			}
+		}
+		routes[i] = rc
+	}
+	if changed > 0 {
+		r.Routes = routes
+	}
+	return changed
+}
+
+func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []string) []*routev3.WeightedCluster_ClusterWeight {
+	var kept []*routev3.WeightedCluster_ClusterWeight
+	for _, c := range clusters {
+		if slices.Contains(known, c.GetName()) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// mainRoutes returns the traffic-carrying route of every virtual host, by
+// virtual host name.
+func mainRoutes(r Resources) map[string]*routev3.Route {
+	m := make(map[string]*routev3.Route)
+	for _, rc := range r.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, route := range vh.GetRoutes() {
+				if route.GetName() != envoy.WarmingRouteName {
+					m[vh.GetName()] = route
+				}
+			}
+		}
+	}
+	return m
+}
+
+// keepLeaving adds back to r, with prev's endpoints, every cluster in
+// leaving that next does not route to and that r would remove or leave
+// without serving endpoints. It returns how many it kept.
+func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int {
+	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
+	prevCLAs := byName(prev.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	nextClusters := byName(r.Clusters, (*clusterv3.Cluster).GetName)
+	nextCLAs := byName(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	r.Clusters = slices.Clone(r.Clusters)
+	r.Endpoints = slices.Clone(r.Endpoints)
+	kept := 0
+	slices.Sort(leaving)
+	for _, name := range slices.Compact(leaving) {
+		if slices.Contains(routedNext, name) || prevCLAs[name] == nil {
+			continue
+		}
+		switch {
+		case nextClusters[name] == nil:
+			r.Clusters = append(r.Clusters, prevClusters[name])
+			r.Endpoints = append(r.Endpoints, prevCLAs[name])
+		case !hasServing(nextCLAs[name]):
+			r.Endpoints[slices.Index(r.Endpoints, nextCLAs[name])] = prevCLAs[name]
+		default:
+			continue
+		}
+		kept++
+	}
+	return kept
+}
+
 // RoutedClusters returns, sorted, the clusters that some route sends a
-// share of traffic to.
+// share of traffic to (the warming route sends none).
 func RoutedClusters(r Resources) []string {
+	return routeClusters(r, func(route *routev3.Route, c *routev3.WeightedCluster_ClusterWeight) bool {
+		return route.GetName() != envoy.WarmingRouteName && c.GetWeight().GetValue() > 0
+	})
+}
+
+// ReferencedClusters returns, sorted, every cluster some route names,
+// warming route included: the clusters proxyless gRPC clients have set up.
+func ReferencedClusters(r Resources) []string {
+	return routeClusters(r, func(*routev3.Route, *routev3.WeightedCluster_ClusterWeight) bool { return true })
+}
+
+func routeClusters(r Resources, include func(*routev3.Route, *routev3.WeightedCluster_ClusterWeight) bool) []string {
 	var names []string
 	for _, rc := range r.Routes {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
-				action := route.GetRoute()
-				if c := action.GetCluster(); c != "" {
+				if c := route.GetRoute().GetCluster(); c != "" {
 					names = append(names, c)
 				}
-				for _, wc := range action.GetWeightedClusters().GetClusters() {
-					if wc.GetWeight().GetValue() > 0 {
+				for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
+					if include(route, wc) {
 						names = append(names, wc.GetName())
 					}
 				}

@@ -42,7 +42,11 @@ func buildService(svc discovery.Service, desired policy.Weights, hasPolicy bool)
 		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, byVersion[v]))
 	}
 	weights := routeWeights(svc, desired, hasPolicy, &out.report)
-	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), envoy.WeightedClusters(clusterWeights(svc.Name, weights)))
+	warming := make([]string, len(out.clusters))
+	for i, c := range out.clusters {
+		warming[i] = c.GetName()
+	}
+	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), envoy.WeightedClusters(clusterWeights(svc.Name, weights)), warming)
 	return out
 }
 

@@ -93,18 +93,21 @@ func pushOrder(typeURL string) int {
 	}
 }
 
-// TypeVersion returns the version_info the current snapshot carries for
-// typeURL and class, "" before the first snapshot.
-func (c *Cache) TypeVersion(typeURL string, class Class) string {
+// VersionFor returns the version_info a proxy of class subscribed to names
+// of typeURL (or to all of them, when wildcard) would be sent from the
+// current snapshot; "" before the first snapshot. A proxy that ACKed this
+// version is up to date.
+func (c *Cache) VersionFor(typeURL string, class Class, names []string, wildcard bool) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current == nil {
 		return ""
 	}
-	if ts := c.current.typeSet(typeURL, class); ts != nil {
-		return ts.version
+	ts := c.current.typeSet(typeURL, class)
+	if ts == nil {
+		ts = &typeSet{}
 	}
-	return ""
+	return versionOf(ts, selectEntries(ts, fetchSubscription{names: names, wildcard: wildcard}), wildcard)
 }
 
 // watches returns how many requests are held open.
@@ -189,7 +192,7 @@ func (c *Cache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response
 	if c.current == nil {
 		return nil, ErrNotReady
 	}
-	sub := fetchSubscription{names: req.GetResourceNames()}
+	sub := fetchSubscription{names: req.GetResourceNames(), wildcard: len(req.GetResourceNames()) == 0}
 	return sotwResponse(c.current, req, sub), nil
 }
 
@@ -220,7 +223,8 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 			}
 		}
 	}
-	if req.GetResponseNonce() != "" && maps.Equal(returned, sub.ReturnedResources()) {
+	version := versionOf(ts, selected, sub.IsWildcard())
+	if !needsAnswer(req, version, returned, sub.ReturnedResources()) {
 		return nil
 	}
 	anys := make([]*anypb.Any, len(selected))
@@ -231,10 +235,37 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 		Request:           req,
 		ReturnedResources: returned,
 		DiscoveryResponse: &discoveryv3.DiscoveryResponse{
-			VersionInfo: ts.version,
+			VersionInfo: version,
 			TypeUrl:     req.GetTypeUrl(),
 			Resources:   anys,
 		},
+	}
+}
+
+// versionOf returns the version of a selection from ts.
+func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
+	if wildcard {
+		return ts.version // computed once per snapshot
+	}
+	return selectionVersion(selected)
+}
+
+// needsAnswer reports whether a state-of-the-world request must be answered
+// with version, whose resources are want, given what the stream was last
+// sent (held). The first request of a stream is always answered. After a
+// NACK only new content is sent — re-sending what was rejected would start
+// a resend storm. Otherwise the client is answered when the version it
+// reports is not the one it should hold (content changed, or names were
+// dropped from its subscription) or when it asks for names it was not told
+// about.
+func needsAnswer(req *cachev3.Request, version string, want, held map[string]string) bool {
+	switch {
+	case req.GetResponseNonce() == "":
+		return true
+	case req.GetErrorDetail() != nil:
+		return !maps.Equal(want, held)
+	default:
+		return req.GetVersionInfo() != version || !maps.Equal(want, held)
 	}
 }
 
@@ -267,7 +298,8 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	known := sub.ReturnedResources()
 	next := make(map[string]string)
 	var changed []*discoveryv3.Resource
-	for _, e := range selectEntries(ts, sub) {
+	selected := selectEntries(ts, sub)
+	for _, e := range selected {
 		next[e.name] = e.hash
 		if known[e.name] != e.hash {
 			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})
@@ -281,7 +313,7 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 		DeltaRequest:   req,
 		NextVersionMap: next,
 		DeltaDiscoveryResponse: &discoveryv3.DeltaDiscoveryResponse{
-			SystemVersionInfo: ts.version,
+			SystemVersionInfo: versionOf(ts, selected, sub.IsWildcard()),
 			TypeUrl:           req.GetTypeUrl(),
 			Resources:         changed,
 			RemovedResources:  removed,
@@ -313,11 +345,14 @@ func missingNames(ts *typeSet, sub cachev3.Subscription, known, next map[string]
 	return slices.Compact(removed)
 }
 
-// fetchSubscription adapts a REST request's names to a Subscription.
-type fetchSubscription struct{ names []string }
+// fetchSubscription adapts a list of names to a Subscription.
+type fetchSubscription struct {
+	names    []string
+	wildcard bool
+}
 
 func (f fetchSubscription) ReturnedResources() map[string]string { return nil }
-func (f fetchSubscription) IsWildcard() bool                     { return len(f.names) == 0 }
+func (f fetchSubscription) IsWildcard() bool                     { return f.wildcard }
 func (f fetchSubscription) SubscribedResources() map[string]struct{} {
 	m := make(map[string]struct{}, len(f.names))
 	for _, n := range f.names {

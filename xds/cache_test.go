@@ -67,7 +67,7 @@ func TestResourcesMarshalledOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wildcard := fetchSubscription{}
+	wildcard := fetchSubscription{wildcard: true}
 	named := fetchSubscription{names: []string{"greeter/v2"}}
 	envoyResp := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: resourcev3.ClusterType}, wildcard)
 	grpcResp := sotwResponse(p, &discoveryRequest{Node: grpcNode, TypeUrl: resourcev3.ClusterType}, named)
@@ -216,4 +216,25 @@ func TestPushOrderIsMakeBeforeBreak(t *testing.T) {
 	if !slices.Equal(order, want) {
 		t.Fatalf("push order = %v, want %v", order, want)
 	}
+}
+
+func TestDroppedNamesAreAnsweredAndInSync(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 5000, "v2": 5000}, "v1", "v2"))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
+	first := c.recv()
+
+	// The client stops using v1 and drops it from its subscription. It is
+	// answered with what it now holds, and once it ACKs that, it counts as
+	// up to date.
+	c.ack(first, "greeter/v2")
+	second := c.recv()
+	if got := resourceNames(t, second); !slices.Equal(got, []string{"greeter/v2"}) {
+		t.Fatalf("after dropping v1: %v, want [greeter/v2]", got)
+	}
+	c.ack(second, "greeter/v2")
+	eventually(t, "the client to count as up to date", func() bool {
+		return len(srv.tracker.Pending(resourcev3.ClusterType, srv.cache.VersionFor)) == 0
+	})
 }

@@ -68,7 +68,7 @@ type Publisher struct {
 	rejected   map[string]string
 	status     Status
 	lastReport []string
-	current    *snapshot.Snapshot // being served; only publish touches it
+	current    *snapshot.Snapshot // being served; only publish writes it
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -209,7 +209,9 @@ func (p *Publisher) publish(ctx context.Context) {
 		p.failed(err)
 		return
 	}
+	p.mu.Lock()
 	p.current = step
+	p.mu.Unlock()
 	p.record(step, true)
 	if step != target {
 		p.cfg.Logger.Info("traffic moves off clusters that are going away; serving them until proxies apply the new routes",
@@ -241,12 +243,11 @@ func (p *Publisher) awaitRoutes(ctx context.Context) {
 	if p.cfg.Tracker == nil {
 		return
 	}
-	version := p.cfg.Cache.TypeVersion(resourcev3.RouteType, GRPC)
 	timeout := time.NewTimer(p.cfg.AckTimeout)
 	defer timeout.Stop()
 	defer p.setAwaiting(nil)
 	for {
-		pending := p.cfg.Tracker.Pending(resourcev3.RouteType, version)
+		pending := p.cfg.Tracker.Pending(resourcev3.RouteType, p.cfg.Cache.VersionFor)
 		p.setAwaiting(pending)
 		if len(pending) == 0 {
 			return
@@ -305,6 +306,13 @@ func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 	for _, u := range snap.Report.Unserved {
 		p.cfg.Metrics.UnservedVersions.WithLabelValues(u.Service, u.Version).Set(1)
 	}
+}
+
+// Current returns the snapshot being served, nil before the first.
+func (p *Publisher) Current() *snapshot.Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current
 }
 
 // SnapshotAge returns the seconds since the current snapshot was published.

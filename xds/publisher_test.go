@@ -182,7 +182,7 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	eventually(t, "the publisher to await this client's ACK", func() bool {
 		return slices.Equal(p.Status().AwaitingRoutes, []string{grpcNode.Id})
 	})
-	if v := srv.cache.TypeVersion(resourcev3.ClusterType, GRPC); v != before.VersionInfo {
+	if v := srv.cache.VersionFor(resourcev3.ClusterType, GRPC, clusters, false); v != before.VersionInfo {
 		t.Fatal("while the routes were not applied, the clusters served changed already")
 	}
 	c.ack(routes, snapshot.RouteConfigName)

@@ -116,16 +116,27 @@ func newTypeSet[M proto.Message](typeURL string, msgs []M) (*typeSet, error) {
 		ts.entries = append(ts.entries, entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}})
 	}
 	slices.SortFunc(ts.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	h := sha256.New()
 	for i, e := range ts.entries {
 		if i > 0 && ts.entries[i-1].name == e.name {
 			return nil, fmt.Errorf("%s %q appears twice", typeURL, e.name)
 		}
 		ts.index[e.name] = i
+	}
+	ts.version = selectionVersion(ts.entries)
+	return ts, nil
+}
+
+// selectionVersion is the version_info of a response carrying entries
+// (sorted by name): a hash of their names and contents. A proxy that ACKed
+// it holds exactly that content, whichever subset of a type it asked for,
+// so comparing it with the version of what it would be sent now tells
+// whether it is up to date.
+func selectionVersion(entries []entry) string {
+	h := sha256.New()
+	for _, e := range entries {
 		fmt.Fprintf(h, "%s\x00%s\x00", e.name, e.hash)
 	}
-	ts.version = hex.EncodeToString(h.Sum(nil))[:16]
-	return ts, nil
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func shortHash(b []byte) string {

@@ -18,6 +18,9 @@ import (
 // TypeStatus is what one proxy was sent of one resource type, and what it did
 // with it.
 type TypeStatus struct {
+	// Names are the resources subscribed to, sorted; Wildcard means all.
+	Names     []string
+	Wildcard  bool
 	Sent      string // version_info of the last response on the stream
 	SentNonce string
 	SentAt    time.Time
@@ -85,14 +88,22 @@ func (t *Tracker) Proxies() []Proxy {
 	return out
 }
 
-// Pending returns the node ids of connected proxies that were sent typeURL
-// and have not applied version of it yet, sorted.
-func (t *Tracker) Pending(typeURL, version string) []string {
+// VersionFunc returns the version a proxy of class subscribed to names (or
+// to everything, when wildcard) should hold; Cache.VersionFor is one.
+type VersionFunc func(typeURL string, class Class, names []string, wildcard bool) string
+
+// Pending returns, sorted, the node ids of connected proxies subscribed to
+// typeURL that have not applied the version current says they should hold.
+func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var pending []string
 	for _, p := range t.proxies {
-		if st, ok := p.Types[typeURL]; ok && st.Sent != "" && st.Acked != version {
+		st, ok := p.Types[typeURL]
+		if !ok || st.Sent == "" {
+			continue
+		}
+		if st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
 			pending = append(pending, p.NodeID)
 		}
 	}
@@ -137,18 +148,20 @@ func (t *Tracker) closed(id int64) {
 // request records an ACK or NACK carried by a request. nonce is the response
 // it answers ("" for the first request of a type on a stream); version is the
 // version the client reports as applied.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string) {
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.proxies[id]
 	if !ok {
 		return
 	}
+	st, seen := p.Types[typeURL]
+	subscribe(&st, !seen)
+	p.Types[typeURL] = st
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
 		t.logger.Info("proxy connected", "node", p.NodeID, "stream", id, "class", p.Class.String(), "address", p.Address)
 	}
-	st := p.Types[typeURL]
 	switch {
 	case nonce == "":
 		// A new subscription; a reconnecting client reports what it holds.
@@ -202,9 +215,47 @@ func (t *Tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
 
 // OnStreamRequest implements serverv3.Callbacks.
 func (t *Tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage())
+	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(),
+		func(st *TypeStatus, _ bool) { subscribeSotw(st, req.GetResourceNames()) })
 	return nil
 }
+
+// subscribeSotw records a state-of-the-world subscription: every request
+// carries the full list of names, and no names (or "*") means all.
+func subscribeSotw(st *TypeStatus, names []string) {
+	st.Wildcard = len(names) == 0 || slices.Contains(names, wildcardName)
+	st.Names = slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), isWildcardName)))
+}
+
+// subscribeDelta applies an incremental subscription change; a first
+// request without names subscribes to all.
+func subscribeDelta(st *TypeStatus, first bool, subscribe, unsubscribe []string) {
+	if first && len(subscribe) == 0 {
+		st.Wildcard = true
+	}
+	names := make(map[string]bool, len(st.Names))
+	for _, n := range st.Names {
+		names[n] = true
+	}
+	for _, n := range subscribe {
+		if n == wildcardName {
+			st.Wildcard = true
+		} else {
+			names[n] = true
+		}
+	}
+	for _, n := range unsubscribe {
+		if n == wildcardName {
+			st.Wildcard = false
+		}
+		delete(names, n)
+	}
+	st.Names = slices.Sorted(maps.Keys(names))
+}
+
+const wildcardName = "*"
+
+func isWildcardName(n string) bool { return n == wildcardName }
 
 // OnStreamResponse implements serverv3.Callbacks.
 func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
@@ -214,7 +265,10 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 // OnStreamDeltaRequest implements serverv3.Callbacks. Delta requests carry no
 // version, so an ACK applies the version sent with the nonce it echoes.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage())
+	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
+		func(st *TypeStatus, first bool) {
+			subscribeDelta(st, first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
+		})
 	return nil
 }
 

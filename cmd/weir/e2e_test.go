@@ -26,18 +26,28 @@ const waitTimeout = 20 * time.Second
 
 // weir is an in-process `weir serve` on loopback ports picked by the kernel.
 type weir struct {
-	srv      *server
-	xdsAddr  string
-	opsURL   string
-	policies string
-	catalog  string
+	srv     *server
+	xdsAddr string
+	opsURL  string
+}
+
+// testConfig is a serve configuration on kernel-picked loopback ports.
+func testConfig(policies string) serveConfig {
+	return serveConfig{XDSAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", Policies: policies,
+		SidecarAddress: "127.0.0.1", SidecarPort: 15001, Debounce: 20 * time.Millisecond, AckTimeout: 10 * time.Second}
 }
 
 // startWeir serves catalog and the policies directory until the test ends.
 func startWeir(t *testing.T, catalog, policies string) *weir {
 	t.Helper()
-	cfg := serveConfig{XDSAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", Catalog: catalog, Policies: policies,
-		SidecarAddress: "127.0.0.1", SidecarPort: 15001, Debounce: 20 * time.Millisecond}
+	cfg := testConfig(policies)
+	cfg.Catalog = catalog
+	return startWeirWith(t, cfg)
+}
+
+// startWeirWith serves cfg until the test ends.
+func startWeirWith(t *testing.T, cfg serveConfig) *weir {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := newServer(cfg, logger)
 	if err != nil {
@@ -52,8 +62,7 @@ func startWeir(t *testing.T, catalog, policies string) *weir {
 			t.Errorf("weir serve: %v", err)
 		}
 	})
-	return &weir{srv: srv, xdsAddr: srv.xdsLis.Addr().String(), opsURL: "http://" + srv.opsLis.Addr().String(),
-		policies: policies, catalog: catalog}
+	return &weir{srv: srv, xdsAddr: srv.xdsLis.Addr().String(), opsURL: "http://" + srv.opsLis.Addr().String()}
 }
 
 // testWriter sends weir's logs to the test log, shown on failure.

@@ -114,6 +114,7 @@ type server struct {
 	registry   *prometheus.Registry
 	cache      *xds.Cache
 	tracker    *xds.Tracker
+	metrics    *xds.Metrics
 	publisher  *xds.Publisher
 	source     discovery.Source
 	sourceDesc string
@@ -123,10 +124,10 @@ type server struct {
 func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), cache: xds.NewCache()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := xds.NewMetrics(s.registry, func() float64 { return s.publisher.SnapshotAge() })
-	s.tracker = xds.NewTracker(logger, metrics)
+	s.metrics = xds.NewMetrics(s.registry, func() float64 { return s.publisher.SnapshotAge() })
+	s.tracker = xds.NewTracker(logger, s.metrics)
 	s.publisher = xds.NewPublisher(xds.PublisherConfig{
-		Cache: s.cache, Metrics: metrics, Logger: logger, Debounce: cfg.Debounce, Tracker: s.tracker, AckTimeout: cfg.AckTimeout,
+		Cache: s.cache, Metrics: s.metrics, Logger: logger, Debounce: cfg.Debounce, Tracker: s.tracker, AckTimeout: cfg.AckTimeout,
 		SidecarAddress: cfg.SidecarAddress, SidecarPort: cfg.SidecarPort,
 	})
 	var err error

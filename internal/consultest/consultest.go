@@ -51,6 +51,8 @@ type Options struct {
 	// MaxConnsPerClient raises Consul's per-client HTTP connection limit
 	// (default 200), which caps the number of concurrent blocking queries.
 	MaxConnsPerClient int
+	// Stopped prepares the agent without starting it; call Start.
+	Stopped bool
 }
 
 // Binary returns the path of the Consul binary, failing the test if there
@@ -71,9 +73,10 @@ func Binary(t testing.TB) string {
 	return p
 }
 
-// Start starts an agent on free loopback ports and waits until it has a
-// leader. The agent is stopped when the test ends.
-func Start(t testing.TB, opts Options) *Agent {
+// New prepares an agent on free loopback ports and, unless opts.Stopped,
+// starts it and waits until it has a leader. The agent is stopped when the
+// test ends.
+func New(t testing.TB, opts Options) *Agent {
 	t.Helper()
 	a := &Agent{t: t, bin: Binary(t), dir: t.TempDir()}
 	ports := freePorts(t, 4)
@@ -81,12 +84,12 @@ func Start(t testing.TB, opts Options) *Agent {
 	config := fmt.Sprintf(`ports { http = %d, serf_lan = %d, serf_wan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1 }
 limits { http_max_conns_per_client = %d }
 `, ports[0], ports[1], ports[2], ports[3], max(opts.MaxConnsPerClient, 200))
-	cfgFile := filepath.Join(a.dir, "weir-test.hcl")
-	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
+	if err := os.Mkdir(filepath.Join(a.dir, "config"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	a.WriteConfig("weir-test.hcl", config)
 	a.args = []string{"agent", "-bind=127.0.0.1", "-client=127.0.0.1", "-advertise=127.0.0.1",
-		"-node=weir-test", "-config-file=" + cfgFile, "-log-level=warn"}
+		"-node=weir-test", "-config-dir=" + filepath.Join(a.dir, "config"), "-log-level=warn"}
 	if opts.Persistent {
 		a.args = append(a.args, "-server", "-bootstrap-expect=1", "-data-dir="+filepath.Join(a.dir, "data"))
 	} else {
@@ -98,9 +101,21 @@ limits { http_max_conns_per_client = %d }
 		t.Fatal(err)
 	}
 	a.Client = client
-	a.Start()
+	if !opts.Stopped {
+		a.Start()
+	}
 	t.Cleanup(a.Stop)
 	return a
+}
+
+// WriteConfig adds an HCL file to the agent's configuration directory; a
+// service definition written while the agent is stopped is registered when
+// it starts again.
+func (a *Agent) WriteConfig(name, hcl string) {
+	a.t.Helper()
+	if err := os.WriteFile(filepath.Join(a.dir, "config", name), []byte(hcl), 0o600); err != nil {
+		a.t.Fatal(err)
+	}
 }
 
 // Addr is the agent's HTTP address, host:port.

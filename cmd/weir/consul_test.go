@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
+	"github.com/weir-mesh/weir/internal/consultest"
+)
+
+// startWeirConsul serves from the Consul agent a, with policies from dir.
+func startWeirConsul(t *testing.T, a *consultest.Agent, policies string) *weir {
+	t.Helper()
+	cfg := testConfig(policies)
+	cfg.Consul = consulConfig{VersionMetaKey: "version", VersionTagPrefix: "version=", WaitTime: time.Minute}
+	cfg.Consul.Address = a.Addr()
+	return startWeirWith(t, cfg)
+}
+
+func registerInstance(t *testing.T, a *consultest.Agent, id, version string, port int) {
+	t.Helper()
+	err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: id, Name: "greeter", Address: "127.0.0.1", Port: port, Meta: map[string]string{"version": version}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func policyDir(t *testing.T, policy string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if policy != "" {
+		writeFile(t, filepath.Join(dir, "greeter.yaml"), policy)
+	}
+	return dir
+}
+
+// applied waits until weir has published something other than previous and
+// every connected proxy has applied the clusters, endpoints and routes
+// being served.
+func (w *weir) applied(t *testing.T, previous string) string {
+	t.Helper()
+	var version string
+	until(t, "a new snapshot to be published and applied", func() bool {
+		st := w.srv.publisher.Status()
+		if st.Version == previous || len(st.AwaitingRoutes) > 0 {
+			return false
+		}
+		for _, typ := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType} {
+			if len(w.srv.tracker.Pending(typ, w.srv.cache.VersionFor)) > 0 {
+				return false
+			}
+		}
+		version = st.Version
+		return true
+	})
+	return version
+}
+
+func TestConsulFailStatic(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{Persistent: true})
+	registerInstance(t, agent, "greeter-v1-a", "v1", 9101)
+	w := startWeirConsul(t, agent, policyDir(t, ""))
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+	published := testutil.ToFloat64(w.srv.metrics.Publishes)
+	servedBefore := w.srv.publisher.Status().Version
+
+	agent.Stop()
+	var r readiness
+	until(t, "/readyz to say stale", func() bool { _, r = w.readyz(t); return r.Stale != nil })
+	if !r.Ready || r.Version != servedBefore || !strings.Contains(r.Stale.Message, "serving stale") {
+		t.Fatalf("while Consul is down /readyz = %+v, want ready, serving %s, stale", r, servedBefore)
+	}
+	until(t, "the staleness metric to grow", func() bool {
+		return strings.Contains(w.metrics(t), "weir_discovery_stale_seconds ") &&
+			!strings.Contains(w.metrics(t), "weir_discovery_stale_seconds 0\n")
+	})
+	if got := testutil.ToFloat64(w.srv.metrics.Publishes); got != published {
+		t.Fatalf("weir published %v snapshots while Consul was down", got-published)
+	}
+
+	// A second instance is defined while Consul is down; when it returns,
+	// weir resyncs and pushes the difference once.
+	agent.WriteConfig("greeter-v1-b.hcl", `service { id = "greeter-v1-b", name = "greeter", address = "127.0.0.1", port = 9102, meta = { version = "v1" } }`)
+	agent.Start()
+	until(t, "/readyz to stop saying stale", func() bool { _, r = w.readyz(t); return r.Stale == nil && r.Version != servedBefore })
+	if got := testutil.ToFloat64(w.srv.metrics.Publishes); got != published+1 {
+		t.Errorf("resync after the outage published %v snapshots, want 1", got-published)
+	}
+	cla := w.srv.publisher.Current().Endpoints[0]
+	if n := len(cla.GetEndpoints()[0].GetLbEndpoints()); n != 2 {
+		t.Errorf("after the resync greeter/v1 has %d endpoints, want 2", n)
+	}
+}
+
+func TestConsulStartupGate(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{Persistent: true})
+	registerInstance(t, agent, "greeter-v1-a", "v1", 9101)
+	agent.Stop()
+
+	w := startWeirConsul(t, agent, policyDir(t, ""))
+	until(t, "weir to notice Consul is down", func() bool { _, r := w.readyz(t); return r.Stale != nil })
+	if code, r := w.readyz(t); code != http.StatusServiceUnavailable || r.Version != "" || w.srv.cache.Version() != "" {
+		t.Fatalf("with Consul down from the start: /readyz %d %+v, cache %q; want 503 and nothing published", code, r, w.srv.cache.Version())
+	}
+	agent.Start()
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+}
+
+// TestConsulRollingReplacement replaces greeter v1 by v2 the way a rolling
+// deploy does — v2 instances register one by one while v1 instances go to
+// maintenance, drain and deregister — under continuous RPCs from a real
+// gRPC xDS client. No RPC may fail, and the policy's 70/30 split holds
+// whenever both versions serve.
+func TestConsulRollingReplacement(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{})
+	ports := map[string]int{}
+	for _, id := range []string{"greeter-v1-a", "greeter-v1-b", "greeter-v2-a", "greeter-v2-b"} {
+		ports[id] = startBackend(t, id, id[8:10])
+	}
+	registerInstance(t, agent, "greeter-v1-a", "v1", ports["greeter-v1-a"])
+	registerInstance(t, agent, "greeter-v1-b", "v1", ports["greeter-v1-b"])
+	w := startWeirConsul(t, agent, policyDir(t, greeterPolicy("70", "30")))
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+
+	conn, err := xdsclient.Dial("xds:///greeter", w.xdsAddr, "rolling-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &caller{client: testpb.NewTestServiceClient(conn)}
+	ctx := context.Background()
+	if r := c.call(ctx); r.err != nil {
+		t.Fatal(r.err)
+	}
+	version := w.applied(t, "")
+	flowCtx, stopFlow := context.WithCancel(ctx)
+	flowDone := make(chan struct{})
+	go func() {
+		defer close(flowDone)
+		for flowCtx.Err() == nil {
+			c.call(ctx)
+		}
+	}()
+	defer func() { stopFlow(); <-flowDone }()
+
+	agentAPI := agent.Client.Agent()
+	steps := []struct {
+		name   string
+		do     func() error
+		wantV2 float64 // expected v2 share in percent once applied
+	}{
+		{"v2-a registers", func() error {
+			return agentAPI.ServiceRegister(reg("greeter-v2-a", "v2", ports["greeter-v2-a"]))
+		}, 30},
+		{"v1-a drains", func() error { return agentAPI.EnableServiceMaintenance("greeter-v1-a", "rolling deploy") }, 30},
+		{"v2-b registers", func() error {
+			return agentAPI.ServiceRegister(reg("greeter-v2-b", "v2", ports["greeter-v2-b"]))
+		}, 30},
+		{"v1-a deregisters", func() error { return agentAPI.ServiceDeregister("greeter-v1-a") }, 30},
+		{"v1-b drains", func() error { return agentAPI.EnableServiceMaintenance("greeter-v1-b", "rolling deploy") }, 100},
+		{"v1-b deregisters", func() error { return agentAPI.ServiceDeregister("greeter-v1-b") }, 100},
+	}
+	for _, step := range steps {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		version = w.applied(t, version)
+		from := time.Now()
+		until(t, "1,000 RPCs after "+step.name, func() bool { return len(since(c.results(), from)) >= 1000 })
+		share := v2Share(since(c.results(), from))
+		if share < step.wantV2-5 || share > step.wantV2+5 {
+			t.Errorf("after %s: v2 share %.1f %%, want %.0f %% ± 5 %%", step.name, share, step.wantV2)
+		}
+		t.Logf("after %s: v2 share %.1f %%", step.name, share)
+	}
+	stopFlow()
+	<-flowDone
+	failed := 0
+	for _, r := range c.results() {
+		if r.err != nil {
+			failed++
+			if failed <= 5 {
+				t.Errorf("RPC failed at %s: %v", r.at.Format(time.StampMilli), r.err)
+			}
+		}
+	}
+	t.Logf("%d RPCs, %d failed", len(c.results()), failed)
+}
+
+func reg(id, version string, port int) *api.AgentServiceRegistration {
+	return &api.AgentServiceRegistration{ID: id, Name: "greeter", Address: "127.0.0.1", Port: port, Meta: map[string]string{"version": version}}
+}
