@@ -15,7 +15,7 @@ CONSUL_DIR     := $(CURDIR)/.tools/consul-$(CONSUL_VERSION)
 CONSUL         := $(CONSUL_DIR)/consul
 export WEIR_CONSUL := $(CONSUL)
 
-.PHONY: all build run demo test unit fuzz lint fmt vet bench clean consul
+.PHONY: all build run run-consul demo test unit fuzz lint fmt vet bench clean consul
 
 all: build
 
@@ -25,6 +25,13 @@ build:
 ## run: serve the quickstart (catalog + policies, both watched) on the default ports.
 run: build
 	$(BIN)/weir serve --catalog $(QUICKSTART)/catalog.yaml --policies $(QUICKSTART)/policies
+
+## run-consul: a local Consul dev agent with the quickstart's instances registered, and weir against it.
+run-consul: build $(CONSUL)
+	@trap 'kill $$consul 2>/dev/null; wait $$consul 2>/dev/null' EXIT INT TERM; \
+	$(CONSUL) agent -dev -bind=127.0.0.1 -client=127.0.0.1 -log-level=warn \
+		-config-dir=$(QUICKSTART)/consul & consul=$$!; \
+	$(BIN)/weir serve --consul-addr 127.0.0.1:8500 --policies $(QUICKSTART)/policies
 
 ## demo: start the quickstart's backends and a proxyless gRPC client against `make run`.
 demo:
@@ -66,9 +73,10 @@ $(CONSUL):
 	rm -rf $(CONSUL_DIR)/build
 	$(CONSUL) version
 
-## bench: Go benchmarks with allocations.
+## bench: speed and memory figures (see BENCHMARKS.md); never asserted in tests.
 bench: $(CONSUL)
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	$(GO) test -run='^$$' -bench=. -benchmem ./snapshot/...
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./discovery/consul ./cmd/weir
 
 clean:
 	rm -rf $(BIN)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +17,11 @@ import (
 
 	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
 	"github.com/weir-mesh/weir/internal/consultest"
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // startWeirConsul serves from the Consul agent a, with policies from dir.
-func startWeirConsul(t *testing.T, a *consultest.Agent, policies string) *weir {
+func startWeirConsul(t testing.TB, a *consultest.Agent, policies string) *weir {
 	t.Helper()
 	cfg := testConfig(policies)
 	cfg.Consul = consulConfig{VersionMetaKey: "version", VersionTagPrefix: "version=", WaitTime: time.Minute}
@@ -26,7 +29,7 @@ func startWeirConsul(t *testing.T, a *consultest.Agent, policies string) *weir {
 	return startWeirWith(t, cfg)
 }
 
-func registerInstance(t *testing.T, a *consultest.Agent, id, version string, port int) {
+func registerInstance(t testing.TB, a *consultest.Agent, id, version string, port int) {
 	t.Helper()
 	err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
 		ID: id, Name: "greeter", Address: "127.0.0.1", Port: port, Meta: map[string]string{"version": version}})
@@ -35,7 +38,7 @@ func registerInstance(t *testing.T, a *consultest.Agent, id, version string, por
 	}
 }
 
-func policyDir(t *testing.T, policy string) string {
+func policyDir(t testing.TB, policy string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if policy != "" {
@@ -47,7 +50,7 @@ func policyDir(t *testing.T, policy string) string {
 // applied waits until weir has published something other than previous and
 // every connected proxy has applied the clusters, endpoints and routes
 // being served.
-func (w *weir) applied(t *testing.T, previous string) string {
+func (w *weir) applied(t testing.TB, previous string) string {
 	t.Helper()
 	var version string
 	until(t, "a new snapshot to be published and applied", func() bool {
@@ -199,4 +202,45 @@ func TestConsulRollingReplacement(t *testing.T) {
 
 func reg(id, version string, port int) *api.AgentServiceRegistration {
 	return &api.AgentServiceRegistration{ID: id, Name: "greeter", Address: "127.0.0.1", Port: port, Meta: map[string]string{"version": version}}
+}
+
+// TestConsulBurstCoalesces registers 50 instances at once, as a deploy
+// does: weir pushes them in one or two snapshots, not fifty.
+func TestConsulBurstCoalesces(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{})
+	registerInstance(t, agent, "greeter-v1-a", "v1", 9101)
+	cfg := testConfig(policyDir(t, ""))
+	cfg.Debounce = 100 * time.Millisecond
+	cfg.Consul = consulConfig{VersionMetaKey: "version", VersionTagPrefix: "version=", WaitTime: time.Minute}
+	cfg.Consul.Address = agent.Addr()
+	w := startWeirWith(t, cfg)
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+	published := testutil.ToFloat64(w.srv.metrics.Publishes)
+
+	errs := make(chan error, 50)
+	for i := range 50 {
+		go func() {
+			errs <- agent.Client.Agent().ServiceRegister(reg(fmt.Sprintf("greeter-v2-%02d", i), "v2", 10000+i))
+		}()
+	}
+	for range 50 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "all 51 instances to be served", func() bool {
+		s := w.srv.publisher.Current()
+		n := 0
+		for _, cla := range s.Endpoints {
+			n += len(cla.GetEndpoints()[0].GetLbEndpoints())
+		}
+		return n == 51 && slices.Contains(snapshot.RoutedClusters(s.Resources), "greeter/v2")
+	})
+	pushes := testutil.ToFloat64(w.srv.metrics.Publishes) - published
+	t.Logf("50 registrations caused %v pushes", pushes)
+	// A new version takes a warming push before it gets traffic; the burst
+	// itself must fold into one or two more.
+	if pushes > 3 {
+		t.Errorf("50 registrations caused %v pushes, want at most 3 (warm + 2)", pushes)
+	}
 }

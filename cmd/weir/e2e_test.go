@@ -38,7 +38,7 @@ func testConfig(policies string) serveConfig {
 }
 
 // startWeir serves catalog and the policies directory until the test ends.
-func startWeir(t *testing.T, catalog, policies string) *weir {
+func startWeir(t testing.TB, catalog, policies string) *weir {
 	t.Helper()
 	cfg := testConfig(policies)
 	cfg.Catalog = catalog
@@ -46,9 +46,13 @@ func startWeir(t *testing.T, catalog, policies string) *weir {
 }
 
 // startWeirWith serves cfg until the test ends.
-func startWeirWith(t *testing.T, cfg serveConfig) *weir {
+func startWeirWith(t testing.TB, cfg serveConfig) *weir {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var logs io.Writer = testWriter{t}
+	if _, ok := t.(*testing.B); ok {
+		logs = io.Discard // benchmarks print every log line
+	}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := newServer(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +70,7 @@ func startWeirWith(t *testing.T, cfg serveConfig) *weir {
 }
 
 // testWriter sends weir's logs to the test log, shown on failure.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", strings.TrimSpace(string(p)))
@@ -74,7 +78,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // readyz fetches /readyz.
-func (w *weir) readyz(t *testing.T) (int, readiness) {
+func (w *weir) readyz(t testing.TB) (int, readiness) {
 	t.Helper()
 	resp, err := http.Get(w.opsURL + "/readyz")
 	if err != nil {
@@ -89,7 +93,7 @@ func (w *weir) readyz(t *testing.T) (int, readiness) {
 }
 
 // metrics fetches /metrics.
-func (w *weir) metrics(t *testing.T) string {
+func (w *weir) metrics(t testing.TB) string {
 	t.Helper()
 	resp, err := http.Get(w.opsURL + "/metrics")
 	if err != nil {
@@ -105,7 +109,7 @@ func (w *weir) metrics(t *testing.T) string {
 
 // startBackend serves a demo backend on a free loopback port and returns
 // its port.
-func startBackend(t *testing.T, id, version string) int {
+func startBackend(t testing.TB, id, version string) int {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +128,7 @@ func startBackend(t *testing.T, id, version string) int {
 }
 
 // writeFile replaces path atomically, the way editors and deploy tools do.
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
@@ -140,7 +144,7 @@ func greeterPolicy(v1, v2 string) string {
 }
 
 // until polls cond until it holds, failing the test after waitTimeout.
-func until(t *testing.T, what string, cond func() bool) {
+func until(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
