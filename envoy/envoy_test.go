@@ -165,9 +165,9 @@ func TestVirtualHostAndRouteConfiguration(t *testing.T) {
 			}},
 		}},
 	}
-	vh := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, WeightedClusters([]ClusterWeight{
+	vh := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, []*routev3.Route{WeightedRoute(WeightedClusters([]ClusterWeight{
 		{"greeter/v1", 9000}, {"greeter/v2", 1000},
-	}), nil)
+	}))}, nil)
 	check(t, wantVH, vh)
 
 	wantWarming := &routev3.Route{
@@ -186,9 +186,9 @@ func TestVirtualHostAndRouteConfiguration(t *testing.T) {
 			}},
 		}},
 	}
-	warmed := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, WeightedClusters([]ClusterWeight{
+	warmed := VirtualHost("greeter", []string{"greeter", "greeter:8080"}, []*routev3.Route{WeightedRoute(WeightedClusters([]ClusterWeight{
 		{"greeter/v1", 9000}, {"greeter/v2", 1000},
-	}), []string{"greeter/v1", "greeter/v3"})
+	}))}, []string{"greeter/v1", "greeter/v3"})
 	wantWarmed := proto.Clone(wantVH).(*routev3.VirtualHost)
 	wantWarmed.Routes = append(wantWarmed.Routes, wantWarming)
 	check(t, wantWarmed, warmed)

@@ -34,24 +34,43 @@ func WeightedClusters(weights []ClusterWeight) *routev3.WeightedCluster {
 // without sending them traffic.
 const WarmingRouteName = "weir_warming"
 
-// VirtualHost returns a virtual host that sends every request ("/" prefix)
-// to the weighted clusters of action. When warming names clusters, a
-// warming route after it references them too (see WarmingRoute).
-func VirtualHost(name string, domains []string, action *routev3.WeightedCluster, warming []string) *routev3.VirtualHost {
-	vh := &routev3.VirtualHost{
-		Name:    name,
-		Domains: domains,
-		Routes: []*routev3.Route{{
-			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: action},
-			}},
-		}},
-	}
+// VirtualHost returns a virtual host with routes, in order. When warming
+// names clusters, a warming route after them references those too (see
+// WarmingRoute).
+func VirtualHost(name string, domains []string, routes []*routev3.Route, warming []string) *routev3.VirtualHost {
+	vh := &routev3.VirtualHost{Name: name, Domains: domains, Routes: routes}
 	if len(warming) > 0 {
 		vh.Routes = append(vh.Routes, WarmingRoute(warming))
 	}
 	return vh
+}
+
+// WeightedRoute returns a route that sends every request ("/" prefix) to the
+// weighted clusters of action.
+func WeightedRoute(action *routev3.WeightedCluster) *routev3.Route {
+	return &routev3.Route{
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: action},
+		}},
+	}
+}
+
+// ClusterRoute returns a route named name that sends every request ("/"
+// prefix) on which all headers match to the one cluster, hashed by hash
+// (for a RING_HASH cluster; nil otherwise).
+func ClusterRoute(name, cluster string, headers []*routev3.HeaderMatcher, hash []*routev3.RouteAction_HashPolicy) *routev3.Route {
+	return &routev3.Route{
+		Name: name,
+		Match: &routev3.RouteMatch{
+			PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
+			Headers:       headers,
+		},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			HashPolicy:       hash,
+		}},
+	}
 }
 
 // WarmingRoute returns a route that matches no request — a 0 % runtime

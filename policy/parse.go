@@ -2,21 +2,42 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/weir-mesh/weir/internal/yamlfile"
 )
 
+// DefaultProgressDeadline is how long a rollout waits for the fleet to apply
+// a step before it pauses, when the policy does not say.
+const DefaultProgressDeadline = 10 * time.Minute
+
 // commonFields are valid in every policy file.
 var commonFields = []string{"service", "strategy"}
 
-// strategyFields lists the fields each supported strategy adds. A field that
-// belongs to no strategy is unknown (a typo, most likely); a field of another
-// strategy is reported as not applying to this one. Later strategies add their
-// fields here (canary: stable, canary, stepWeight, interval, ...).
-var strategyFields = map[Strategy][]string{
-	Fixed: {"weights"},
+// progressive are the strategies that move traffic over time.
+var progressive = []Strategy{Canary, BlueGreen, Rolling}
+
+// fieldStrategies maps every other top-level field to the strategies that
+// take it. A field that belongs to no strategy is unknown (a typo, most
+// likely); a field of another strategy is reported as belonging to that one.
+var fieldStrategies = map[string][]Strategy{
+	"weights":          {Fixed},
+	"stable":           {Canary},
+	"canary":           {Canary},
+	"active":           {BlueGreen},
+	"preview":          {BlueGreen},
+	"previewMatch":     {BlueGreen},
+	"autoPromoteAfter": {BlueGreen},
+	"rollbackWindow":   {BlueGreen},
+	"from":             {Rolling},
+	"to":               {Rolling},
+	"stepWeight":       {Rolling},
+	"interval":         {Rolling},
+	"progressDeadline": progressive,
+	"onNack":           progressive,
 }
 
 // ParseFile parses and validates one policy file. filename is only used in
@@ -47,9 +68,23 @@ func ParseFile(filename string, data []byte) (Policy, error) {
 		if err != nil {
 			return Policy{}, err
 		}
-		if p.Weights, err = parseWeights(wv); err != nil {
+		p.Weights, err = parseWeights(wv)
+		if err != nil {
 			return Policy{}, err
 		}
+		return p, nil
+	case Canary:
+		p.Canary, err = parseCanary(m)
+	case BlueGreen:
+		p.BlueGreen, err = parseBlueGreen(m)
+	case Rolling:
+		p.Rolling, err = parseRolling(m)
+	}
+	if err != nil {
+		return Policy{}, err
+	}
+	if p.ProgressDeadline, p.OnNack, err = parseProgress(m); err != nil {
+		return Policy{}, err
 	}
 	return p, nil
 }
@@ -57,20 +92,38 @@ func ParseFile(filename string, data []byte) (Policy, error) {
 // knownFields returns every field of any strategy, so that a typo is reported
 // as such before the strategy is looked at.
 func knownFields() []string {
-	fields := append([]string(nil), commonFields...)
-	for _, fs := range strategyFields {
-		fields = append(fields, fs...)
+	fields := slices.Clone(commonFields)
+	for f := range fieldStrategies {
+		fields = append(fields, f)
 	}
+	return fields
+}
+
+// fieldsOf returns the fields that st adds to the common ones, sorted.
+func fieldsOf(st Strategy) []string {
+	var fields []string
+	for f, sts := range fieldStrategies {
+		if slices.Contains(sts, st) {
+			fields = append(fields, f)
+		}
+	}
+	slices.Sort(fields)
 	return fields
 }
 
 // checkStrategyFields reports a field that some strategy takes, but not st.
 func checkStrategyFields(m yamlfile.Map, st Strategy) error {
 	for _, k := range m.Keys() {
-		if !slices.Contains(commonFields, k) && !slices.Contains(strategyFields[st], k) {
-			v, _ := m.Get(k)
-			return v.Errorf("does not apply to strategy %s (it takes: %s)", st, strings.Join(strategyFields[st], ", "))
+		sts := fieldStrategies[k]
+		if slices.Contains(commonFields, k) || slices.Contains(sts, st) {
+			continue
 		}
+		v, _ := m.Get(k)
+		which := "strategy " + string(sts[0])
+		if len(sts) > 1 {
+			which = "strategies " + list(sts[:len(sts)-1]) + " and " + string(sts[len(sts)-1])
+		}
+		return v.Errorf("field %q is for %s, not %s (%s takes: %s)", k, which, st, st, strings.Join(fieldsOf(st), ", "))
 	}
 	return nil
 }
@@ -106,6 +159,409 @@ func parseStrategyField(m yamlfile.Map) (Strategy, error) {
 	return st, nil
 }
 
+// parseCanary reads stable: and the canary: block.
+func parseCanary(m yamlfile.Map) (*CanarySpec, error) {
+	stable, _, err := parseVersion(m, "stable")
+	if err != nil {
+		return nil, err
+	}
+	v, err := m.Require("canary")
+	if err != nil {
+		return nil, err
+	}
+	cm, err := fields(v, "{version: v2, steps: [...]}", "version", "steps", "match", "sticky")
+	if err != nil {
+		return nil, err
+	}
+	c := &CanarySpec{Stable: stable}
+	var vv yamlfile.Value
+	if c.Version, vv, err = parseVersion(cm, "version"); err != nil {
+		return nil, err
+	}
+	if c.Version == stable {
+		return nil, vv.Errorf("is %q, the same as stable; the canary must be another version", stable)
+	}
+	sv, err := cm.Require("steps")
+	if err != nil {
+		return nil, err
+	}
+	if c.Steps, err = parseSteps(sv); err != nil {
+		return nil, err
+	}
+	if mv, ok := cm.Get("match"); ok {
+		if c.Match, err = parseMatches(mv); err != nil {
+			return nil, err
+		}
+	}
+	if sv, ok := cm.Get("sticky"); ok {
+		if c.Sticky, err = parseSticky(sv); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func parseSteps(v yamlfile.Value) ([]Step, error) {
+	items, err := v.List()
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, v.Errorf("must list at least one step, like [{setWeight: 10}, {pause: 5m}]")
+	}
+	steps := make([]Step, len(items))
+	for i, item := range items {
+		if steps[i], err = parseStep(item); err != nil {
+			return nil, err
+		}
+	}
+	return steps, nil
+}
+
+// parseStep reads {setWeight: PERCENT} or {pause: DURATION | {} | {duration: DURATION}}.
+func parseStep(v yamlfile.Value) (Step, error) {
+	m, err := fields(v, "{setWeight: 10} or {pause: 5m}", "setWeight", "pause")
+	if err != nil {
+		return Step{}, err
+	}
+	key, kv, err := exactlyOne(m, "setWeight", "pause")
+	if err != nil {
+		return Step{}, err
+	}
+	if key == "setWeight" {
+		w, err := parseWeight(kv, "the canary")
+		return Step{SetWeight: &w}, err
+	}
+	switch kv.Kind() {
+	case "a string", "an integer", "a number":
+	case "a mapping":
+		pm, err := kv.Fields("duration")
+		if err != nil {
+			return Step{}, err
+		}
+		dv, ok := pm.Get("duration")
+		if !ok {
+			return Step{Pause: &Pause{Indefinite: true}}, nil
+		}
+		kv = dv
+	default:
+		return Step{}, kv.Errorf("must be a duration like 30s, or {} to wait until promoted, not %s", kv.Kind())
+	}
+	d, err := parseDuration(kv, true)
+	if err != nil {
+		return Step{}, err
+	}
+	return Step{Pause: &Pause{Duration: d}}, nil
+}
+
+// parseBlueGreen reads active:, preview: and their options.
+func parseBlueGreen(m yamlfile.Map) (*BlueGreenSpec, error) {
+	active, _, err := parseVersion(m, "active")
+	if err != nil {
+		return nil, err
+	}
+	preview, pv, err := parseVersion(m, "preview")
+	if err != nil {
+		return nil, err
+	}
+	if preview == active {
+		return nil, pv.Errorf("is %q, the same as active; the preview must be another version", active)
+	}
+	bg := &BlueGreenSpec{Active: active, Preview: preview}
+	mv, ok := m.Get("previewMatch")
+	if ok {
+		if bg.PreviewMatch, err = parseMatches(mv); err != nil {
+			return nil, err
+		}
+	}
+	if len(bg.PreviewMatch) == 0 {
+		e := &yamlfile.Error{File: m.File, Line: m.Line, Field: "previewMatch"}
+		if ok {
+			e.Line = mv.Line
+		}
+		e.Msg = `must list at least one condition, like [{header: {name: x-preview, exact: "true"}}]: without one the preview is unreachable until promoted`
+		return nil, e
+	}
+	if bg.AutoPromoteAfter, err = optionalDuration(m, "autoPromoteAfter"); err != nil {
+		return nil, err
+	}
+	if bg.RollbackWindow, err = optionalDuration(m, "rollbackWindow"); err != nil {
+		return nil, err
+	}
+	return bg, nil
+}
+
+// parseRolling reads from:, to:, stepWeight: and interval:.
+func parseRolling(m yamlfile.Map) (*RollingSpec, error) {
+	from, _, err := parseVersion(m, "from")
+	if err != nil {
+		return nil, err
+	}
+	to, tv, err := parseVersion(m, "to")
+	if err != nil {
+		return nil, err
+	}
+	if to == from {
+		return nil, tv.Errorf("is %q, the same as from; a rolling update needs another version", from)
+	}
+	r := &RollingSpec{From: from, To: to}
+	wv, err := m.Require("stepWeight")
+	if err != nil {
+		return nil, err
+	}
+	if r.StepWeight, err = parseWeight(wv, "each step"); err != nil {
+		return nil, err
+	}
+	if r.StepWeight == 0 {
+		return nil, wv.Errorf("must be more than 0, or the rollout never moves")
+	}
+	iv, err := m.Require("interval")
+	if err != nil {
+		return nil, err
+	}
+	if r.Interval, err = parseDuration(iv, true); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parseProgress reads progressDeadline: and onNack:, which every progressive
+// strategy takes, and fills in their defaults.
+func parseProgress(m yamlfile.Map) (time.Duration, NackAction, error) {
+	deadline, action := DefaultProgressDeadline, NackPause
+	if v, ok := m.Get("progressDeadline"); ok {
+		var err error
+		if deadline, err = parseDuration(v, true); err != nil {
+			return 0, "", err
+		}
+	}
+	if v, ok := m.Get("onNack"); ok {
+		switch s := v.Node.Value; {
+		case v.Kind() != "a string":
+			return 0, "", v.Errorf("must be pause or abort, not %s", v.Kind())
+		case s == string(NackPause), s == string(NackAbort):
+			action = NackAction(s)
+		default:
+			return 0, "", v.Errorf("must be pause or abort, not %q", s)
+		}
+	}
+	return deadline, action, nil
+}
+
+// parseVersion reads the required version in field key of m.
+func parseVersion(m yamlfile.Map, key string) (string, yamlfile.Value, error) {
+	v, err := m.Require(key)
+	if err != nil {
+		return "", v, err
+	}
+	s, err := v.Text()
+	if err != nil {
+		return "", v, err
+	}
+	if err := yamlfile.CheckVersion(s); err != nil {
+		return "", v, v.Errorf("%v", err)
+	}
+	return s, v, nil
+}
+
+// fields is Value.Fields with an example of the mapping wanted in the error
+// for a value that is not a mapping.
+func fields(v yamlfile.Value, example string, valid ...string) (yamlfile.Map, error) {
+	if v.Kind() != "a mapping" {
+		return yamlfile.Map{}, v.Errorf("must be a mapping like %s, not %s", example, v.Kind())
+	}
+	return v.Fields(valid...)
+}
+
+// exactlyOne returns the one of keys that m has, and its value.
+func exactlyOne(m yamlfile.Map, keys ...string) (string, yamlfile.Value, error) {
+	var found []string
+	for _, k := range keys {
+		if _, ok := m.Get(k); ok {
+			found = append(found, k)
+		}
+	}
+	alternatives := strings.Join(keys[:len(keys)-1], ", ") + " or " + keys[len(keys)-1]
+	switch len(found) {
+	case 0:
+		return "", yamlfile.Value{}, m.Errorf("must have one of %s", alternatives)
+	case 1:
+		v, _ := m.Get(found[0])
+		return found[0], v, nil
+	}
+	v, _ := m.Get(found[1])
+	return "", v, v.Errorf("cannot be given with %s: give exactly one of %s", found[0], alternatives)
+}
+
+// parseDuration reads a Go duration such as 30s, 10m or 1h30m. A bare number
+// other than 0 is an error rather than a guess at its unit.
+func parseDuration(v yamlfile.Value, positive bool) (time.Duration, error) {
+	switch v.Kind() {
+	case "a string", "an integer", "a number":
+	default:
+		return 0, v.Errorf("must be a duration like 30s, 10m or 1h30m, not %s", v.Kind())
+	}
+	s := strings.TrimSpace(v.Node.Value)
+	if s != "0" && strings.ContainsAny(s, "0123456789") && strings.Trim(s, "0123456789.+-") == "" {
+		return 0, v.Errorf("duration %q has no unit: write it with one, like 30s, 10m or 1h30m", s)
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, v.Errorf("duration %q is invalid: write a Go duration like 30s, 10m or 1h30m", s)
+	case d < 0:
+		return 0, v.Errorf("duration %q is negative", s)
+	case d == 0 && positive:
+		return 0, v.Errorf("duration %q must be more than 0", s)
+	}
+	return d, nil
+}
+
+// optionalDuration reads a duration of 0 or more in field key of m; absent
+// is 0.
+func optionalDuration(m yamlfile.Map, key string) (time.Duration, error) {
+	v, ok := m.Get(key)
+	if !ok {
+		return 0, nil
+	}
+	return parseDuration(v, false)
+}
+
+// parseMatches reads a list of request conditions.
+func parseMatches(v yamlfile.Value) ([]Match, error) {
+	items, err := v.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Match
+	for _, item := range items {
+		m, err := parseMatch(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// parseMatch reads {header: {name: N, exact|prefix|regex: V}} or the same
+// with cookie.
+func parseMatch(v yamlfile.Value) (Match, error) {
+	m, err := fields(v, `{header: {name: x-canary, exact: "true"}}`, "header", "cookie")
+	if err != nil {
+		return Match{}, err
+	}
+	kind, cv, err := exactlyOne(m, "header", "cookie")
+	if err != nil {
+		return Match{}, err
+	}
+	cm, err := fields(cv, `{name: x-canary, exact: "true"}`, "name", "exact", "prefix", "regex")
+	if err != nil {
+		return Match{}, err
+	}
+	nv, err := cm.Require("name")
+	if err != nil {
+		return Match{}, err
+	}
+	name, err := parseName(nv, kind)
+	if err != nil {
+		return Match{}, err
+	}
+	op, ov, err := exactlyOne(cm, "exact", "prefix", "regex")
+	if err != nil {
+		return Match{}, err
+	}
+	value, err := ov.Text()
+	if err != nil {
+		return Match{}, err
+	}
+	var match Match
+	switch op {
+	case "exact":
+		match.Exact = value
+	case "prefix":
+		if value == "" {
+			return Match{}, ov.Errorf("must not be empty: an empty prefix matches every request with the %s", kind)
+		}
+		match.Prefix = value
+	case "regex":
+		if err := checkRegex(value); err != nil {
+			return Match{}, ov.Errorf("%v", err)
+		}
+		match.Regex = value
+	}
+	if kind == "header" {
+		match.Header = name
+	} else {
+		match.Cookie = name
+	}
+	return match, nil
+}
+
+// checkRegex reports whether Envoy's safe_regex would take re: Go's regexp and
+// Envoy's Google RE2 share one syntax.
+func checkRegex(re string) error {
+	if re == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return fmt.Errorf("regex %q is not valid RE2 syntax (Go regexp and Envoy's safe_regex): %v", re, err)
+	}
+	return nil
+}
+
+// parseSticky reads {header: NAME} or {cookie: NAME}.
+func parseSticky(v yamlfile.Value) (*Sticky, error) {
+	m, err := fields(v, "{header: x-user-id}", "header", "cookie")
+	if err != nil {
+		return nil, err
+	}
+	kind, nv, err := exactlyOne(m, "header", "cookie")
+	if err != nil {
+		return nil, err
+	}
+	name, err := parseName(nv, kind)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "header" {
+		return &Sticky{Header: name}, nil
+	}
+	return &Sticky{Cookie: name}, nil
+}
+
+var (
+	headerNameRE = regexp.MustCompile(`^[a-z0-9_.-]+$`)
+	// cookieNameRE is an RFC 6265 token.
+	cookieNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// parseName reads the name of a header or a cookie, as kind says. Header
+// names follow gRPC's rules for metadata keys, so that a condition works for
+// proxyless gRPC clients as well as for Envoy.
+func parseName(v yamlfile.Value, kind string) (string, error) {
+	name, err := v.Text()
+	if err != nil {
+		return "", err
+	}
+	const rule = "gRPC metadata keys are lower-case letters, digits, '-', '_' and '.'"
+	switch {
+	case kind == "cookie":
+		if !cookieNameRE.MatchString(name) {
+			return "", v.Errorf("cookie name %q is invalid: must be letters, digits or !#$%%&'*+-.^_`|~ (an RFC 6265 token)", name)
+		}
+	case strings.HasPrefix(name, ":"):
+		return "", v.Errorf("header name %q is a pseudo-header: gRPC metadata keys cannot start with ':'", name)
+	case strings.HasPrefix(strings.ToLower(name), "grpc-"):
+		return "", v.Errorf("header name %q is reserved: gRPC keeps metadata keys starting with grpc- for itself", name)
+	case !headerNameRE.MatchString(name) && headerNameRE.MatchString(strings.ToLower(name)):
+		return "", v.Errorf("header name %q must be lower case (%s): %s", name, strings.ToLower(name), rule)
+	case !headerNameRE.MatchString(name):
+		return "", v.Errorf("header name %q is invalid: %s", name, rule)
+	}
+	return name, nil
+}
+
 // parseWeights reads a mapping of version to percentage. The percentages are
 // read as the text the operator wrote, not as YAML floats, so that 0.01 is
 // exact and 12.345 is an error rather than silently rounded.
@@ -138,15 +594,16 @@ func parseWeights(v yamlfile.Value) (Weights, error) {
 	return ws, nil
 }
 
-func parseWeight(v yamlfile.Value, version string) (Weight, error) {
+// parseWeight reads one percentage; whose says whose share it is, for errors.
+func parseWeight(v yamlfile.Value, whose string) (Weight, error) {
 	switch v.Kind() {
 	case "an integer", "a number", "a string":
 	default:
-		return 0, v.Errorf("weight for %s must be a percentage like 90 or 12.5, not %s", version, v.Kind())
+		return 0, v.Errorf("weight for %s must be a percentage like 90 or 12.5, not %s", whose, v.Kind())
 	}
 	text := strings.TrimSpace(v.Node.Value)
 	if strings.HasPrefix(text, "-") {
-		return 0, v.Errorf("weight %s for %s is negative", text, version)
+		return 0, v.Errorf("weight %s for %s is negative", text, whose)
 	}
 	w, err := ParseWeight(text)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -68,10 +69,7 @@ func (s Set) Desired() map[string]Weights {
 // Equal reports whether s and o hold the same policies, read from the same
 // places.
 func (s Set) Equal(o Set) bool {
-	return maps.EqualFunc(s.policies, o.policies, func(a, b Policy) bool {
-		return a.Service == b.Service && a.Strategy == b.Strategy && a.File == b.File &&
-			a.Line == b.Line && maps.Equal(a.Weights, b.Weights)
-	})
+	return maps.EqualFunc(s.policies, o.policies, func(a, b Policy) bool { return reflect.DeepEqual(a, b) })
 }
 
 // LoadDir reads every policy file directly in dir: the regular files (or

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
 )
 
 // Bridge returns the snapshot to serve between prev and next so that no
@@ -20,7 +22,11 @@ import (
 //     names is new to the clients: the bridge withholds its weight (keeping
 //     prev's routing where nothing else is left), while next's warming
 //     route (see envoy.WarmingRoute) already names it, so that clients set
-//     it up before any traffic depends on it.
+//     it up before any traffic depends on it. A match route to such a
+//     cluster is left out of the bridge: its requests follow the catch-all
+//     route meanwhile, as they did under prev. A sticky service's combined
+//     cluster (see StickyVersion) is new in the same way when stickiness is
+//     turned on.
 //   - A cluster that prev or the bridge routes traffic to, and that next
 //     would remove or leave without serving endpoints, stays with prev's
 //     endpoints until proxies apply routes that no longer use it.
@@ -48,10 +54,11 @@ func Bridge(prev, next *Snapshot) (*Snapshot, error) {
 }
 
 // withholdNew replaces r's routes with copies in which clusters that no
-// route of prev names get no traffic. A route left with no cluster takes
-// prev's route of the same virtual host instead; a virtual host that prev
-// did not have is new, and nothing routes to it yet. It returns how many
-// routes it changed.
+// route of prev names get no traffic. A match route to such a cluster is
+// dropped (its requests follow the catch-all route, as they did in prev). A
+// catch-all route left with no cluster takes prev's catch-all route of the
+// same virtual host instead; a virtual host that prev did not have is new,
+// and nothing routes to it yet. It returns how many routes it changed.
 func withholdNew(r *Resources, prev Resources) int {
 	known := ReferencedClusters(prev)
 	prevRoutes := mainRoutes(prev)
@@ -60,24 +67,17 @@ func withholdNew(r *Resources, prev Resources) int {
 	for i, rc := range r.Routes {
 		rc = proto.Clone(rc).(*routev3.RouteConfiguration)
 		for _, vh := range rc.GetVirtualHosts() {
-			for j, route := range vh.GetRoutes() {
-				if route.GetName() == envoy.WarmingRouteName {
-					continue
+			kept := make([]*routev3.Route, 0, len(vh.GetRoutes()))
+			for _, route := range vh.GetRoutes() {
+				out, withheld := withhold(route, known, prevRoutes[vh.GetName()])
+				if withheld {
+					changed++
 				}
-				wc := route.GetRoute().GetWeightedClusters()
-				kept := knownOnly(wc.GetClusters(), known)
-				switch {
-				case len(kept) == len(wc.GetClusters()):
-					continue
-				case len(kept) > 0:
-					wc.Clusters = kept
-				case prevRoutes[vh.GetName()] != nil:
-					vh.Routes[j] = prevRoutes[vh.GetName()]
-				default:
-					continue
+				if out != nil {
+					kept = append(kept, out)
 				}
-				changed++
 			}
+			vh.Routes = kept
 		}
 		routes[i] = rc
 	}
@@ -85,6 +85,46 @@ func withholdNew(r *Resources, prev Resources) int {
 		r.Routes = routes
 	}
 	return changed
+}
+
+// withhold returns route without traffic to clusters that are not known:
+// with fewer weighted clusters (changed in place: route is a clone),
+// replaced by prevMain, or nil when it is a match route to drop. withheld
+// reports whether it changed anything.
+func withhold(route *routev3.Route, known []string, prevMain *routev3.Route) (out *routev3.Route, withheld bool) {
+	if route.GetName() == envoy.WarmingRouteName {
+		return route, false
+	}
+	action := route.GetRoute()
+	if c := action.GetCluster(); c != "" {
+		switch {
+		case slices.Contains(known, c):
+			return route, false
+		case isMatchRoute(route):
+			return nil, true
+		case prevMain != nil:
+			return prevMain, true
+		default:
+			return route, false
+		}
+	}
+	wc := action.GetWeightedClusters()
+	kept := knownOnly(wc.GetClusters(), known)
+	switch {
+	case len(kept) == len(wc.GetClusters()):
+		return route, false
+	case len(kept) > 0:
+		wc.Clusters = kept
+		return route, true
+	case prevMain != nil:
+		return prevMain, true
+	default:
+		return route, false
+	}
+}
+
+func isMatchRoute(route *routev3.Route) bool {
+	return strings.HasPrefix(route.GetName(), matchRoutePrefix)
 }
 
 func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []string) []*routev3.WeightedCluster_ClusterWeight {
@@ -97,14 +137,14 @@ func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []string
 	return kept
 }
 
-// mainRoutes returns the traffic-carrying route of every virtual host, by
-// virtual host name.
+// mainRoutes returns the catch-all route of every virtual host (neither a
+// match route nor the warming route), by virtual host name.
 func mainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
 	for _, rc := range r.Routes {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
-				if route.GetName() != envoy.WarmingRouteName {
+				if route.GetName() != envoy.WarmingRouteName && !isMatchRoute(route) {
 					m[vh.GetName()] = route
 				}
 			}
@@ -144,29 +184,33 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int
 }
 
 // RoutedClusters returns, sorted, the clusters that some route sends a
-// share of traffic to (the warming route sends none).
+// share of traffic to: a weighted cluster with a non-zero weight, or the
+// one cluster of a match route or a sticky catch-all route. The warming
+// route sends none.
 func RoutedClusters(r Resources) []string {
-	return routeClusters(r, func(route *routev3.Route, c *routev3.WeightedCluster_ClusterWeight) bool {
-		return route.GetName() != envoy.WarmingRouteName && c.GetWeight().GetValue() > 0
+	return routeClusters(r, func(route *routev3.Route, weight uint32) bool {
+		return route.GetName() != envoy.WarmingRouteName && weight > 0
 	})
 }
 
 // ReferencedClusters returns, sorted, every cluster some route names,
 // warming route included: the clusters proxyless gRPC clients have set up.
 func ReferencedClusters(r Resources) []string {
-	return routeClusters(r, func(*routev3.Route, *routev3.WeightedCluster_ClusterWeight) bool { return true })
+	return routeClusters(r, func(*routev3.Route, uint32) bool { return true })
 }
 
-func routeClusters(r Resources, include func(*routev3.Route, *routev3.WeightedCluster_ClusterWeight) bool) []string {
+// routeClusters returns the clusters of routes for which include holds,
+// given the cluster's weight; a route's one cluster has all its traffic.
+func routeClusters(r Resources, include func(route *routev3.Route, weight uint32) bool) []string {
 	var names []string
 	for _, rc := range r.Routes {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
-				if c := route.GetRoute().GetCluster(); c != "" {
+				if c := route.GetRoute().GetCluster(); c != "" && include(route, uint32(policy.Full)) {
 					names = append(names, c)
 				}
 				for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
-					if include(route, wc) {
+					if include(route, wc.GetWeight().GetValue()) {
 						names = append(names, wc.GetName())
 					}
 				}

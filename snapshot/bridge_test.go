@@ -8,6 +8,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 )
 
@@ -140,5 +141,105 @@ func TestBridgeSwitchesVersionInThreeSteps(t *testing.T) {
 	}
 	if last, _ := Bridge(switched, next); last != next {
 		t.Fatal("step 3 is not next")
+	}
+}
+
+// buildRouting returns the snapshot of service greeter with the given
+// instances under routing.
+func buildRouting(t *testing.T, routing policy.Routing, instances ...discovery.Instance) *Snapshot {
+	t.Helper()
+	m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: instances}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(Input{Model: m, Routing: map[string]policy.Routing{"greeter": routing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func routeNames(s *Snapshot) []string {
+	var out []string
+	for _, rc := range s.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				out = append(out, r.GetName())
+			}
+		}
+	}
+	return out
+}
+
+func TestBridgeMatchAndSticky(t *testing.T) {
+	v1 := inst("a", "v1", 9101, discovery.Passing)
+	v2 := inst("b", "v2", 9201, discovery.Passing)
+	half := policy.Weights{"v1": 5000, "v2": 5000}
+	canaryMatch := policy.Routing{
+		Weights: policy.Weights{"v1": 10000},
+		Matches: []policy.MatchRoute{{Version: "v2", Conditions: []policy.Match{{Header: "x-canary", Exact: "1"}}}},
+	}
+	sticky := policy.Routing{Weights: half, Sticky: &policy.Sticky{Header: "x-user-id"}}
+
+	tests := []struct {
+		name        string
+		prev, next  *Snapshot
+		routed      []string // by the bridge
+		routes      []string // route names of the bridge
+		referenced  string   // a cluster the bridge must name (warming)
+		keptCluster string   // a cluster the bridge keeps from prev
+	}{{
+		name:       "a match route to a new canary waits until the canary is warm",
+		prev:       buildRouting(t, policy.Routing{Weights: policy.Weights{"v1": 10000}}, v1),
+		next:       buildRouting(t, canaryMatch, v1, v2),
+		routed:     []string{"greeter/v1"},
+		routes:     []string{"", envoy.WarmingRouteName},
+		referenced: "greeter/v2",
+	}, {
+		name:       "turning stickiness on warms the ring before it gets traffic",
+		prev:       buildRouting(t, policy.Routing{Weights: half}, v1, v2),
+		next:       buildRouting(t, sticky, v1, v2),
+		routed:     []string{"greeter/v1", "greeter/v2"},
+		routes:     []string{"", envoy.WarmingRouteName},
+		referenced: "greeter/*",
+	}, {
+		name:        "turning stickiness off keeps the ring until routes leave it",
+		prev:        buildRouting(t, sticky, v1, v2),
+		next:        buildRouting(t, policy.Routing{Weights: half}, v1, v2),
+		routed:      []string{"greeter/v1", "greeter/v2"},
+		routes:      []string{"", envoy.WarmingRouteName},
+		keptCluster: "greeter/*",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bridge, err := Bridge(tt.prev, tt.next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bridge == tt.next {
+				t.Fatal("no bridge, want one")
+			}
+			if err := Consistent(bridge.Resources); err != nil {
+				t.Fatal(err)
+			}
+			if err := validate(bridge.Resources); err != nil {
+				t.Fatal(err)
+			}
+			if got := RoutedClusters(bridge.Resources); !slices.Equal(got, tt.routed) {
+				t.Errorf("bridge routes to %v, want %v", got, tt.routed)
+			}
+			if got := routeNames(bridge); !slices.Equal(got, tt.routes) {
+				t.Errorf("bridge has routes %q, want %q", got, tt.routes)
+			}
+			if tt.referenced != "" && !slices.Contains(ReferencedClusters(bridge.Resources), tt.referenced) {
+				t.Errorf("bridge names %v, want %s warming", ReferencedClusters(bridge.Resources), tt.referenced)
+			}
+			if tt.keptCluster != "" && claOf(bridge, tt.keptCluster) != claOf(tt.prev, tt.keptCluster) {
+				t.Errorf("bridge does not keep prev's %s", tt.keptCluster)
+			}
+			if steps := stepsToNext(t, bridge, tt.next); steps > 1 {
+				t.Errorf("reaching next took %d more bridges, want at most 1", steps)
+			}
+		})
 	}
 }

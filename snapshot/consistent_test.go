@@ -75,8 +75,8 @@ func TestConsistent(t *testing.T) {
 	}, {
 		name: "domain in two virtual hosts",
 		breakIt: func(r *Resources) {
-			vh := envoy.VirtualHost("greeter.service.consul", []string{"greeter.service.consul"},
-				envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "greeter/v1", Weight: 1}}), nil)
+			vh := envoy.VirtualHost("greeter.service.consul", []string{"greeter.service.consul"}, []*routev3.Route{envoy.WeightedRoute(
+				envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "greeter/v1", Weight: 1}}))}, nil)
 			r.Routes[0].VirtualHosts = append(r.Routes[0].VirtualHosts, vh)
 		},
 		want: []string{`domain "greeter.service.consul" is in virtual hosts "greeter" and "greeter.service.consul"`},
@@ -86,8 +86,8 @@ func TestConsistent(t *testing.T) {
 			hcm := envoy.HTTPConnectionManager("inline", "unused")
 			hcm.RouteSpecifier = &hcmRouteConfig{RouteConfig: &routev3.RouteConfiguration{
 				Name: "inline",
-				VirtualHosts: []*routev3.VirtualHost{envoy.VirtualHost("x", []string{"x"},
-					envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "x/v1", Weight: 1}}), nil)},
+				VirtualHosts: []*routev3.VirtualHost{envoy.VirtualHost("x", []string{"x"}, []*routev3.Route{envoy.WeightedRoute(
+					envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "x/v1", Weight: 1}}))}, nil)},
 			}}
 			l := envoy.APIListener("x", "unused")
 			l.ApiListener.ApiListener = mustAnyT(t, hcm)

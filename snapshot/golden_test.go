@@ -26,6 +26,26 @@ type testCase struct {
 	SidecarPort    uint32                       `yaml:"sidecar_port"`
 	Services       []testService                `yaml:"services"`
 	Desired        map[string]map[string]string `yaml:"desired"` // service → version → percentage
+	Matches        map[string][]testMatchRoute  `yaml:"matches"` // service → match routes, in order
+	Sticky         map[string]testSticky        `yaml:"sticky"`  // service → sticky header or cookie
+}
+
+type testMatchRoute struct {
+	Version    string      `yaml:"version"`
+	Conditions []testMatch `yaml:"conditions"`
+}
+
+type testMatch struct {
+	Header string `yaml:"header"`
+	Cookie string `yaml:"cookie"`
+	Exact  string `yaml:"exact"`
+	Prefix string `yaml:"prefix"`
+	Regex  string `yaml:"regex"`
+}
+
+type testSticky struct {
+	Header string `yaml:"header"`
+	Cookie string `yaml:"cookie"`
 }
 
 type testService struct {
@@ -72,7 +92,37 @@ func loadInput(t testing.TB, path string) Input {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return Input{Model: model, Desired: parseDesired(t, path, tc.Desired), SidecarPort: tc.SidecarPort, SidecarAddress: tc.SidecarAddress}
+	return Input{Model: model, Routing: parseRouting(t, path, tc), SidecarPort: tc.SidecarPort, SidecarAddress: tc.SidecarAddress}
+}
+
+// parseRouting combines a case's desired weights, matches and stickiness
+// into Routing per service.
+func parseRouting(t testing.TB, path string, tc testCase) map[string]policy.Routing {
+	t.Helper()
+	out := make(map[string]policy.Routing)
+	for svc, ws := range parseDesired(t, path, tc.Desired) {
+		out[svc] = policy.Routing{Weights: ws}
+	}
+	for svc, ms := range tc.Matches {
+		r := out[svc]
+		for _, m := range ms {
+			mr := policy.MatchRoute{Version: m.Version}
+			for _, c := range m.Conditions {
+				mr.Conditions = append(mr.Conditions, policy.Match(c))
+			}
+			r.Matches = append(r.Matches, mr)
+		}
+		out[svc] = r
+	}
+	for svc, st := range tc.Sticky {
+		r := out[svc]
+		r.Sticky = &policy.Sticky{Header: st.Header, Cookie: st.Cookie}
+		out[svc] = r
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func parseDesired(t testing.TB, path string, in map[string]map[string]string) map[string]policy.Weights {

@@ -16,6 +16,10 @@ type Report struct {
 	// DuplicateEndpoints lists versions with two instances at one address:port;
 	// only the first (by instance ID) is an endpoint.
 	DuplicateEndpoints []ServiceVersion
+	// UnservedMatches lists versions that a match route sends requests to
+	// but that have no serving instances: the match route is left out and
+	// its requests follow the service's split.
+	UnservedMatches []ServiceVersion
 }
 
 // ServiceVersion names one version of one service.
@@ -31,6 +35,9 @@ func (sv ServiceVersion) String() string { return ClusterName(sv.Service, sv.Ver
 func (r *Report) add(service string, sr serviceReport) {
 	for _, v := range sr.unserved {
 		r.Unserved = append(r.Unserved, ServiceVersion{service, v})
+	}
+	for _, v := range sr.unservedMatches {
+		r.UnservedMatches = append(r.UnservedMatches, ServiceVersion{service, v})
 	}
 	for _, v := range sr.duplicates {
 		r.DuplicateEndpoints = append(r.DuplicateEndpoints, ServiceVersion{service, v})
@@ -54,6 +61,9 @@ func (r Report) Warnings() []string {
 	}
 	for _, sv := range r.DuplicateEndpoints {
 		out = append(out, fmt.Sprintf("service %q: version %q has several instances at one address and port; only the first by ID is used", sv.Service, sv.Version))
+	}
+	for _, sv := range r.UnservedMatches {
+		out = append(out, fmt.Sprintf("service %q: a match route wants version %q, which has no serving instances; its requests follow the split", sv.Service, sv.Version))
 	}
 	return out
 }

@@ -25,14 +25,17 @@ type serviceResources struct {
 
 // serviceReport is what one service contributes to the Report.
 type serviceReport struct {
-	unserved   []string // desired versions without serving instances
-	noServing  bool
-	duplicates []string // versions that listed one address:port twice
+	unserved        []string // desired versions without serving instances
+	noServing       bool
+	duplicates      []string // versions that listed one address:port twice
+	unservedMatches []string // match route versions without serving instances
 }
 
-// buildService returns a cluster and endpoints per version of svc and the
-// virtual host routing to them.
-func buildService(svc discovery.Service, desired policy.Weights, hasPolicy bool) serviceResources {
+// buildService returns a cluster and endpoints per version of svc (and the
+// combined cluster of a sticky service) and the virtual host routing to
+// them: match routes first, in policy order, then the catch-all route, then
+// the warming route naming every cluster.
+func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool) serviceResources {
 	var out serviceResources
 	byVersion, dups := endpointsByVersion(svc)
 	out.report.duplicates = dups
@@ -41,12 +44,22 @@ func buildService(svc discovery.Service, desired policy.Weights, hasPolicy bool)
 		out.clusters = append(out.clusters, envoy.Cluster(name))
 		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, byVersion[v]))
 	}
-	weights := routeWeights(svc, desired, hasPolicy, &out.report)
+	weights := routeWeights(svc, routing.Weights, hasPolicy, &out.report)
+	routes := matchRoutes(svc.Name, routing.Matches, byVersion, &out.report)
+	if routing.Sticky != nil {
+		name := ClusterName(svc.Name, StickyVersion)
+		out.clusters = append(out.clusters, envoy.RingHashCluster(name))
+		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, stickyEndpoints(byVersion, weights)))
+		routes = append(routes, envoy.ClusterRoute("", name, nil, hashPolicy(*routing.Sticky)))
+	} else {
+		routes = append(routes, envoy.WeightedRoute(envoy.WeightedClusters(clusterWeights(svc.Name, weights))))
+	}
 	warming := make([]string, len(out.clusters))
 	for i, c := range out.clusters {
 		warming[i] = c.GetName()
 	}
-	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), envoy.WeightedClusters(clusterWeights(svc.Name, weights)), warming)
+	slices.Sort(warming)
+	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), routes, warming)
 	return out
 }
 

@@ -31,8 +31,14 @@ const (
 
 // Input is everything Build needs.
 type Input struct {
-	Model   discovery.Model
-	Desired map[string]policy.Weights // per service; a service without an entry has no policy
+	Model discovery.Model
+	// Routing is, per service, what its traffic should do. A service
+	// without an entry has no policy: its traffic is spread over its
+	// serving instances.
+	Routing map[string]policy.Routing
+	// Desired is the weights-only form of Routing; Routing wins when set
+	// (non-nil), and Desired is ignored then.
+	Desired map[string]policy.Weights
 	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
 	SidecarPort uint32
 	// SidecarAddress is the Envoy outbound listener address; "" means 127.0.0.1.
@@ -60,6 +66,10 @@ type Snapshot struct {
 // ClusterName names the cluster of one version of a service.
 func ClusterName(service, version string) string { return service + "/" + version }
 
+// StickyVersion is the pseudo-version of a sticky service's combined
+// cluster, ClusterName(service, StickyVersion): "*" is no valid version name.
+const StickyVersion = "*"
+
 // Build returns the resources for in. It fails only if its own output is
 // invalid or inconsistent, which means a bug here or in package envoy; the
 // caller should then keep serving its last good snapshot.
@@ -70,19 +80,20 @@ func Build(in Input) (*Snapshot, error) {
 	if in.SidecarAddress == "" {
 		in.SidecarAddress = defaultSidecarAddress
 	}
+	routing := in.routing()
 	services := in.Model.Services()
 	snap := &Snapshot{}
 	vhosts := make([]*routev3.VirtualHost, 0, len(services))
 	for _, svc := range services {
-		desired, hasPolicy := in.Desired[svc.Name]
-		out := buildService(svc, desired, hasPolicy)
+		r, hasPolicy := routing[svc.Name]
+		out := buildService(svc, r, hasPolicy)
 		snap.Clusters = append(snap.Clusters, out.clusters...)
 		snap.Endpoints = append(snap.Endpoints, out.endpoints...)
 		snap.APIListeners = append(snap.APIListeners, envoy.APIListener(svc.Name, RouteConfigName))
 		vhosts = append(vhosts, out.vhost)
 		snap.Report.add(svc.Name, out.report)
 	}
-	snap.Report.UnknownServices = unknownServices(in)
+	snap.Report.UnknownServices = unknownServices(in.Model, routing)
 	snap.Routes = []*routev3.RouteConfiguration{envoy.RouteConfiguration(RouteConfigName, vhosts)}
 	snap.SidecarListeners = []*listenerv3.Listener{
 		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
@@ -102,12 +113,25 @@ func Build(in Input) (*Snapshot, error) {
 	return snap, nil
 }
 
+// routing returns in.Routing, or, when that is nil, in.Desired as Routing
+// without matches or stickiness.
+func (in Input) routing() map[string]policy.Routing {
+	if in.Routing != nil || in.Desired == nil {
+		return in.Routing
+	}
+	out := make(map[string]policy.Routing, len(in.Desired))
+	for svc, ws := range in.Desired {
+		out[svc] = policy.Routing{Weights: ws}
+	}
+	return out
+}
+
 // unknownServices returns, sorted, the services that have a policy but that
 // discovery does not know.
-func unknownServices(in Input) []string {
+func unknownServices(model discovery.Model, routing map[string]policy.Routing) []string {
 	var unknown []string
-	for name := range in.Desired {
-		if _, ok := in.Model.Service(name); !ok {
+	for name := range routing {
+		if _, ok := model.Service(name); !ok {
 			unknown = append(unknown, name)
 		}
 	}

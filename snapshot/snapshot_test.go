@@ -13,14 +13,13 @@ import (
 	"github.com/weir-mesh/weir/policy"
 )
 
-// servedWeights returns cluster → weight of every virtual host of snap's route.
+// servedWeights returns cluster → weight of the catch-all route of every
+// virtual host of snap.
 func servedWeights(snap *Snapshot) map[string]uint32 {
 	out := make(map[string]uint32)
-	for _, rc := range snap.Routes {
-		for _, vh := range rc.GetVirtualHosts() {
-			for _, cw := range vh.GetRoutes()[0].GetRoute().GetWeightedClusters().GetClusters() {
-				out[cw.GetName()] = cw.GetWeight().GetValue()
-			}
+	for _, route := range mainRoutes(snap.Resources) {
+		for _, cw := range route.GetRoute().GetWeightedClusters().GetClusters() {
+			out[cw.GetName()] = cw.GetWeight().GetValue()
 		}
 	}
 	return out

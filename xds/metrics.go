@@ -14,6 +14,7 @@ type Metrics struct {
 	RejectedSources  *prometheus.GaugeVec   // by source: 1 while its last input is rejected
 	UnservedVersions *prometheus.GaugeVec   // by service, version: 1 while a policy's version cannot serve
 	SnapshotAge      prometheus.GaugeFunc
+	AppliedFraction  prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg. snapshotAge
@@ -36,10 +37,12 @@ func NewMetrics(reg prometheus.Registerer, snapshotAge func() float64) *Metrics 
 			Name: "weir_config_rejected", Help: "1 while the latest input from a source is rejected and its last good config is serving."}, []string{"source"}),
 		UnservedVersions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_policy_unserved_versions", Help: "1 for each version a policy gives weight to that has no serving instances; its share went to the other versions."}, []string{"service", "version"}),
+		AppliedFraction: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_fleet_applied_fraction", Help: "Fraction of connected proxies that hold the snapshot being served."}),
 		SnapshotAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_snapshot_age_seconds", Help: "Seconds since the current snapshot was published (0 before the first)."}, snapshotAge),
 	}
 	reg.MustRegister(m.ConnectedStreams, m.Responses, m.Nacks, m.Publishes, m.BuildErrors,
-		m.Rejections, m.RejectedSources, m.UnservedVersions, m.SnapshotAge)
+		m.Rejections, m.RejectedSources, m.UnservedVersions, m.SnapshotAge, m.AppliedFraction)
 	return m
 }

@@ -34,10 +34,16 @@ type PublisherConfig struct {
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new
 	// routes, or after AckTimeout (default 10 s).
-	Tracker        *Tracker
-	AckTimeout     time.Duration
-	SidecarAddress string
-	SidecarPort    uint32
+	Tracker    *Tracker
+	AckTimeout time.Duration
+	// Engine runs the rollouts: it turns policies into routing and learns
+	// what the fleet applied. Default: an in-memory engine.
+	Engine *policy.Engine
+	// AppliedThreshold is the fraction of connected proxies that must hold
+	// a snapshot before its routing counts as applied (default 1).
+	AppliedThreshold float64
+	SidecarAddress   string
+	SidecarPort      uint32
 }
 
 // Status is what the publisher is serving, for /readyz and logs.
@@ -69,6 +75,9 @@ type Publisher struct {
 	status     Status
 	lastReport []string
 	current    *snapshot.Snapshot // being served; only publish writes it
+	// target is the routing the current snapshot was built for, when it
+	// is not a bridge; nil while a bridge is served.
+	target map[string]policy.Routing
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -78,6 +87,12 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 10 * time.Second
+	}
+	if cfg.AppliedThreshold <= 0 || cfg.AppliedThreshold > 1 {
+		cfg.AppliedThreshold = 1
+	}
+	if cfg.Engine == nil {
+		cfg.Engine, _ = policy.NewEngine(policy.EngineConfig{Logger: cfg.Logger}) // cannot fail without a store
 	}
 	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string)}
 }
@@ -92,6 +107,7 @@ func (p *Publisher) Update(m discovery.Model) {
 		p.reject(SourceDiscovery, ErrEmptyWorld)
 		return
 	}
+	p.cfg.Engine.ObserveModel(m)
 	p.mu.Lock()
 	p.model = &m
 	p.accept(SourceDiscovery)
@@ -109,6 +125,7 @@ func (p *Publisher) SetPolicies(set policy.Set, err error) {
 		p.reject(SourcePolicies, err)
 		return
 	}
+	p.cfg.Engine.SetPolicies(set)
 	p.mu.Lock()
 	p.policies = &set
 	p.accept(SourcePolicies)
@@ -133,6 +150,9 @@ func (p *Publisher) reject(source string, err error) {
 	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(1)
 	p.cfg.Logger.Error("input rejected; the last good config keeps serving", "source", source, "error", err)
 }
+
+// Wake schedules a build, as an input change does.
+func (p *Publisher) Wake() { p.wake() }
 
 func (p *Publisher) wake() {
 	select {
@@ -165,10 +185,17 @@ func (p *Publisher) waiting() []string {
 
 // Run builds and publishes snapshots until ctx is done.
 func (p *Publisher) Run(ctx context.Context) error {
+	var changes <-chan struct{}
+	if p.cfg.Tracker != nil {
+		changes = p.cfg.Tracker.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-changes:
+			p.checkApplied()
+			continue
 		case <-p.kick:
 		}
 		timer := time.NewTimer(p.cfg.Debounce)
@@ -188,7 +215,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // until the fleet has applied the bridge's routes, and then schedules the
 // next publish, which serves the target built from the inputs of that time.
 func (p *Publisher) publish(ctx context.Context) {
-	in, ok := p.input()
+	in, routing, ok := p.input()
 	if !ok {
 		return
 	}
@@ -202,6 +229,14 @@ func (p *Publisher) publish(ctx context.Context) {
 		return
 	}
 	if p.current != nil && step.Version == p.current.Version {
+		if step == target {
+			// Same resources, perhaps for a new routing (a pause step):
+			// what the fleet holds carries it.
+			p.mu.Lock()
+			p.target = routing
+			p.mu.Unlock()
+			p.checkApplied()
+		}
 		p.record(step, false)
 		return
 	}
@@ -210,9 +245,13 @@ func (p *Publisher) publish(ctx context.Context) {
 		return
 	}
 	p.mu.Lock()
-	p.current = step
+	p.current, p.target = step, nil
+	if step == target {
+		p.target = routing
+	}
 	p.mu.Unlock()
 	p.record(step, true)
+	p.checkApplied()
 	if step != target {
 		p.cfg.Logger.Info("traffic moves off clusters that are going away; serving them until proxies apply the new routes",
 			"bridge", step.Version)
@@ -223,18 +262,47 @@ func (p *Publisher) publish(ctx context.Context) {
 
 // input returns the inputs of the next build, and false while the first
 // snapshot still waits for one of them.
-func (p *Publisher) input() (snapshot.Input, bool) {
+func (p *Publisher) input() (snapshot.Input, map[string]policy.Routing, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.waiting()) > 0 {
-		return snapshot.Input{}, false
+		return snapshot.Input{}, nil, false
 	}
+	routing := p.cfg.Engine.Routing()
 	return snapshot.Input{
 		Model:          *p.model,
-		Desired:        p.policies.Desired(),
+		Routing:        routing,
 		SidecarAddress: p.cfg.SidecarAddress,
 		SidecarPort:    p.cfg.SidecarPort,
-	}, true
+	}, routing, true
+}
+
+// checkApplied tells the engine which routing the fleet holds once enough
+// connected proxies are in sync with the snapshot being served (and it is
+// not a bridge). With no proxy connected, the snapshot counts as applied:
+// proxies that connect later get it.
+func (p *Publisher) checkApplied() {
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	if target == nil {
+		return
+	}
+	if p.cfg.Tracker != nil {
+		synced, total := p.cfg.Tracker.InSync(p.cfg.Cache.VersionFor)
+		p.cfg.Metrics.AppliedFraction.Set(fraction(synced, total))
+		if fraction(synced, total) < p.cfg.AppliedThreshold {
+			return
+		}
+	}
+	p.cfg.Engine.Applied(target)
+}
+
+func fraction(synced, total int) float64 {
+	if total == 0 {
+		return 1
+	}
+	return float64(synced) / float64(total)
 }
 
 // awaitRoutes waits until every connected proxy has applied the routes

@@ -59,6 +59,8 @@ type Tracker struct {
 	metrics *Metrics
 	now     func() time.Time
 
+	onNack func(node, typeURL, err string) // see OnNack
+
 	mu      sync.Mutex
 	proxies map[int64]*Proxy
 	changed chan struct{} // signalled after every ACK, NACK and disconnect
@@ -111,6 +113,34 @@ func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
 	return pending
 }
 
+// OnNack sets a function called, outside the tracker's lock, for every
+// NACK. Set it before serving.
+func (t *Tracker) OnNack(f func(node, typeURL, err string)) { t.onNack = f }
+
+// InSync counts the connected proxies that hold, for every type they
+// subscribe to, the version current says they should.
+func (t *Tracker) InSync(current VersionFunc) (synced, total int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.proxies {
+		if len(p.Types) == 0 {
+			continue
+		}
+		total++
+		ok := true
+		for typeURL, st := range p.Types {
+			if st.Sent == "" || st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			synced++
+		}
+	}
+	return synced, total
+}
+
 // Changed is signalled after ACKs, NACKs and disconnects, so a caller
 // waiting on Pending knows when to look again.
 func (t *Tracker) Changed() <-chan struct{} { return t.changed }
@@ -149,8 +179,14 @@ func (t *Tracker) closed(id int64) {
 // it answers ("" for the first request of a type on a stream); version is the
 // version the client reports as applied.
 func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) {
+	var afterUnlock func()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer func() {
+		t.mu.Unlock()
+		if afterUnlock != nil {
+			afterUnlock()
+		}
+	}()
 	p, ok := t.proxies[id]
 	if !ok {
 		return
@@ -175,6 +211,10 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
 		t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", id, "type", shortType(typeURL),
 			"version", st.Sent, "error", errDetail)
+		if t.onNack != nil {
+			node := p.NodeID
+			afterUnlock = func() { t.onNack(node, typeURL, errDetail) }
+		}
 	default:
 		st.Acked, st.AckedAt = st.Sent, t.now()
 	}

@@ -32,6 +32,8 @@ type serveConfig struct {
 	SidecarPort    uint32
 	Debounce       time.Duration
 	AckTimeout     time.Duration
+	StateDir       string
+	Threshold      float64
 	LogLevel       slog.Level
 	Consul         consulConfig
 }
@@ -76,6 +78,8 @@ func newServeCommand() *cobra.Command {
 	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener")
 	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "how long to gather changes before pushing (bounds the delay of the first change)")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "directory for durable rollout state and the event journal (none: kept in memory, lost on restart)")
+	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addConsulFlags(f, &cfg.Consul)
 	return cmd
@@ -105,6 +109,9 @@ func (c serveConfig) checkSource() error {
 	return nil
 }
 
+// engineTick is how often rollout timers are evaluated.
+const engineTick = 100 * time.Millisecond
+
 // server is a wired `weir serve`: listeners bound, components built.
 type server struct {
 	cfg        serveConfig
@@ -116,6 +123,8 @@ type server struct {
 	tracker    *xds.Tracker
 	metrics    *xds.Metrics
 	publisher  *xds.Publisher
+	engine     *policy.Engine
+	store      *policy.Store
 	source     discovery.Source
 	sourceDesc string
 }
@@ -126,11 +135,23 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = xds.NewMetrics(s.registry, func() float64 { return s.publisher.SnapshotAge() })
 	s.tracker = xds.NewTracker(logger, s.metrics)
+	if cfg.StateDir != "" {
+		var err error
+		if s.store, err = policy.OpenStore(cfg.StateDir); err != nil {
+			return nil, fmt.Errorf("--state-dir: %w", err)
+		}
+	}
+	engine, err := policy.NewEngine(policy.EngineConfig{Store: s.store, Logger: logger, OnChange: func() { s.publisher.Wake() }})
+	if err != nil {
+		return nil, err
+	}
+	s.engine = engine
+	s.tracker.OnNack(func(node, typeURL, msg string) { engine.Nack(node, msg) })
 	s.publisher = xds.NewPublisher(xds.PublisherConfig{
+		Engine: engine, AppliedThreshold: cfg.Threshold,
 		Cache: s.cache, Metrics: s.metrics, Logger: logger, Debounce: cfg.Debounce, Tracker: s.tracker, AckTimeout: cfg.AckTimeout,
 		SidecarAddress: cfg.SidecarAddress, SidecarPort: cfg.SidecarPort,
 	})
-	var err error
 	if s.source, s.sourceDesc, err = newSource(cfg, logger, s.registry); err != nil {
 		return nil, err
 	}
@@ -151,11 +172,17 @@ func (s *server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	gs := xds.NewGRPCServer(ctx, s.cache, s.tracker)
 	g.Go(func() error { return s.publisher.Run(ctx) })
+	g.Go(func() error { return s.engine.Run(ctx, engineTick) })
 	g.Go(func() error { return s.source.Run(ctx, s.publisher) })
 	g.Go(func() error { return s.watchPolicies(ctx) })
 	g.Go(func() error { return xds.Serve(ctx, gs, s.xdsLis) })
 	g.Go(func() error { return serveOps(ctx, s.opsLis, s.registry, s.readiness) })
 	err := g.Wait()
+	if s.store != nil {
+		if cerr := s.store.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	s.logger.Info("weir stopped")
 	return err
 }

@@ -1,0 +1,83 @@
+package envoy
+
+import (
+	"regexp"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+)
+
+// MatchKind is how a matcher compares a value.
+type MatchKind int
+
+// The match kinds. A regex is RE2, as both Envoy and grpc-go use, and must
+// match the whole value.
+const (
+	MatchExact MatchKind = iota
+	MatchPrefix
+	MatchRegex
+)
+
+// HeaderMatcher returns a matcher that holds when header name (lower case;
+// gRPC metadata keys are headers) compares to value by kind. Both Envoy and
+// grpc-go match safe_regex against the whole header value.
+func HeaderMatcher(name string, kind MatchKind, value string) *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{
+		Name:                 name,
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatcher(kind, value)},
+	}
+}
+
+func stringMatcher(kind MatchKind, value string) *matcherv3.StringMatcher {
+	switch kind {
+	case MatchPrefix:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: value}}
+	case MatchRegex:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
+			SafeRegex: &matcherv3.RegexMatcher{Regex: value},
+		}}
+	default:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: value}}
+	}
+}
+
+// CookieHeaderMatcher returns a matcher on the cookie header that holds
+// when the request carries cookie name with a value that compares to value
+// by kind. Neither Envoy nor grpc-go has a cookie matcher, so it is a
+// safe_regex over the whole header value (Envoy joins the cookie headers of
+// an HTTP/2 request with "; "): the cookie may stand first or after a ";",
+// and its value ends at the next ";" or the end. A regex value must match
+// the whole cookie value. Proxyless gRPC clients send no cookies, so for
+// them it never matches.
+func CookieHeaderMatcher(name string, kind MatchKind, value string) *routev3.HeaderMatcher {
+	const before, after = `(^|.*;\s*)`, `(;.*|$)`
+	cookie := before + regexp.QuoteMeta(name) + "="
+	switch kind {
+	case MatchPrefix:
+		cookie += regexp.QuoteMeta(value) + `[^;]*` + after
+	case MatchRegex:
+		cookie += "(" + value + ")" + after
+	default:
+		cookie += regexp.QuoteMeta(value) + after
+	}
+	return HeaderMatcher("cookie", MatchRegex, cookie)
+}
+
+// HeaderHashPolicy hashes a request by the value of header name. grpc-go
+// and Envoy both support it; a request without the header gets a random
+// hash.
+func HeaderHashPolicy(name string) *routev3.RouteAction_HashPolicy {
+	return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
+		Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: name},
+	}}
+}
+
+// CookieHashPolicy hashes a request by the value of cookie name. Only Envoy
+// supports it: grpc-go ignores cookie hash policies (gRPC has no cookies), so
+// its requests get a random hash, which is a plain weighted split. Without a
+// ttl Envoy never sets the cookie itself; the application must.
+func CookieHashPolicy(name string) *routev3.RouteAction_HashPolicy {
+	return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{
+		Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: name},
+	}}
+}

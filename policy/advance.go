@@ -1,0 +1,243 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Advance moves r forward under p given obs, and returns the new state and
+// the events to journal. It is pure: time comes from obs.Now.
+func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
+	if r.Done() {
+		return r, nil
+	}
+	now := obs.Now
+	if obs.Nack != nil && r.Phase != Paused {
+		reason := fmt.Sprintf("proxy %s rejected config: %s", obs.Nack.Proxy, obs.Nack.Error)
+		if p.OnNack == NackAbort {
+			r = abort(r, "aborted: "+reason)
+			return r, []Event{event(r, now, "aborted", "%s", r.Reason)}
+		}
+		r.pause(PausedByNack, reason)
+		return r, []Event{event(r, now, "paused", "%s", reason)}
+	}
+	var events []Event
+	if obs.Applied && r.AppliedAt.IsZero() {
+		r.AppliedAt = now
+		events = append(events, event(r, now, "step-applied", "fleet applied %s", describe(r)))
+	}
+	if missing := unserved(r, obs.Serving); missing != "" {
+		if r.Phase != Paused {
+			r.pause(PausedByHealth, fmt.Sprintf("version %s has no serving instances; its share went to the others", missing))
+			events = append(events, event(r, now, "paused", "%s", r.Reason))
+		}
+		return r, events
+	}
+	if r.Phase == Paused && r.Cause == PausedByHealth {
+		// Time spent without a serving version observed nothing: the
+		// step's pause starts over.
+		r.Phase, r.Cause, r.Reason = Progressing, "", ""
+		if !r.AppliedAt.IsZero() {
+			r.AppliedAt = now
+		}
+		events = append(events, event(r, now, "resumed", "every version of the rollout serves again"))
+	}
+	if r.Phase == Paused {
+		return r, events
+	}
+	if r.AppliedAt.IsZero() {
+		if p.ProgressDeadline > 0 && now.Sub(r.StepSince) > p.ProgressDeadline {
+			r.pause(PausedByDeadline, fmt.Sprintf("%s not applied by the fleet within %s", describe(r), p.ProgressDeadline))
+			events = append(events, event(r, now, "paused", "%s", r.Reason))
+		}
+		return r, events
+	}
+	var more []Event
+	switch p.Strategy {
+	case Canary:
+		r, more = advanceCanary(p.Canary, r, now)
+	case BlueGreen:
+		r, more = advanceBlueGreen(p.BlueGreen, r, now)
+	case Rolling:
+		r, more = advanceRolling(p.Rolling, r, now)
+	}
+	return r, append(events, more...)
+}
+
+// unserved returns a version of the rollout that should serve and has no
+// serving instance, or "".
+func unserved(r Rollout, serving map[string]int) string {
+	for _, v := range []string{r.New, r.Old} {
+		if (v == r.New || r.Weights()[v] > 0) && serving[v] == 0 {
+			return v
+		}
+	}
+	return ""
+}
+
+// describe names the current step for messages.
+func describe(r Rollout) string {
+	return fmt.Sprintf("step %d (%s)", r.Step, r.Weights())
+}
+
+// advanceCanary moves an applied canary step on.
+func advanceCanary(c *CanarySpec, r Rollout, now time.Time) (Rollout, []Event) {
+	if r.Phase == Promoted || r.Step >= len(c.Steps) {
+		r.Phase = Completed
+		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
+	}
+	if pause := c.Steps[r.Step].Pause; pause != nil {
+		if pause.Indefinite {
+			r.pause(PausedAtStep, fmt.Sprintf("step %d pauses until promoted or resumed", r.Step))
+			return r, []Event{event(r, now, "paused", "%s", r.Reason)}
+		}
+		if now.Sub(r.AppliedAt) < pause.Duration {
+			return r, nil
+		}
+	}
+	next := r.Step + 1
+	r.enterStep(next, canaryWeightAt(c.Steps, next, r.Weight), now)
+	return r, []Event{event(r, now, "step", "entered %s", describe(r))}
+}
+
+// advanceBlueGreen promotes after AutoPromoteAfter and completes after the
+// rollback window.
+func advanceBlueGreen(b *BlueGreenSpec, r Rollout, now time.Time) (Rollout, []Event) {
+	switch r.Phase {
+	case Progressing:
+		if b.AutoPromoteAfter > 0 && now.Sub(r.AppliedAt) >= b.AutoPromoteAfter {
+			r = promote(r, now)
+			return r, []Event{event(r, now, "promoted", "auto-promoted %s after %s", r.New, b.AutoPromoteAfter)}
+		}
+	case Promoted:
+		if r.PromotedAt.IsZero() {
+			r.PromotedAt = r.AppliedAt
+		}
+		if now.Sub(r.PromotedAt) >= b.RollbackWindow {
+			r.Phase = Completed
+			return r, []Event{event(r, now, "completed", "rollback window of %s over; %s stays", b.RollbackWindow, r.New)}
+		}
+	}
+	return r, nil
+}
+
+// advanceRolling adds StepWeight every Interval until the new version
+// takes all traffic.
+func advanceRolling(rs *RollingSpec, r Rollout, now time.Time) (Rollout, []Event) {
+	if r.Phase == Promoted || r.Weight >= Full {
+		r.Phase = Completed
+		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
+	}
+	if now.Sub(r.AppliedAt) < rs.Interval {
+		return r, nil
+	}
+	r.enterStep(r.Step+1, min(Full, r.Weight+rs.StepWeight), now)
+	return r, []Event{event(r, now, "step", "entered %s", describe(r))}
+}
+
+// Errors of the operations; callers branch on them (the admin API maps them
+// to status codes).
+var (
+	ErrNotInProgress = errors.New("no rollout in progress")
+	ErrNotPaused     = errors.New("rollout is not paused")
+	ErrNoRollback    = errors.New("rollback is only possible within a blue-green rollback window")
+	ErrBadWeights    = errors.New("invalid weights")
+)
+
+// Promote gives the new version all traffic.
+func Promote(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Done() || r.Phase == Promoted {
+		return r, Event{}, fmt.Errorf("promote %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	}
+	r = promote(r, now)
+	return r, operatorEvent(r, now, "promoted", by, reason, "%s takes all traffic", r.New), nil
+}
+
+func promote(r Rollout, now time.Time) Rollout {
+	r.enterStep(r.Step, Full, now)
+	r.Phase, r.Cause, r.Reason, r.PromotedAt = Promoted, "", "", time.Time{}
+	return r
+}
+
+// PauseRollout holds the rollout's weights until resumed.
+func PauseRollout(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Done() || r.Phase == Paused {
+		return r, Event{}, fmt.Errorf("pause %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	}
+	r.pause(PausedByOperator, fmt.Sprintf("paused by %s: %s", by, reason))
+	return r, operatorEvent(r, now, "paused", by, reason, "paused at %s", describe(r)), nil
+}
+
+// Resume continues a paused rollout; at an indefinite pause step it moves
+// past the step, after a missed deadline it restarts the step's clock.
+func Resume(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Phase != Paused {
+		return r, Event{}, fmt.Errorf("resume %s: %w (it is %s)", r.Service, ErrNotPaused, r.Phase)
+	}
+	cause := r.Cause
+	r.Phase, r.Cause, r.Reason = Progressing, "", ""
+	switch {
+	case cause == PausedAtStep && p.Strategy == Canary:
+		next := r.Step + 1
+		r.enterStep(next, canaryWeightAt(p.Canary.Steps, next, r.Weight), now)
+	case cause == PausedByDeadline:
+		r.StepSince = now
+	}
+	return r, operatorEvent(r, now, "resumed", by, reason, "resumed at %s", describe(r)), nil
+}
+
+// Abort returns all traffic to the old version in one push.
+func Abort(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Done() {
+		return r, Event{}, fmt.Errorf("abort %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	}
+	r = abort(r, fmt.Sprintf("aborted by %s: %s", by, reason))
+	return r, operatorEvent(r, now, "aborted", by, reason, "all traffic back on %s", r.Old), nil
+}
+
+func abort(r Rollout, reason string) Rollout {
+	r.Weight, r.Override, r.Phase, r.Cause, r.Reason = 0, nil, Aborted, "", reason
+	return r
+}
+
+// Rollback returns a promoted blue-green rollout's traffic to the old
+// active version, in one push, within the rollback window.
+func Rollback(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	inWindow := r.Strategy == BlueGreen && r.Phase == Promoted &&
+		(r.PromotedAt.IsZero() || now.Sub(r.PromotedAt) < p.BlueGreen.RollbackWindow)
+	if !inWindow {
+		return r, Event{}, fmt.Errorf("rollback %s: %w (it is a %s rollout, %s)", r.Service, ErrNoRollback, r.Strategy, r.Phase)
+	}
+	r = abort(r, fmt.Sprintf("rolled back by %s: %s", by, reason))
+	return r, operatorEvent(r, now, "rolled-back", by, reason, "all traffic back on %s", r.Old), nil
+}
+
+// SetWeights overrides the step's weights until the next step, promote,
+// abort or policy change. The weights must sum to 100 % and name only the
+// rollout's two versions.
+func SetWeights(r Rollout, w Weights, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Done() {
+		return r, Event{}, fmt.Errorf("set weights of %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	}
+	if w.Sum() != Full {
+		return r, Event{}, fmt.Errorf("%w: weights sum to %s, must be 100", ErrBadWeights, w.Sum())
+	}
+	for v := range w {
+		if v != r.Old && v != r.New {
+			return r, Event{}, fmt.Errorf("%w: version %q is not part of the rollout (%s → %s)", ErrBadWeights, v, r.Old, r.New)
+		}
+	}
+	// The step's clocks keep running: an override does not restart a pause.
+	r.Override = &Override{Weights: w, By: by, Reason: reason, At: now}
+	return r, operatorEvent(r, now, "weights-set", by, reason, "weights overridden: %s", w), nil
+}
+
+func operatorEvent(r Rollout, now time.Time, kind, by, reason, format string, args ...any) Event {
+	e := event(r, now, kind, format, args...)
+	e.By = by
+	if reason != "" {
+		e.Message += " — " + reason
+	}
+	return e
+}

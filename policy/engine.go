@@ -1,0 +1,335 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weir-mesh/weir/discovery"
+)
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	// Store persists rollouts and the journal; nil keeps them in memory.
+	Store *Store
+	// Clock is the time source (default time.Now); tests inject one.
+	Clock func() time.Time
+	// OnChange is called, without locks held, whenever the routing the
+	// engine asks for changes.
+	OnChange func()
+	Logger   *slog.Logger
+}
+
+// Engine runs every service's rollout: it applies policy sets (with the
+// documented rules for edits mid-rollout), advances rollouts on the
+// evidence it is given — what the fleet applied, NACKs, serving instances —
+// and the clock, executes operator operations, and persists state and
+// journal. Its routing feeds snapshot building.
+type Engine struct {
+	cfg EngineConfig
+
+	mu       sync.Mutex
+	policies Set
+	rollouts map[string]Rollout // services with a canary, blueGreen or rolling policy
+	frozen   map[string]Routing // services whose policy file was deleted mid-rollout
+	applied  map[string]Routing // the routing the fleet has applied, per service
+	serving  map[string]map[string]int
+	nack     *Nack
+	journal  []Event // recent events, newest last
+}
+
+const journalMemory = 500
+
+// NewEngine returns an Engine, loading stored state if there is a store.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
+		applied: map[string]Routing{}, serving: map[string]map[string]int{}}
+	if cfg.Store != nil {
+		var err error
+		if e.rollouts, e.frozen, err = cfg.Store.Load(); err != nil {
+			return nil, err
+		}
+		if e.journal, err = cfg.Store.Events(journalMemory); err != nil {
+			return nil, err
+		}
+		for _, r := range e.rollouts {
+			cfg.Logger.Info("rollout restored", "service", r.Service, "phase", r.Phase, "step", r.Step, "weights", r.Weights().String())
+		}
+	}
+	return e, nil
+}
+
+// SetPolicies applies a new policy set. A rollout whose policy is read
+// again unchanged continues where it is; edited steps continue from the
+// current weight; a different version pair or strategy starts over; a
+// deleted policy freezes the service's current weights.
+func (e *Engine) SetPolicies(set Set) {
+	e.mu.Lock()
+	now := e.cfg.Clock()
+	var events []Event
+	var gone []string
+	for svc, r := range e.rollouts {
+		p, ok := set.Get(svc)
+		if !ok || !p.Strategy.rolls() {
+			if !ok {
+				e.frozen[svc] = Routing{Weights: r.Weights()}
+				events = append(events, event(r, now, "frozen", "policy removed; weights frozen at %s", r.Weights()))
+			}
+			delete(e.rollouts, svc)
+			gone = append(gone, svc)
+		}
+	}
+	for _, svc := range set.Services() {
+		p, _ := set.Get(svc)
+		if _, ok := e.frozen[svc]; ok {
+			delete(e.frozen, svc)
+			gone = append(gone, svc)
+		}
+		if !p.Strategy.rolls() {
+			continue
+		}
+		r, ok := e.rollouts[svc]
+		next, ev := reconcile(p, r, ok, now)
+		e.rollouts[svc] = next
+		events = append(events, ev...)
+	}
+	e.policies = set
+	e.commit(events, gone)
+	e.mu.Unlock()
+	e.changed()
+}
+
+// rolls reports whether the strategy runs a rollout.
+func (s Strategy) rolls() bool { return s == Canary || s == BlueGreen || s == Rolling }
+
+// reconcile returns the rollout to run under p given the stored one.
+func reconcile(p Policy, r Rollout, exists bool, now time.Time) (Rollout, []Event) {
+	fresh := Start(p, now)
+	switch {
+	case !exists:
+		return fresh, []Event{event(fresh, now, "started", "%s rollout %s → %s started at %s", p.Strategy, fresh.Old, fresh.New, describe(fresh))}
+	case r.Strategy != p.Strategy || r.Old != fresh.Old || r.New != fresh.New:
+		return fresh, []Event{event(fresh, now, "restarted", "policy now rolls %s → %s (%s): restarted; traffic returns to %s first", fresh.Old, fresh.New, p.Strategy, fresh.Old)}
+	case r.Spec == fresh.Spec:
+		return r, nil
+	}
+	r.Spec = fresh.Spec
+	if p.Strategy == Canary && !r.Done() && r.Phase != Promoted {
+		r.Step = resumeAt(p.Canary.Steps, r.Weight)
+	}
+	return r, []Event{event(r, now, "edited", "policy edited; continuing from %s", describe(r))}
+}
+
+// resumeAt returns the step to continue an edited canary from: the first
+// setWeight above weight, or the pause just before it.
+func resumeAt(steps []Step, weight Weight) int {
+	for i, s := range steps {
+		if s.SetWeight != nil && *s.SetWeight > weight {
+			if i > 0 && steps[i-1].Pause != nil {
+				return i - 1
+			}
+			return i
+		}
+	}
+	return len(steps)
+}
+
+// specHash identifies a policy's rollout settings.
+func (p Policy) specHash() string {
+	b, _ := json.Marshal([]any{p.Strategy, p.Canary, p.BlueGreen, p.Rolling, p.ProgressDeadline, p.OnNack})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Routing returns, per service with a policy or frozen weights, what its
+// traffic should do now.
+func (e *Engine) Routing() map[string]Routing {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := maps.Clone(e.frozen)
+	for _, svc := range e.policies.Services() {
+		p, _ := e.policies.Get(svc)
+		if r, ok := e.rollouts[svc]; ok {
+			out[svc] = r.Routing(p)
+		} else {
+			out[svc] = Routing{Weights: p.Weights}
+		}
+	}
+	return out
+}
+
+// ObserveModel records how many instances of each version serve.
+func (e *Engine) ObserveModel(m discovery.Model) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.serving = make(map[string]map[string]int, len(m.Services()))
+	for _, svc := range m.Services() {
+		e.serving[svc.Name] = svc.ServingCount()
+	}
+}
+
+// Applied records the routing that the fleet has applied: that of the
+// snapshot every proxy is now in sync with.
+func (e *Engine) Applied(routing map[string]Routing) {
+	e.mu.Lock()
+	e.applied = routing
+	e.mu.Unlock()
+	e.Tick()
+}
+
+// IsApplied reports whether the fleet has applied the routing service's
+// rollout asks for now.
+func (e *Engine) IsApplied(service string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.rollouts[service]
+	if !ok {
+		return false
+	}
+	p, _ := e.policies.Get(service)
+	return reflect.DeepEqual(e.applied[service], r.Routing(p))
+}
+
+// Nack records a proxy's rejection; progressing rollouts pause (or abort)
+// at the next evaluation.
+func (e *Engine) Nack(proxy, err string) {
+	e.mu.Lock()
+	e.nack = &Nack{Proxy: proxy, Error: err}
+	e.mu.Unlock()
+	e.Tick()
+}
+
+// Tick advances every rollout to the engine's clock.
+func (e *Engine) Tick() {
+	e.mu.Lock()
+	now := e.cfg.Clock()
+	before := e.routingLocked()
+	var events []Event
+	var changed []Rollout
+	for svc, r := range e.rollouts {
+		p, _ := e.policies.Get(svc)
+		obs := Observation{Now: now, Serving: e.serving[svc], Nack: e.nack,
+			Applied: reflect.DeepEqual(e.applied[svc], r.Routing(p))}
+		next, ev := Advance(p, r, obs)
+		if !reflect.DeepEqual(next, r) {
+			e.rollouts[svc] = next
+			changed = append(changed, next)
+		}
+		events = append(events, ev...)
+	}
+	e.nack = nil
+	routingChanged := !reflect.DeepEqual(before, e.routingLocked())
+	if len(changed) > 0 || len(events) > 0 {
+		e.commit(events, nil)
+	}
+	e.mu.Unlock()
+	if routingChanged {
+		e.changed()
+	}
+}
+
+// routingLocked is Routing with mu held, for change detection.
+func (e *Engine) routingLocked() map[string]Routing {
+	out := make(map[string]Routing, len(e.rollouts))
+	for svc, r := range e.rollouts {
+		p, _ := e.policies.Get(svc)
+		out[svc] = r.Routing(p)
+	}
+	return out
+}
+
+// Run ticks the engine every interval until ctx is done.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			e.Tick()
+		}
+	}
+}
+
+// Operation is an operator action on one service's rollout.
+type Operation func(p Policy, r Rollout, now time.Time) (Rollout, Event, error)
+
+// Do runs op on service's rollout, journals and persists it.
+func (e *Engine) Do(service string, op Operation) error {
+	e.mu.Lock()
+	r, ok := e.rollouts[service]
+	if !ok {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
+	}
+	p, _ := e.policies.Get(service)
+	next, ev, err := op(p, r, e.cfg.Clock())
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.rollouts[service] = next
+	e.commit([]Event{ev}, nil)
+	e.mu.Unlock()
+	e.changed()
+	return nil
+}
+
+// Rollouts returns every rollout, sorted by service.
+func (e *Engine) Rollouts() []Rollout {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := slices.Collect(maps.Values(e.rollouts))
+	slices.SortFunc(out, func(a, b Rollout) int { return strings.Compare(a.Service, b.Service) })
+	return out
+}
+
+// Events returns the most recent journal entries, oldest first.
+func (e *Engine) Events() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.journal)
+}
+
+// commit journals events, logs them, and persists state. mu must be held.
+func (e *Engine) commit(events []Event, gone []string) {
+	for _, ev := range events {
+		e.cfg.Logger.Info("rollout event", "service", ev.Service, "kind", ev.Kind, "by", ev.By, "message", ev.Message)
+	}
+	e.journal = append(e.journal, events...)
+	if over := len(e.journal) - journalMemory; over > 0 {
+		e.journal = slices.Delete(e.journal, 0, over)
+	}
+	if e.cfg.Store == nil {
+		return
+	}
+	err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, gone)
+	if err == nil {
+		err = e.cfg.Store.Append(events...)
+	}
+	if err != nil {
+		e.cfg.Logger.Error("saving rollout state failed", "error", err)
+	}
+}
+
+func (e *Engine) changed() {
+	if e.cfg.OnChange != nil {
+		e.cfg.OnChange()
+	}
+}

@@ -1,0 +1,169 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// Phase is where a rollout stands.
+type Phase string
+
+// The phases of a rollout.
+const (
+	Progressing Phase = "progressing" // moving through its steps
+	Paused      Phase = "paused"      // holding its weights; Reason says why
+	Promoted    Phase = "promoted"    // the new version takes all traffic (blue-green: within the rollback window)
+	Aborted     Phase = "aborted"     // all traffic back on the old version
+	Completed   Phase = "completed"   // the new version took all traffic and the rollout is over
+)
+
+// PauseCause says who paused a rollout; health pauses lift by themselves.
+type PauseCause string
+
+// The causes of a pause.
+const (
+	PausedByOperator PauseCause = "operator"
+	PausedByHealth   PauseCause = "health"
+	PausedByNack     PauseCause = "nack"
+	PausedByDeadline PauseCause = "deadline"
+	PausedAtStep     PauseCause = "step" // an indefinite pause step, waiting for promote or resume
+)
+
+// Rollout is the durable state of one service's rollout. It is a value:
+// Advance and the operations return a new one.
+type Rollout struct {
+	Service  string
+	Strategy Strategy
+	// Spec identifies the policy text the rollout follows, to tell an
+	// edited policy from the same one read again after a restart.
+	Spec string
+	// Old and New are the versions traffic moves between: stable and
+	// canary, active and preview, from and to.
+	Old, New string
+	Phase    Phase
+	Cause    PauseCause // when Paused
+	Reason   string     // why it is paused or aborted, for operators
+
+	Step int // canary: index into the steps (len = the final step); rolling: increments made
+	// Weight is the new version's share at the current step.
+	Weight Weight
+	// Override replaces the step's weights until the next step, promote,
+	// abort or policy change.
+	Override *Override
+
+	StepSince  time.Time // when the current step was entered
+	AppliedAt  time.Time // when the fleet applied it; zero until then
+	PromotedAt time.Time // blue-green: when the promotion was applied
+}
+
+// Override is a set-weights operation in force.
+type Override struct {
+	Weights Weights
+	By      string
+	Reason  string
+	At      time.Time
+}
+
+// Observation is what a rollout learns at one evaluation.
+type Observation struct {
+	Now time.Time
+	// Applied reports whether the fleet has applied the routing the
+	// rollout currently asks for.
+	Applied bool
+	// Serving counts the instances per version that take new requests.
+	Serving map[string]int
+	// Nack is a proxy's rejection of config carrying this rollout, if any.
+	Nack *Nack
+}
+
+// Nack is a proxy's rejection of pushed config.
+type Nack struct {
+	Proxy string
+	Error string
+}
+
+// Event is one entry of the rollout journal: who did what, when and why.
+type Event struct {
+	At      time.Time
+	Service string
+	Kind    string // step-applied, paused, resumed, nack, promoted, aborted, completed, ...
+	By      string // "weir" for the engine's own decisions, else the operator
+	Message string
+}
+
+// Start returns a new rollout for p at now.
+func Start(p Policy, now time.Time) Rollout {
+	r := Rollout{Service: p.Service, Strategy: p.Strategy, Spec: p.specHash(), Phase: Progressing, StepSince: now}
+	switch p.Strategy {
+	case Canary:
+		r.Old, r.New = p.Canary.Stable, p.Canary.Version
+		r.Weight = canaryWeightAt(p.Canary.Steps, 0, 0)
+	case BlueGreen:
+		r.Old, r.New = p.BlueGreen.Active, p.BlueGreen.Preview
+	case Rolling:
+		r.Old, r.New = p.Rolling.From, p.Rolling.To
+		r.Weight = min(p.Rolling.StepWeight, Full)
+		r.Step = 1
+	}
+	return r
+}
+
+// Done reports whether the rollout has ended and only holds its final
+// weights.
+func (r Rollout) Done() bool { return r.Phase == Completed || r.Phase == Aborted }
+
+// Weights returns the split the rollout asks for.
+func (r Rollout) Weights() Weights {
+	if r.Override != nil {
+		return r.Override.Weights
+	}
+	w := Weights{r.Old: Full - r.Weight, r.New: r.Weight}
+	return w
+}
+
+// Routing returns what the rollout asks of the service's traffic under p.
+func (r Rollout) Routing(p Policy) Routing {
+	rt := Routing{Weights: r.Weights()}
+	if r.Done() {
+		return rt
+	}
+	switch p.Strategy {
+	case Canary:
+		if len(p.Canary.Match) > 0 {
+			rt.Matches = []MatchRoute{{Conditions: p.Canary.Match, Version: r.New}}
+		}
+		rt.Sticky = p.Canary.Sticky
+	case BlueGreen:
+		if r.Phase != Promoted {
+			rt.Matches = []MatchRoute{{Conditions: p.BlueGreen.PreviewMatch, Version: r.New}}
+		}
+	}
+	return rt
+}
+
+// canaryWeightAt returns the canary's weight at step i: that of the last
+// setWeight at or before it, or current when there is none.
+func canaryWeightAt(steps []Step, i int, current Weight) Weight {
+	if i >= len(steps) {
+		return Full
+	}
+	for j := i; j >= 0; j-- {
+		if steps[j].SetWeight != nil {
+			return *steps[j].SetWeight
+		}
+	}
+	return current
+}
+
+func (r *Rollout) enterStep(step int, weight Weight, now time.Time) {
+	r.Step, r.Weight, r.Override = step, weight, nil
+	r.StepSince, r.AppliedAt = now, time.Time{}
+}
+
+func (r *Rollout) pause(cause PauseCause, reason string) {
+	r.Phase, r.Cause, r.Reason = Paused, cause, reason
+}
+
+func event(r Rollout, now time.Time, kind, format string, args ...any) Event {
+	return Event{At: now, Service: r.Service, Kind: kind, By: "weir", Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,155 @@
+package policy
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store keeps rollout state and the event journal on disk, in a bbolt
+// database under the state directory, so that a restarted weir resumes
+// every rollout where it was.
+type Store struct {
+	db *bolt.DB
+}
+
+var (
+	rolloutsBucket = []byte("rollouts")
+	frozenBucket   = []byte("frozen")
+	eventsBucket   = []byte("events")
+)
+
+// OpenStore opens (creating if needed) the store in dir.
+func OpenStore(dir string) (*Store, error) {
+	path := filepath.Join(dir, "weir.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{rolloutsBucket, frozenBucket, eventsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state store %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Save records the state of every rollout and frozen routing given, and
+// deletes the services in gone, in one transaction.
+func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, gone []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		rb, fb := tx.Bucket(rolloutsBucket), tx.Bucket(frozenBucket)
+		for _, r := range rollouts {
+			if err := putJSON(rb, r.Service, r); err != nil {
+				return err
+			}
+		}
+		for svc, rt := range frozen {
+			if err := putJSON(fb, svc, rt); err != nil {
+				return err
+			}
+		}
+		for _, svc := range gone {
+			if err := rb.Delete([]byte(svc)); err != nil {
+				return err
+			}
+			if _, ok := frozen[svc]; !ok {
+				if err := fb.Delete([]byte(svc)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Load returns every stored rollout and frozen routing.
+func (s *Store) Load() (map[string]Rollout, map[string]Routing, error) {
+	rollouts, frozen := make(map[string]Rollout), make(map[string]Routing)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(rolloutsBucket).ForEach(func(k, v []byte) error {
+			var r Rollout
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("rollout %s: %w", k, err)
+			}
+			rollouts[string(k)] = r
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(frozenBucket).ForEach(func(k, v []byte) error {
+			var rt Routing
+			if err := json.Unmarshal(v, &rt); err != nil {
+				return fmt.Errorf("frozen routing %s: %w", k, err)
+			}
+			frozen[string(k)] = rt
+			return nil
+		})
+	})
+	return rollouts, frozen, err
+}
+
+// Append adds events to the journal.
+func (s *Store) Append(events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(eventsBucket)
+		for _, e := range events {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			var key [8]byte
+			binary.BigEndian.PutUint64(key[:], seq)
+			if err := putJSON(b, string(key[:]), e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Events returns the last n events of the journal, oldest first.
+func (s *Store) Events(n int) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(eventsBucket).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
