@@ -49,8 +49,13 @@ func (r *readiness) applySourceStatus(st discovery.Status, now time.Time) {
 		return
 	}
 	age := now.Sub(st.StaleSince)
+	// Before the first sync nothing was ever known, so nothing is kept.
+	msg := fmt.Sprintf("serving stale: discovery failing for %s, last known catalog kept", age.Round(time.Second))
+	if !st.Synced {
+		msg = fmt.Sprintf("waiting for the first sync: discovery failing for %s", age.Round(time.Second))
+	}
 	r.Stale = &staleness{
-		Message:    fmt.Sprintf("serving stale: discovery failing for %s, last known catalog kept", age.Round(time.Second)),
+		Message:    msg,
 		Since:      st.StaleSince,
 		AgeSeconds: age.Seconds(),
 		Error:      st.Error,

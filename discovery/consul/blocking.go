@@ -33,9 +33,15 @@ type loopHooks struct {
 // queries: wait on the last index, take a backwards index as a reset (to 1,
 // never 0 after the first call), jitter the wait, rate-limit a loop that
 // returns at once, and back off with jitter after errors.
+//
+// After an error the next query waits on index 1, which Consul answers at
+// once: waiting on the old index would hold the first query after an outage
+// for the whole wait time when nothing changed meanwhile, and the source
+// would stay stale that long. Its result counts as a change (a resync).
 func (b blocking) run(ctx context.Context, fetch fetchFunc, hooks loopHooks) {
 	var index uint64
 	failures := 0
+	resync := true // the first answer, and the first after an error, is new
 	for ctx.Err() == nil {
 		wait := jitter(b.wait, 16)
 		// Consul may hold a query up to wait + wait/16; beyond a grace
@@ -51,16 +57,20 @@ func (b blocking) run(ctx context.Context, fetch fetchFunc, hooks loopHooks) {
 		if err != nil {
 			failures++
 			hooks.failed(err)
+			if index != 0 {
+				index = 1
+			}
+			resync = true
 			sleep(ctx, backoff(b.retryBase, b.retryMax, failures))
 			continue
 		}
 		failures = 0
 		hooks.ok()
 		next := nextIndex(index, meta.LastIndex)
-		if next != index || index == 0 {
+		if next != index || resync {
 			hooks.changed()
 		}
-		index = next
+		index, resync = next, false
 		sleep(ctx, b.minInterval-time.Since(started))
 	}
 }

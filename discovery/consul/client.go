@@ -26,6 +26,17 @@ const maxIdleConns = 16384
 
 // NewClient returns a Consul API client for cc.
 func NewClient(cc ClientConfig) (*api.Client, error) {
+	cfg := apiConfig(cc)
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", cfg.Address, err)
+	}
+	return client, nil
+}
+
+// apiConfig returns Consul's configuration from the environment, overridden
+// by the non-empty fields of cc.
+func apiConfig(cc ClientConfig) *api.Config {
 	cfg := api.DefaultConfig()
 	if cc.Address != "" {
 		cfg.Address = cc.Address
@@ -36,17 +47,21 @@ func NewClient(cc ClientConfig) (*api.Client, error) {
 	if cc.Datacenter != "" {
 		cfg.Datacenter = cc.Datacenter
 	}
+	// A flag overrides only its own field: setting the CA file must not wipe
+	// a client certificate taken from CONSUL_CLIENT_CERT/KEY.
+	if cc.CAFile != "" {
+		cfg.TLSConfig.CAFile = cc.CAFile
+	}
+	if cc.CertFile != "" {
+		cfg.TLSConfig.CertFile = cc.CertFile
+	}
+	if cc.KeyFile != "" {
+		cfg.TLSConfig.KeyFile = cc.KeyFile
+	}
 	if cc.CAFile != "" || cc.CertFile != "" || cc.KeyFile != "" {
 		cfg.Scheme = "https"
-		cfg.TLSConfig.CAFile = cc.CAFile
-		cfg.TLSConfig.CertFile = cc.CertFile
-		cfg.TLSConfig.KeyFile = cc.KeyFile
 	}
 	cfg.Transport.MaxIdleConns = maxIdleConns
 	cfg.Transport.MaxIdleConnsPerHost = maxIdleConns
-	client, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", cfg.Address, err)
-	}
-	return client, nil
+	return cfg
 }

@@ -1,12 +1,14 @@
 package consul
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/internal/yamlfile"
 )
 
 // Consul's maintenance mode shows up as critical checks with these IDs.
@@ -38,12 +40,35 @@ func (r versionRule) version(svc *api.AgentService) (string, bool) {
 	return "", false
 }
 
+// skipReason says why an instance or a service was left out of the model.
+// Consul accepts data that weir cannot route to (ports out of range, names
+// that would make cluster names collide), and one such entry must not make
+// snapshot.Build fail for the whole world, so it is dropped here, at the edge.
+type skipReason string
+
+// The reasons, also the values of the metric's reason label.
+const (
+	skipAddress     skipReason = "address"      // not an IP literal
+	skipPort        skipReason = "port"         // outside 1..65535
+	skipVersion     skipReason = "version"      // fails yamlfile.CheckVersion
+	skipServiceName skipReason = "service_name" // fails yamlfile.CheckServiceName
+)
+
+// skipReasons lists every reason, so that each gauge exists from the start.
+var skipReasons = []skipReason{skipAddress, skipPort, skipVersion, skipServiceName}
+
+// skipped is one instance left out, with what an operator needs to fix it.
+type skipped struct {
+	reason skipReason
+	detail string
+}
+
 // conversion is the result of turning one service's health entries into
 // instances, with what could not be converted cleanly.
 type conversion struct {
 	instances   []discovery.Instance
-	unversioned []string // instance IDs grouped under version ""
-	badAddress  []string // instance IDs skipped: address is not an IP literal
+	unversioned []string           // instance IDs grouped under version ""
+	skipped     map[string]skipped // instance ID → why it was left out
 }
 
 // convert turns the entries of /v1/health/service/:name into instances.
@@ -51,6 +76,12 @@ type conversion struct {
 // unique per agent.
 func convert(entries []*api.ServiceEntry, rule versionRule, excludeWarning bool) conversion {
 	var c conversion
+	skip := func(id string, reason skipReason, detail string) {
+		if c.skipped == nil {
+			c.skipped = make(map[string]skipped)
+		}
+		c.skipped[id] = skipped{reason: reason, detail: detail}
+	}
 	for _, e := range entries {
 		if e.Service == nil || e.Node == nil {
 			continue
@@ -58,12 +89,19 @@ func convert(entries []*api.ServiceEntry, rule versionRule, excludeWarning bool)
 		id := e.Node.Node + instanceIDSeparator + e.Service.ID
 		addr, ok := address(e)
 		if !ok {
-			c.badAddress = append(c.badAddress, id)
+			skip(id, skipAddress, "address is not an IP literal")
+			continue
+		}
+		if p := e.Service.Port; p < 1 || p > 65535 {
+			skip(id, skipPort, fmt.Sprintf("port %d is outside 1..65535", p))
 			continue
 		}
 		version, ok := rule.version(e.Service)
 		if !ok {
 			c.unversioned = append(c.unversioned, id)
+		} else if err := yamlfile.CheckVersion(version); err != nil {
+			skip(id, skipVersion, err.Error())
+			continue
 		}
 		c.instances = append(c.instances, discovery.Instance{
 			ID: id, Address: addr, Port: uint32(e.Service.Port), Version: version,

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -18,6 +19,11 @@ func entry(id, address string, meta map[string]string, tags []string, checks ...
 	}
 }
 
+func withPort(e *api.ServiceEntry, port int) *api.ServiceEntry {
+	e.Service.Port = port
+	return e
+}
+
 func check(id, status string) *api.HealthCheck { return &api.HealthCheck{CheckID: id, Status: status} }
 
 func TestConvert(t *testing.T) {
@@ -28,7 +34,14 @@ func TestConvert(t *testing.T) {
 		entry("none", "10.0.0.3", nil, nil),
 		entry("node-address", "", map[string]string{"version": "v1"}, nil),
 		entry("hostname", "greeter.internal", map[string]string{"version": "v1"}, nil),
+		withPort(entry("port-high", "10.0.0.4", map[string]string{"version": "v1"}, nil), 70000),
+		withPort(entry("port-negative", "10.0.0.5", map[string]string{"version": "v1"}, nil), -5),
+		withPort(entry("port-zero", "10.0.0.6", map[string]string{"version": "v1"}, nil), 0),
+		entry("port-max", "10.0.0.7", map[string]string{"version": "v1"}, nil),
+		entry("slash-version", "10.0.0.8", map[string]string{"version": "b/c"}, nil),
+		entry("bad-tag-version", "10.0.0.9", nil, []string{"version=-x"}),
 	}
+	entries[8].Service.Port = 65535
 	got := convert(entries, rule, false)
 	want := conversion{
 		instances: []discovery.Instance{
@@ -36,11 +49,20 @@ func TestConvert(t *testing.T) {
 			{ID: "node-1/tag", Address: "10.0.0.2", Port: 9000, Version: "v2"},
 			{ID: "node-1/none", Address: "10.0.0.3", Port: 9000, Version: ""},
 			{ID: "node-1/node-address", Address: "10.0.0.9", Port: 9000, Version: "v1"},
+			{ID: "node-1/port-max", Address: "10.0.0.7", Port: 65535, Version: "v1"},
 		},
 		unversioned: []string{"node-1/none"},
-		badAddress:  []string{"node-1/hostname"},
+		skipped: map[string]skipped{
+			"node-1/hostname":        {reason: skipAddress},
+			"node-1/port-high":       {reason: skipPort},
+			"node-1/port-negative":   {reason: skipPort},
+			"node-1/port-zero":       {reason: skipPort},
+			"node-1/slash-version":   {reason: skipVersion},
+			"node-1/bad-tag-version": {reason: skipVersion},
+		},
 	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(conversion{})); diff != "" {
+	ignoreDetail := cmp.Transformer("reason", func(s skipped) skipReason { return s.reason })
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(conversion{}), ignoreDetail); diff != "" {
 		t.Errorf("convert (-want +got):\n%s", diff)
 	}
 }
@@ -101,5 +123,19 @@ func TestJitter(t *testing.T) {
 		if d := jitter(5*time.Minute, 16); d > 5*time.Minute || d < 5*time.Minute-5*time.Minute/16 {
 			t.Fatalf("jitter = %v, outside (wait - wait/16, wait]", d)
 		}
+	}
+}
+
+// TestServiceNames leaves out Consul's own service and every name that is
+// not a valid weir service name: `a/b` with version `c` would otherwise give
+// the same cluster name as `a` with version `b/c`.
+func TestServiceNames(t *testing.T) {
+	list := map[string][]string{"consul": nil, "greeter": nil, "a": nil, "a/b": nil, "Billing": nil, "-x": nil, "ledger-2": nil}
+	names, bad := serviceNames(list)
+	if want := []string{"a", "greeter", "ledger-2"}; !slices.Equal(names, want) {
+		t.Errorf("names = %q, want %q", names, want)
+	}
+	if got, want := sortedKeys(bad), []string{"-x", "Billing", "a/b"}; !slices.Equal(got, want) {
+		t.Errorf("bad = %q, want %q", got, want)
 	}
 }

@@ -11,8 +11,10 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -80,12 +82,14 @@ type Source struct {
 	metrics *metrics
 	changed chan struct{}
 
-	mu         sync.Mutex
-	listSynced bool
-	services   map[string]*serviceState
-	failing    map[string]string // watcher → its latest error
-	staleSince time.Time
-	reported   map[string]bool // unversioned instance IDs already logged
+	mu          sync.Mutex
+	listSynced  bool
+	fullySynced bool // the first full sync is done: a model has been built
+	services    map[string]*serviceState
+	badNames    map[string]string // services left out: name → why
+	failing     map[string]string // watcher → its latest error
+	limited     map[string]bool   // watchers refused with 429, explained once
+	staleSince  time.Time
 }
 
 // serviceState is what one service's watcher has learned.
@@ -93,7 +97,8 @@ type serviceState struct {
 	cancel      context.CancelFunc
 	synced      bool
 	instances   []discovery.Instance
-	unversioned int // instances grouped under version ""
+	unversioned map[string]bool    // instance IDs grouped under version ""
+	skipped     map[string]skipped // instances left out of the model
 }
 
 var (
@@ -110,8 +115,9 @@ func New(cfg Config) *Source {
 		rule:     versionRule{metaKey: cfg.VersionMetaKey, tagPrefix: cfg.VersionTagPrefix},
 		changed:  make(chan struct{}, 1),
 		services: make(map[string]*serviceState),
+		badNames: make(map[string]string),
 		failing:  make(map[string]string),
-		reported: make(map[string]bool),
+		limited:  make(map[string]bool),
 	}
 	s.metrics = newMetrics(cfg.Registerer, s)
 	return s
@@ -163,7 +169,11 @@ func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
 	}
 }
 
-// model returns the current model, and false until the first full sync.
+// model returns the current model, and false until the first full sync:
+// until then every known service must have synced. Afterwards a service
+// that appeared but has not synced yet is left out until it does, so that
+// one watcher that cannot get an answer (Consul refusing connections, say)
+// does not freeze updates for every other service.
 func (s *Source) model() (discovery.Model, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,7 +183,10 @@ func (s *Source) model() (discovery.Model, bool, error) {
 	services := make([]discovery.Service, 0, len(s.services))
 	for name, st := range s.services {
 		if !st.synced {
-			return discovery.Model{}, false, nil
+			if !s.fullySynced {
+				return discovery.Model{}, false, nil
+			}
+			continue
 		}
 		services = append(services, discovery.Service{Name: name, Instances: st.instances})
 	}
@@ -181,6 +194,7 @@ func (s *Source) model() (discovery.Model, bool, error) {
 	if err != nil {
 		return discovery.Model{}, false, fmt.Errorf("consul: %w", err)
 	}
+	s.fullySynced = true
 	return m, true, nil
 }
 
@@ -195,7 +209,7 @@ func (s *Source) signal() {
 func (s *Source) Status() discovery.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := discovery.Status{Synced: s.listSynced, Stale: len(s.failing) > 0, StaleSince: s.staleSince}
+	st := discovery.Status{Synced: s.fullySynced, Stale: len(s.failing) > 0, StaleSince: s.staleSince}
 	for _, name := range sortedKeys(s.failing) {
 		st.Error = name + ": " + s.failing[name]
 		break
@@ -204,15 +218,26 @@ func (s *Source) Status() discovery.Status {
 }
 
 // failed records a watcher's error; the first failure starts staleness.
-func (s *Source) failed(watcher string, err error) {
+// A watcher stopped meanwhile (its service left the catalog) is ignored:
+// nothing would ever clear its error again.
+func (s *Source) failed(ctx context.Context, watcher string, err error) {
 	s.metrics.errors.Inc()
 	s.mu.Lock()
+	if !s.watching(ctx, watcher) {
+		s.mu.Unlock()
+		return
+	}
 	if len(s.failing) == 0 {
 		s.staleSince = time.Now()
 	}
 	_, already := s.failing[watcher]
 	s.failing[watcher] = err.Error()
-	synced := s.listSynced
+	synced := s.fullySynced
+	explain := tooManyRequests(err) && !s.limited[watcher]
+	if explain {
+		s.limited[watcher] = true
+	}
+	services := len(s.services)
 	s.mu.Unlock()
 	if !already {
 		if synced {
@@ -221,13 +246,40 @@ func (s *Source) failed(watcher string, err error) {
 			s.cfg.Logger.Warn("Consul unreachable; waiting for the first sync before publishing anything", "watch", watcher, "error", err)
 		}
 	}
+	if explain {
+		s.cfg.Logger.Warn("Consul refused a connection (429 Too Many Requests): its limits.http_max_conns_per_client (default 200) "+
+			"is lower than what weir needs, since weir holds one connection per watched service plus one for the service list; "+
+			"raise that limit on the Consul agent weir talks to", "watch", watcher, "services", services)
+	}
+}
+
+// tooManyRequests reports whether err is Consul refusing a connection over
+// its per-client connection limit.
+func tooManyRequests(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusTooManyRequests
+}
+
+// watching reports whether watcher is still running: its ctx is live and,
+// for a service watcher, its service is known. mu must be held.
+func (s *Source) watching(ctx context.Context, watcher string) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	_, ok := s.services[watcher]
+	return ok || watcher == serviceListWatcher
 }
 
 // recovered clears a watcher's error; the last one clears staleness.
-func (s *Source) recovered(watcher string) {
+func (s *Source) recovered(ctx context.Context, watcher string) {
 	s.mu.Lock()
+	if !s.watching(ctx, watcher) {
+		s.mu.Unlock()
+		return
+	}
 	_, was := s.failing[watcher]
 	delete(s.failing, watcher)
+	delete(s.limited, watcher)
 	ended := was && len(s.failing) == 0
 	since := s.staleSince
 	if ended {

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/weir-mesh/weir/internal/yamlfile"
 )
 
 const serviceListWatcher = "service list"
@@ -15,36 +17,48 @@ const serviceListWatcher = "service list"
 // that goes. Service watchers join wg.
 func (s *Source) watchServiceList(ctx context.Context, wg *sync.WaitGroup) {
 	var names []string
+	var bad map[string]string
 	fetch := func(q *api.QueryOptions) (*api.QueryMeta, error) {
 		s.metrics.requests.WithLabelValues("catalog_services").Inc()
 		list, meta, err := s.cfg.Client.Catalog().Services(q)
 		if err == nil {
-			names = serviceNames(list)
+			names, bad = serviceNames(list)
 		}
 		return meta, err
 	}
 	s.block.run(ctx, fetch, loopHooks{
-		changed: func() { s.setServices(ctx, wg, names) },
-		failed:  func(err error) { s.failed(serviceListWatcher, err) },
-		ok:      func() { s.recovered(serviceListWatcher) },
+		changed: func() { s.setServices(ctx, wg, names, bad) },
+		failed:  func(err error) { s.failed(ctx, serviceListWatcher, err) },
+		ok:      func() { s.recovered(ctx, serviceListWatcher) },
 	})
 }
 
 // serviceNames returns the services weir routes to, sorted: every service
-// but Consul's own.
-func serviceNames(list map[string][]string) []string {
-	names := make([]string, 0, len(list))
+// but Consul's own and those whose names are not valid weir service names,
+// which it returns in bad with the reason.
+func serviceNames(list map[string][]string) (names []string, bad map[string]string) {
+	names = make([]string, 0, len(list))
 	for name := range list {
-		if name != consulServiceName {
-			names = append(names, name)
+		if name == consulServiceName {
+			continue
 		}
+		if err := yamlfile.CheckServiceName(name); err != nil {
+			if bad == nil {
+				bad = make(map[string]string)
+			}
+			bad[name] = err.Error()
+			continue
+		}
+		names = append(names, name)
 	}
 	slices.Sort(names)
-	return names
+	return names, bad
 }
 
-// setServices starts and stops service watchers to match names.
-func (s *Source) setServices(ctx context.Context, wg *sync.WaitGroup, names []string) {
+// setServices starts and stops service watchers to match names, and
+// remembers the services left out for their names (bad), logging each
+// once.
+func (s *Source) setServices(ctx context.Context, wg *sync.WaitGroup, names []string, bad map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, st := range s.services {
@@ -52,9 +66,16 @@ func (s *Source) setServices(ctx context.Context, wg *sync.WaitGroup, names []st
 			st.cancel()
 			delete(s.services, name)
 			delete(s.failing, name)
+			delete(s.limited, name)
 			s.cfg.Logger.Info("service left the catalog", "service", name)
 		}
 	}
+	for _, name := range sortedKeys(bad) {
+		if _, seen := s.badNames[name]; !seen {
+			s.cfg.Logger.Warn("service skipped: its name is not a valid weir service name", "service", name, "error", bad[name])
+		}
+	}
+	s.badNames = bad
 	for _, name := range names {
 		if _, ok := s.services[name]; ok {
 			continue
@@ -84,44 +105,49 @@ func (s *Source) watchService(ctx context.Context, name string) {
 	}
 	s.block.run(ctx, fetch, loopHooks{
 		changed: func() { s.setInstances(ctx, name, entries) },
-		failed:  func(err error) { s.failed(name, err) },
-		ok:      func() { s.recovered(name) },
+		failed:  func(err error) { s.failed(ctx, name, err) },
+		ok:      func() { s.recovered(ctx, name) },
 	})
 }
 
 // setInstances stores a service's latest instances, unless its watcher has
-// been stopped meanwhile.
+// been stopped meanwhile. Unversioned and skipped instances are logged once
+// each: the sets kept are replaced on every update, so an instance that
+// leaves is forgotten, and logged again should it come back.
 func (s *Source) setInstances(ctx context.Context, name string, entries []*api.ServiceEntry) {
 	c := convert(entries, s.rule, s.cfg.ExcludeWarning)
+	unversioned := make(map[string]bool, len(c.unversioned))
+	for _, id := range c.unversioned {
+		unversioned[id] = true
+	}
 	s.mu.Lock()
 	st, ok := s.services[name]
 	if !ok || ctx.Err() != nil {
 		s.mu.Unlock()
 		return
 	}
-	st.instances, st.synced, st.unversioned = c.instances, true, len(c.unversioned)
-	newlyUnversioned := s.noteUnversioned(c.unversioned)
+	var freshUnversioned, freshSkipped []string
+	for _, id := range c.unversioned {
+		if !st.unversioned[id] {
+			freshUnversioned = append(freshUnversioned, id)
+		}
+	}
+	for _, id := range sortedKeys(c.skipped) {
+		if prev, seen := st.skipped[id]; !seen || prev.reason != c.skipped[id].reason {
+			freshSkipped = append(freshSkipped, id)
+		}
+	}
+	st.instances, st.synced = c.instances, true
+	st.unversioned, st.skipped = unversioned, c.skipped
 	s.mu.Unlock()
 
-	for _, id := range newlyUnversioned {
+	for _, id := range freshUnversioned {
 		s.cfg.Logger.Warn("instance has no version; grouped as version \"\"", "service", name, "instance", id,
 			"metaKey", s.cfg.VersionMetaKey, "tagPrefix", s.cfg.VersionTagPrefix)
 	}
-	for _, id := range c.badAddress {
-		s.cfg.Logger.Warn("instance skipped: its address is not an IP literal", "service", name, "instance", id)
+	for _, id := range freshSkipped {
+		sk := c.skipped[id]
+		s.cfg.Logger.Warn("instance skipped: "+sk.detail, "service", name, "instance", id, "reason", string(sk.reason))
 	}
 	s.signal()
-}
-
-// noteUnversioned returns the unversioned instances not reported before,
-// so each is logged once. mu must be held.
-func (s *Source) noteUnversioned(ids []string) []string {
-	var fresh []string
-	for _, id := range ids {
-		if !s.reported[id] {
-			s.reported[id] = true
-			fresh = append(fresh, id)
-		}
-	}
-	return fresh
 }
