@@ -306,7 +306,8 @@ func fraction(synced, total int) float64 {
 }
 
 // awaitRoutes waits until every connected proxy has applied the routes
-// being served, or AckTimeout passes, or ctx is done.
+// being served (and the clusters and endpoints that go with them), or
+// AckTimeout passes, or ctx is done.
 func (p *Publisher) awaitRoutes(ctx context.Context) {
 	if p.cfg.Tracker == nil {
 		return
@@ -315,7 +316,7 @@ func (p *Publisher) awaitRoutes(ctx context.Context) {
 	defer timeout.Stop()
 	defer p.setAwaiting(nil)
 	for {
-		pending := p.cfg.Tracker.Pending(resourcev3.RouteType, p.cfg.Cache.VersionFor)
+		pending := p.pendingProxies()
 		p.setAwaiting(pending)
 		if len(pending) == 0 {
 			return
@@ -330,6 +331,18 @@ func (p *Publisher) awaitRoutes(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pendingProxies lists, sorted, the proxies that have not applied the
+// clusters, endpoints or routes being served: a gRPC client ACKs routes
+// before it has fetched the clusters they name.
+func (p *Publisher) pendingProxies() []string {
+	var all []string
+	for _, typeURL := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType} {
+		all = append(all, p.cfg.Tracker.Pending(typeURL, p.cfg.Cache.VersionFor)...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
 }
 
 func (p *Publisher) setAwaiting(nodes []string) {

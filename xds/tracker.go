@@ -19,8 +19,12 @@ import (
 // with it.
 type TypeStatus struct {
 	// Names are the resources subscribed to, sorted; Wildcard means all.
-	Names     []string
-	Wildcard  bool
+	Names    []string
+	Wildcard bool
+	// named is set once the stream named resources for this type: from
+	// then on an empty list means nothing, not everything (the legacy
+	// wildcard rule go-control-plane follows).
+	named     bool
 	Sent      string // version_info of the last response on the stream
 	SentNonce string
 	SentAt    time.Time
@@ -96,14 +100,18 @@ type VersionFunc func(typeURL string, class Class, names []string, wildcard bool
 
 // Pending returns, sorted, the node ids of connected proxies subscribed to
 // typeURL that have not applied the version current says they should hold.
+// A proxy that NACKed the last version it was sent is not waited for.
 func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var pending []string
 	for _, p := range t.proxies {
 		st, ok := p.Types[typeURL]
-		if !ok || st.Sent == "" {
+		if !ok || st.Sent == "" || (!st.Wildcard && len(st.Names) == 0) {
 			continue
+		}
+		if st.LastNack != nil && st.LastNack.Version == st.Sent {
+			continue // it rejected what it was sent and will not ACK it
 		}
 		if st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
 			pending = append(pending, p.NodeID)
@@ -129,6 +137,9 @@ func (t *Tracker) InSync(current VersionFunc) (synced, total int) {
 		total++
 		ok := true
 		for typeURL, st := range p.Types {
+			if !st.Wildcard && len(st.Names) == 0 {
+				continue // subscribed to nothing
+			}
 			if st.Sent == "" || st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
 				ok = false
 				break
@@ -261,9 +272,15 @@ func (t *Tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 }
 
 // subscribeSotw records a state-of-the-world subscription: every request
-// carries the full list of names, and no names (or "*") means all.
+// carries the full list of names; "*", or no names before any were named,
+// means all.
 func subscribeSotw(st *TypeStatus, names []string) {
-	st.Wildcard = len(names) == 0 || slices.Contains(names, wildcardName)
+	if len(names) == 0 && !st.named {
+		st.Wildcard = true // legacy wildcard: nothing named yet
+		return
+	}
+	st.named = true
+	st.Wildcard = slices.Contains(names, wildcardName)
 	st.Names = slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), isWildcardName)))
 }
 

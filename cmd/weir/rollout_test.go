@@ -196,6 +196,13 @@ func TestRolloutCanaryToPromote(t *testing.T) {
 	}
 	env.await(t, "completion", func(r policy.Rollout) bool { return r.Phase == policy.Completed })
 	near(t, "promoted", env.share(t, 500), 100, 0)
+	m := env.w.metrics(t)
+	for _, want := range []string{`weir_rollout_phase{phase="completed",service="greeter",strategy="canary"} 1`,
+		`weir_rollout_weight_percent{service="greeter",version="v2"} 100`, `weir_rollout_applied{service="greeter"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func TestRolloutAbortIsOnePush(t *testing.T) {

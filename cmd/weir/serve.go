@@ -146,6 +146,7 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.engine = engine
+	s.registry.MustRegister(xds.NewRolloutCollector(engine))
 	s.tracker.OnNack(func(node, typeURL, msg string) { engine.Nack(node, msg) })
 	s.publisher = xds.NewPublisher(xds.PublisherConfig{
 		Engine: engine, AppliedThreshold: cfg.Threshold,

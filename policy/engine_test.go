@@ -1,0 +1,159 @@
+package policy
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-mesh/weir/discovery"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func mustSet(t *testing.T, ps ...Policy) Set {
+	t.Helper()
+	s, err := NewSet(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func greeterModel(t *testing.T) discovery.Model {
+	t.Helper()
+	m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
+		{ID: "a", Address: "10.0.0.1", Port: 1, Version: "v1"},
+		{ID: "b", Address: "10.0.0.2", Port: 1, Version: "v2"},
+		{ID: "c", Address: "10.0.0.3", Port: 1, Version: "v3"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// newTestEngine returns an engine on a fake clock whose fleet applies
+// everything at once.
+func newTestEngine(t *testing.T, store *Store) (*Engine, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: t0}
+	e, err := NewEngine(EngineConfig{Store: store, Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ObserveModel(greeterModel(t))
+	return e, clock
+}
+
+// settle lets the fleet apply what the engine asks, until nothing changes.
+func settle(e *Engine) {
+	for range 10 {
+		e.Applied(e.Routing())
+	}
+}
+
+func TestEngineRestartResumesWithoutReplay(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, clock := newTestEngine(t, store)
+	p := canaryPolicy()
+	e.SetPolicies(mustSet(t, p))
+	settle(e)
+	clock.Add(31 * time.Second)
+	settle(e) // past the 30 s pause: at 25 %, then the indefinite pause
+	before := e.Rollouts()[0]
+	if before.Weight != 2500 || before.Phase != Paused {
+		t.Fatalf("before restart: %s at %s, want paused at 25 %%", before.Phase, before.Weights())
+	}
+	store.Close()
+
+	store, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	again, clock2 := newTestEngine(t, store)
+	clock2.now = clock.Now().Add(time.Hour)
+	again.SetPolicies(mustSet(t, p)) // the same file read again
+	after := again.Rollouts()[0]
+	if after.Step != before.Step || after.Weight != before.Weight || after.Phase != before.Phase || !after.AppliedAt.Equal(before.AppliedAt) {
+		t.Fatalf("after restart: %+v\nwant the state before: %+v", after, before)
+	}
+	if evs := again.Events(); len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Message, "pauses until promoted") {
+		t.Fatalf("journal not restored: %+v", evs)
+	}
+}
+
+func TestEnginePolicyEdits(t *testing.T) {
+	e, clock := newTestEngine(t, nil)
+	p := canaryPolicy()
+	e.SetPolicies(mustSet(t, p))
+	settle(e)
+	clock.Add(31 * time.Second)
+	settle(e) // paused at 25 %
+
+	// Edited steps continue from the current weight: the new 40 % step is
+	// next, with no return to a lower weight.
+	edited := canaryPolicy()
+	edited.Canary.Steps = []Step{{SetWeight: w(10)}, {SetWeight: w(40)}, {Pause: &Pause{Indefinite: true}}}
+	e.SetPolicies(mustSet(t, edited))
+	if r := e.Rollouts()[0]; r.Weight != 2500 {
+		t.Fatalf("right after the edit the canary is at %s, want it to stay at 25", r.Weight)
+	}
+	if err := e.Do("greeter", func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+		return Resume(p, r, now, "test", "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	settle(e)
+	if r := e.Rollouts()[0]; r.Weight != 4000 {
+		t.Fatalf("after the edit the rollout is at %s, want 40", r.Weight)
+	}
+
+	// A new canary version restarts: v3 starts at its first step and v2,
+	// the old canary, gets nothing.
+	v3 := canaryPolicy()
+	v3.Canary.Version = "v3"
+	e.SetPolicies(mustSet(t, v3))
+	rt := e.Routing()["greeter"]
+	if rt.Weights["v3"] != 500 || rt.Weights["v1"] != 9500 || rt.Weights["v2"] != 0 {
+		t.Fatalf("after a new canary version: %s, want v1=95 v3=5", rt.Weights)
+	}
+
+	// Deleting the policy freezes the current weights.
+	e.SetPolicies(mustSet(t))
+	if got := e.Routing()["greeter"].Weights; got["v3"] != 500 || got["v1"] != 9500 {
+		t.Fatalf("after the policy was deleted: %s, want frozen at v1=95 v3=5", got)
+	}
+	if evs := e.Events(); !strings.Contains(evs[len(evs)-1].Message, "frozen") {
+		t.Errorf("the freeze is not journaled: %+v", evs[len(evs)-1])
+	}
+}
+
+func TestEngineWaitsForTheFleet(t *testing.T) {
+	e, clock := newTestEngine(t, nil)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	for range 5 {
+		clock.Add(time.Minute / 2)
+		e.Tick() // the fleet never applies anything
+	}
+	r := e.Rollouts()[0]
+	if r.Weight != 500 || r.Phase != Paused || r.Cause != PausedByDeadline {
+		t.Fatalf("without the fleet applying: %s at %s (%s), want paused at 5 %% for the deadline", r.Phase, r.Weights(), r.Cause)
+	}
+}
