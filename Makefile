@@ -15,7 +15,7 @@ CONSUL_DIR     := $(CURDIR)/.tools/consul-$(CONSUL_VERSION)
 CONSUL         := $(CONSUL_DIR)/consul
 export WEIR_CONSUL := $(CONSUL)
 
-.PHONY: all build run run-consul demo test unit fuzz lint fmt vet bench clean consul
+.PHONY: proto all build run run-consul demo test unit fuzz lint fmt vet bench clean consul
 
 all: build
 
@@ -72,6 +72,11 @@ $(CONSUL):
 	mv $(CONSUL).tmp $(CONSUL)
 	rm -rf $(CONSUL_DIR)/build
 	$(CONSUL) version
+
+## proto: regenerate the admin API's Go code from policy/admin/v1/admin.proto (pinned generators).
+BUF := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+proto:
+	$(BUF) generate --template policy/admin/v1/buf.gen.yaml --path policy/admin/v1/admin.proto
 
 ## bench: speed and memory figures (see BENCHMARKS.md); never asserted in tests.
 bench: $(CONSUL)

@@ -389,6 +389,14 @@ func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 	}
 }
 
+// ServingTarget reports whether the snapshot being served is the one built
+// from the latest inputs, not a bridge on the way to it.
+func (p *Publisher) ServingTarget() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target != nil
+}
+
 // Current returns the snapshot being served, nil before the first.
 func (p *Publisher) Current() *snapshot.Snapshot {
 	p.mu.Lock()

@@ -55,7 +55,7 @@ func (w *weir) applied(t testing.TB, previous string) string {
 	var version string
 	until(t, "a new snapshot to be published and applied", func() bool {
 		st := w.srv.publisher.Status()
-		if st.Version == previous || len(st.AwaitingRoutes) > 0 {
+		if st.Version == previous || !w.srv.publisher.ServingTarget() {
 			return false
 		}
 		for _, typ := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType} {
@@ -242,5 +242,55 @@ func TestConsulBurstCoalesces(t *testing.T) {
 	// itself must fold into one or two more.
 	if pushes > 3 {
 		t.Errorf("50 registrations caused %v pushes, want at most 3 (warm + 2)", pushes)
+	}
+}
+
+// TestConsulHealthReachesEndpoints follows Consul health through to the
+// endpoints weir serves: versions from meta and from tags, a TTL check going
+// critical, maintenance, and back.
+func TestConsulHealthReachesEndpoints(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{})
+	agentAPI := agent.Client.Agent()
+	must(t, agentAPI.ServiceRegister(&api.AgentServiceRegistration{ID: "greeter-v1-a", Name: "greeter", Address: "127.0.0.1", Port: 9101,
+		Meta: map[string]string{"version": "v1"}, Check: &api.AgentServiceCheck{CheckID: "v1-ttl", TTL: "10m", Status: api.HealthPassing}}))
+	must(t, agentAPI.ServiceRegister(&api.AgentServiceRegistration{ID: "greeter-v2-a", Name: "greeter", Address: "127.0.0.1", Port: 9201,
+		Tags: []string{"version=v2"}}))
+	w := startWeirConsul(t, agent, policyDir(t, ""))
+
+	// endpoint returns the health of the v1 endpoint served, or "absent".
+	endpoint := func() string {
+		s := w.srv.publisher.Current()
+		if s == nil {
+			return "no snapshot"
+		}
+		for _, cla := range s.Endpoints {
+			if cla.GetClusterName() != "greeter/v1" {
+				continue
+			}
+			for _, locality := range cla.GetEndpoints() {
+				for _, ep := range locality.GetLbEndpoints() {
+					return ep.GetHealthStatus().String()
+				}
+			}
+			return "absent"
+		}
+		return "no cluster"
+	}
+	until(t, "clusters for v1 (meta) and v2 (tag)", func() bool {
+		s := w.srv.publisher.Current()
+		return s != nil && slices.Equal(snapshot.RoutedClusters(s.Resources), []string{"greeter/v1", "greeter/v2"})
+	})
+	steps := []struct {
+		do   func() error
+		want string
+	}{
+		{func() error { return agentAPI.UpdateTTL("v1-ttl", "down", "critical") }, "absent"},
+		{func() error { return agentAPI.UpdateTTL("v1-ttl", "up", "passing") }, "HEALTHY"},
+		{func() error { return agentAPI.EnableServiceMaintenance("greeter-v1-a", "drain") }, "DRAINING"},
+		{func() error { return agentAPI.DisableServiceMaintenance("greeter-v1-a") }, "HEALTHY"},
+	}
+	for _, step := range steps {
+		must(t, step.do())
+		until(t, "the v1 endpoint to be "+step.want, func() bool { return endpoint() == step.want })
 	}
 }

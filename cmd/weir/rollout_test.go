@@ -279,11 +279,15 @@ func TestRolloutBlueGreenPromoteRollback(t *testing.T) {
 	rollback := func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return policy.Rollback(p, r, now, "test", "e2e")
 	}
+	pushes := testutilValue(env.w.srv.metrics.Publishes)
 	if err := env.w.srv.engine.Do("greeter", rollback); err != nil {
 		t.Fatal(err)
 	}
 	env.await(t, "the rollback", func(r policy.Rollout) bool { return r.Phase == policy.Aborted })
 	near(t, "rolled back", env.share(t, 300), 0, 0)
+	if got := testutilValue(env.w.srv.metrics.Publishes) - pushes; got != 1 {
+		t.Errorf("rollback took %v pushes, want 1", got)
+	}
 }
 
 func TestRolloutResumesAfterRestart(t *testing.T) {
