@@ -34,10 +34,14 @@ import (
 // Serving Bridge(prev, next), waiting for proxies to apply its routes, and
 // repeating reaches next in at most three steps; Bridge returns next itself
 // when no bridge is needed.
-func Bridge(prev, next *Snapshot) (*Snapshot, error) {
+//
+// stillRouted names clusters that proxies may still route to although prev
+// does not — those of earlier snapshots not every proxy has applied yet —
+// which the bridge keeps as well.
+func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 	bridged := next.Resources
 	withheld := withholdNew(&bridged, prev.Resources)
-	leaving := slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged))
+	leaving := slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged), stillRouted)
 	kept := keepLeaving(&bridged, prev.Resources, leaving, RoutedClusters(next.Resources))
 	if withheld+kept == 0 {
 		return next, nil

@@ -75,6 +75,12 @@ type Publisher struct {
 	status     Status
 	lastReport []string
 	current    *snapshot.Snapshot // being served; only publish writes it
+	// unconfirmed lists the clusters routed to by the snapshots served
+	// since every proxy last held what was served: bridges keep them.
+	unconfirmed []string
+	// bridgeSince is when the bridge being served was first served; zero
+	// while a target is served.
+	bridgeSince time.Time
 	// target is the routing the current snapshot was built for, when it
 	// is not a bridge; nil while a bridge is served.
 	target map[string]policy.Routing
@@ -190,10 +196,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 		changes = p.cfg.Tracker.Changed()
 	}
 	for {
+		var deadline <-chan time.Time // nil: no bridge waiting
+		if d := p.bridgeDeadline(); !d.IsZero() {
+			deadline = time.After(time.Until(d)) // collected once unreferenced (Go ≥ 1.23)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changes:
+			p.checkApplied()
+			continue
+		case <-deadline:
 			p.checkApplied()
 			continue
 		case <-p.kick:
@@ -205,7 +218,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		p.publish(ctx)
+		p.publish()
 	}
 }
 
@@ -214,7 +227,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // removes or empties, it first serves a bridge (see snapshot.Bridge), waits
 // until the fleet has applied the bridge's routes, and then schedules the
 // next publish, which serves the target built from the inputs of that time.
-func (p *Publisher) publish(ctx context.Context) {
+func (p *Publisher) publish() {
 	in, routing, ok := p.input()
 	if !ok {
 		return
@@ -222,7 +235,7 @@ func (p *Publisher) publish(ctx context.Context) {
 	target, err := snapshot.Build(in)
 	step := target
 	if err == nil && p.current != nil {
-		step, err = snapshot.Bridge(p.current, target)
+		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters()...)
 	}
 	if err != nil {
 		p.failed(err)
@@ -249,15 +262,27 @@ func (p *Publisher) publish(ctx context.Context) {
 	if step == target {
 		p.target = routing
 	}
+	p.unconfirmed = union(p.unconfirmed, snapshot.RoutedClusters(step.Resources))
+	bridging := step != target
+	if bridging && p.bridgeSince.IsZero() {
+		p.bridgeSince = time.Now()
+	} else if !bridging {
+		p.bridgeSince = time.Time{}
+	}
 	p.mu.Unlock()
 	p.record(step, true)
-	p.checkApplied()
-	if step != target {
-		p.cfg.Logger.Info("traffic moves off clusters that are going away; serving them until proxies apply the new routes",
+	if bridging {
+		p.cfg.Logger.Info("serving a bridge: clusters traffic moves off or onto stay until proxies apply the new routes",
 			"bridge", step.Version)
-		p.awaitRoutes(ctx)
-		p.wake()
 	}
+	p.checkApplied()
+}
+
+// union returns the sorted union of two sorted lists of names.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // input returns the inputs of the next build, and false while the first
@@ -277,14 +302,40 @@ func (p *Publisher) input() (snapshot.Input, map[string]policy.Routing, bool) {
 	}, routing, true
 }
 
-// checkApplied tells the engine which routing the fleet holds once enough
-// connected proxies are in sync with the snapshot being served (and it is
-// not a bridge). With no proxy connected, the snapshot counts as applied:
-// proxies that connect later get it.
+// checkApplied runs whenever what proxies hold may have changed. Once no
+// proxy lacks the clusters, endpoints or routes being served (or, while a
+// bridge is served, AckTimeout has passed), the clusters earlier snapshots
+// routed to are released, and a bridge moves on to its target. The engine
+// learns which routing the fleet holds once enough connected proxies are in
+// sync with a target snapshot; with no proxy connected a snapshot counts as
+// applied, since proxies that connect later get it.
 func (p *Publisher) checkApplied() {
 	p.mu.Lock()
-	target := p.target
+	target, current, bridgeSince := p.target, p.current, p.bridgeSince
 	p.mu.Unlock()
+	if current == nil {
+		return
+	}
+	var pending []string
+	if p.cfg.Tracker != nil {
+		pending = p.pendingProxies()
+	}
+	timedOut := !bridgeSince.IsZero() && time.Since(bridgeSince) >= p.cfg.AckTimeout
+	if timedOut && len(pending) > 0 {
+		p.cfg.Logger.Warn("proxies have not applied the new routes; moving on without them",
+			"waited", p.cfg.AckTimeout, "pending", pending)
+	}
+	p.mu.Lock()
+	if len(pending) == 0 || timedOut {
+		p.unconfirmed = snapshot.RoutedClusters(current.Resources)
+		p.status.AwaitingRoutes = nil
+	} else if !bridgeSince.IsZero() {
+		p.status.AwaitingRoutes = pending
+	}
+	p.mu.Unlock()
+	if !bridgeSince.IsZero() && (len(pending) == 0 || timedOut) {
+		p.wake() // on to the target
+	}
 	if target == nil {
 		return
 	}
@@ -298,39 +349,30 @@ func (p *Publisher) checkApplied() {
 	p.cfg.Engine.Applied(target)
 }
 
+// unconfirmedClusters returns the clusters that snapshots not yet applied by
+// every proxy route to.
+func (p *Publisher) unconfirmedClusters() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.unconfirmed)
+}
+
+// bridgeDeadline returns when a bridge being served stops waiting for
+// proxies, or the zero time when no bridge is served.
+func (p *Publisher) bridgeDeadline() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bridgeSince.IsZero() {
+		return time.Time{}
+	}
+	return p.bridgeSince.Add(p.cfg.AckTimeout)
+}
+
 func fraction(synced, total int) float64 {
 	if total == 0 {
 		return 1
 	}
 	return float64(synced) / float64(total)
-}
-
-// awaitRoutes waits until every connected proxy has applied the routes
-// being served (and the clusters and endpoints that go with them), or
-// AckTimeout passes, or ctx is done.
-func (p *Publisher) awaitRoutes(ctx context.Context) {
-	if p.cfg.Tracker == nil {
-		return
-	}
-	timeout := time.NewTimer(p.cfg.AckTimeout)
-	defer timeout.Stop()
-	defer p.setAwaiting(nil)
-	for {
-		pending := p.pendingProxies()
-		p.setAwaiting(pending)
-		if len(pending) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.cfg.Tracker.Changed():
-		case <-timeout.C:
-			p.cfg.Logger.Warn("proxies have not applied the new routes; removing old clusters anyway",
-				"waited", p.cfg.AckTimeout, "pending", pending)
-			return
-		}
-	}
 }
 
 // pendingProxies lists, sorted, the proxies that have not applied the
@@ -343,12 +385,6 @@ func (p *Publisher) pendingProxies() []string {
 	}
 	slices.Sort(all)
 	return slices.Compact(all)
-}
-
-func (p *Publisher) setAwaiting(nodes []string) {
-	p.mu.Lock()
-	p.status.AwaitingRoutes = nodes
-	p.mu.Unlock()
 }
 
 // failed records a build or publish failure; the last good snapshot stays.

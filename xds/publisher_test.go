@@ -51,12 +51,12 @@ func fixedSet(t *testing.T, weights policy.Weights) policy.Set {
 func TestPublisherWaitsForBothInputs(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
-	p.publish(context.Background())
+	p.publish()
 	if st := p.Status(); st.Ready || p.cfg.Cache.Version() != "" || len(st.Waiting) != 1 || st.Waiting[0] != SourcePolicies {
 		t.Fatalf("published with discovery alone: %+v", st)
 	}
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
-	p.publish(context.Background())
+	p.publish()
 	if st := p.Status(); !st.Ready || p.cfg.Cache.Version() != st.Version {
 		t.Fatalf("not published with both inputs: %+v", st)
 	}
@@ -66,12 +66,12 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1", "v2"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v2": 1000}), nil)
-	p.publish(context.Background())
+	p.publish()
 	good := p.Status().Version
 
 	p.SetPolicies(policy.Set{}, errors.New("greeter.yaml:3: weights: weights sum to 110, must be 100"))
 	p.Reject(errors.New("catalog.yaml:4: services[0].instances[0].address: must be an IP literal"))
-	p.publish(context.Background())
+	p.publish()
 	st := p.Status()
 	if st.Version != good || p.cfg.Cache.Version() != good {
 		t.Fatalf("a rejection changed what is served: %s → %s", good, st.Version)
@@ -84,7 +84,7 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	}
 
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
-	p.publish(context.Background())
+	p.publish()
 	if st := p.Status(); st.Version == good || st.Rejected[SourcePolicies] != "" {
 		t.Fatalf("a good edit after a rejection: %+v", st)
 	}
@@ -97,7 +97,7 @@ func TestPublisherReportsUnservedVersions(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v3": 1000}), nil)
-	p.publish(context.Background())
+	p.publish()
 	if got := testutil.ToFloat64(m.UnservedVersions.WithLabelValues("greeter", "v3")); got != 1 {
 		t.Errorf("weir_policy_unserved_versions{greeter,v3} = %v, want 1", got)
 	}
@@ -110,10 +110,10 @@ func TestPublisherRefusesEmptyWorld(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
 	p.SetPolicies(policy.Set{}, nil)
-	p.publish(context.Background())
+	p.publish()
 	good := p.Status().Version
 	p.Update(discovery.Model{})
-	p.publish(context.Background())
+	p.publish()
 	if st := p.Status(); st.Version != good || !strings.Contains(st.Rejected[SourceDiscovery], "empty world") {
 		t.Fatalf("after an empty model: version %s (want %s), rejected %v", st.Version, good, st.Rejected)
 	}
@@ -189,5 +189,62 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	cds := c.recv()
 	if got := resourceNames(t, cds); cds.TypeUrl != resourcev3.ClusterType || !slices.Equal(got, []string{"greeter/v2"}) {
 		t.Fatalf("second response is %s %v, want clusters [greeter/v2]", cds.TypeUrl, got)
+	}
+}
+
+func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
+	srv := startServer(t)
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	p := NewPublisher(PublisherConfig{Cache: srv.cache, Tracker: srv.tracker, Metrics: m, AckTimeout: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Debounce: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	model := func(greeterVersions []string, otherPort uint32) discovery.Model {
+		var greeter []discovery.Instance
+		for i, v := range greeterVersions {
+			greeter = append(greeter, discovery.Instance{ID: "g-" + v, Address: "127.0.0.1", Port: uint32(9100 + i), Version: v})
+		}
+		m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: greeter},
+			{Name: "other", Instances: []discovery.Instance{{ID: "o", Address: "127.0.0.1", Port: otherPort, Version: "v1"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	p.SetPolicies(policy.Set{}, nil)
+	p.Update(model([]string{"v1", "v2"}, 9900))
+	c := dialADS(t, srv.addr, grpcNode)
+	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
+	c.ack(c.recv(), snapshot.RouteConfigName)
+
+	// greeter v1 leaves: a bridge keeps it while this client, which stops
+	// ACKing, has not applied the new routes.
+	p.Update(model([]string{"v2"}, 9900))
+	c.recv()
+	eventually(t, "the bridge to wait for the client", func() bool { return len(p.Status().AwaitingRoutes) == 1 })
+
+	// Meanwhile another service changes: that is published at once.
+	p.Update(model([]string{"v2"}, 9901))
+	eventually(t, "the other service's change to be served", func() bool {
+		s := p.Current()
+		for _, cla := range s.Endpoints {
+			if cla.GetClusterName() == "other/v1" {
+				return cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue() == 9901
+			}
+		}
+		return false
+	})
+	if s := p.Current(); !slices.Contains(snapshot.ReferencedClusters(s.Resources), "greeter/v2") || len(p.Status().AwaitingRoutes) != 1 {
+		t.Fatal("the bridge was given up instead of kept")
+	}
+	hasV1 := false
+	for _, cl := range p.Current().Clusters {
+		hasV1 = hasV1 || cl.GetName() == "greeter/v1"
+	}
+	if !hasV1 {
+		t.Error("greeter/v1 was removed while the client had not applied the routes that stopped using it")
 	}
 }
