@@ -54,18 +54,6 @@ func (s Set) Services() []string { return slices.Sorted(maps.Keys(s.policies)) }
 // Len returns the number of policies.
 func (s Set) Len() int { return len(s.policies) }
 
-// Desired returns, for every service with a fixed policy, the weights it asks
-// for. The map and its Weights are the caller's.
-func (s Set) Desired() map[string]Weights {
-	out := make(map[string]Weights, len(s.policies))
-	for name, p := range s.policies {
-		if p.Strategy == Fixed {
-			out[name] = maps.Clone(p.Weights)
-		}
-	}
-	return out
-}
-
 // Equal reports whether s and o hold the same policies, read from the same
 // places.
 func (s Set) Equal(o Set) bool {

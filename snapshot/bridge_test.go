@@ -20,7 +20,7 @@ func build(t *testing.T, weights policy.Weights, instances ...discovery.Instance
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Build(Input{Model: m, Desired: map[string]policy.Weights{"greeter": weights}})
+	s, err := Build(Input{Model: m, Routing: map[string]policy.Routing{"greeter": {Weights: weights}}})
 	if err != nil {
 		t.Fatal(err)
 	}

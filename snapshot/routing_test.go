@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 )
@@ -212,41 +210,6 @@ func TestCookieMatchRegexes(t *testing.T) {
 		if got := re.MatchString(tt.header); got != tt.want {
 			t.Errorf("%s on cookie %q = %v, want %v", tt.route, tt.header, got, tt.want)
 		}
-	}
-}
-
-func TestDesiredIsWeightsOnlyRouting(t *testing.T) {
-	services, desired := world(4, 4)
-	model, err := discovery.NewModel(services)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routing := make(map[string]policy.Routing)
-	for svc, ws := range desired {
-		routing[svc] = policy.Routing{Weights: ws}
-	}
-	fromDesired, err := Build(Input{Model: model, Desired: desired})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromRouting, err := Build(Input{Model: model, Routing: routing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fromDesired.Version != fromRouting.Version {
-		t.Errorf("Desired gives version %s, the same as Routing gives %s", fromDesired.Version, fromRouting.Version)
-	}
-	sticky := map[string]policy.Routing{"svc-00000": {Weights: desired["svc-00000"], Sticky: &policy.Sticky{Header: "x-user"}}}
-	both, err := Build(Input{Model: model, Desired: desired, Routing: sticky})
-	if err != nil {
-		t.Fatal(err)
-	}
-	routingOnly, err := Build(Input{Model: model, Routing: sticky})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if both.Version != routingOnly.Version || !slices.Contains(clusterNames(both), "svc-00000/*") {
-		t.Errorf("with Routing set, Desired still counts: clusters %v", clusterNames(both))
 	}
 }
 

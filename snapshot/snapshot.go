@@ -36,9 +36,6 @@ type Input struct {
 	// without an entry has no policy: its traffic is spread over its
 	// serving instances.
 	Routing map[string]policy.Routing
-	// Desired is the weights-only form of Routing; Routing wins when set
-	// (non-nil), and Desired is ignored then.
-	Desired map[string]policy.Weights
 	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
 	SidecarPort uint32
 	// SidecarAddress is the Envoy outbound listener address; "" means 127.0.0.1.
@@ -80,7 +77,7 @@ func Build(in Input) (*Snapshot, error) {
 	if in.SidecarAddress == "" {
 		in.SidecarAddress = defaultSidecarAddress
 	}
-	routing := in.routing()
+	routing := in.Routing
 	services := in.Model.Services()
 	snap := &Snapshot{}
 	vhosts := make([]*routev3.VirtualHost, 0, len(services))
@@ -111,19 +108,6 @@ func Build(in Input) (*Snapshot, error) {
 	}
 	snap.Version = version
 	return snap, nil
-}
-
-// routing returns in.Routing, or, when that is nil, in.Desired as Routing
-// without matches or stickiness.
-func (in Input) routing() map[string]policy.Routing {
-	if in.Routing != nil || in.Desired == nil {
-		return in.Routing
-	}
-	out := make(map[string]policy.Routing, len(in.Desired))
-	for svc, ws := range in.Desired {
-		out[svc] = policy.Routing{Weights: ws}
-	}
-	return out
 }
 
 // unknownServices returns, sorted, the services that have a policy but that

@@ -120,7 +120,7 @@ func mustBuild(t testing.TB, services []discovery.Service, desired map[string]po
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := Build(Input{Model: model, Desired: desired})
+	snap, err := Build(Input{Model: model, Routing: weightsOnly(desired)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +198,21 @@ func BenchmarkBuild(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := Input{Model: model, Desired: desired}
+	in := Input{Model: model, Routing: weightsOnly(desired)}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Build(in); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// weightsOnly turns weights per service into routing without matches or
+// stickiness.
+func weightsOnly(desired map[string]policy.Weights) map[string]policy.Routing {
+	out := make(map[string]policy.Routing, len(desired))
+	for svc, ws := range desired {
+		out[svc] = policy.Routing{Weights: ws}
+	}
+	return out
 }
