@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -45,7 +46,23 @@ type Engine struct {
 	serving  map[string]map[string]int
 	nack     *Nack
 	journal  []Event // recent events, newest last
+	// overrides are set-weights operations on services with a fixed
+	// policy; each lasts until that policy changes.
+	overrides map[string]FixedOverride
+	seq       uint64 // events committed since start: the last one's sequence number
 }
+
+// FixedOverride is a set-weights operation in force on a service with a
+// fixed policy. Policy identifies the policy it overrides: when that
+// changes (or goes), the override ends.
+type FixedOverride struct {
+	Override
+	Policy string
+}
+
+// ErrNoPolicy rejects an operation on a service without a policy of the
+// kind it needs.
+var ErrNoPolicy = errors.New("no such policy")
 
 const journalMemory = 500
 
@@ -58,15 +75,16 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
-		applied: map[string]Routing{}, serving: map[string]map[string]int{}}
+		applied: map[string]Routing{}, serving: map[string]map[string]int{}, overrides: map[string]FixedOverride{}}
 	if cfg.Store != nil {
 		var err error
-		if e.rollouts, e.frozen, err = cfg.Store.Load(); err != nil {
+		if e.rollouts, e.frozen, e.overrides, err = cfg.Store.Load(); err != nil {
 			return nil, err
 		}
 		if e.journal, err = cfg.Store.Events(journalMemory); err != nil {
 			return nil, err
 		}
+		e.seq = uint64(len(e.journal))
 		for _, r := range e.rollouts {
 			cfg.Logger.Info("rollout restored", "service", r.Service, "phase", r.Phase, "step", r.Step, "weights", r.Weights().String())
 		}
@@ -80,38 +98,53 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 // deleted policy freezes the service's current weights.
 func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
-	now := e.cfg.Clock()
-	var events []Event
-	var gone []string
-	for svc, r := range e.rollouts {
+	st := e.next(set, e.cfg.Clock())
+	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
+	e.commit(st.events, st.gone)
+	e.mu.Unlock()
+	e.changed()
+}
+
+// engineState is what SetPolicies would make of the engine's state.
+type engineState struct {
+	rollouts  map[string]Rollout
+	frozen    map[string]Routing
+	overrides map[string]FixedOverride
+	events    []Event
+	gone      []string
+}
+
+// next returns the state after applying set at now, leaving the engine's
+// own untouched. mu must be held.
+func (e *Engine) next(set Set, now time.Time) engineState {
+	st := engineState{rollouts: maps.Clone(e.rollouts), frozen: maps.Clone(e.frozen), overrides: maps.Clone(e.overrides)}
+	for svc, r := range st.rollouts {
 		p, ok := set.Get(svc)
 		if !ok || !p.Strategy.rolls() {
 			if !ok {
-				e.frozen[svc] = Routing{Weights: r.Weights()}
-				events = append(events, event(r, now, "frozen", "policy removed; weights frozen at %s", r.Weights()))
+				st.frozen[svc] = Routing{Weights: r.Weights()}
+				st.events = append(st.events, event(r, now, "frozen", "policy removed; weights frozen at %s", r.Weights()))
 			}
-			delete(e.rollouts, svc)
-			gone = append(gone, svc)
+			delete(st.rollouts, svc)
+			st.gone = append(st.gone, svc)
 		}
 	}
 	for _, svc := range set.Services() {
 		p, _ := set.Get(svc)
-		if _, ok := e.frozen[svc]; ok {
-			delete(e.frozen, svc)
-			gone = append(gone, svc)
+		if _, ok := st.frozen[svc]; ok {
+			delete(st.frozen, svc)
+			st.gone = append(st.gone, svc)
 		}
 		if !p.Strategy.rolls() {
 			continue
 		}
-		r, ok := e.rollouts[svc]
+		r, ok := st.rollouts[svc]
 		next, ev := reconcile(p, r, ok, now)
-		e.rollouts[svc] = next
-		events = append(events, ev...)
+		st.rollouts[svc] = next
+		st.events = append(st.events, ev...)
 	}
-	e.policies = set
-	e.commit(events, gone)
-	e.mu.Unlock()
-	e.changed()
+	st.events = append(st.events, dropOverrides(st.overrides, set, now)...)
+	return st
 }
 
 // rolls reports whether the strategy runs a rollout.
@@ -129,6 +162,7 @@ func reconcile(p Policy, r Rollout, exists bool, now time.Time) (Rollout, []Even
 		return r, nil
 	}
 	r.Spec = fresh.Spec
+	r.Override = nil // an override lasts until its policy changes
 	if p.Strategy == Canary && !r.Done() && r.Phase != Promoted {
 		r.Step = resumeAt(p.Canary.Steps, r.Weight)
 	}
@@ -161,11 +195,22 @@ func (p Policy) specHash() string {
 func (e *Engine) Routing() map[string]Routing {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := maps.Clone(e.frozen)
-	for _, svc := range e.policies.Services() {
-		p, _ := e.policies.Get(svc)
-		if r, ok := e.rollouts[svc]; ok {
+	return routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+}
+
+// routingOf returns the routing of every service with a policy or frozen
+// weights.
+func routingOf(set Set, rollouts map[string]Rollout, frozen map[string]Routing, overrides map[string]FixedOverride) map[string]Routing {
+	out := maps.Clone(frozen)
+	if out == nil {
+		out = map[string]Routing{}
+	}
+	for _, svc := range set.Services() {
+		p, _ := set.Get(svc)
+		if r, ok := rollouts[svc]; ok {
 			out[svc] = r.Routing(p)
+		} else if o, ok := overrides[svc]; ok {
+			out[svc] = Routing{Weights: maps.Clone(o.Weights)}
 		} else {
 			out[svc] = Routing{Weights: p.Weights}
 		}
@@ -203,6 +248,15 @@ func (e *Engine) IsApplied(service string) bool {
 	}
 	p, _ := e.policies.Get(service)
 	return reflect.DeepEqual(e.applied[service], r.Routing(p))
+}
+
+// RoutingApplied reports whether the fleet has applied the routing service
+// asks for now, whatever its policy.
+func (e *Engine) RoutingApplied(service string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	want, ok := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)[service]
+	return ok && reflect.DeepEqual(e.applied[service], want)
 }
 
 // Nack records a proxy's rejection; progressing rollouts pause (or abort)
@@ -313,13 +367,14 @@ func (e *Engine) commit(events []Event, gone []string) {
 		e.cfg.Logger.Info("rollout event", "service", ev.Service, "kind", ev.Kind, "by", ev.By, "message", ev.Message)
 	}
 	e.journal = append(e.journal, events...)
+	e.seq += uint64(len(events))
 	if over := len(e.journal) - journalMemory; over > 0 {
 		e.journal = slices.Delete(e.journal, 0, over)
 	}
 	if e.cfg.Store == nil {
 		return
 	}
-	err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, gone)
+	err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, e.overrides, gone)
 	if err == nil {
 		err = e.cfg.Store.Append(events...)
 	}

@@ -22,6 +22,8 @@ var (
 	rolloutsBucket = []byte("rollouts")
 	frozenBucket   = []byte("frozen")
 	eventsBucket   = []byte("events")
+	// overridesBucket holds set-weights overrides of fixed policies.
+	overridesBucket = []byte("overrides")
 )
 
 // OpenStore opens (creating if needed) the store in dir.
@@ -35,7 +37,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{rolloutsBucket, frozenBucket, eventsBucket} {
+		for _, b := range [][]byte{rolloutsBucket, frozenBucket, eventsBucket, overridesBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -53,10 +55,24 @@ func OpenStore(dir string) (*Store, error) {
 func (s *Store) Close() error { return s.db.Close() }
 
 // Save records the state of every rollout and frozen routing given, and
-// deletes the services in gone, in one transaction.
-func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, gone []string) error {
+// deletes the services in gone, in one transaction. The overrides of fixed
+// policies are replaced as a whole: there are few, and one that was cleared
+// must go.
+func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, overrides map[string]FixedOverride, gone []string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		rb, fb := tx.Bucket(rolloutsBucket), tx.Bucket(frozenBucket)
+		if err := tx.DeleteBucket(overridesBucket); err != nil {
+			return err
+		}
+		ob, err := tx.CreateBucket(overridesBucket)
+		if err != nil {
+			return err
+		}
+		for svc, o := range overrides {
+			if err := putJSON(ob, svc, o); err != nil {
+				return err
+			}
+		}
 		for _, r := range rollouts {
 			if err := putJSON(rb, r.Service, r); err != nil {
 				return err
@@ -81,9 +97,10 @@ func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, gone []strin
 	})
 }
 
-// Load returns every stored rollout and frozen routing.
-func (s *Store) Load() (map[string]Rollout, map[string]Routing, error) {
-	rollouts, frozen := make(map[string]Rollout), make(map[string]Routing)
+// Load returns every stored rollout, frozen routing and override of a fixed
+// policy.
+func (s *Store) Load() (map[string]Rollout, map[string]Routing, map[string]FixedOverride, error) {
+	rollouts, frozen, overrides := make(map[string]Rollout), make(map[string]Routing), make(map[string]FixedOverride)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(rolloutsBucket).ForEach(func(k, v []byte) error {
 			var r Rollout
@@ -96,7 +113,7 @@ func (s *Store) Load() (map[string]Rollout, map[string]Routing, error) {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(frozenBucket).ForEach(func(k, v []byte) error {
+		err = tx.Bucket(frozenBucket).ForEach(func(k, v []byte) error {
 			var rt Routing
 			if err := json.Unmarshal(v, &rt); err != nil {
 				return fmt.Errorf("frozen routing %s: %w", k, err)
@@ -104,8 +121,19 @@ func (s *Store) Load() (map[string]Rollout, map[string]Routing, error) {
 			frozen[string(k)] = rt
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(overridesBucket).ForEach(func(k, v []byte) error {
+			var o FixedOverride
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("override %s: %w", k, err)
+			}
+			overrides[string(k)] = o
+			return nil
+		})
 	})
-	return rollouts, frozen, err
+	return rollouts, frozen, overrides, err
 }
 
 // Append adds events to the journal.

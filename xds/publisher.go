@@ -449,3 +449,14 @@ func (p *Publisher) SnapshotAge() float64 {
 	}
 	return time.Since(p.status.PublishedAt).Seconds()
 }
+
+// Model returns the discovery model of the latest accepted update, and
+// false before the first.
+func (p *Publisher) Model() (discovery.Model, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.model == nil {
+		return discovery.Model{}, false
+	}
+	return *p.model, true
+}

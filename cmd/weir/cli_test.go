@@ -122,7 +122,7 @@ func TestServeBinaryQuickstart(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--xds-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0",
+	cmd := exec.Command(bin, "serve", "--xds-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--catalog", "../../examples/quickstart/catalog.yaml", "--policies", "../../examples/quickstart/policies")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

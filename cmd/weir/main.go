@@ -22,8 +22,10 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "weir:", err)
-		os.Exit(1)
+		if !ctlReported(err) { // ctl prints its own "weir ctl: " message
+			fmt.Fprintln(os.Stderr, "weir:", err)
+		}
+		os.Exit(ctlExitCode(err))
 	}
 }
 
@@ -34,7 +36,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newValidateCommand(), newBootstrapCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newValidateCommand(), newBootstrapCommand(), newVersionCommand(), newCtlCommand())
 	return root
 }
 

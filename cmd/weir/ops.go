@@ -2,17 +2,28 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/policy/admin"
+	"github.com/weir-mesh/weir/snapshot"
 	"github.com/weir-mesh/weir/xds"
 )
 
@@ -112,4 +123,217 @@ func serveOps(ctx context.Context, lis net.Listener, reg *prometheus.Registry, r
 		}
 		return nil
 	}
+}
+
+// tlsFiles configure a TLS listener; ClientCA makes it mutual TLS.
+type tlsFiles struct {
+	Cert, Key, ClientCA string
+}
+
+// config returns the TLS configuration, nil when no file is given. prefix
+// names the flags in errors ("--admin", "--xds").
+func (f tlsFiles) config(prefix string) (*tls.Config, error) {
+	switch {
+	case f == tlsFiles{}:
+		return nil, nil
+	case f.Cert == "" || f.Key == "":
+		return nil, fmt.Errorf("%s-tls-cert and %s-tls-key go together: give both to serve TLS (and %s-client-ca to require client certificates)", prefix, prefix, prefix)
+	}
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s-tls-cert/%s-tls-key: %w", prefix, prefix, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.ClientCA != "" {
+		pem, err := os.ReadFile(f.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("%s-client-ca: %w", prefix, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s-client-ca %s: no PEM certificate in it", prefix, f.ClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// loopback reports whether addr (HOST:PORT) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkExposure refuses to listen beyond loopback without credentials.
+func (c serveConfig) checkExposure() error {
+	if c.AdminAddr != "" && !loopback(c.AdminAddr) && c.Admin.TokenFile == "" && c.Admin.TLS.ClientCA == "" {
+		return fmt.Errorf("--admin-addr %s listens beyond loopback without credentials, so anyone who can reach it could move traffic: "+
+			"give --admin-token-file FILE (lines NAME:TOKEN) or mTLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca), "+
+			"or listen on 127.0.0.1", c.AdminAddr)
+	}
+	if !loopback(c.XDSAddr) && c.XDSTLS.Cert == "" {
+		return fmt.Errorf("--xds-addr %s listens beyond loopback without TLS, so anyone who can reach it could read the service map and "+
+			"proxies' config would travel in clear: give --xds-tls-cert and --xds-tls-key (and --xds-client-ca to require proxy "+
+			"certificates), or listen on 127.0.0.1", c.XDSAddr)
+	}
+	return nil
+}
+
+// xdsServerOptions serves xDS over TLS when configured.
+func xdsServerOptions(f tlsFiles) ([]grpc.ServerOption, error) {
+	cfg, err := f.config("--xds")
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}, nil
+}
+
+// adminServerOptions returns the admin listener's credentials and the
+// interceptors that refuse calls without them. Tokens are never logged.
+func adminServerOptions(c adminConfig, logger *slog.Logger) ([]grpc.ServerOption, error) {
+	auth := admin.Auth{ClientCerts: c.TLS.ClientCA != ""}
+	if c.TokenFile != "" {
+		var err error
+		if auth.Tokens, err = admin.LoadTokens(c.TokenFile); err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+	}
+	cfg, err := c.TLS.config("--admin")
+	if err != nil {
+		return nil, err
+	}
+	opts := auth.ServerOptions()
+	if cfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	switch {
+	case len(auth.Tokens) == 0 && !auth.ClientCerts:
+		logger.Warn("the admin API has no credentials configured and refuses every call; give --admin-token-file or --admin-tls-cert, --admin-tls-key and --admin-client-ca")
+	case len(auth.Tokens) > 0 && cfg == nil:
+		logger.Info("admin API tokens travel in clear; give --admin-tls-cert and --admin-tls-key to encrypt them", "tokens", len(auth.Tokens))
+	}
+	return opts, nil
+}
+
+// adminAddr is the admin listener's address for the start-up log.
+func (s *server) adminAddr() string {
+	if s.adminLis == nil {
+		return "off"
+	}
+	return s.adminLis.Addr().String()
+}
+
+// adminServer wires the admin API to the engine, the tracker and the cache.
+func (s *server) adminServer() *admin.Server {
+	return admin.NewServer(admin.Config{Engine: s.engine, Logger: s.logger,
+		Fleet:   fleet{tracker: s.tracker, cache: s.cache},
+		Planner: planner{publisher: s.publisher, cfg: s.cfg}})
+}
+
+// serveAdmin serves the admin API on lis until ctx is done. It stops hard:
+// admin calls are short, and watch streams would hold a graceful stop.
+func serveAdmin(ctx context.Context, lis net.Listener, srv *admin.Server, opts []grpc.ServerOption) error {
+	gs := grpc.NewServer(opts...)
+	srv.Register(gs)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		gs.Stop()
+		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	}
+}
+
+// fleet is admin.Fleet over the xDS tracker and cache.
+type fleet struct {
+	tracker *xds.Tracker
+	cache   *xds.Cache
+}
+
+func (f fleet) Proxies() []admin.Proxy {
+	ps := f.tracker.Proxies()
+	out := make([]admin.Proxy, 0, len(ps))
+	for _, p := range ps {
+		ap := admin.Proxy{NodeID: p.NodeID, Cluster: p.Cluster, Address: p.Address, Kind: p.Class.String(),
+			ConnectedAt: p.ConnectedAt, Types: make(map[string]admin.TypeState, len(p.Types))}
+		for typeURL, st := range p.Types {
+			ts := admin.TypeState{Names: st.Names, Wildcard: st.Wildcard, Sent: st.Sent, Acked: st.Acked}
+			if st.LastNack != nil {
+				ts.Nack = &admin.Nack{Version: st.LastNack.Version, Error: st.LastNack.Error}
+			}
+			ap.Types[typeURL] = ts
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+func (f fleet) VersionFor(typeURL, kind string, names []string, wildcard bool) string {
+	class := xds.GRPC
+	if kind == admin.KindEnvoy {
+		class = xds.Envoy
+	}
+	return f.cache.VersionFor(typeURL, class, names, wildcard)
+}
+
+// planner is admin.Planner: snapshot.Build on the latest discovery model.
+type planner struct {
+	publisher *xds.Publisher
+	cfg       serveConfig
+}
+
+func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.ServicePlan, error) {
+	m, ok := p.publisher.Model()
+	if !ok {
+		return nil, errors.New("discovery has not synced yet")
+	}
+	snap, err := snapshot.Build(snapshot.Input{Model: m, Routing: routing,
+		SidecarAddress: p.cfg.SidecarAddress, SidecarPort: p.cfg.SidecarPort})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]admin.ServicePlan{}
+	plan := func(svc string) admin.ServicePlan {
+		sp, ok := out[svc]
+		if !ok {
+			sp = admin.ServicePlan{Routes: map[string]string{}}
+		}
+		return sp
+	}
+	for _, c := range snap.Clusters {
+		svc := c.GetName()[:max(0, strings.LastIndex(c.GetName(), "/"))]
+		sp := plan(svc)
+		sp.Clusters = append(sp.Clusters, c.GetName())
+		out[svc] = sp
+	}
+	for _, rc := range snap.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			sp := plan(vh.GetName())
+			for i, r := range vh.GetRoutes() {
+				name := r.GetName()
+				if name == "" {
+					name = fmt.Sprintf("route-%d", i)
+				}
+				b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+				if err != nil {
+					return nil, err
+				}
+				sp.Routes[name] = string(b)
+			}
+			out[vh.GetName()] = sp
+		}
+	}
+	return out, nil
 }

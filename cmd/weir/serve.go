@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/discovery/consul"
@@ -36,6 +37,16 @@ type serveConfig struct {
 	Threshold      float64
 	LogLevel       slog.Level
 	Consul         consulConfig
+	// AdminAddr serves the admin API; "" serves none.
+	AdminAddr string
+	Admin     adminConfig
+	XDSTLS    tlsFiles
+}
+
+// adminConfig is how the admin API authenticates callers.
+type adminConfig struct {
+	TokenFile string
+	TLS       tlsFiles
 }
 
 // consulConfig selects and configures Consul discovery.
@@ -82,7 +93,19 @@ func newServeCommand() *cobra.Command {
 	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addConsulFlags(f, &cfg.Consul)
+	addSecurityFlags(f, &cfg)
 	return cmd
+}
+
+func addSecurityFlags(f *pflag.FlagSet, cfg *serveConfig) {
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:18001", "address to serve the gRPC admin API on (\"\" to serve none)")
+	f.StringVar(&cfg.Admin.TokenFile, "admin-token-file", "", "file of admin API bearer tokens, one per line as NAME:TOKEN (NAME is the caller's identity in the journal)")
+	f.StringVar(&cfg.Admin.TLS.Cert, "admin-tls-cert", "", "certificate to serve the admin API over TLS")
+	f.StringVar(&cfg.Admin.TLS.Key, "admin-tls-key", "", "private key of --admin-tls-cert")
+	f.StringVar(&cfg.Admin.TLS.ClientCA, "admin-client-ca", "", "CA that admin API client certificates must be signed by (mTLS; the identity is the certificate's CN)")
+	f.StringVar(&cfg.XDSTLS.Cert, "xds-tls-cert", "", "certificate to serve xDS over TLS")
+	f.StringVar(&cfg.XDSTLS.Key, "xds-tls-key", "", "private key of --xds-tls-cert")
+	f.StringVar(&cfg.XDSTLS.ClientCA, "xds-client-ca", "", "CA that proxies' client certificates must be signed by (xDS over mTLS)")
 }
 
 func addConsulFlags(f *pflag.FlagSet, c *consulConfig) {
@@ -118,6 +141,9 @@ type server struct {
 	logger     *slog.Logger
 	xdsLis     net.Listener
 	opsLis     net.Listener
+	adminLis   net.Listener // nil without --admin-addr
+	xdsOpts    []grpc.ServerOption
+	adminOpts  []grpc.ServerOption
 	registry   *prometheus.Registry
 	cache      *xds.Cache
 	tracker    *xds.Tracker
@@ -132,11 +158,20 @@ type server struct {
 // newServer binds the listeners and builds the components.
 func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), cache: xds.NewCache()}
+	if err := cfg.checkExposure(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.xdsOpts, err = xdsServerOptions(cfg.XDSTLS); err != nil {
+		return nil, err
+	}
+	if s.adminOpts, err = adminServerOptions(cfg.Admin, logger); err != nil {
+		return nil, err
+	}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = xds.NewMetrics(s.registry, func() float64 { return s.publisher.SnapshotAge() })
 	s.tracker = xds.NewTracker(logger, s.metrics)
 	if cfg.StateDir != "" {
-		var err error
 		if s.store, err = policy.OpenStore(cfg.StateDir); err != nil {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
@@ -163,21 +198,31 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 		s.xdsLis.Close()
 		return nil, fmt.Errorf("--ops-addr: %w", err)
 	}
+	if cfg.AdminAddr != "" {
+		if s.adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			s.xdsLis.Close()
+			s.opsLis.Close()
+			return nil, fmt.Errorf("--admin-addr: %w", err)
+		}
+	}
 	return s, nil
 }
 
 // Run serves until ctx is done, then shuts everything down.
 func (s *server) Run(ctx context.Context) error {
 	s.logger.Info("weir starting", "version", buildVersion(), "xds", s.xdsLis.Addr().String(),
-		"ops", s.opsLis.Addr().String(), "discovery", s.sourceDesc, "policies", s.cfg.Policies)
+		"ops", s.opsLis.Addr().String(), "admin", s.adminAddr(), "discovery", s.sourceDesc, "policies", s.cfg.Policies)
 	g, ctx := errgroup.WithContext(ctx)
-	gs := xds.NewGRPCServer(ctx, s.cache, s.tracker)
+	gs := xds.NewGRPCServer(ctx, s.cache, s.tracker, s.xdsOpts...)
 	g.Go(func() error { return s.publisher.Run(ctx) })
 	g.Go(func() error { return s.engine.Run(ctx, engineTick) })
 	g.Go(func() error { return s.source.Run(ctx, s.publisher) })
 	g.Go(func() error { return s.watchPolicies(ctx) })
 	g.Go(func() error { return xds.Serve(ctx, gs, s.xdsLis) })
 	g.Go(func() error { return serveOps(ctx, s.opsLis, s.registry, s.readiness) })
+	if s.adminLis != nil {
+		g.Go(func() error { return serveAdmin(ctx, s.adminLis, s.adminServer(), s.adminOpts) })
+	}
 	err := g.Wait()
 	if s.store != nil {
 		if cerr := s.store.Close(); cerr != nil && err == nil {

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
+	"github.com/weir-mesh/weir/policy/admin"
+	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// adminToken authenticates the tests' admin calls as "ops".
+type adminToken struct{}
+
+func (adminToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer tok-ops"}, nil
+}
+func (adminToken) RequireTransportSecurity() bool { return false }
+
+// startAdmin serves env's files and state (see startRollout) with the
+// admin API on loopback, and returns a client authenticated as "ops".
+func (env *rolloutEnv) startAdmin(t *testing.T) adminv1.AdminServiceClient {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	writeFile(t, tokens, "ops:tok-ops\n")
+	cfg := testConfig(filepath.Dir(env.policyFile))
+	cfg.Catalog, cfg.StateDir, cfg.AdminAddr, cfg.Admin.TokenFile = env.catalog, env.stateDir, "127.0.0.1:0", tokens
+	env.w = startWeirWith(t, cfg)
+	until(t, "/readyz to answer 200", func() bool { code, _ := env.w.readyz(t); return code == 200 })
+	xconn, err := xdsclient.Dial("xds:///greeter", env.w.xdsAddr, "rollout-client")
+	must(t, err)
+	t.Cleanup(func() { xconn.Close() })
+	env.c = &caller{client: testpb.NewTestServiceClient(xconn)}
+	conn, err := grpc.NewClient(env.w.srv.adminLis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(adminToken{}))
+	must(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return adminv1.NewAdminServiceClient(conn)
+}
+
+// newAdminEnv is startRollout with the admin API.
+func newAdminEnv(t *testing.T, policyText string) (*rolloutEnv, adminv1.AdminServiceClient) {
+	t.Helper()
+	env := &rolloutEnv{ports: map[string]int{}, stateDir: t.TempDir()}
+	for _, id := range []string{"greeter-v1-a", "greeter-v1-b", "greeter-v2-a", "greeter-v2-b"} {
+		env.ports[id] = startBackend(t, id, id[8:10])
+	}
+	dir := t.TempDir()
+	env.catalog = filepath.Join(dir, "catalog.yaml")
+	env.writeCatalog(t, "passing")
+	policies := filepath.Join(dir, "policies")
+	must(t, os.Mkdir(policies, 0o755))
+	env.policyFile = filepath.Join(policies, "greeter.yaml")
+	writeFile(t, env.policyFile, policyText)
+	return env, env.startAdmin(t)
+}
+
+func TestAdminOverrideMovesTrafficAndSurvivesRestart(t *testing.T) {
+	env, client := newAdminEnv(t, greeterPolicy("90", "10"))
+	until(t, "90/10 applied", func() bool { return env.w.srv.engine.RoutingApplied("greeter") })
+	near(t, "policy file", env.share(t, 500), 10, 5)
+	pushes := testutilValue(env.w.srv.metrics.Publishes)
+	r, err := client.SetWeights(context.Background(), &adminv1.SetWeightsRequest{Service: "greeter",
+		Weights: map[string]string{"v1": "20", "v2": "80"}, Reason: "canary looks good"})
+	must(t, err)
+	if r.Override == nil || r.Override.By != "ops" || r.Override.Reason != "canary looks good" {
+		t.Fatalf("SetWeights returned %v, want an override by ops", r)
+	}
+	until(t, "the override applied", func() bool { return env.w.srv.engine.RoutingApplied("greeter") })
+	near(t, "override", env.share(t, 1000), 80, 6)
+	if got := testutilValue(env.w.srv.metrics.Publishes) - pushes; got != 1 {
+		t.Errorf("the override took %v pushes, want 1", got)
+	}
+
+	env.w.srv.store.Close() // a restart on the same state directory
+	client = env.startAdmin(t)
+	r, err = client.GetRollout(context.Background(), &adminv1.GetRolloutRequest{Service: "greeter"})
+	must(t, err)
+	if r.Override == nil || r.Override.By != "ops" || r.Weights["v2"] != 8000 {
+		t.Fatalf("after a restart: %v, want ops's 20/80 override", r)
+	}
+	until(t, "the override applied after the restart", func() bool { return env.w.srv.engine.RoutingApplied("greeter") })
+	near(t, "override after restart", env.share(t, 1000), 80, 6)
+	events, err := client.ListEvents(context.Background(), &adminv1.ListEventsRequest{Service: "greeter"})
+	must(t, err)
+	if !slices.ContainsFunc(events.Events, func(e *adminv1.Event) bool { return e.Kind == "weights-set" && e.By == "ops" }) {
+		t.Errorf("the journal after a restart lacks the override: %v", events.Events)
+	}
+
+	writeFile(t, env.policyFile, greeterPolicy("100", "0"))
+	until(t, "the policy change to end the override", func() bool {
+		r, err := client.GetRollout(context.Background(), &adminv1.GetRolloutRequest{Service: "greeter"})
+		return err == nil && r.Override == nil && r.Weights["v1"] == 10000
+	})
+}
+
+// silentProxy subscribes to routes and never ACKs what it is sent.
+func silentProxy(t *testing.T, addr, node string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); conn.Close() })
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	must(t, err)
+	must(t, stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node, UserAgentName: "gRPC Go"},
+		TypeUrl: resourcev3.RouteType, ResourceNames: []string{snapshot.RouteConfigName}}))
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func TestAdminListProxies(t *testing.T) {
+	env, client := newAdminEnv(t, greeterPolicy("90", "10"))
+	env.share(t, 10) // the xDS client connects and ACKs
+	nackRoutes(t, env.w.xdsAddr, "nacking-proxy")
+	silentProxy(t, env.w.xdsAddr, "silent-proxy")
+	var proxies map[string]*adminv1.Proxy
+	until(t, "three proxies with their verdicts", func() bool {
+		resp, err := client.ListProxies(context.Background(), &adminv1.ListProxiesRequest{})
+		must(t, err)
+		proxies = map[string]*adminv1.Proxy{}
+		for _, p := range resp.Proxies {
+			proxies[p.NodeId] = p
+		}
+		return proxies["rollout-client"].GetVerdict() == admin.Synced && proxies["nacking-proxy"].GetVerdict() == admin.Nacked &&
+			proxies["silent-proxy"].GetVerdict() == admin.Stale && proxies["silent-proxy"].Types[0].VersionSent != ""
+	})
+	nack := proxies["nacking-proxy"]
+	if len(nack.Types) != 1 || nack.Types[0].Type != "RouteConfiguration" || nack.Types[0].LastNackError != "route rejected by test" ||
+		nack.Kind != "grpc" || nack.Address == "" || nack.ConnectedSince == nil {
+		t.Errorf("nacking proxy: %v", nack)
+	}
+	if c := proxies["rollout-client"]; len(c.Types) != 4 {
+		t.Errorf("the xDS client holds %d types, want 4: %v", len(c.Types), c.Types)
+	}
+}
+
+func TestAdminDiffAppliesNothing(t *testing.T) {
+	env, client := newAdminEnv(t, greeterPolicy("90", "10"))
+	until(t, "90/10 applied", func() bool { return env.w.srv.engine.RoutingApplied("greeter") })
+	version := env.w.srv.publisher.Current().Version
+	resp, err := client.Diff(context.Background(), &adminv1.DiffRequest{Files: map[string]string{
+		"greeter.yaml": greeterPolicy("50", "50")}})
+	must(t, err)
+	if len(resp.Errors) != 0 || len(resp.Services) != 1 {
+		t.Fatalf("Diff = %v, want greeter's change only", resp)
+	}
+	d := resp.Services[0]
+	if d.Service != "greeter" || d.WeightsBefore["v2"] != 1000 || d.WeightsAfter["v2"] != 5000 || d.StrategyAfter != "fixed" ||
+		len(d.RoutesChanged) != 1 || len(d.ClustersAdded)+len(d.ClustersRemoved) != 0 {
+		t.Errorf("greeter's diff: %v, want 90/10 → 50/50 with one route changed", d)
+	}
+	if got := env.w.srv.engine.Routing()["greeter"].Weights.String(); got != "v1=90 v2=10" || env.w.srv.publisher.Current().Version != version {
+		t.Errorf("Diff applied something: routing %s, snapshot %s (was %s)", got, env.w.srv.publisher.Current().Version, version)
+	}
+}
+
+func TestServeRefusesExposureWithoutCredentials(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(*serveConfig)
+		want string
+	}{
+		{"admin", func(c *serveConfig) { c.AdminAddr = "0.0.0.0:0" }, "--admin-addr 0.0.0.0:0 listens beyond loopback without credentials"},
+		{"admin, no host", func(c *serveConfig) { c.AdminAddr = ":0" }, "--admin-token-file"},
+		{"xds", func(c *serveConfig) { c.XDSAddr = "0.0.0.0:0" }, "--xds-addr 0.0.0.0:0 listens beyond loopback without TLS"},
+		{"half TLS", func(c *serveConfig) { c.XDSTLS.Cert = "x.pem" }, "--xds-tls-cert and --xds-tls-key go together"},
+		{"bad tokens", func(c *serveConfig) { c.Admin.TokenFile = filepath.Join(t.TempDir(), "none") }, "--admin-token-file"},
+	} {
+		cfg := testConfig("")
+		cfg.Catalog = "unused.yaml"
+		tt.edit(&cfg)
+		_, err := newServer(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: newServer = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// writeCerts writes a CA, a server certificate for 127.0.0.1 and its key
+// to dir, and returns their paths and a client certificate signed by the
+// CA.
+func writeCerts(t *testing.T, dir string) (tlsFiles, tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	must(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	must(t, err)
+	leaf := func(cn string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		must(t, err)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		must(t, err)
+		return der, key
+	}
+	pemFile := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		must(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+		return path
+	}
+	srvDER, srvKey := leaf("weir", x509.ExtKeyUsageServerAuth)
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	must(t, err)
+	files := tlsFiles{Cert: pemFile("server.pem", "CERTIFICATE", srvDER), Key: pemFile("server-key.pem", "EC PRIVATE KEY", keyDER),
+		ClientCA: pemFile("ca.pem", "CERTIFICATE", caDER)}
+	cliDER, cliKey := leaf("proxy", x509.ExtKeyUsageClientAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return files, tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}, pool
+}
+
+// firstClusters opens an ADS stream with creds and waits for the first
+// CDS response.
+func firstClusters(t *testing.T, addr string, creds credentials.TransportCredentials) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	must(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	err = stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "tls-proxy", UserAgentName: "envoy"}, TypeUrl: resourcev3.ClusterType})
+	if err != nil {
+		return err
+	}
+	_, err = stream.Recv()
+	return err
+}
+
+func TestXDSOverMutualTLS(t *testing.T) {
+	files, clientCert, roots := writeCerts(t, t.TempDir())
+	port := startBackend(t, "greeter-v1-a", "v1")
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeFile(t, catalog, fmt.Sprintf("services:\n  - name: greeter\n    instances:\n      - {id: a, address: 127.0.0.1, port: %d, version: v1}\n", port))
+	cfg := testConfig("")
+	cfg.Catalog, cfg.XDSTLS = catalog, files
+	w := startWeirWith(t, cfg)
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == 200 })
+
+	good := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{clientCert}, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	if err := firstClusters(t, w.xdsAddr, good); err != nil {
+		t.Errorf("xDS over mTLS with a valid client certificate: %v", err)
+	}
+	noCert := credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+	if err := firstClusters(t, w.xdsAddr, noCert); err == nil {
+		t.Error("xDS over TLS without a client certificate was served")
+	}
+	if err := firstClusters(t, w.xdsAddr, insecure.NewCredentials()); err == nil {
+		t.Error("plaintext xDS was served by a TLS listener")
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Exit codes of weir ctl, documented in ctlLong; scripts rely on them.
+const (
+	ctlExitOK           = 0
+	ctlExitError        = 1
+	ctlExitNotFound     = 2
+	ctlExitChanges      = 3
+	ctlExitPrecondition = 4
+	ctlExitInvalid      = 5
+	ctlExitDenied       = 6
+	ctlExitUnreachable  = 7
+)
+
+// ctlError is a failed ctl command: the exit code it maps to and the
+// message already printed on stderr. A nil err is a silent non-zero exit
+// (diff found changes).
+type ctlError struct {
+	code int
+	err  error
+}
+
+func (e *ctlError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *ctlError) Unwrap() error { return e.err }
+
+// ctlInvalid marks a locally rejected argument, so that it exits like the
+// server's InvalidArgument would.
+func ctlInvalid(format string, args ...any) error {
+	return &ctlError{code: ctlExitInvalid, err: fmt.Errorf(format, args...)}
+}
+
+// ctlExitCode reports the process exit code for err returned by the root
+// command: a ctl command's own code, else 0 for nil and 1 for anything else
+// (usage errors and other commands).
+func ctlExitCode(err error) int {
+	if err == nil {
+		return ctlExitOK
+	}
+	var ce *ctlError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	return ctlExitError
+}
+
+// ctlReported reports whether err was already printed by weir ctl, so main
+// must not print it again.
+func ctlReported(err error) bool {
+	var ce *ctlError
+	return errors.As(err, &ce)
+}
+
+// ctlClassify maps err to its exit code and an operator-facing message: the
+// server's own message, with a hint where the code alone says what to do.
+func ctlClassify(err error, o *ctlOptions) *ctlError {
+	var ce *ctlError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return &ctlError{code: ctlExitError, err: err}
+	}
+	msg := st.Message()
+	code := ctlExitError
+	switch st.Code() {
+	case codes.NotFound:
+		code = ctlExitNotFound
+	case codes.FailedPrecondition:
+		code = ctlExitPrecondition
+	case codes.InvalidArgument:
+		code = ctlExitInvalid
+	case codes.Unauthenticated, codes.PermissionDenied:
+		code = ctlExitDenied
+		if o.tokenFile == "" {
+			msg += " (no token sent: set --token-file or WEIR_TOKEN_FILE)"
+		}
+	case codes.Unavailable:
+		code = ctlExitUnreachable
+		msg = fmt.Sprintf("cannot reach weir at %s: %s", o.addr, msg)
+	case codes.DeadlineExceeded:
+		code = ctlExitUnreachable
+		msg = fmt.Sprintf("no answer from weir at %s within --timeout %s", o.addr, o.timeout)
+	}
+	return &ctlError{code: code, err: errors.New(msg)}
+}

@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// This file holds the engine's surface for the admin API: overrides of
+// fixed policies, and read-only views of what the engine knows.
+
+// fixedHash identifies a fixed policy's split, to tell when the policy
+// file an override was made against has changed.
+func fixedHash(p Policy) string {
+	b, _ := json.Marshal([]any{p.Strategy, p.Weights})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// SetFixedWeights overrides the split of a service with a fixed policy
+// until that policy changes. The weights must sum to 100 %; the caller
+// checks which versions can serve.
+func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) error {
+	if w.Sum() != Full {
+		return fmt.Errorf("%w: weights sum to %s, must be 100", ErrBadWeights, w.Sum())
+	}
+	e.mu.Lock()
+	p, ok := e.policies.Get(service)
+	if !ok || p.Strategy != Fixed {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: service %q has no fixed policy", ErrNoPolicy, service)
+	}
+	now := e.cfg.Clock()
+	o := Override{Weights: maps.Clone(w), By: by, Reason: reason, At: now}
+	e.overrides[service] = FixedOverride{Override: o, Policy: fixedHash(p)}
+	ev := operatorEvent(Rollout{Service: service}, now, "weights-set", by, reason,
+		"weights overridden: %s (the policy file says %s)", w, p.Weights)
+	e.commit([]Event{ev}, nil)
+	e.mu.Unlock()
+	e.changed()
+	return nil
+}
+
+// dropOverrides ends the overrides of fixed policies that set changes or
+// removes, and returns the events to journal.
+func dropOverrides(overrides map[string]FixedOverride, set Set, now time.Time) []Event {
+	var events []Event
+	for _, svc := range slices.Sorted(maps.Keys(overrides)) {
+		o := overrides[svc]
+		p, ok := set.Get(svc)
+		if ok && p.Strategy == Fixed && fixedHash(p) == o.Policy {
+			continue
+		}
+		delete(overrides, svc)
+		events = append(events, event(Rollout{Service: svc}, now, "override-cleared",
+			"policy file changed; override %s by %s ended", o.Weights, o.By))
+	}
+	return events
+}
+
+// FixedOverride returns the override in force on a service with a fixed
+// policy, if any.
+func (e *Engine) FixedOverride(service string) (Override, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, ok := e.overrides[service]
+	o.Weights = maps.Clone(o.Weights)
+	return o.Override, ok
+}
+
+// Policies returns the policy set in force.
+func (e *Engine) Policies() Set {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.policies
+}
+
+// Serving returns the serving instances per version of service, as last
+// observed.
+func (e *Engine) Serving(service string) map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.serving[service])
+}
+
+// EventsSince returns the journal entries committed after sequence number
+// seq that are still in memory, oldest first, and the sequence number of
+// the last entry. EventsSince(0) returns the whole journal in memory.
+func (e *Engine) EventsSince(seq uint64) ([]Event, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := min(e.seq-min(seq, e.seq), uint64(len(e.journal)))
+	return slices.Clone(e.journal[uint64(len(e.journal))-n:]), e.seq
+}
+
+// Preview returns the routing the engine would ask for now if set
+// replaced its policies (a new rollout at its first step), applying
+// nothing.
+func (e *Engine) Preview(set Set) map[string]Routing {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.next(set, e.cfg.Clock())
+	return routingOf(set, st.rollouts, st.frozen, st.overrides)
+}
