@@ -24,14 +24,16 @@ build:
 
 ## run: serve the quickstart (catalog + policies, both watched) on the default ports.
 run: build
-	$(BIN)/weir serve --catalog $(QUICKSTART)/catalog.yaml --policies $(QUICKSTART)/policies --state-dir .weir-state
+	$(BIN)/weir serve --catalog $(QUICKSTART)/catalog.yaml --policies $(QUICKSTART)/policies --state-dir .weir-state \
+		--admin-token-file $(QUICKSTART)/admin-token
 
 ## run-consul: a local Consul dev agent with the quickstart's instances registered, and weir against it.
 run-consul: build $(CONSUL)
 	@trap 'kill $$consul 2>/dev/null; wait $$consul 2>/dev/null' EXIT INT TERM; \
 	$(CONSUL) agent -dev -bind=127.0.0.1 -client=127.0.0.1 -log-level=warn \
 		-config-dir=$(QUICKSTART)/consul & consul=$$!; \
-	$(BIN)/weir serve --consul-addr 127.0.0.1:8500 --policies $(QUICKSTART)/policies --state-dir .weir-state
+	$(BIN)/weir serve --consul-addr 127.0.0.1:8500 --policies $(QUICKSTART)/policies --state-dir .weir-state \
+		--admin-token-file $(QUICKSTART)/admin-token
 
 ## demo: start the quickstart's backends and a proxyless gRPC client against `make run`.
 demo:

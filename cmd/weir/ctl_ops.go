@@ -179,17 +179,12 @@ func newCtlEventsCommand(o *ctlOptions) *cobra.Command {
 	return cmd
 }
 
-// ctlSortEvents orders events oldest first, ties by service and kind.
+// ctlSortEvents orders events oldest first; events of the same instant keep
+// the journal's order, which is the order they happened in.
 func ctlSortEvents(events []*adminv1.Event) []*adminv1.Event {
 	events = slices.Clone(events)
 	slices.SortStableFunc(events, func(a, b *adminv1.Event) int {
-		if c := a.GetAt().AsTime().Compare(b.GetAt().AsTime()); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.GetService(), b.GetService()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.GetKind(), b.GetKind())
+		return a.GetAt().AsTime().Compare(b.GetAt().AsTime())
 	})
 	return events
 }
