@@ -5,6 +5,7 @@ import (
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/weir-mesh/weir/snapshot"
 )
 
