@@ -84,7 +84,7 @@ func describe(r Rollout) string {
 // advanceCanary moves an applied canary step on.
 func advanceCanary(c *CanarySpec, r Rollout, now time.Time) (Rollout, []Event) {
 	if r.Phase == Promoted || r.Step >= len(c.Steps) {
-		r.Phase = Completed
+		r.Phase, r.Override = Completed, nil
 		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
 	}
 	if pause := c.Steps[r.Step].Pause; pause != nil {
@@ -115,7 +115,7 @@ func advanceBlueGreen(b *BlueGreenSpec, r Rollout, now time.Time) (Rollout, []Ev
 			r.PromotedAt = r.AppliedAt
 		}
 		if now.Sub(r.PromotedAt) >= b.RollbackWindow {
-			r.Phase = Completed
+			r.Phase, r.Override = Completed, nil
 			return r, []Event{event(r, now, "completed", "rollback window of %s over; %s stays", b.RollbackWindow, r.New)}
 		}
 	}
@@ -126,7 +126,7 @@ func advanceBlueGreen(b *BlueGreenSpec, r Rollout, now time.Time) (Rollout, []Ev
 // takes all traffic.
 func advanceRolling(rs *RollingSpec, r Rollout, now time.Time) (Rollout, []Event) {
 	if r.Phase == Promoted || r.Weight >= Full {
-		r.Phase = Completed
+		r.Phase, r.Override = Completed, nil
 		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
 	}
 	if now.Sub(r.AppliedAt) < rs.Interval {
@@ -217,7 +217,7 @@ func Rollback(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, E
 // abort or policy change. The weights must sum to 100 % and name only the
 // rollout's two versions.
 func SetWeights(r Rollout, w Weights, now time.Time, by, reason string) (Rollout, Event, error) {
-	if r.Done() {
+	if r.Done() || r.Phase == Promoted {
 		return r, Event{}, fmt.Errorf("set weights of %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
 	}
 	if w.Sum() != Full {

@@ -206,3 +206,30 @@ func TestSetWeightsLastsUntilNextStep(t *testing.T) {
 		t.Fatalf("after the pause the next step should replace the override: %+v", r.Weights())
 	}
 }
+
+func TestOverrideEndsWithTheRollout(t *testing.T) {
+	p := canaryPolicy()
+	r := Start(p, t0)
+	r, _, err := SetWeights(r, Weights{"v1": 5000, "v2": 5000}, t0, "bob", "half")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err = Promote(r, t0, "bob", "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Override != nil {
+		t.Fatal("promote left the override in force")
+	}
+	if _, _, err := SetWeights(r, Weights{"v1": 5000, "v2": 5000}, t0, "bob", "again"); err == nil {
+		t.Fatal("set-weights on a promoted rollout succeeded: it would outlive the rollout")
+	}
+	// An override set at the last step goes when the rollout completes.
+	last := Start(p, t0)
+	last.Step = len(p.Canary.Steps)
+	last.Override = &Override{Weights: Weights{"v1": 5000, "v2": 5000}}
+	last, _ = Advance(p, last, Observation{Now: t0, Applied: true, Serving: bothServe})
+	if last.Phase != Completed || last.Override != nil {
+		t.Fatalf("after completion: %s with override %v, want completed without one", last.Phase, last.Override)
+	}
+}

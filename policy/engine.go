@@ -100,7 +100,7 @@ func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
 	st := e.next(set, e.cfg.Clock())
 	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
-	e.commit(st.events, st.gone)
+	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
 	e.mu.Unlock()
 	e.changed()
 }
@@ -289,7 +289,7 @@ func (e *Engine) Tick() {
 	e.nack = nil
 	routingChanged := !reflect.DeepEqual(before, e.routingLocked())
 	if len(changed) > 0 || len(events) > 0 {
-		e.commit(events, nil)
+		_ = e.commit(events, nil) // logged; the engine's own decisions stand in memory
 	}
 	e.mu.Unlock()
 	if routingChanged {
@@ -339,7 +339,11 @@ func (e *Engine) Do(service string, op Operation) error {
 		return err
 	}
 	e.rollouts[service] = next
-	e.commit([]Event{ev}, nil)
+	if err := e.commit([]Event{ev}, nil); err != nil {
+		e.rollouts[service] = r // nothing half-applied
+		e.mu.Unlock()
+		return err
+	}
 	e.mu.Unlock()
 	e.changed()
 	return nil
@@ -361,8 +365,16 @@ func (e *Engine) Events() []Event {
 	return slices.Clone(e.journal)
 }
 
-// commit journals events, logs them, and persists state. mu must be held.
-func (e *Engine) commit(events []Event, gone []string) {
+// commit persists state and events, then journals and logs the events.
+// mu must be held.
+func (e *Engine) commit(events []Event, gone []string) error {
+	if e.cfg.Store != nil {
+		err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, e.overrides, gone, events)
+		if err != nil {
+			e.cfg.Logger.Error("saving rollout state failed", "error", err)
+			return fmt.Errorf("%w: %v", ErrNotSaved, err)
+		}
+	}
 	for _, ev := range events {
 		e.cfg.Logger.Info("rollout event", "service", ev.Service, "kind", ev.Kind, "by", ev.By, "message", ev.Message)
 	}
@@ -371,17 +383,12 @@ func (e *Engine) commit(events []Event, gone []string) {
 	if over := len(e.journal) - journalMemory; over > 0 {
 		e.journal = slices.Delete(e.journal, 0, over)
 	}
-	if e.cfg.Store == nil {
-		return
-	}
-	err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, e.overrides, gone)
-	if err == nil {
-		err = e.cfg.Store.Append(events...)
-	}
-	if err != nil {
-		e.cfg.Logger.Error("saving rollout state failed", "error", err)
-	}
+	return nil
 }
+
+// ErrNotSaved reports that an operation could not be made durable; it was
+// not applied.
+var ErrNotSaved = errors.New("rollout state could not be saved")
 
 func (e *Engine) changed() {
 	if e.cfg.OnChange != nil {

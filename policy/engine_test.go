@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -155,5 +156,26 @@ func TestEngineWaitsForTheFleet(t *testing.T) {
 	r := e.Rollouts()[0]
 	if r.Weight != 500 || r.Phase != Paused || r.Cause != PausedByDeadline {
 		t.Fatalf("without the fleet applying: %s at %s (%s), want paused at 5 %% for the deadline", r.Phase, r.Weights(), r.Cause)
+	}
+}
+
+func TestEngineOperationNotSavedIsNotApplied(t *testing.T) {
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newTestEngine(t, store)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	settle(e)
+	before := e.Rollouts()[0]
+	store.Close() // every save fails from here on
+	err = e.Do("greeter", func(_ Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+		return Abort(r, now, "alice", "test")
+	})
+	if !errors.Is(err, ErrNotSaved) {
+		t.Fatalf("Do with a broken store = %v, want ErrNotSaved", err)
+	}
+	if after := e.Rollouts()[0]; after.Phase != before.Phase || after.Weight != before.Weight {
+		t.Fatalf("an unsaved abort was applied: %s at %s", after.Phase, after.Weights())
 	}
 }

@@ -36,10 +36,19 @@ func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) e
 	}
 	now := e.cfg.Clock()
 	o := Override{Weights: maps.Clone(w), By: by, Reason: reason, At: now}
+	prev, had := e.overrides[service]
 	e.overrides[service] = FixedOverride{Override: o, Policy: fixedHash(p)}
 	ev := operatorEvent(Rollout{Service: service}, now, "weights-set", by, reason,
 		"weights overridden: %s (the policy file says %s)", w, p.Weights)
-	e.commit([]Event{ev}, nil)
+	if err := e.commit([]Event{ev}, nil); err != nil {
+		if had { // nothing half-applied
+			e.overrides[service] = prev
+		} else {
+			delete(e.overrides, service)
+		}
+		e.mu.Unlock()
+		return err
+	}
 	e.mu.Unlock()
 	e.changed()
 	return nil

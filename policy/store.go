@@ -54,12 +54,16 @@ func OpenStore(dir string) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Save records the state of every rollout and frozen routing given, and
-// deletes the services in gone, in one transaction. The overrides of fixed
+// Save records the state of every rollout and frozen routing given,
+// deletes the services in gone, and journals events, in one transaction:
+// state and journal never disagree. The overrides of fixed
 // policies are replaced as a whole: there are few, and one that was cleared
 // must go.
-func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, overrides map[string]FixedOverride, gone []string) error {
+func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, overrides map[string]FixedOverride, gone []string, events []Event) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := appendEvents(tx, events); err != nil {
+			return err
+		}
 		rb, fb := tx.Bucket(rolloutsBucket), tx.Bucket(frozenBucket)
 		if err := tx.DeleteBucket(overridesBucket); err != nil {
 			return err
@@ -141,21 +145,23 @@ func (s *Store) Append(events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(eventsBucket)
-		for _, e := range events {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			var key [8]byte
-			binary.BigEndian.PutUint64(key[:], seq)
-			if err := putJSON(b, string(key[:]), e); err != nil {
-				return err
-			}
+	return s.db.Update(func(tx *bolt.Tx) error { return appendEvents(tx, events) })
+}
+
+func appendEvents(tx *bolt.Tx, events []Event) error {
+	b := tx.Bucket(eventsBucket)
+	for _, e := range events {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], seq)
+		if err := putJSON(b, string(key[:]), e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Events returns the last n events of the journal, oldest first.

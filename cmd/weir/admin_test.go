@@ -195,6 +195,10 @@ func TestServeRefusesExposureWithoutCredentials(t *testing.T) {
 		{"xds", func(c *serveConfig) { c.XDSAddr = "0.0.0.0:0" }, "--xds-addr 0.0.0.0:0 listens beyond loopback without TLS"},
 		{"half TLS", func(c *serveConfig) { c.XDSTLS.Cert = "x.pem" }, "--xds-tls-cert and --xds-tls-key go together"},
 		{"bad tokens", func(c *serveConfig) { c.Admin.TokenFile = filepath.Join(t.TempDir(), "none") }, "--admin-token-file"},
+		{"tokens in clear", func(c *serveConfig) {
+			c.AdminAddr = "0.0.0.0:0"
+			c.Admin.TokenFile = "../../examples/quickstart/admin-token"
+		}, "--admin-addr 0.0.0.0:0 listens beyond loopback without TLS"},
 	} {
 		cfg := testConfig("")
 		cfg.Catalog = "unused.yaml"

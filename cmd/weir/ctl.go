@@ -217,5 +217,6 @@ func (b ctlBearer) GetRequestMetadata(context.Context, ...string) (map[string]st
 }
 
 // RequireTransportSecurity is false because the admin API accepts a token
-// over plaintext on loopback; the server refuses it elsewhere.
+// over plaintext on loopback (weir serve refuses to listen beyond loopback
+// without TLS); pass --tls-ca to reach a remote weir.
 func (ctlBearer) RequireTransportSecurity() bool { return false }

@@ -178,6 +178,10 @@ func (c serveConfig) checkExposure() error {
 			"give --admin-token-file FILE (lines NAME:TOKEN) or mTLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca), "+
 			"or listen on 127.0.0.1", c.AdminAddr)
 	}
+	if c.AdminAddr != "" && !loopback(c.AdminAddr) && c.Admin.TLS.Cert == "" {
+		return fmt.Errorf("--admin-addr %s listens beyond loopback without TLS, so bearer tokens would travel in clear: "+
+			"give --admin-tls-cert and --admin-tls-key (and --admin-client-ca for mTLS), or listen on 127.0.0.1", c.AdminAddr)
+	}
 	if !loopback(c.XDSAddr) && c.XDSTLS.Cert == "" {
 		return fmt.Errorf("--xds-addr %s listens beyond loopback without TLS, so anyone who can reach it could read the service map and "+
 			"proxies' config would travel in clear: give --xds-tls-cert and --xds-tls-key (and --xds-client-ca to require proxy "+
@@ -217,7 +221,7 @@ func adminServerOptions(c adminConfig, logger *slog.Logger) ([]grpc.ServerOption
 	case len(auth.Tokens) == 0 && !auth.ClientCerts:
 		logger.Warn("the admin API has no credentials configured and refuses every call; give --admin-token-file or --admin-tls-cert, --admin-tls-key and --admin-client-ca")
 	case len(auth.Tokens) > 0 && cfg == nil:
-		logger.Info("admin API tokens travel in clear; give --admin-tls-cert and --admin-tls-key to encrypt them", "tokens", len(auth.Tokens))
+		logger.Info("admin API on loopback without TLS: tokens stay on this machine", "tokens", len(auth.Tokens))
 	}
 	return opts, nil
 }

@@ -156,7 +156,7 @@ func TestOperations(t *testing.T) {
 		t.Errorf("after abort: %v", r)
 	}
 	op("abort", abort, "greeter", codes.FailedPrecondition, "no rollout in progress")
-	_, err := c.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter", Weights: map[string]string{"v1": "50", "v2": "50"}})
+	_, err := c.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter", Weights: map[string]string{"v1": "50", "v2": "50"}, Reason: "after abort"})
 	wantCode(t, "SetWeights after abort", err, codes.FailedPrecondition, "no rollout in progress")
 
 	events, err := c.ListEvents(ctx(t), &adminv1.ListEventsRequest{Service: "greeter", Limit: 3})
@@ -267,4 +267,12 @@ func TestParseTokens(t *testing.T) {
 			t.Errorf("ParseTokens(%q) = %v, want %q", in, err, want)
 		}
 	}
+}
+
+func TestOperationsNeedAReason(t *testing.T) {
+	env := newEnv(t, Config{})
+	_, err := env.client.Pause(ctx(t), &adminv1.OperationRequest{Service: "greeter"})
+	wantCode(t, "Pause without a reason", err, codes.InvalidArgument, "reason: required")
+	_, err = env.client.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter", Weights: map[string]string{"v1": "50", "v2": "50"}})
+	wantCode(t, "SetWeights without a reason", err, codes.InvalidArgument, "reason: required")
 }

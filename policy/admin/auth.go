@@ -158,10 +158,11 @@ func (a Auth) clientCert(ctx context.Context) (string, bool) {
 	return cn, cn != ""
 }
 
-// exempt reports whether method needs no credentials: health checks and
-// reflection.
+// exempt reports whether method needs no credentials: health checks only,
+// so that a load balancer can probe the port. Reflection reveals the API
+// and needs credentials like any call.
 func exempt(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/")
 }
 
 // UnaryInterceptor refuses unary calls without valid credentials and

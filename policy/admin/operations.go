@@ -26,6 +26,9 @@ func (s *Server) do(ctx context.Context, name string, req *adminv1.OperationRequ
 	if !slices.Contains(v.services, service) {
 		return nil, notFound(service, v.services)
 	}
+	if err := requireReason(req.GetReason()); err != nil {
+		return nil, err
+	}
 	by, reason := Identity(ctx), req.GetReason()
 	err := s.cfg.Engine.Do(service, func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return op(p, r, now, by, reason)

@@ -186,6 +186,9 @@ func (s *Server) SetWeights(ctx context.Context, req *adminv1.SetWeightsRequest)
 	if err != nil {
 		return nil, err
 	}
+	if err := requireReason(req.GetReason()); err != nil {
+		return nil, err
+	}
 	by, reason := Identity(ctx), req.GetReason()
 	if rolling {
 		err = s.cfg.Engine.Do(service, func(_ policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
@@ -249,6 +252,15 @@ func healthy(serving map[string]int) string {
 }
 
 // statusOf maps the engine's errors to status codes.
+// requireReason refuses an operation without a reason: the journal says
+// why as well as who.
+func requireReason(reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return status.Error(codes.InvalidArgument, "reason: required: say why, it goes into the journal")
+	}
+	return nil
+}
+
 func statusOf(err error) error {
 	code := codes.Internal
 	switch {
@@ -258,6 +270,8 @@ func statusOf(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, policy.ErrNoPolicy):
 		code = codes.NotFound
+	case errors.Is(err, policy.ErrNotSaved):
+		code = codes.Unavailable
 	}
 	return status.Error(code, err.Error())
 }
