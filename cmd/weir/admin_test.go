@@ -96,7 +96,7 @@ func TestAdminOverrideMovesTrafficAndSurvivesRestart(t *testing.T) {
 		t.Errorf("the override took %v pushes, want 1", got)
 	}
 
-	env.w.srv.store.Close() // a restart on the same state directory
+	env.w.Stop() // a restart on the same state directory
 	client = env.startAdmin(t)
 	r, err = client.GetRollout(context.Background(), &adminv1.GetRolloutRequest{Service: "greeter"})
 	must(t, err)

@@ -29,6 +29,8 @@ type weir struct {
 	srv     *server
 	xdsAddr string
 	opsURL  string
+	// Stop shuts this weir down as SIGTERM does and waits for it.
+	Stop func()
 }
 
 // testConfig is a serve configuration on kernel-picked loopback ports.
@@ -60,13 +62,17 @@ func startWeirWith(t testing.TB, cfg serveConfig) *weir {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weir serve: %v", err)
-		}
-	})
-	return &weir{srv: srv, xdsAddr: srv.xdsLis.Addr().String(), opsURL: "http://" + srv.opsLis.Addr().String()}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("weir serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &weir{srv: srv, xdsAddr: srv.xdsLis.Addr().String(), opsURL: "http://" + srv.opsLis.Addr().String(), Stop: stop}
 }
 
 // testWriter sends weir's logs to the test log, shown on failure.

@@ -293,9 +293,7 @@ func TestRolloutBlueGreenPromoteRollback(t *testing.T) {
 func TestRolloutResumesAfterRestart(t *testing.T) {
 	env := startRollout(t, canaryPolicy)
 	before := env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
-	// A second weir on the same state directory, as after a restart (the
-	// first one stops when the test ends; the store is closed before).
-	env.w.srv.store.Close()
+	env.w.Stop() // a restart on the same state directory
 	env.start(t)
 	after := env.rollout()
 	if after.Step != before.Step || after.Weight != before.Weight || after.Phase != before.Phase || !after.StepSince.Equal(before.StepSince) {
