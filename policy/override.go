@@ -81,6 +81,18 @@ func (e *Engine) FixedOverride(service string) (Override, bool) {
 	return o.Override, ok
 }
 
+// Frozen returns the weights of services whose policy file was deleted
+// mid-rollout, which keep serving until a policy appears again.
+func (e *Engine) Frozen() map[string]Weights {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]Weights, len(e.frozen))
+	for svc, rt := range e.frozen {
+		out[svc] = maps.Clone(rt.Weights)
+	}
+	return out
+}
+
 // Policies returns the policy set in force.
 func (e *Engine) Policies() Set {
 	e.mu.Lock()

@@ -276,3 +276,23 @@ func TestOperationsNeedAReason(t *testing.T) {
 	_, err = env.client.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter", Weights: map[string]string{"v1": "50", "v2": "50"}})
 	wantCode(t, "SetWeights without a reason", err, codes.InvalidArgument, "reason: required")
 }
+
+func TestFrozenServicesAreListed(t *testing.T) {
+	env := newEnv(t, Config{})
+	// greeter's policy file goes away mid-canary: its weights freeze.
+	env.engine.SetPolicies(testSet(t, map[string]string{"catalog.yaml": fixedFile("90", "10")}))
+	r, err := env.client.GetRollout(ctx(t), &adminv1.GetRolloutRequest{Service: "greeter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.GetStrategy() != "frozen" || r.GetWeights()["v1"]+r.GetWeights()["v2"] != 10000 || !contains(r.GetReason(), "frozen") {
+		t.Fatalf("frozen greeter: %v", r)
+	}
+	list, err := env.client.ListRollouts(ctx(t), &adminv1.ListRolloutsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetRollouts()) != 2 {
+		t.Errorf("ListRollouts lists %d services, want catalog and the frozen greeter", len(list.GetRollouts()))
+	}
+}

@@ -64,10 +64,15 @@ func orNone(ss []string) string {
 	return strings.Join(ss, ", ")
 }
 
+// frozenStrategy is what a service with frozen weights shows as its
+// strategy.
+const frozenStrategy = "frozen"
+
 // view is one consistent-enough reading of the engine for rendering.
 type view struct {
 	policies policy.Set
-	services []string // with a policy, sorted
+	services []string // with a policy or frozen weights, sorted
+	frozen   map[string]policy.Weights
 	rollouts map[string]policy.Rollout
 	events   []policy.Event
 	fraction float64
@@ -75,8 +80,15 @@ type view struct {
 
 func (s *Server) view() view {
 	e := s.cfg.Engine
-	v := view{policies: e.Policies(), rollouts: map[string]policy.Rollout{}, events: e.Events(), fraction: s.appliedFraction()}
+	v := view{policies: e.Policies(), rollouts: map[string]policy.Rollout{}, events: e.Events(), fraction: s.appliedFraction(),
+		frozen: e.Frozen()}
 	v.services = v.policies.Services()
+	for svc := range v.frozen {
+		if !slices.Contains(v.services, svc) {
+			v.services = append(v.services, svc)
+		}
+	}
+	slices.Sort(v.services)
 	for _, r := range e.Rollouts() {
 		v.rollouts[r.Service] = r
 	}
@@ -95,6 +107,9 @@ func (s *Server) render(v view, service string) *adminv1.Rollout {
 		out.Override = override(r.Override)
 		out.StepSince = timestamppb.New(r.StepSince)
 		out.TimeInStep = durationpb.New(s.cfg.Clock().Sub(r.StepSince))
+	} else if w, ok := v.frozen[service]; ok {
+		out.Strategy, out.Weights = frozenStrategy, weights(w)
+		out.Reason = "policy file deleted mid-rollout; weights frozen until a policy appears"
 	} else {
 		p, _ := v.policies.Get(service)
 		out.Strategy, out.Weights = string(p.Strategy), weights(p.Weights)

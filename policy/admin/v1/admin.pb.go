@@ -152,7 +152,7 @@ func (x *GetRolloutRequest) GetService() string {
 type Rollout struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Service    string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Strategy   string                 `protobuf:"bytes,2,opt,name=strategy,proto3" json:"strategy,omitempty"` // fixed, canary, blueGreen, rolling
+	Strategy   string                 `protobuf:"bytes,2,opt,name=strategy,proto3" json:"strategy,omitempty"` // fixed, canary, blueGreen, rolling; frozen when the policy file was deleted mid-rollout
 	Phase      string                 `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`       // progressing, paused, promoted, aborted, completed; "" for fixed
 	Reason     string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`     // why paused or aborted
 	Step       int32                  `protobuf:"varint,5,opt,name=step,proto3" json:"step,omitempty"`
