@@ -23,9 +23,14 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
 	"github.com/weir-mesh/weir/policy/admin"
@@ -291,5 +296,33 @@ func TestXDSOverMutualTLS(t *testing.T) {
 	}
 	if err := firstClusters(t, w.xdsAddr, insecure.NewCredentials()); err == nil {
 		t.Error("plaintext xDS was served by a TLS listener")
+	}
+}
+
+// TestServeAdminRefusesWithoutCredentials checks the refusals through weir
+// serve's own wiring: no token, a wrong token, and reflection without a
+// token are all Unauthenticated; health needs no credentials.
+func TestServeAdminRefusesWithoutCredentials(t *testing.T) {
+	env, _ := newAdminEnv(t, greeterPolicy("90", "10"))
+	conn, err := grpc.NewClient(env.w.srv.adminLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	t.Cleanup(func() { conn.Close() })
+	client := adminv1.NewAdminServiceClient(conn)
+	ctx := context.Background()
+	if _, err := client.ListRollouts(ctx, &adminv1.ListRolloutsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no token: %v, want Unauthenticated", err)
+	}
+	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer not-the-token")
+	if _, err := client.ListRollouts(bad, &adminv1.ListRolloutsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("wrong token: %v, want Unauthenticated", err)
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	must(t, err)
+	must(t, stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}))
+	if _, err := stream.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("reflection without a token: %v, want Unauthenticated", err)
+	}
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health without a token: %v, want it served", err)
 	}
 }
