@@ -84,6 +84,7 @@ proto:
 bench: $(CONSUL)
 	$(GO) test -run='^$$' -bench=. -benchmem ./snapshot/...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./discovery/consul ./cmd/weir
+	$(GO) run ./cmd/weir-bench --streams 2000
 
 clean:
 	rm -rf $(BIN)
