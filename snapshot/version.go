@@ -64,11 +64,18 @@ func typeURL(m proto.Message) string {
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
 
-// validate runs every resource's own validation (the rules Envoy enforces
-// before it would NACK) and names each resource that fails.
-func validate(r Resources) error {
+// digest is the sha256 of a resource's deterministic encoding.
+type digest [sha256.Size]byte
+
+// validate runs the own validation (the rules Envoy enforces before it would
+// NACK) of every resource not in known, which were validated before, and
+// names each resource that fails.
+func validate(r Resources, known map[proto.Message]digest) error {
 	var errs []error
 	for _, e := range entries(r) {
+		if _, ok := known[e.msg]; ok {
+			continue
+		}
 		if err := e.msg.ValidateAll(); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", e.typeURL, e.name, err))
 		}
@@ -76,26 +83,34 @@ func validate(r Resources) error {
 	return errors.Join(errs...)
 }
 
-// hash returns the content version of r: sha256 over each resource's type URL,
-// name and deterministic encoding, in (type URL, name) order, so equal
-// resources give an equal version whatever order they were built in.
-func hash(r Resources) (string, error) {
+// hash returns the content version of r: sha256 over each resource's type
+// URL, name and the digest of its deterministic encoding, in (type URL,
+// name) order, so equal resources give an equal version whatever order they
+// were built in. Digests of messages in known are reused rather than
+// computed again; digests returns every resource's, for the next call.
+func hash(r Resources, known map[proto.Message]digest) (version string, digests map[proto.Message]digest, err error) {
 	h := sha256.New()
 	opts := proto.MarshalOptions{Deterministic: true}
+	all := entries(r)
+	digests = make(map[proto.Message]digest, len(all))
 	var buf []byte
-	for _, e := range entries(r) {
-		var err error
-		buf, err = opts.MarshalAppend(buf[:0], e.msg)
-		if err != nil {
-			return "", fmt.Errorf("marshal %s %q: %w", e.typeURL, e.name, err)
+	for _, e := range all {
+		d, ok := known[e.msg]
+		if !ok {
+			buf, err = opts.MarshalAppend(buf[:0], e.msg)
+			if err != nil {
+				return "", nil, fmt.Errorf("marshal %s %q: %w", e.typeURL, e.name, err)
+			}
+			d = sha256.Sum256(buf)
 		}
+		digests[e.msg] = d
 		// Length prefixes keep ("ab","c") and ("a","bc") apart.
-		for _, field := range [][]byte{[]byte(e.typeURL), []byte(e.name), buf} {
+		for _, field := range [][]byte{[]byte(e.typeURL), []byte(e.name), d[:]} {
 			var n [8]byte
 			binary.BigEndian.PutUint64(n[:], uint64(len(field)))
 			h.Write(n[:])
 			h.Write(field)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))[:versionLen], nil
+	return hex.EncodeToString(h.Sum(nil))[:versionLen], digests, nil
 }

@@ -30,6 +30,9 @@ import (
 // Nothing is served until the first SetSnapshot: a proxy that connects early
 // waits rather than being handed an empty world.
 type Cache struct {
+	prepMu sync.Mutex // serialises SetSnapshot's preparation
+	memo   marshalMemo
+
 	mu      sync.Mutex
 	current *prepared // nil until the first SetSnapshot
 	sotw    map[*sotwWatch]struct{}
@@ -46,7 +49,9 @@ func NewCache() *Cache {
 // SetSnapshot makes s the current snapshot and answers every open watch whose
 // view of the resources changed.
 func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
-	p, err := prepare(s)
+	c.prepMu.Lock()
+	p, err := prepare(s, &c.memo)
+	c.prepMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -116,6 +121,11 @@ func (c *Cache) watches() int {
 	defer c.mu.Unlock()
 	return len(c.sotw) + len(c.delta)
 }
+
+// Marshalled returns how many resources the cache has marshalled since it
+// started: each resource once, however many proxies receive it, and not
+// again in a later snapshot that reuses it.
+func (c *Cache) Marshalled() uint64 { return c.memo.marshalled.Load() }
 
 // Version returns the version of the current snapshot, "" before the first.
 func (c *Cache) Version() string {

@@ -6,6 +6,7 @@ import (
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/snapshot"
 )
@@ -63,7 +64,7 @@ func TestEnvoyAndGRPCShareOneSnapshot(t *testing.T) {
 }
 
 func TestResourcesMarshalledOnce(t *testing.T) {
-	p, err := prepare(greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v2"))
+	p, err := prepare(greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v2"), &marshalMemo{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +238,39 @@ func TestDroppedNamesAreAnsweredAndInSync(t *testing.T) {
 	eventually(t, "the client to count as up to date", func() bool {
 		return len(srv.tracker.Pending(resourcev3.ClusterType, srv.cache.VersionFor)) == 0
 	})
+}
+
+func TestUnchangedResourcesAreNotMarshalledAgain(t *testing.T) {
+	services := func(port uint32) discovery.Model {
+		m, err := discovery.NewModel([]discovery.Service{
+			{Name: "a", Instances: []discovery.Instance{{ID: "a1", Address: "127.0.0.1", Port: 9000, Version: "v1"}}},
+			{Name: "b", Instances: []discovery.Instance{{ID: "b1", Address: "127.0.0.1", Port: port, Version: "v1"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var b snapshot.Builder
+	c := NewCache()
+	first, err := b.Build(snapshot.Input{Model: services(9100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, c, first)
+	// 2 clusters, 2 endpoints, 1 route config, 1 sidecar + 2 API listeners.
+	if got := c.Marshalled(); got != 8 {
+		t.Fatalf("first snapshot marshalled %d resources, want 8", got)
+	}
+	second, err := b.Build(snapshot.Input{Model: services(9101)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, c, second)
+	// Only b changed: its cluster, endpoints and listener are rebuilt, and
+	// the route config and sidecar listener are every time; a's resources
+	// are the same messages and are not marshalled again.
+	if got := c.Marshalled() - 8; got != 5 {
+		t.Errorf("second snapshot marshalled %d resources, want 5 (b's three, the routes, the sidecar listener)", got)
+	}
 }

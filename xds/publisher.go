@@ -73,6 +73,7 @@ type Publisher struct {
 	status     Status
 	lastReport []string
 	current    *snapshot.Snapshot // being served; only publish writes it
+	builder    snapshot.Builder   // remembers services; only publish uses it
 	// unconfirmed lists the clusters routed to by the snapshots served
 	// since every proxy last held what was served: bridges keep them.
 	unconfirmed []string
@@ -230,7 +231,7 @@ func (p *Publisher) publish() {
 	if !ok {
 		return
 	}
-	target, err := snapshot.Build(in)
+	target, err := p.builder.Build(in)
 	step := target
 	if err == nil && p.current != nil {
 		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters()...)

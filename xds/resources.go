@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -83,37 +84,54 @@ func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
 	return p.types[typeURL]
 }
 
-// prepare marshals every resource of s exactly once.
-func prepare(s *snapshot.Snapshot) (*prepared, error) {
+// marshalMemo remembers the entries of the last snapshot prepared, by
+// message: a resource the snapshot builder reused (an unchanged service's)
+// is the same message, and is not marshalled again.
+type marshalMemo struct {
+	entries    map[proto.Message]entry
+	marshalled atomic.Uint64 // resources marshalled since start
+}
+
+// prepare marshals every resource of s that memo does not already hold,
+// and makes memo hold exactly s's resources.
+func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
+	next := make(map[proto.Message]entry, len(memo.entries))
 	var err error
-	if p.types[resourcev3.ClusterType], err = newTypeSet(resourcev3.ClusterType, s.Clusters); err != nil {
+	if p.types[resourcev3.ClusterType], err = newTypeSet(resourcev3.ClusterType, s.Clusters, memo, next); err != nil {
 		return nil, err
 	}
-	if p.types[resourcev3.EndpointType], err = newTypeSet(resourcev3.EndpointType, s.Endpoints); err != nil {
+	if p.types[resourcev3.EndpointType], err = newTypeSet(resourcev3.EndpointType, s.Endpoints, memo, next); err != nil {
 		return nil, err
 	}
-	if p.types[resourcev3.RouteType], err = newTypeSet(resourcev3.RouteType, s.Routes); err != nil {
+	if p.types[resourcev3.RouteType], err = newTypeSet(resourcev3.RouteType, s.Routes, memo, next); err != nil {
 		return nil, err
 	}
-	if p.lds[Envoy], err = newTypeSet(resourcev3.ListenerType, s.SidecarListeners); err != nil {
+	if p.lds[Envoy], err = newTypeSet(resourcev3.ListenerType, s.SidecarListeners, memo, next); err != nil {
 		return nil, err
 	}
-	if p.lds[GRPC], err = newTypeSet(resourcev3.ListenerType, s.APIListeners); err != nil {
+	if p.lds[GRPC], err = newTypeSet(resourcev3.ListenerType, s.APIListeners, memo, next); err != nil {
 		return nil, err
 	}
+	memo.entries = next
 	return p, nil
 }
 
-func newTypeSet[M proto.Message](typeURL string, msgs []M) (*typeSet, error) {
+func newTypeSet[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, next map[proto.Message]entry) (*typeSet, error) {
 	ts := &typeSet{entries: make([]entry, 0, len(msgs)), index: make(map[string]int, len(msgs))}
 	for _, m := range msgs {
-		name := cachev3.GetResourceName(m)
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
+		e, ok := memo.entries[m]
+		if !ok {
+			name := cachev3.GetResourceName(m)
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+			if err != nil {
+				return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
+			}
+			memo.marshalled.Add(1)
+			e = entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}}
 		}
-		ts.entries = append(ts.entries, entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}})
+		next[m] = e
+		ts.entries = append(ts.entries, e)
 	}
 	slices.SortFunc(ts.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	for i, e := range ts.entries {

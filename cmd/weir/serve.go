@@ -181,7 +181,10 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.engine = engine
-	s.registry.MustRegister(xds.NewRolloutCollector(engine))
+	s.registry.MustRegister(xds.NewRolloutCollector(engine), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "weir_xds_resources_marshalled_total",
+		Help: "Resources marshalled by the xDS cache: once each, however many proxies receive them."},
+		func() float64 { return float64(s.cache.Marshalled()) }))
 	s.tracker.OnNack(func(node, typeURL, msg string) { engine.Nack(node, msg) })
 	s.publisher = xds.NewPublisher(xds.PublisherConfig{
 		Engine: engine, AppliedThreshold: cfg.Threshold,
