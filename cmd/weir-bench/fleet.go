@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -17,6 +18,12 @@ import (
 // fleet is N simulated proxies against one target, and the record of when
 // each of them ACKed which version of which type.
 type fleet struct {
+	// settled is set once every proxy holds routes and endpoints. The
+	// scenarios then change weights and ports, never which clusters exist,
+	// so proxies stop parsing responses to follow names and only ACK: the
+	// generator shares the machine with the server under test, and parsing
+	// every route configuration would measure the generator, not the server.
+	settled atomic.Bool
 	proxies []*proxy
 	conns   []*grpc.ClientConn
 	cancel  context.CancelFunc

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 )
 
@@ -30,7 +31,20 @@ func main() {
 	flag.IntVar(&cfg.Changes, "changes", cfg.Changes, "changes per scenario")
 	flag.BoolVar(&cfg.Delta, "delta", false, "use incremental (delta) xDS — not implemented yet")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for the fleet to ACK one change")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and generator) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "weir-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "weir-bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if cfg.Delta {
 		fmt.Fprintln(os.Stderr, "weir-bench: --delta is not implemented yet; only state-of-the-world ADS is measured")
 		os.Exit(2)
@@ -39,6 +53,7 @@ func main() {
 	defer stop()
 	res, err := run(ctx, cfg)
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "weir-bench:", err)
 		os.Exit(1)
 	}

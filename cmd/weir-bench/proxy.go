@@ -101,7 +101,7 @@ func (p *proxy) handle(resp *discoveryv3.DiscoveryResponse) error {
 		return err
 	}
 	p.fleet.acked(p.idx, typeURL, sub.version, time.Now())
-	if !changed {
+	if !changed || p.fleet.settled.Load() {
 		return nil
 	}
 	switch {

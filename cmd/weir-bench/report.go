@@ -100,7 +100,7 @@ func (r *result) standardNotes() []string {
 		"times run from just before the server is handed the new snapshot (baseline: SetSnapshot for every node id) until a proxy sent its ACK of the new version; p50/p99 are over changes",
 		"(b) counts the proxies that see the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service",
 		"(d) generator and servers share one process: heap per stream includes the generator's own client-side streams, the same for both servers; the difference between the columns is the servers'",
-		"the generator shares the cores with the server under test (it unmarshals every CDS and RDS response to follow names), so these times are upper bounds for both",
+		"the generator shares the cores with the server under test, so these times are upper bounds for both; once connected, simulated proxies only ACK (they stop parsing responses: the scenarios never change which clusters exist)",
 		"not measured: (c) reconnect storm, RSS, CPU per push, --delta (only state-of-the-world ADS is implemented)",
 	}
 	for _, s := range r.servers {

@@ -99,6 +99,7 @@ func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
 	defer f.close()
 	sr.connect = time.Since(start)
 	sr.heapPerStream = float64(int64(heapInuse())-int64(before)) / float64(cfg.Streams)
+	f.settled.Store(true)
 
 	for i := range cfg.Changes {
 		w.toggleWeights()
