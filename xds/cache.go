@@ -150,34 +150,61 @@ type deltaWatch struct {
 }
 
 // CreateWatch answers a state-of-the-world request now if the client's view
-// is out of date, or else when a later snapshot changes it.
+// is out of date, or else when a later snapshot changes it. The answer is
+// worked out without holding the cache's lock, so that streams do not wait
+// for each other; only registering the watch takes it.
 func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.current != nil {
-		if resp := sotwResponse(c.current, req, sub); resp != nil {
-			ch <- resp
-			return func() {}, nil
+	for {
+		p := c.snapshot()
+		if p != nil {
+			if resp := sotwResponse(p, req, sub); resp != nil {
+				ch <- resp
+				return func() {}, nil
+			}
+		}
+		w := &sotwWatch{req: req, sub: sub, ch: ch}
+		if c.register(p, func() { c.sotw[w] = struct{}{} }) {
+			return func() { c.cancelSotw(w) }, nil
 		}
 	}
-	w := &sotwWatch{req: req, sub: sub, ch: ch}
-	c.sotw[w] = struct{}{}
-	return func() { c.cancelSotw(w) }, nil
 }
 
 // CreateDeltaWatch is CreateWatch for the incremental protocol.
 func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.current != nil {
-		if resp := deltaResponse(c.current, req, sub); resp != nil {
-			ch <- resp
-			return func() {}, nil
+	for {
+		p := c.snapshot()
+		if p != nil {
+			if resp := deltaResponse(p, req, sub); resp != nil {
+				ch <- resp
+				return func() {}, nil
+			}
+		}
+		w := &deltaWatch{req: req, sub: sub, ch: ch}
+		if c.register(p, func() { c.delta[w] = struct{}{} }) {
+			return func() { c.cancelDelta(w) }, nil
 		}
 	}
-	w := &deltaWatch{req: req, sub: sub, ch: ch}
-	c.delta[w] = struct{}{}
-	return func() { c.cancelDelta(w) }, nil
+}
+
+// snapshot returns the prepared snapshot being served, nil before the first.
+func (c *Cache) snapshot() *prepared {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
+// register runs add (which records a watch) if p is still the snapshot
+// being served, and reports whether it did. If a snapshot landed since p
+// was read, the watch was judged against stale content: the caller looks
+// again rather than miss the change.
+func (c *Cache) register(p *prepared, add func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current != p {
+		return false
+	}
+	add()
+	return true
 }
 
 func (c *Cache) cancelSotw(w *sotwWatch) {
