@@ -40,6 +40,8 @@ type serverResult struct {
 	endpoints     []fractions
 	heapPerStream float64 // bytes
 	connect       time.Duration
+	storm         time.Duration // every stream dropped and reconnected at once → all served
+	stormPeak     float64       // peak heap during the storm / steady heap
 	errs          []string
 }
 
@@ -120,7 +122,51 @@ func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
 		}
 		sr.endpoints = append(sr.endpoints, fr)
 	}
+	sr.storm, sr.stormPeak, err = reconnectStorm(ctx, cfg, t, f)
+	if err != nil {
+		sr.errs = append(sr.errs, fmt.Sprintf("reconnect storm: %v", err))
+	}
 	return sr, nil
+}
+
+// reconnectStorm drops every stream of f at once and connects them all
+// again, as a fleet does when its control plane restarts or its network
+// blips, and returns how long until every proxy held routes and endpoints
+// again, and the peak heap meanwhile relative to the steady heap before.
+func reconnectStorm(ctx context.Context, cfg config, t target, f *fleet) (time.Duration, float64, error) {
+	steady := heapInuse()
+	peak := make(chan uint64, 1)
+	stop := make(chan struct{})
+	go func() { peak <- samplePeakHeap(stop) }()
+	f.close()
+	start := time.Now()
+	again, err := connect(ctx, cfg, t.addr())
+	took := time.Since(start)
+	close(stop)
+	p := <-peak
+	if err != nil {
+		return 0, 0, err
+	}
+	again.close()
+	return took, float64(p) / float64(steady), nil
+}
+
+// samplePeakHeap returns the largest HeapInuse seen every 10 ms until stop
+// is closed.
+func samplePeakHeap(stop <-chan struct{}) uint64 {
+	var peak uint64
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		peak = max(peak, m.HeapInuse)
+		select {
+		case <-stop:
+			return peak
+		case <-t.C:
+		}
+	}
 }
 
 // change publishes the world as it is now and waits until every proxy that
