@@ -7,11 +7,13 @@ package consultest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -197,21 +199,45 @@ func (a *Agent) log() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// freePorts returns n distinct loopback TCP ports that were free a moment ago.
+// Agents' ports come from below Linux's ephemeral range (32768–60999 by
+// default), which the kernel hands out for port 0: an agent that is stopped
+// and started again must find its ports free, and a listener on port 0
+// (weir's own, in a test) could otherwise take one meanwhile.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+// freePorts returns n distinct loopback ports, free for both TCP and UDP (Serf
+// uses both) a moment ago.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
-	var listeners []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for attempts := 0; len(ports) < n; attempts++ {
+		if attempts > 1000 {
+			t.Fatalf("no free loopback ports in %d-%d", portLow, portHigh)
 		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range listeners {
-		l.Close()
+		p := portLow + rand.IntN(portHigh-portLow)
+		if slices.Contains(ports, p) || !portFree(p) {
+			continue
+		}
+		ports = append(ports, p)
 	}
 	return ports
+}
+
+// portFree reports whether p can be bound on 127.0.0.1 for TCP and UDP.
+func portFree(p int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
