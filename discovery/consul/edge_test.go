@@ -1,10 +1,6 @@
 package consul
 
 import (
-	"fmt"
-	"io"
-	"log"
-	"os"
 	"testing"
 	"time"
 
@@ -77,51 +73,5 @@ func until(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestTooManyConnections: after the first sync, more services appear than
-// Consul's limits.http_max_conns_per_client lets weir watch. The 429s are
-// explained, and the services already synced keep being updated.
-// (TestModelAfterFirstSync pins down the model rule this relies on.)
-func TestTooManyConnections(t *testing.T) {
-	// Go's HTTP transport logs each 429 that Consul writes on a connection
-	// it dialed but did not use yet; that is noise here.
-	log.SetOutput(io.Discard)
-	t.Cleanup(func() { log.SetOutput(os.Stderr) })
-	agent := consultest.New(t, consultest.Options{}) // 200 connections per client
-	register(t, agent, &api.AgentServiceRegistration{ID: "greeter-1", Name: "greeter", Address: "127.0.0.1", Port: 9101, Meta: map[string]string{"version": "v1"}})
-	logs := &logBuffer{}
-	_, rec := startSource(t, agent, func(c *Config) { c.Logger = logs.logger() })
-	rec.next(t, "greeter", func(m discovery.Model) bool { _, ok := m.Service("greeter"); return ok })
-
-	// 256 services in four transactions, over the test client's one
-	// connection, already open, so that the limit does not refuse it.
-	const services, perTxn = 256, 64
-	for first := 0; first < services; first += perTxn {
-		registerTxn(t, agent, "svc", first, perTxn)
-	}
-	until(t, waitTimeout, "a 429 explained", func() bool { return logs.count("http_max_conns_per_client") > 0 })
-
-	register(t, agent, &api.AgentServiceRegistration{ID: "greeter-2", Name: "greeter", Address: "127.0.0.1", Port: 9102, Meta: map[string]string{"version": "v2"}})
-	rec.next(t, "greeter-2 while new services cannot sync", func(m discovery.Model) bool {
-		_, ok := instance(m, "greeter", "weir-test/greeter-2")
-		return ok
-	})
-}
-
-// registerTxn registers n services prefix-first..prefix-(first+n-1) on the
-// agent's node in one transaction, so in one request.
-func registerTxn(t *testing.T, agent *consultest.Agent, prefix string, first, n int) {
-	t.Helper()
-	var ops api.TxnOps
-	for i := first; i < first+n; i++ {
-		name := fmt.Sprintf("%s-%03d", prefix, i)
-		ops = append(ops, &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceSet, Node: "weir-test",
-			Service: api.AgentService{ID: name, Service: name, Address: "127.0.0.1", Port: 8080}}})
-	}
-	ok, resp, _, err := agent.Client.Txn().Txn(ops, nil)
-	if err != nil || !ok {
-		t.Fatalf("registering %s-%03d..: ok %v, err %v, %+v", prefix, first, ok, err, resp)
 	}
 }
