@@ -70,17 +70,7 @@ func (env *rolloutEnv) startAdmin(t *testing.T) adminv1.AdminServiceClient {
 // newAdminEnv is startRollout with the admin API.
 func newAdminEnv(t *testing.T, policyText string) (*rolloutEnv, adminv1.AdminServiceClient) {
 	t.Helper()
-	env := &rolloutEnv{ports: map[string]int{}, stateDir: t.TempDir()}
-	for _, id := range []string{"greeter-v1-a", "greeter-v1-b", "greeter-v2-a", "greeter-v2-b"} {
-		env.ports[id] = startBackend(t, id, id[8:10])
-	}
-	dir := t.TempDir()
-	env.catalog = filepath.Join(dir, "catalog.yaml")
-	env.writeCatalog(t, "passing")
-	policies := filepath.Join(dir, "policies")
-	must(t, os.Mkdir(policies, 0o755))
-	env.policyFile = filepath.Join(policies, "greeter.yaml")
-	writeFile(t, env.policyFile, policyText)
+	env := rolloutFiles(t, policyText)
 	return env, env.startAdmin(t)
 }
 

@@ -47,6 +47,15 @@ const greeterV1V2 = `services:
 
 func startRollout(t *testing.T, policyText string) *rolloutEnv {
 	t.Helper()
+	env := rolloutFiles(t, policyText)
+	env.start(t)
+	return env
+}
+
+// rolloutFiles starts greeter's four backends and writes the catalog and
+// the policy directory with policyText, without starting weir.
+func rolloutFiles(t *testing.T, policyText string) *rolloutEnv {
+	t.Helper()
 	env := &rolloutEnv{ports: map[string]int{}, stateDir: t.TempDir()}
 	for _, id := range []string{"greeter-v1-a", "greeter-v1-b", "greeter-v2-a", "greeter-v2-b"} {
 		env.ports[id] = startBackend(t, id, id[8:10])
@@ -55,12 +64,9 @@ func startRollout(t *testing.T, policyText string) *rolloutEnv {
 	env.catalog = filepath.Join(dir, "catalog.yaml")
 	env.writeCatalog(t, "passing")
 	policies := filepath.Join(dir, "policies")
-	if err := os.Mkdir(policies, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Mkdir(policies, 0o755))
 	env.policyFile = filepath.Join(policies, "greeter.yaml")
 	writeFile(t, env.policyFile, policyText)
-	env.start(t)
 	return env
 }
 
