@@ -84,10 +84,10 @@ proto:
 	$(BUF) generate --template policy/admin/v1/buf.gen.yaml --path policy/admin/v1/admin.proto
 
 ## bench: speed and memory figures (see BENCHMARKS.md); never asserted in tests.
-bench: $(CONSUL)
+bench: $(CONSUL) build
 	$(GO) test -run='^$$' -bench=. -benchmem ./snapshot/...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./discovery/consul ./cmd/weir
-	$(GO) run ./cmd/weir-bench --streams 2000
+	$(GO) run ./cmd/weir-bench --weir $(BIN)/weir --streams 2000
 
 clean:
 	rm -rf $(BIN)

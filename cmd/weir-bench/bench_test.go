@@ -3,69 +3,83 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestSmoke runs the whole harness with a tiny fleet, so that it never rots:
-// both servers must bring every proxy to 100 % ACK for every change.
+// TestMain lets this test binary serve as the baseline process, which the
+// harness starts as `<its own executable> baseline`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "baseline" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the whole harness with a tiny fleet, over both protocols,
+// so that it never rots: both servers must bring every proxy to 100 % ACK
+// for every change, and the verifying proxy must see each change served.
 func TestSmoke(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := config{Streams: 20, Conns: 7, Mix: 0.5, Services: 5, Endpoints: 2, Changes: 2, Timeout: 10 * time.Second}
-	res, err := run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
+	weir := filepath.Join(t.TempDir(), "weir")
+	if out, err := exec.Command("go", "build", "-o", weir, "github.com/weir-mesh/weir/cmd/weir").CombinedOutput(); err != nil {
+		t.Fatalf("building weir: %v\n%s", err, out)
 	}
-	if len(res.servers) != 2 {
-		t.Fatalf("measured %d servers, want weir and baseline", len(res.servers))
-	}
-	for _, s := range res.servers {
-		if len(s.errs) > 0 {
-			t.Errorf("%s: %v", s.name, s.errs)
+	for _, delta := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg := defaultConfig()
+		cfg.Weir, cfg.Delta = weir, delta
+		cfg.Streams, cfg.Conns, cfg.Services, cfg.Endpoints, cfg.Changes, cfg.Burst = 20, 7, 5, 2, 2, 10
+		cfg.Timeout = 20 * time.Second
+		res, err := run(ctx, cfg)
+		if err != nil {
+			t.Fatalf("delta=%v: %v", delta, err)
 		}
-		if len(s.weights) != cfg.Changes || len(s.endpoints) != cfg.Changes {
-			t.Errorf("%s: %d weight and %d endpoint changes reached 100 %% ACK, want %d each",
-				s.name, len(s.weights), len(s.endpoints), cfg.Changes)
+		if len(res.servers) != 2 {
+			t.Fatalf("measured %d servers, want weir and baseline", len(res.servers))
 		}
-	}
-	var out bytes.Buffer
-	res.print(&out)
-	for _, want := range []string{"weir", "baseline/weir", "100% ACKed", "cores"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
+		for _, s := range res.servers {
+			if len(s.errs) > 0 {
+				t.Errorf("delta=%v: %s: %v", delta, s.name, s.errs)
+			}
+			if len(s.weights) != cfg.Changes || len(s.endpoints) != cfg.Changes {
+				t.Errorf("delta=%v: %s: %d weight and %d endpoint changes reached 100 %% ACK, want %d each",
+					delta, s.name, len(s.weights), len(s.endpoints), cfg.Changes)
+			}
+			if s.burst.pushes < 1 || s.steady.rss <= 0 {
+				t.Errorf("delta=%v: %s: burst pushed %v snapshots, RSS %v: not measured", delta, s.name, s.burst.pushes, s.steady.rss)
+			}
 		}
+		var out bytes.Buffer
+		res.print(&out)
+		for _, want := range []string{"weir", "baseline/weir", "100% ACKed", "cores", "per stream"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("table lacks %q:\n%s", want, out.String())
+			}
+		}
+		t.Logf("delta=%v:\n%s", delta, out.String())
 	}
 }
 
-// TestMixSpreadsGRPC checks that --mix makes exactly that fraction of the
-// proxies gRPC-shaped.
+// TestMixSpreadsGRPC checks that --mix makes that fraction of the proxies
+// gRPC-shaped, evenly, and that proxy 0, which verifies, is Envoy-shaped.
 func TestMixSpreadsGRPC(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	w := newWorld(2, 2)
-	snap, err := w.build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := startWeir(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.stop()
-	f, err := connect(ctx, config{Streams: 8, Conns: 3, Mix: 0.25, Services: 2, Timeout: 5 * time.Second}, tg.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.close()
-	grpc := 0
-	for _, p := range f.proxies {
-		if p.grpc {
-			grpc++
+	cfg := config{Streams: 8, Mix: 0.25, Services: 2}
+	var grpc []int
+	for i := range cfg.Streams {
+		if newProxy(cfg, i, nil).grpc {
+			grpc = append(grpc, i)
 		}
 	}
-	if grpc != 2 {
-		t.Errorf("%d of 8 proxies are gRPC-shaped at --mix 0.25, want 2", grpc)
+	if len(grpc) != 2 || grpc[0] != 3 || grpc[1] != 7 {
+		t.Errorf("gRPC-shaped proxies at --mix 0.25: %v, want [3 7]", grpc)
+	}
+	if newProxy(config{Mix: 1, Services: 1}, 0, nil).grpc {
+		t.Error("proxy 0 is gRPC-shaped; it verifies what Envoy-shaped proxies receive")
 	}
 }

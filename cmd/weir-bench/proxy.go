@@ -2,17 +2,19 @@ package main
 
 import (
 	"context"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-mesh/weir/snapshot"
 )
@@ -22,15 +24,21 @@ import (
 // by the cluster names CDS returned. gRPC-shaped proxies subscribe to LDS by
 // their service's name and to RDS weir_outbound, then to CDS and EDS by the
 // clusters their service's virtual host names. Every response is ACKed at
-// once, echoing its version and nonce, and the ACK is reported to the fleet.
+// once and the ACK reported to the fleet. Over delta xDS the same
+// subscriptions are made incrementally (wildcard the legacy way: no names).
 type proxy struct {
-	idx    int
-	grpc   bool
-	svc    string // the service a gRPC-shaped proxy calls
-	node   *corev3.Node
-	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	idx   int
+	grpc  bool
+	svc   string // the service a gRPC-shaped proxy calls
+	node  *corev3.Node
+	fleet *fleet
+	// verify makes this proxy parse every route and endpoint response, even
+	// once settled, so that the harness can check that what it timed is
+	// the change it made.
+	verify bool
+
+	stream transport
 	subs   map[string]*subscription // by type URL
-	fleet  *fleet
 }
 
 // subscription is what a proxy asked for and last ACKed of one type.
@@ -38,11 +46,37 @@ type subscription struct {
 	names   []string // nil: wildcard
 	version string
 	nonce   string
+	known   map[string]bool // delta: resources held, by name
 }
 
-func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn) error {
+// response is a SotW or delta response reduced to what a proxy uses.
+type response struct {
+	typeURL, version, nonce string
+	resources               []*anypb.Any
+	delta                   bool
+	names                   []string // delta: resources added or updated
+	removed                 []string // delta
+}
+
+// transport is an ADS stream of either protocol.
+type transport interface {
+	subscribe(typeURL string, sub *subscription, previous []string) error
+	ack(typeURL string, sub *subscription) error
+	recv() (response, error)
+}
+
+func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn, delta bool) error {
+	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	var err error
-	p.stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if delta {
+		var s discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+		s, err = client.DeltaAggregatedResources(ctx)
+		p.stream = &deltaStream{node: p.node, s: s}
+	} else {
+		var s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+		s, err = client.StreamAggregatedResources(ctx)
+		p.stream = &sotwStream{node: p.node, s: s}
+	}
 	if err != nil {
 		return err
 	}
@@ -59,8 +93,8 @@ func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn) error {
 		}
 	}
 	for err == nil {
-		var resp *discoveryv3.DiscoveryResponse
-		if resp, err = p.stream.Recv(); err == nil {
+		var resp response
+		if resp, err = p.stream.recv(); err == nil {
 			err = p.handle(resp)
 		}
 	}
@@ -70,47 +104,51 @@ func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn) error {
 	return err
 }
 
-// subscribe sends a request for names of typeURL (nil: wildcard), keeping
-// the version and nonce last ACKed.
+// subscribe asks for names of typeURL (nil: wildcard).
 func (p *proxy) subscribe(typeURL string, names []string) error {
 	sub := p.subs[typeURL]
 	if sub == nil {
-		sub = &subscription{}
+		sub = &subscription{known: map[string]bool{}}
 		p.subs[typeURL] = sub
 	}
+	previous := sub.names
 	sub.names = names
-	return p.send(typeURL, sub)
-}
-
-func (p *proxy) send(typeURL string, sub *subscription) error {
-	return p.stream.Send(&discoveryv3.DiscoveryRequest{
-		Node: p.node, TypeUrl: typeURL, ResourceNames: sub.names, VersionInfo: sub.version, ResponseNonce: sub.nonce,
-	})
+	return p.stream.subscribe(typeURL, sub, previous)
 }
 
 // handle ACKs resp and follows up with the subscriptions it implies.
-func (p *proxy) handle(resp *discoveryv3.DiscoveryResponse) error {
-	typeURL := resp.GetTypeUrl()
-	sub := p.subs[typeURL]
+func (p *proxy) handle(resp response) error {
+	sub := p.subs[resp.typeURL]
 	if sub == nil {
 		return nil // not asked for
 	}
-	changed := sub.version != resp.GetVersionInfo()
-	sub.version, sub.nonce = resp.GetVersionInfo(), resp.GetNonce()
-	if err := p.send(typeURL, sub); err != nil {
+	changed := sub.version != resp.version
+	sub.version, sub.nonce = resp.version, resp.nonce
+	for _, n := range resp.removed {
+		delete(sub.known, n)
+	}
+	for _, n := range resp.names {
+		sub.known[n] = true
+	}
+	if err := p.stream.ack(resp.typeURL, sub); err != nil {
 		return err
 	}
-	p.fleet.acked(p.idx, typeURL, sub.version, time.Now())
+	p.fleet.acked(p.idx, resp.typeURL, sub.version, time.Now())
+	if p.verify {
+		p.fleet.observe(resp)
+	}
 	if !changed || p.fleet.settled.Load() {
 		return nil
 	}
 	switch {
-	case typeURL == resourcev3.ListenerType && p.subs[resourcev3.RouteType] == nil:
+	case resp.typeURL == resourcev3.ListenerType && p.subs[resourcev3.RouteType] == nil:
 		return p.subscribe(resourcev3.RouteType, []string{snapshot.RouteConfigName})
-	case typeURL == resourcev3.RouteType && p.grpc:
-		return p.follow(resourcev3.ClusterType, routedClusters(resp, p.svc))
-	case typeURL == resourcev3.ClusterType:
-		return p.follow(resourcev3.EndpointType, clusterNames(resp))
+	case resp.typeURL == resourcev3.RouteType && p.grpc:
+		return p.follow(resourcev3.ClusterType, routedClusters(resp.resources, p.svc))
+	case resp.typeURL == resourcev3.ClusterType && resp.delta:
+		return p.follow(resourcev3.EndpointType, slices.Sorted(maps.Keys(sub.known)))
+	case resp.typeURL == resourcev3.ClusterType:
+		return p.follow(resourcev3.EndpointType, clusterNames(resp.resources))
 	}
 	return nil
 }
@@ -123,10 +161,85 @@ func (p *proxy) follow(typeURL string, names []string) error {
 	return p.subscribe(typeURL, names)
 }
 
+// sotwStream is state-of-the-world ADS: every request carries the whole
+// subscription, an ACK echoes the version and nonce.
+type sotwStream struct {
+	node *corev3.Node
+	s    discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+}
+
+func (t *sotwStream) subscribe(typeURL string, sub *subscription, _ []string) error {
+	return t.ack(typeURL, sub)
+}
+
+func (t *sotwStream) ack(typeURL string, sub *subscription) error {
+	return t.s.Send(&discoveryv3.DiscoveryRequest{
+		Node: t.node, TypeUrl: typeURL, ResourceNames: sub.names, VersionInfo: sub.version, ResponseNonce: sub.nonce,
+	})
+}
+
+func (t *sotwStream) recv() (response, error) {
+	r, err := t.s.Recv()
+	if err != nil {
+		return response{}, err
+	}
+	return response{typeURL: r.GetTypeUrl(), version: r.GetVersionInfo(), nonce: r.GetNonce(), resources: r.GetResources()}, nil
+}
+
+// deltaStream is incremental ADS: requests name what is added to and
+// removed from a subscription, an ACK carries the nonce. A response has no
+// version of its own that covers what the proxy holds, so its nonce stands
+// for one: every delta response is a change.
+type deltaStream struct {
+	node *corev3.Node
+	s    discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	sent bool // the node goes on the first request only
+}
+
+func (t *deltaStream) subscribe(typeURL string, sub *subscription, previous []string) error {
+	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL}
+	for _, n := range sub.names {
+		if !slices.Contains(previous, n) {
+			req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, n)
+		}
+	}
+	for _, n := range previous {
+		if !slices.Contains(sub.names, n) {
+			req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, n)
+		}
+	}
+	return t.send(req)
+}
+
+func (t *deltaStream) ack(typeURL string, sub *subscription) error {
+	return t.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: sub.nonce})
+}
+
+func (t *deltaStream) send(req *discoveryv3.DeltaDiscoveryRequest) error {
+	if !t.sent {
+		req.Node, t.sent = t.node, true
+	}
+	return t.s.Send(req)
+}
+
+func (t *deltaStream) recv() (response, error) {
+	r, err := t.s.Recv()
+	if err != nil {
+		return response{}, err
+	}
+	resp := response{typeURL: r.GetTypeUrl(), version: r.GetNonce(), nonce: r.GetNonce(),
+		removed: r.GetRemovedResources(), delta: true}
+	for _, res := range r.GetResources() {
+		resp.names = append(resp.names, res.GetName())
+		resp.resources = append(resp.resources, res.GetResource())
+	}
+	return resp, nil
+}
+
 // clusterNames returns the sorted names of the clusters in a CDS response.
-func clusterNames(resp *discoveryv3.DiscoveryResponse) []string {
-	names := make([]string, 0, len(resp.GetResources()))
-	for _, a := range resp.GetResources() {
+func clusterNames(resources []*anypb.Any) []string {
+	names := make([]string, 0, len(resources))
+	for _, a := range resources {
 		var c clusterv3.Cluster
 		if proto.Unmarshal(a.GetValue(), &c) == nil {
 			names = append(names, c.GetName())
@@ -138,24 +251,15 @@ func clusterNames(resp *discoveryv3.DiscoveryResponse) []string {
 
 // routedClusters returns, sorted, the clusters svc's virtual host names in
 // an RDS response.
-func routedClusters(resp *discoveryv3.DiscoveryResponse, svc string) []string {
+func routedClusters(resources []*anypb.Any, svc string) []string {
 	var names []string
-	for _, a := range resp.GetResources() {
-		var rc routev3.RouteConfiguration
-		if proto.Unmarshal(a.GetValue(), &rc) != nil {
-			continue
-		}
-		for _, vh := range rc.GetVirtualHosts() {
-			if vh.GetName() != svc {
-				continue
+	for _, vh := range virtualHosts(resources, svc) {
+		for _, r := range vh.GetRoutes() {
+			if c := r.GetRoute().GetCluster(); c != "" {
+				names = append(names, c)
 			}
-			for _, r := range vh.GetRoutes() {
-				if c := r.GetRoute().GetCluster(); c != "" {
-					names = append(names, c)
-				}
-				for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
-					names = append(names, wc.GetName())
-				}
+			for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
+				names = append(names, wc.GetName())
 			}
 		}
 	}
@@ -163,15 +267,57 @@ func routedClusters(resp *discoveryv3.DiscoveryResponse, svc string) []string {
 	return slices.Compact(names)
 }
 
-// snapshotClusters returns, sorted, the clusters of snap a proxy subscribes
-// to EDS for: all of them for Envoy, svc's for gRPC.
-func snapshotClusters(snap *snapshot.Snapshot, grpcShaped bool, svc string) []string {
-	var names []string
-	for _, c := range snap.Clusters {
-		if !grpcShaped || strings.HasPrefix(c.GetName(), svc+"/") {
-			names = append(names, c.GetName())
+// virtualHosts returns svc's virtual hosts in RDS resources.
+func virtualHosts(resources []*anypb.Any, svc string) []*routev3.VirtualHost {
+	var out []*routev3.VirtualHost
+	for _, a := range resources {
+		var rc routev3.RouteConfiguration
+		if proto.Unmarshal(a.GetValue(), &rc) != nil {
+			continue
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			if vh.GetName() == svc {
+				out = append(out, vh)
+			}
 		}
 	}
-	slices.Sort(names)
-	return names
+	return out
+}
+
+// clusterWeights returns the weight of each cluster svc's default route
+// splits traffic over, by cluster name: the last route that is not weir's
+// warming route (a 0 % route that makes clients fetch clusters early).
+func clusterWeights(resources []*anypb.Any, svc string) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, vh := range virtualHosts(resources, svc) {
+		var def *routev3.Route
+		for _, r := range vh.GetRoutes() {
+			if r.GetName() != "weir_warming" {
+				def = r
+			}
+		}
+		for _, wc := range def.GetRoute().GetWeightedClusters().GetClusters() {
+			out[wc.GetName()] = wc.GetWeight().GetValue()
+		}
+	}
+	return out
+}
+
+// endpointPorts returns, per cluster in EDS resources, the ports of its
+// endpoints.
+func endpointPorts(resources []*anypb.Any) map[string][]uint32 {
+	out := map[string][]uint32{}
+	for _, a := range resources {
+		var cla endpointv3.ClusterLoadAssignment
+		if proto.Unmarshal(a.GetValue(), &cla) != nil {
+			continue
+		}
+		for _, lep := range cla.GetEndpoints() {
+			for _, ep := range lep.GetLbEndpoints() {
+				port := ep.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+				out[cla.GetClusterName()] = append(out[cla.GetClusterName()], port)
+			}
+		}
+	}
+	return out
 }

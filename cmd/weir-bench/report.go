@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,17 +62,33 @@ func (r *result) rows() []row {
 			add(sc.name+": "+m.label, "ms", func(s serverResult) float64 { return ms(percentile(column(sc.get(s), m.pick), m.q)) })
 		}
 	}
+	n := float64(r.cfg.Streams)
+	add("(a) server CPU per weight change", "ms", func(s serverResult) float64 { return ms(s.cpuWeight) })
+	add("(b) server CPU per endpoint change", "ms", func(s serverResult) float64 { return ms(s.cpuEndpt) })
+	add("(a) resources serialised per weight change", "", func(s serverResult) float64 { return s.marshal })
+	burst := fmt.Sprintf("(e) burst of %d weight changes", r.cfg.Burst)
+	add(burst+": time to make them", "ms", func(s serverResult) float64 { return ms(s.burst.took) })
+	add(burst+": snapshots pushed", "", func(s serverResult) float64 { return s.burst.pushes })
+	add(burst+": first → a proxy ACKed", "ms", func(s serverResult) float64 { return ms(s.burst.first) })
+	add(burst+": first → last held", "ms", func(s serverResult) float64 { return ms(s.burst.last) })
 	add("initial connect → all streams hold RDS+EDS", "ms", func(s serverResult) float64 { return ms(s.connect) })
 	add("(c) reconnect storm → all streams hold RDS+EDS", "ms", func(s serverResult) float64 { return ms(s.storm) })
-	add("(c) peak heap during the storm / steady heap", "×", func(s serverResult) float64 { return s.stormPeak })
-	add("(d) heap in use per stream (server + generator)", "KiB", func(s serverResult) float64 { return s.heapPerStream / 1024 })
+	add("(c) peak RSS during the storm / RSS before", "×", func(s serverResult) float64 { return s.stormPeak.rss / s.preStorm.rss })
+	add("(c) peak heap during the storm / during (a)", "×", func(s serverResult) float64 { return s.stormPeak.heap / s.pushPeak.heap })
+	add("(d) server RSS per stream", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
+	add("(d) server live heap per stream", "KiB", func(s serverResult) float64 { return (s.steady.heap - s.idle.heap) / n / 1024 })
+	add("(d) server RSS with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.rss / (1 << 20) })
 	return rows
 }
 
 func (r *result) print(out io.Writer) {
 	c := r.cfg
-	fmt.Fprintf(out, "weir-bench: N=%d streams (%.0f%% gRPC-shaped, %d per connection), %d services × %d endpoints, %d changes per scenario, %d cores, SotW ADS\n\n",
-		c.Streams, c.Mix*100, c.Conns, c.Services, c.Endpoints, c.Changes, r.cores)
+	protocol := "SotW"
+	if c.Delta {
+		protocol = "delta"
+	}
+	fmt.Fprintf(out, "weir-bench: N=%d streams (%.0f%% gRPC-shaped, %d per connection), %d services × %d endpoints, %d changes per scenario, %d cores, %s ADS, weir --debounce %v\n\n",
+		c.Streams, c.Mix*100, c.Conns, c.Services, c.Endpoints, c.Changes, r.cores, protocol, c.Debounce)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	names := make([]string, len(r.servers))
 	for i, s := range r.servers {
@@ -83,28 +99,31 @@ func (r *result) print(out io.Writer) {
 		cells := make([]string, len(rw.values))
 		for i, v := range rw.values {
 			cells[i] = fmt.Sprintf("%.1f", v)
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				cells[i] = "n/a"
+			}
 		}
 		ratio := "-"
-		if len(rw.values) == 2 && rw.values[0] > 0 {
+		if len(rw.values) == 2 && rw.values[0] > 0 && !math.IsNaN(rw.values[1]) {
 			ratio = fmt.Sprintf("%.1f×", rw.values[1]/rw.values[0])
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", rw.metric, rw.unit, strings.Join(cells, "\t"), ratio)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\nnotes:")
-	for _, n := range slices.Concat(r.notes, r.standardNotes()) {
+	for _, n := range r.standardNotes() {
 		fmt.Fprintln(out, "  -", n)
 	}
 }
 
 func (r *result) standardNotes() []string {
 	notes := []string{
-		"times run from just before the server is handed the new snapshot (baseline: SetSnapshot for every node id) until a proxy sent its ACK of the new version; p50/p99 are over changes",
-		"(b) counts the proxies that see the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service",
-		"(d) generator and servers share one process: heap per stream includes the generator's own client-side streams, the same for both servers; the difference between the columns is the servers'",
-		"the generator shares the cores with the server under test, so these times are upper bounds for both; once connected, simulated proxies only ACK (they stop parsing responses: the scenarios never change which clusters exist)",
-		"(c) the storm's peak heap is sampled every 10 ms without forcing a GC, the steady heap after one: the ratio is an upper bound, and includes the generator",
-		"not measured: RSS, CPU per push, --delta (only state-of-the-world ADS is implemented)",
+		"each server runs as a process of its own on the same catalog and policy files; the generator runs in weir-bench's process and shares the cores, so times are upper bounds for both",
+		"(a) weir's weights change through its admin API (SetWeights); the baseline has no API, so its policy file is rewritten. (b) both read the catalog file, rewritten; file changes are read after 50 ms of quiet",
+		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes. (b) counts the proxies that see the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service",
+		"a verifying proxy checks that each change was served as made before the next; once connected, the other proxies only ACK (the scenarios never change which clusters exist)",
+		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; CPU from /proc",
+		"(e) the baseline rebuilds on every file event; a file watcher waits for 50 ms of quiet, which coalesces its burst",
 	}
 	for _, s := range r.servers {
 		for _, e := range s.errs {

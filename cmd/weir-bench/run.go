@@ -3,57 +3,53 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/weir-mesh/weir/snapshot"
-	"github.com/weir-mesh/weir/xds"
 )
-
-// server names a control plane and how to start it.
-type server struct {
-	name  string
-	start func(*snapshot.Snapshot) (target, error)
-	// expected returns the version_info a proxy ACKs once it holds snap.
-	expected func(t target, snap *snapshot.Snapshot, typeURL string, p *proxy, names []string) string
-}
-
-var servers = []server{
-	{name: "weir", start: func(s *snapshot.Snapshot) (target, error) { return startWeir(s) },
-		expected: func(t target, _ *snapshot.Snapshot, typeURL string, p *proxy, names []string) string {
-			class := xds.Envoy
-			if p.grpc {
-				class = xds.GRPC
-			}
-			return t.(*weirTarget).cache.VersionFor(typeURL, class, names, false)
-		}},
-	{name: "baseline", start: func(s *snapshot.Snapshot) (target, error) { return startBaseline(s) },
-		expected: func(_ target, snap *snapshot.Snapshot, _ string, _ *proxy, _ []string) string { return snap.Version }},
-}
 
 // serverResult is what one server measured.
 type serverResult struct {
-	name          string
-	weights       []fractions // per change
-	endpoints     []fractions
-	heapPerStream float64 // bytes
-	connect       time.Duration
-	storm         time.Duration // every stream dropped and reconnected at once → all served
-	stormPeak     float64       // peak heap during the storm / steady heap
-	errs          []string
+	name      string
+	weights   []fractions // per change
+	endpoints []fractions
+	connect   time.Duration
+	steady    usage         // after connect, fleet settled
+	idle      usage         // before any proxy connected
+	cpuWeight time.Duration // CPU per weight change
+	cpuEndpt  time.Duration // CPU per endpoint change
+	marshal   float64       // resources serialised per weight change (weir only; NaN otherwise)
+	burst     burstResult
+	storm     time.Duration // every stream dropped and reconnected at once → all served
+	preStorm  usage         // just before the storm
+	stormPeak usage         // peaks while the storm is served
+	pushPeak  usage         // peaks during the weight changes
+	errs      []string
+}
+
+// usage is a server's memory: resident set and Go heap in use.
+type usage struct{ rss, heap float64 }
+
+// burstResult is what a burst of changes caused.
+type burstResult struct {
+	took   time.Duration // to make all the changes
+	first  time.Duration // from the first change until the verifying proxy ACKed a new version
+	last   time.Duration // … held the last change
+	pushes float64       // snapshots the server published meanwhile
 }
 
 // fractions are the times until 50 %, 99 % and 100 % of the proxies ACKed.
 type fractions struct{ p50, p99, all time.Duration }
 
 func fractionsOf(times []time.Duration) fractions {
-	at := func(q float64) time.Duration {
-		i := int(float64(len(times))*q+0.999999) - 1
-		return times[max(0, min(i, len(times)-1))]
-	}
-	return fractions{at(0.5), at(0.99), at(1)}
+	return fractions{percentile(times, 0.5), percentile(times, 0.99), percentile(times, 1)}
 }
 
 // result is one run: every server under the same workload.
@@ -61,7 +57,6 @@ type result struct {
 	cfg     config
 	cores   int
 	servers []serverResult
-	notes   []string
 }
 
 func run(ctx context.Context, cfg config) (*result, error) {
@@ -70,6 +65,9 @@ func run(ctx context.Context, cfg config) (*result, error) {
 	}
 	res := &result{cfg: cfg, cores: runtime.NumCPU()}
 	for _, s := range servers {
+		if cfg.Only != "" && cfg.Only != s.name {
+			continue
+		}
 		sr, err := measure(ctx, cfg, s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
@@ -81,132 +79,207 @@ func run(ctx context.Context, cfg config) (*result, error) {
 
 // measure runs every scenario against one freshly started server.
 func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
-	sr := serverResult{name: s.name}
-	w := newWorld(cfg.Services, cfg.Endpoints)
-	snap, err := w.build()
+	sr := serverResult{name: s.name, marshal: math.NaN()}
+	dir, err := os.MkdirTemp("", "weir-bench-"+s.name+"-")
 	if err != nil {
 		return sr, err
 	}
-	t, err := s.start(snap)
+	defer os.RemoveAll(dir)
+	w, err := newWorld(dir, cfg.Services, cfg.Endpoints)
 	if err != nil {
 		return sr, err
 	}
-	defer t.stop()
-	before := heapInuse() // after start: the per-stream cost, not the server's fixed cost
+	t, err := s.start(ctx, cfg, w)
+	if err != nil {
+		return sr, err
+	}
+	defer t.close()
+	if sr.idle, err = t.usage(); err != nil {
+		return sr, err
+	}
 	start := time.Now()
-	f, err := connect(ctx, cfg, t.addr())
+	f, err := connect(ctx, cfg, t.xdsAddr)
 	if err != nil {
 		return sr, err
 	}
-	defer f.close()
+	defer func() { f.close() }()
 	sr.connect = time.Since(start)
-	sr.heapPerStream = float64(int64(heapInuse())-int64(before)) / float64(cfg.Streams)
 	f.settled.Store(true)
-
-	for i := range cfg.Changes {
-		w.toggleWeights()
-		fr, err := change(ctx, cfg, s, t, f, w, resourcev3.RouteType, -1)
-		if err != nil {
-			sr.errs = append(sr.errs, fmt.Sprintf("weight change %d: %v", i, err))
+	if sr.steady, err = t.usage(); err != nil {
+		return sr, err
+	}
+	if cfg.ProfileDir != "" {
+		if err := t.heapProfile(filepath.Join(cfg.ProfileDir, s.name+".heap.pprof")); err != nil {
+			return sr, err
+		}
+		go t.cpuProfile(filepath.Join(cfg.ProfileDir, s.name+".cpu.pprof"), cfg.ProfileTime)
+	}
+	for _, sc := range []func(context.Context, config, *target, *fleet, *world, *serverResult) error{
+		weightChanges, endpointChanges, burst,
+	} {
+		if err := sc(ctx, cfg, t, f, w, &sr); err != nil {
+			sr.errs = append(sr.errs, err.Error())
 			return sr, nil
 		}
-		sr.weights = append(sr.weights, fr)
 	}
-	for i := range cfg.Changes {
-		svc := i % cfg.Services
-		w.moveEndpoint(svc)
-		fr, err := change(ctx, cfg, s, t, f, w, resourcev3.EndpointType, svc)
-		if err != nil {
-			sr.errs = append(sr.errs, fmt.Sprintf("endpoint change %d: %v", i, err))
-			return sr, nil
-		}
-		sr.endpoints = append(sr.endpoints, fr)
-	}
-	sr.storm, sr.stormPeak, err = reconnectStorm(ctx, cfg, t, f)
+	f, err = reconnectStorm(ctx, cfg, t, f, &sr)
 	if err != nil {
 		sr.errs = append(sr.errs, fmt.Sprintf("reconnect storm: %v", err))
 	}
 	return sr, nil
 }
 
+// usage measures a server's memory after a forced collection.
+func (p *process) usage() (usage, error) {
+	heap, err := p.liveHeap()
+	if err != nil {
+		return usage{}, err
+	}
+	rss, err := p.rss()
+	return usage{rss: float64(rss), heap: heap}, err
+}
+
+// weightChanges is scenario (a): the weighted service's split moves
+// between 90/10 and 50/50; every proxy must ACK new routes.
+func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
+	cpu0, err := t.cpu()
+	if err != nil {
+		return err
+	}
+	marshalled0, marshalErr := t.metric("weir_xds_resources_marshalled_total")
+	peak := t.samplePeaks()
+	ws := weights{90, 10}
+	for i := range cfg.Changes {
+		ws = ws.next()
+		r := f.begin(resourcev3.RouteType, func(*proxy) bool { return true })
+		if err := t.setWeights(ctx, ws); err != nil {
+			return fmt.Errorf("weight change %d: %w", i, err)
+		}
+		times, err := f.await(r, cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("weight change %d: %w", i, err)
+		}
+		if err := f.awaitObserved(holdsWeights(ws), cfg.Timeout); err != nil {
+			return fmt.Errorf("weight change %d to %d/%d: %w (it holds %v)", i, ws.v1, ws.v2, err, f.observed().weights)
+		}
+		sr.weights = append(sr.weights, fractionsOf(times))
+	}
+	sr.pushPeak = peak()
+	cpu1, err := t.cpu()
+	if err != nil {
+		return err
+	}
+	sr.cpuWeight = (cpu1 - cpu0) / time.Duration(cfg.Changes)
+	if marshalled1, err := t.metric("weir_xds_resources_marshalled_total"); err == nil && marshalErr == nil {
+		sr.marshal = (marshalled1 - marshalled0) / float64(cfg.Changes)
+	}
+	return nil
+}
+
+// holdsWeights accepts what the verifying proxy holds once the weighted
+// service's v1 cluster has ws.v1 percent of its weight.
+func holdsWeights(ws weights) func(observed) bool {
+	return func(o observed) bool {
+		var total uint32
+		for _, w := range o.weights {
+			total += w
+		}
+		v1 := o.weights[snapshot.ClusterName(weightedService, "v1")]
+		return total > 0 && math.Abs(float64(v1)/float64(total)*100-float64(ws.v1)) < 0.01
+	}
+}
+
+// endpointChanges is scenario (b): the first endpoint of one service after
+// another moves to a new port in the catalog file; every Envoy-shaped proxy
+// and the gRPC-shaped proxies of that service must ACK new endpoints.
+func endpointChanges(ctx context.Context, cfg config, t *target, f *fleet, w *world, sr *serverResult) error {
+	cpu0, err := t.cpu()
+	if err != nil {
+		return err
+	}
+	for i := range cfg.Changes {
+		svc := i % cfg.Services
+		port := uint32(10000 + i)
+		r := f.begin(resourcev3.EndpointType, func(p *proxy) bool { return !p.grpc || p.svc == serviceName(svc) })
+		if err := w.moveEndpoint(svc, port); err != nil {
+			return err
+		}
+		times, err := f.await(r, cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("endpoint change %d: %w", i, err)
+		}
+		if err := f.awaitObserved(holdsPort(serviceName(svc), port), cfg.Timeout); err != nil {
+			return fmt.Errorf("endpoint change %d: %w", i, err)
+		}
+		sr.endpoints = append(sr.endpoints, fractionsOf(times))
+	}
+	cpu1, err := t.cpu()
+	if err != nil {
+		return err
+	}
+	sr.cpuEndpt = (cpu1 - cpu0) / time.Duration(cfg.Changes)
+	return nil
+}
+
+// holdsPort accepts what the verifying proxy holds once svc's v1 cluster
+// has an endpoint on port.
+func holdsPort(svc string, port uint32) func(observed) bool {
+	return func(o observed) bool { return slices.Contains(o.ports[snapshot.ClusterName(svc, "v1")], port) }
+}
+
+// burst makes cfg.Burst weight changes, no faster than cfg.Burst in
+// cfg.BurstWindow, and measures how many pushes they cause, how soon the
+// first reaches the verifying proxy, and when the last does.
+func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
+	published0, err := t.metric("weir_snapshots_published_total")
+	if err != nil {
+		return err
+	}
+	r := f.begin(resourcev3.RouteType, func(p *proxy) bool { return p.verify })
+	gap := cfg.BurstWindow / time.Duration(cfg.Burst)
+	var ws weights
+	for k := range cfg.Burst {
+		ws = weights{v1: k % 100, v2: 100 - k%100}
+		if err := t.setWeights(ctx, ws); err != nil {
+			return fmt.Errorf("burst change %d: %w", k, err)
+		}
+		if wait := time.Until(r.start.Add(time.Duration(k+1) * gap)); wait > 0 {
+			time.Sleep(wait) // pacing the burst, not waiting for a condition
+		}
+	}
+	sr.burst.took = time.Since(r.start)
+	times, err := f.await(r, cfg.Timeout)
+	if err != nil {
+		return fmt.Errorf("burst: first change: %w", err)
+	}
+	sr.burst.first = times[0]
+	if err := f.awaitObserved(holdsWeights(ws), cfg.Timeout); err != nil {
+		return fmt.Errorf("burst: last change: %w", err)
+	}
+	sr.burst.last = time.Since(r.start)
+	published1, err := t.metric("weir_snapshots_published_total")
+	sr.burst.pushes = published1 - published0
+	return err
+}
+
 // reconnectStorm drops every stream of f at once and connects them all
 // again, as a fleet does when its control plane restarts or its network
-// blips, and returns how long until every proxy held routes and endpoints
-// again, and the peak heap meanwhile relative to the steady heap before.
-func reconnectStorm(ctx context.Context, cfg config, t target, f *fleet) (time.Duration, float64, error) {
-	steady := heapInuse()
-	peak := make(chan uint64, 1)
-	stop := make(chan struct{})
-	go func() { peak <- samplePeakHeap(stop) }()
+// blips, and records how long until every proxy held routes and endpoints
+// again and the server's memory peaks meanwhile. It returns the new fleet.
+func reconnectStorm(ctx context.Context, cfg config, t *target, f *fleet, sr *serverResult) (*fleet, error) {
+	var err error
+	if sr.preStorm, err = t.usage(); err != nil {
+		return f, err
+	}
+	peak := t.samplePeaks()
 	f.close()
 	start := time.Now()
-	again, err := connect(ctx, cfg, t.addr())
-	took := time.Since(start)
-	close(stop)
-	p := <-peak
+	again, err := connect(ctx, cfg, t.xdsAddr)
+	sr.storm = time.Since(start)
+	sr.stormPeak = peak()
 	if err != nil {
-		return 0, 0, err
+		return f, err
 	}
-	again.close()
-	return took, float64(p) / float64(steady), nil
-}
-
-// samplePeakHeap returns the largest HeapInuse seen every 10 ms until stop
-// is closed.
-func samplePeakHeap(stop <-chan struct{}) uint64 {
-	var peak uint64
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		peak = max(peak, m.HeapInuse)
-		select {
-		case <-stop:
-			return peak
-		case <-t.C:
-		}
-	}
-}
-
-// change publishes the world as it is now and waits until every proxy that
-// sees the change (for EDS: Envoys and the gRPC clients of service svc)
-// ACKed the new version of typeURL.
-func change(ctx context.Context, cfg config, s server, t target, f *fleet, w *world, typeURL string, svc int) (fractions, error) {
-	if err := ctx.Err(); err != nil {
-		return fractions{}, err
-	}
-	snap, err := w.build()
-	if err != nil {
-		return fractions{}, err
-	}
-	start := time.Now()
-	if err := t.publish(snap); err != nil {
-		return fractions{}, err
-	}
-	expected := map[int]string{}
-	for _, p := range f.proxies {
-		names := []string{snapshot.RouteConfigName}
-		if typeURL == resourcev3.EndpointType {
-			if p.grpc && p.svc != serviceName(svc) {
-				continue
-			}
-			names = snapshotClusters(snap, p.grpc, p.svc)
-		}
-		expected[p.idx] = s.expected(t, snap, typeURL, p, names)
-	}
-	times, err := f.await(typeURL, start, expected, cfg.Timeout)
-	if err != nil {
-		return fractions{}, err
-	}
-	return fractionsOf(times), nil
-}
-
-// heapInuse returns the live heap after a full collection.
-func heapInuse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	again.settled.Store(true)
+	return again, nil
 }

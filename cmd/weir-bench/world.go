@@ -2,67 +2,98 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/weir-mesh/weir/discovery"
-	"github.com/weir-mesh/weir/policy"
-	"github.com/weir-mesh/weir/snapshot"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
-// world is the generated catalog and routing both servers serve. Each
-// mutation returns the next snapshot, built with weir's own snapshot.Build,
-// so weir and the baseline serve identical content.
+// world is the generated catalog and policy both servers read from files:
+// services svc-0000… with endpoints split over versions v1 and v2, and a
+// fixed-weights policy for svc-0000, the service the weight changes move.
 type world struct {
-	services []discovery.Service
-	routing  map[string]policy.Routing
-	split    bool // the changed service is at 50/50 rather than 90/10
+	dir       string
+	services  int
+	endpoints int
+	ports     []uint32 // port of each service's first endpoint; the rest use 8080
 }
 
 func serviceName(i int) string { return fmt.Sprintf("svc-%04d", i) }
 
-func newWorld(services, endpoints int) *world {
-	w := &world{routing: map[string]policy.Routing{}}
-	for s := range services {
-		svc := discovery.Service{Name: serviceName(s)}
-		for e := range endpoints {
-			svc.Instances = append(svc.Instances, discovery.Instance{
-				ID:      fmt.Sprintf("%s-%03d", svc.Name, e),
-				Address: fmt.Sprintf("10.%d.%d.%d", s/250, s%250, e%250+1),
-				Port:    8080,
-				Version: fmt.Sprintf("v%d", e%2+1),
-			})
-		}
-		w.services = append(w.services, svc)
-	}
-	w.routing[serviceName(0)] = policy.Routing{Weights: policy.Weights{"v1": 9000, "v2": 1000}}
-	return w
-}
+// weightedService is the service whose weights the scenarios change.
+var weightedService = serviceName(0)
 
-// build returns the snapshot of the world as it is.
-func (w *world) build() (*snapshot.Snapshot, error) {
-	model, err := discovery.NewModel(w.services)
-	if err != nil {
+func newWorld(dir string, services, endpoints int) (*world, error) {
+	w := &world{dir: dir, services: services, endpoints: endpoints, ports: make([]uint32, services)}
+	for i := range w.ports {
+		w.ports[i] = 8080
+	}
+	if err := os.MkdirAll(w.policyDir(), 0o755); err != nil {
 		return nil, err
 	}
-	return snapshot.Build(snapshot.Input{Model: model, Routing: w.routing})
+	if err := w.writeCatalog(); err != nil {
+		return nil, err
+	}
+	return w, w.writeWeights(weights{90, 10})
 }
 
-// toggleWeights flips the first service between 90/10 and 50/50.
-func (w *world) toggleWeights() {
-	w.split = !w.split
-	ws := policy.Weights{"v1": 9000, "v2": 1000}
-	if w.split {
-		ws = policy.Weights{"v1": 5000, "v2": 5000}
+func (w *world) catalogPath() string { return filepath.Join(w.dir, "catalog", "catalog.yaml") }
+func (w *world) policyDir() string   { return filepath.Join(w.dir, "policies") }
+
+// weights is the split of weightedService, in percent for v1 and v2.
+type weights struct{ v1, v2 int }
+
+// nextWeights alternates between 90/10 and 50/50.
+func (ws weights) next() weights {
+	if ws.v1 == 90 {
+		return weights{50, 50}
 	}
-	w.routing[serviceName(0)] = policy.Routing{Weights: ws}
+	return weights{90, 10}
 }
 
-// moveEndpoint moves the first endpoint of service s between ports 8080
-// and 9090.
-func (w *world) moveEndpoint(s int) {
-	in := &w.services[s].Instances[0]
-	if in.Port == 8080 {
-		in.Port = 9090
-	} else {
-		in.Port = 8080
+// catalog returns the catalog file's text.
+func (w *world) catalog() []byte {
+	var b strings.Builder
+	b.WriteString("services:\n")
+	for s := range w.services {
+		fmt.Fprintf(&b, "  - name: %s\n    instances:\n", serviceName(s))
+		for e := range w.endpoints {
+			port := uint32(8080)
+			if e == 0 {
+				port = w.ports[s]
+			}
+			fmt.Fprintf(&b, "      - {id: %s-%03d, address: 10.%d.%d.%d, port: %d, version: v%d}\n",
+				serviceName(s), e, s/250, s%250, e%250+1, port, e%2+1)
+		}
 	}
+	return []byte(b.String())
+}
+
+// moveEndpoint moves the first endpoint of service s to port and rewrites
+// the catalog.
+func (w *world) moveEndpoint(s int, port uint32) error {
+	w.ports[s] = port
+	return w.writeCatalog()
+}
+
+func (w *world) writeCatalog() error {
+	if err := os.MkdirAll(filepath.Dir(w.catalogPath()), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(w.catalogPath(), w.catalog())
+}
+
+// writeWeights rewrites weightedService's policy file.
+func (w *world) writeWeights(ws weights) error {
+	text := fmt.Sprintf("service: %s\nstrategy: fixed\nweights: {v1: %d, v2: %d}\n", weightedService, ws.v1, ws.v2)
+	return writeAtomic(filepath.Join(w.policyDir(), weightedService+".yaml"), []byte(text))
+}
+
+// writeAtomic replaces path by renaming a file written next to its
+// directory over it, so that a watcher never reads half a file.
+func writeAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(filepath.Dir(path)), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

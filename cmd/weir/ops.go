@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -85,7 +86,9 @@ func readinessOf(st xds.Status) readiness {
 	return r
 }
 
-func opsHandler(reg *prometheus.Registry, ready func() readiness) http.Handler {
+// opsHandler serves health, readiness and metrics, and with withPprof Go's
+// profiler, which is off by default: a profile costs CPU and shows internals.
+func opsHandler(reg *prometheus.Registry, ready func() readiness, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -101,12 +104,16 @@ func opsHandler(reg *prometheus.Registry, ready func() readiness) http.Handler {
 		enc.Encode(r)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
 	return mux
 }
 
 // serveOps serves the operations endpoints on lis until ctx is done.
-func serveOps(ctx context.Context, lis net.Listener, reg *prometheus.Registry, ready func() readiness) error {
-	srv := &http.Server{Handler: opsHandler(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+func serveOps(ctx context.Context, lis net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {

@@ -25,8 +25,10 @@ import (
 
 // serveConfig is everything `weir serve` is configured with.
 type serveConfig struct {
-	XDSAddr        string
-	OpsAddr        string
+	XDSAddr string
+	OpsAddr string
+	// Pprof serves Go's profiler under /debug/pprof/ on OpsAddr.
+	Pprof          bool
 	Catalog        string
 	Policies       string
 	SidecarAddress string
@@ -83,6 +85,7 @@ func newServeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "address to serve xDS (ADS) on")
 	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:18080", "address to serve /healthz, /readyz and /metrics on")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --ops-addr (CPU and heap profiles under load)")
 	f.StringVar(&cfg.Catalog, "catalog", "", "catalog file listing services and instances (watched)")
 	f.StringVar(&cfg.Policies, "policies", "", "directory of policy files, one per service (watched); none means no policies")
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
@@ -222,7 +225,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.source.Run(ctx, s.publisher) })
 	g.Go(func() error { return s.watchPolicies(ctx) })
 	g.Go(func() error { return xds.Serve(ctx, gs, s.xdsLis) })
-	g.Go(func() error { return serveOps(ctx, s.opsLis, s.registry, s.readiness) })
+	g.Go(func() error { return serveOps(ctx, s.opsLis, opsHandler(s.registry, s.readiness, s.cfg.Pprof)) })
 	if s.adminLis != nil {
 		g.Go(func() error { return serveAdmin(ctx, s.adminLis, s.adminServer(), s.adminOpts) })
 	}
