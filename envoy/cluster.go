@@ -51,22 +51,21 @@ func cluster(name string, lb clusterv3.Cluster_LbPolicy) *clusterv3.Cluster {
 		LbPolicy:             lb,
 		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{
-			httpProtocolOptionsKey: mustAny(downstreamProtocolOptions()),
+			httpProtocolOptionsKey: constAny(downstreamProtocolOptionsAny),
 		},
 	}
 }
 
-// downstreamProtocolOptions makes Envoy use the downstream request's protocol upstream.
-func downstreamProtocolOptions() *httpv3.HttpProtocolOptions {
-	return &httpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
-			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
-				HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
-				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-			},
+// downstreamProtocolOptionsAny makes Envoy use the downstream request's
+// protocol upstream.
+var downstreamProtocolOptionsAny = mustAny(&httpv3.HttpProtocolOptions{
+	UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+		UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+			HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
+			Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
 		},
-	}
-}
+	},
+})
 
 // http2ProtocolOptions makes Envoy speak HTTP/2 to the upstream, as gRPC needs.
 func http2ProtocolOptions() *httpv3.HttpProtocolOptions {

@@ -5,6 +5,7 @@
 package envoy
 
 import (
+	"slices"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -52,4 +53,11 @@ func mustAny(m proto.Message) *anypb.Any {
 		panic("envoy: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
 	}
 	return a
+}
+
+// constAny returns a fresh copy of a, an Any that builders put in many
+// resources: encoding its message once rather than per resource saves
+// Build a marshal per cluster and listener.
+func constAny(a *anypb.Any) *anypb.Any {
+	return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: slices.Clone(a.GetValue())}
 }

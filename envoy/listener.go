@@ -7,6 +7,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 )
 
+// routerAny is the router filter's (empty) configuration.
+var routerAny = mustAny(&routerv3.Router{})
+
 // HTTPConnectionManager returns an HTTP connection manager that fetches the
 // route configuration routeConfigName over ADS and ends its filter chain with
 // the router, which both Envoy and grpc-go require.
@@ -20,7 +23,7 @@ func HTTPConnectionManager(statPrefix, routeConfigName string) *hcmv3.HttpConnec
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{
 			Name:       wellknown.Router,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: constAny(routerAny)},
 		}},
 	}
 }

@@ -50,7 +50,7 @@ func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 	if err := Consistent(bridged); err != nil {
 		return nil, fmt.Errorf("snapshot: bridge is inconsistent: %w", err)
 	}
-	version, _, err := hash(bridged, nil)
+	version, err := contentVersion(bridged)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}

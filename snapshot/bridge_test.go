@@ -222,7 +222,7 @@ func TestBridgeMatchAndSticky(t *testing.T) {
 			if err := Consistent(bridge.Resources); err != nil {
 				t.Fatal(err)
 			}
-			if err := validate(bridge.Resources, nil); err != nil {
+			if err := validate(bridge.Resources); err != nil {
 				t.Fatal(err)
 			}
 			if got := RoutedClusters(bridge.Resources); !slices.Equal(got, tt.routed) {

@@ -20,7 +20,14 @@ import (
 // and NACK a response that repeats one. Envoy also rejects a route
 // configuration that lists a domain in two virtual hosts (services "a" and
 // "a.service.consul" would), so that is checked too.
-func Consistent(r Resources) error {
+func Consistent(r Resources) error { return consistent(r, connectionManagers) }
+
+// hcmsFunc returns the HTTP connection managers of a listener.
+type hcmsFunc func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error)
+
+// consistent is Consistent with hcms for connectionManagers: a Builder
+// remembers them rather than decode every listener on every build.
+func consistent(r Resources, hcms hcmsFunc) error {
 	var errs []error
 	clusters := names(&errs, "cluster", r.Clusters, (*clusterv3.Cluster).GetName)
 	routes := names(&errs, "route configuration", r.Routes, (*routev3.RouteConfiguration).GetName)
@@ -35,7 +42,7 @@ func Consistent(r Resources) error {
 	}
 
 	for _, l := range append(append([]*listenerv3.Listener(nil), r.SidecarListeners...), r.APIListeners...) {
-		errs = append(errs, listenerRefs(l, routes, clusters)...)
+		errs = append(errs, listenerRefs(l, hcms, routes, clusters)...)
 	}
 	for _, rc := range r.Routes {
 		errs = append(errs, clusterRefs("route configuration "+quote(rc.GetName()), rc, clusters)...)
@@ -61,19 +68,18 @@ func names[T any](errs *[]error, kind string, items []T, name func(T) string) ma
 
 // listenerRefs checks the route configurations that l's connection managers
 // use: by RDS name, or inline.
-func listenerRefs(l *listenerv3.Listener, routes, clusters map[string]bool) []error {
-	who := "listener " + quote(l.GetName())
-	hcms, err := connectionManagers(l)
+func listenerRefs(l *listenerv3.Listener, hcms hcmsFunc, routes, clusters map[string]bool) []error {
+	managers, err := hcms(l)
 	if err != nil {
-		return []error{fmt.Errorf("%s: %w", who, err)}
+		return []error{fmt.Errorf("listener %q: %w", l.GetName(), err)}
 	}
 	var errs []error
-	for _, hcm := range hcms {
+	for _, hcm := range managers {
 		if rds := hcm.GetRds(); rds != nil && !routes[rds.GetRouteConfigName()] {
-			errs = append(errs, fmt.Errorf("%s references route configuration %q, which is not served", who, rds.GetRouteConfigName()))
+			errs = append(errs, fmt.Errorf("listener %q references route configuration %q, which is not served", l.GetName(), rds.GetRouteConfigName()))
 		}
 		if rc := hcm.GetRouteConfig(); rc != nil {
-			errs = append(errs, clusterRefs(who, rc, clusters)...)
+			errs = append(errs, clusterRefs("listener "+quote(l.GetName()), rc, clusters)...)
 		}
 	}
 	return errs
@@ -129,7 +135,11 @@ func clusterRefs(who string, rc *routev3.RouteConfiguration, clusters map[string
 // duplicateDomains reports domains that more than one virtual host of rc lists.
 func duplicateDomains(rc *routev3.RouteConfiguration) []error {
 	var errs []error
-	owner := make(map[string]string)
+	n := 0
+	for _, vh := range rc.GetVirtualHosts() {
+		n += len(vh.GetDomains())
+	}
+	owner := make(map[string]string, n)
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, d := range vh.GetDomains() {
 			if first, ok := owner[d]; ok {

@@ -124,7 +124,7 @@ func TestValidateNamesResource(t *testing.T) {
 	r.SidecarListeners = append(r.SidecarListeners, &listenerv3.Listener{Name: "bad", FilterChains: []*listenerv3.FilterChain{{
 		Filters: []*listenerv3.Filter{{}}, // a filter needs a name
 	}}})
-	err := validate(r, nil)
+	err := validate(r)
 	if err == nil {
 		t.Fatal("validate succeeded, want errors")
 	}

@@ -198,7 +198,7 @@ func TestGolden(t *testing.T) {
 			if err := Consistent(snap.Resources); err != nil {
 				t.Errorf("Consistent: %v", err)
 			}
-			if err := validate(snap.Resources, nil); err != nil {
+			if err := validate(snap.Resources); err != nil {
 				t.Errorf("ValidateAll: %v", err)
 			}
 			got := render(t, snap)

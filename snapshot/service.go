@@ -151,10 +151,18 @@ func clusterWeights(service string, weights policy.Weights) []envoy.ClusterWeigh
 // proxyless gRPC targets (xds:///svc, which must match exactly, port included)
 // and the Consul DNS name for sidecar traffic, each with and without every port.
 func domains(svc discovery.Service) []string {
+	// Instances mostly share their port: format each port once.
+	ports := make([]uint32, len(svc.Instances))
+	for i, in := range svc.Instances {
+		ports[i] = in.Port
+	}
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
 	names := []string{svc.Name, svc.Name + ".service.consul"}
-	out := slices.Clone(names)
-	for _, in := range svc.Instances {
-		port := ":" + strconv.FormatUint(uint64(in.Port), 10)
+	out := make([]string, 0, len(names)*(1+len(ports)))
+	out = append(out, names...)
+	for _, p := range ports {
+		port := ":" + strconv.FormatUint(uint64(p), 10)
 		for _, n := range names {
 			out = append(out, n+port)
 		}

@@ -6,18 +6,14 @@ package snapshot
 
 import (
 	"cmp"
-	"fmt"
-	"reflect"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-mesh/weir/discovery"
-	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 )
 
@@ -74,79 +70,15 @@ const StickyVersion = "*"
 // caller should then keep serving its last good snapshot.
 func Build(in Input) (*Snapshot, error) { return new(Builder).Build(in) }
 
-// Builder builds snapshots like Build, but remembers what it built last: a
-// service whose instances and routing did not change reuses its resources —
-// the very same messages — which are then neither built, validated nor
-// hashed again (and an xDS cache that remembers messages need not marshal
-// them again either). The result is the same as Build's. Its zero value is
-// ready for use; it is not safe for concurrent use.
-type Builder struct {
-	services map[string]builtService
-	digests  map[proto.Message]digest
-}
-
-// builtService is one service's inputs and what was built from them.
-type builtService struct {
-	svc       discovery.Service
-	routing   policy.Routing
-	hasPolicy bool
-	out       serviceResources
-	listener  *listenerv3.Listener
-}
-
-// Build returns the resources for in, reusing what an earlier Build made
-// for services whose inputs are unchanged.
-func (b *Builder) Build(in Input) (*Snapshot, error) {
+// withDefaults returns in with the defaults for what it leaves zero.
+func withDefaults(in Input) Input {
 	if in.SidecarPort == 0 {
 		in.SidecarPort = defaultSidecarPort
 	}
 	if in.SidecarAddress == "" {
 		in.SidecarAddress = defaultSidecarAddress
 	}
-	services := in.Model.Services()
-	built := make(map[string]builtService, len(services))
-	snap := &Snapshot{}
-	vhosts := make([]*routev3.VirtualHost, 0, len(services))
-	for _, svc := range services {
-		bs := b.service(svc, in.Routing)
-		built[svc.Name] = bs
-		snap.Clusters = append(snap.Clusters, bs.out.clusters...)
-		snap.Endpoints = append(snap.Endpoints, bs.out.endpoints...)
-		snap.APIListeners = append(snap.APIListeners, bs.listener)
-		vhosts = append(vhosts, bs.out.vhost)
-		snap.Report.add(svc.Name, bs.out.report)
-	}
-	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
-	snap.Routes = []*routev3.RouteConfiguration{envoy.RouteConfiguration(RouteConfigName, vhosts)}
-	snap.SidecarListeners = []*listenerv3.Listener{
-		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
-	}
-	snap.sort()
-	if err := validate(snap.Resources, b.digests); err != nil {
-		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
-	}
-	if err := Consistent(snap.Resources); err != nil {
-		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
-	}
-	version, digests, err := hash(snap.Resources, b.digests)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
-	}
-	snap.Version = version
-	b.services, b.digests = built, digests
-	return snap, nil
-}
-
-// service returns svc's resources: those built last time if its instances
-// and routing are unchanged, else new ones.
-func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routing) builtService {
-	r, hasPolicy := routing[svc.Name]
-	if prev, ok := b.services[svc.Name]; ok && prev.hasPolicy == hasPolicy &&
-		slices.Equal(prev.svc.Instances, svc.Instances) && reflect.DeepEqual(prev.routing, r) {
-		return prev
-	}
-	return builtService{svc: svc, routing: r, hasPolicy: hasPolicy, out: buildService(svc, r, hasPolicy),
-		listener: envoy.APIListener(svc.Name, RouteConfigName)}
+	return in
 }
 
 // unknownServices returns, sorted, the services that have a policy but that
@@ -162,9 +94,7 @@ func unknownServices(model discovery.Model, routing map[string]policy.Routing) [
 	return unknown
 }
 
-// sort orders every resource by name. Services come sorted from the model,
-// but ClusterName's "/" separator does not sort like the service name alone
-// ("a/v1" > "a-b/v1" although "a" < "a-b"), so sort explicitly.
+// sort orders every resource by name.
 func (r *Resources) sort() {
 	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {

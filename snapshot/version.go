@@ -5,11 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"slices"
+	"hash"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // versionLen is how many hex digits of the sha256 the Version keeps: 64 bits
@@ -22,95 +27,204 @@ type resource interface {
 	ValidateAll() error
 }
 
-// entry is one resource with the key it is hashed and reported under.
-type entry struct {
-	typeURL, name string
-	msg           resource
-}
-
-// entries returns every resource of r sorted by (type URL, name). The sort is
-// stable, so sidecar listeners precede API listeners of the same name.
-func entries(r Resources) []entry {
-	n := len(r.Clusters) + len(r.Endpoints) + len(r.Routes) + len(r.SidecarListeners) + len(r.APIListeners)
-	out := make([]entry, 0, n)
-	add := func(name string, m resource) {
-		out = append(out, entry{typeURL(m), name, m})
-	}
-	for _, c := range r.Clusters {
-		add(c.GetName(), c)
-	}
-	for _, e := range r.Endpoints {
-		add(e.GetClusterName(), e)
-	}
-	for _, rc := range r.Routes {
-		add(rc.GetName(), rc)
-	}
-	for _, l := range r.SidecarListeners {
-		add(l.GetName(), l)
-	}
-	for _, l := range r.APIListeners {
-		add(l.GetName(), l)
-	}
-	slices.SortStableFunc(out, func(a, b entry) int {
-		if c := cmp.Compare(a.typeURL, b.typeURL); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.name, b.name)
-	})
-	return out
-}
+// Type URLs of the resources, in the order the version hashes them.
+var (
+	clusterType  = typeURL(&clusterv3.Cluster{})
+	endpointType = typeURL(&endpointv3.ClusterLoadAssignment{})
+	listenerType = typeURL(&listenerv3.Listener{})
+	routeType    = typeURL(&routev3.RouteConfiguration{})
+)
 
 func typeURL(m proto.Message) string {
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
 
+// virtualHostsField is the field of a RouteConfiguration that holds its
+// virtual hosts.
+var virtualHostsField = (&routev3.RouteConfiguration{}).ProtoReflect().Descriptor().Fields().ByName("virtual_hosts")
+
+// deterministic encodes the same message to the same bytes every time.
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
 // digest is the sha256 of a resource's deterministic encoding.
 type digest [sha256.Size]byte
 
-// validate runs the own validation (the rules Envoy enforces before it would
-// NACK) of every resource not in known, which were validated before, and
-// names each resource that fails.
-func validate(r Resources, known map[proto.Message]digest) error {
-	var errs []error
-	for _, e := range entries(r) {
-		if _, ok := known[e.msg]; ok {
-			continue
-		}
-		if err := e.msg.ValidateAll(); err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", e.typeURL, e.name, err))
-		}
+// digestOf returns the digest of m's deterministic encoding. buf is scratch
+// space, returned for the next call.
+func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
+	buf, err := deterministic.MarshalAppend(buf[:0], m)
+	if err != nil {
+		return digest{}, buf, err
 	}
-	return errors.Join(errs...)
+	return sha256.Sum256(buf), buf, nil
 }
 
-// hash returns the content version of r: sha256 over each resource's type
-// URL, name and the digest of its deterministic encoding, in (type URL,
-// name) order, so equal resources give an equal version whatever order they
-// were built in. Digests of messages in known are reused rather than
-// computed again; digests returns every resource's, for the next call.
-func hash(r Resources, known map[proto.Message]digest) (version string, digests map[proto.Message]digest, err error) {
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	all := entries(r)
-	digests = make(map[proto.Message]digest, len(all))
-	var buf []byte
-	for _, e := range all {
-		d, ok := known[e.msg]
-		if !ok {
-			buf, err = opts.MarshalAppend(buf[:0], e.msg)
-			if err != nil {
-				return "", nil, fmt.Errorf("marshal %s %q: %w", e.typeURL, e.name, err)
-			}
-			d = sha256.Sum256(buf)
-		}
-		digests[e.msg] = d
-		// Length prefixes keep ("ab","c") and ("a","bc") apart.
-		for _, field := range [][]byte{[]byte(e.typeURL), []byte(e.name), d[:]} {
-			var n [8]byte
-			binary.BigEndian.PutUint64(n[:], uint64(len(field)))
-			h.Write(n[:])
-			h.Write(field)
-		}
+// virtualHostField returns vh encoded as a virtual_hosts field of a
+// RouteConfiguration: a route configuration's encoding is its other fields'
+// followed by these (see routesDigest), so a Builder need not encode the
+// virtual hosts of unchanged services again.
+func virtualHostField(vh *routev3.VirtualHost) ([]byte, error) {
+	body, err := deterministic.Marshal(vh)
+	if err != nil {
+		return nil, err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:versionLen], digests, nil
+	b := make([]byte, 0, len(body)+binary.MaxVarintLen64+1)
+	b = protowire.AppendTag(b, virtualHostsField.Number(), protowire.BytesType)
+	return protowire.AppendBytes(b, body), nil
+}
+
+// routesDigest returns the digest of rc encoded as its fields other than
+// virtual_hosts followed by vhosts, the encodings of its virtual hosts (see
+// virtualHostField). That is a valid encoding of rc, and byte for byte
+// proto's deterministic one while rc sets no field numbered after
+// virtual_hosts, as ours do not.
+func routesDigest(rc *routev3.RouteConfiguration, vhosts [][]byte) (digest, error) {
+	b, err := deterministic.Marshal(withoutVirtualHosts(rc))
+	if err != nil {
+		return digest{}, err
+	}
+	h := sha256.New()
+	h.Write(b)
+	for _, vh := range vhosts {
+		h.Write(vh)
+	}
+	var d digest
+	h.Sum(d[:0])
+	return d, nil
+}
+
+// withoutVirtualHosts returns a route configuration like rc, sharing its
+// field values, but without virtual hosts: rc itself must not change, as
+// it may be served meanwhile.
+func withoutVirtualHosts(rc *routev3.RouteConfiguration) *routev3.RouteConfiguration {
+	src := rc.ProtoReflect()
+	rest := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd != virtualHostsField {
+			rest.Set(fd, v)
+		}
+		return true
+	})
+	return rest.Interface().(*routev3.RouteConfiguration)
+}
+
+// digests holds the digest of every resource of a Resources, slice by
+// slice, in the same order.
+type digests struct {
+	clusters, endpoints, routes, sidecar, api []digest
+}
+
+// digestAll returns the digest of every resource of r.
+func digestAll(r Resources) (digests, error) {
+	var d digests
+	var err error
+	var buf []byte
+	add := func(typ, name string, m proto.Message, to *[]digest) {
+		var sum digest
+		if err == nil {
+			if sum, buf, err = digestOf(m, buf); err != nil {
+				err = fmt.Errorf("marshal %s %q: %w", typ, name, err)
+			}
+		}
+		*to = append(*to, sum)
+	}
+	for _, c := range r.Clusters {
+		add(clusterType, c.GetName(), c, &d.clusters)
+	}
+	for _, e := range r.Endpoints {
+		add(endpointType, e.GetClusterName(), e, &d.endpoints)
+	}
+	for _, l := range r.SidecarListeners {
+		add(listenerType, l.GetName(), l, &d.sidecar)
+	}
+	for _, l := range r.APIListeners {
+		add(listenerType, l.GetName(), l, &d.api)
+	}
+	for _, rc := range r.Routes {
+		sum, rcErr := digestRoutes(rc)
+		err = cmp.Or(err, rcErr)
+		d.routes = append(d.routes, sum)
+	}
+	return d, err
+}
+
+// digestRoutes returns the digest of rc as routesDigest computes it.
+func digestRoutes(rc *routev3.RouteConfiguration) (digest, error) {
+	vhosts := make([][]byte, len(rc.GetVirtualHosts()))
+	for i, vh := range rc.GetVirtualHosts() {
+		b, err := virtualHostField(vh)
+		if err != nil {
+			return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
+		}
+		vhosts[i] = b
+	}
+	sum, err := routesDigest(rc, vhosts)
+	if err != nil {
+		return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
+	}
+	return sum, nil
+}
+
+// contentVersion returns the version of r (see version).
+func contentVersion(r Resources) (string, error) {
+	d, err := digestAll(r)
+	if err != nil {
+		return "", err
+	}
+	return version(r, d), nil
+}
+
+// version returns the content version of r, whose resources have the
+// digests d: sha256 over each resource's type URL, name and digest, in
+// (type URL, name) order, so equal resources give an equal version whatever
+// order they were built in. r's slices are sorted by name; sidecar
+// listeners precede API listeners of the same name.
+func version(r Resources, d digests) string {
+	v := versionHash{h: sha256.New()}
+	for i, c := range r.Clusters {
+		v.add(clusterType, c.GetName(), &d.clusters[i])
+	}
+	for i, e := range r.Endpoints {
+		v.add(endpointType, e.GetClusterName(), &d.endpoints[i])
+	}
+	for i, j := 0, 0; i < len(r.SidecarListeners) || j < len(r.APIListeners); {
+		if j == len(r.APIListeners) || i < len(r.SidecarListeners) &&
+			r.SidecarListeners[i].GetName() <= r.APIListeners[j].GetName() {
+			v.add(listenerType, r.SidecarListeners[i].GetName(), &d.sidecar[i])
+			i++
+			continue
+		}
+		v.add(listenerType, r.APIListeners[j].GetName(), &d.api[j])
+		j++
+	}
+	for i, rc := range r.Routes {
+		v.add(routeType, rc.GetName(), &d.routes[i])
+	}
+	return v.sum()
+}
+
+// versionHash feeds entries to a sha256 through a buffer: one Write per
+// resource would cost more than the hashing.
+type versionHash struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// add writes one entry. Length prefixes keep ("ab","c") and ("a","bc") apart.
+func (v *versionHash) add(typeURL, name string, d *digest) {
+	for _, field := range [...]string{typeURL, name} {
+		v.buf = binary.BigEndian.AppendUint64(v.buf, uint64(len(field)))
+		v.buf = append(v.buf, field...)
+	}
+	v.buf = binary.BigEndian.AppendUint64(v.buf, uint64(len(d)))
+	v.buf = append(v.buf, d[:]...)
+	if len(v.buf) >= 32<<10 {
+		v.h.Write(v.buf)
+		v.buf = v.buf[:0]
+	}
+}
+
+func (v *versionHash) sum() string {
+	v.h.Write(v.buf)
+	return hex.EncodeToString(v.h.Sum(nil))[:versionLen]
 }

@@ -1,0 +1,276 @@
+package snapshot
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
+)
+
+// Builder builds snapshots like Build, but remembers what it built last: a
+// service whose instances and routing did not change reuses its resources —
+// the very same messages, validated and hashed once — and a rebuilt
+// resource that encodes as before stays the message it was, so an xDS cache
+// that remembers messages need not marshal it again either. The shared
+// route configuration is a new message only when a virtual host changed,
+// and even then only the changed virtual hosts are encoded again. The
+// result is the same as Build's. Its zero value is ready for use; it is not
+// safe for concurrent use.
+type Builder struct {
+	services map[string]*builtService
+	routes   hashed[*routev3.RouteConfiguration]
+	sidecar  hashed[*listenerv3.Listener]
+	buf      []byte // scratch space for encoding
+}
+
+// hashed is a validated resource with the digest of its deterministic
+// encoding.
+type hashed[M resource] struct {
+	msg M
+	sum digest
+}
+
+// builtService is one service's inputs and what was built from them.
+type builtService struct {
+	svc        discovery.Service
+	routing    policy.Routing
+	hasPolicy  bool
+	report     serviceReport
+	clusters   []hashed[*clusterv3.Cluster]
+	endpoints  []hashed[*endpointv3.ClusterLoadAssignment]
+	listener   hashed[*listenerv3.Listener]
+	hcms       decodedHCMs // listener's, for the consistency check
+	vhost      *routev3.VirtualHost
+	vhostField []byte // vhost as a virtual_hosts field, see virtualHostField
+}
+
+// decodedHCMs is the result of connectionManagers for one listener.
+type decodedHCMs struct {
+	hcms []*hcmv3.HttpConnectionManager
+	err  error
+}
+
+// Build returns the resources for in, reusing what an earlier Build made
+// for services whose inputs are unchanged.
+func (b *Builder) Build(in Input) (*Snapshot, error) {
+	in = withDefaults(in)
+	services := in.Model.Services()
+	next := make(map[string]*builtService, len(services))
+	p := newParts(len(services))
+	var errs []error
+	for _, svc := range services {
+		bs, err := b.service(svc, in.Routing)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next[svc.Name] = bs
+		p.add(bs)
+	}
+	routes, err := b.routeConfiguration(p.vhosts, p.vhostFields)
+	errs = append(errs, err)
+	sidecar := envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName)
+	b.sidecar, err = hashResource(&b.buf, listenerType, sidecar, (*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
+	}
+	snap, d := p.snapshot(routes, b.sidecar)
+	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
+	if err := consistent(snap.Resources, p.connectionManagers); err != nil {
+		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
+	}
+	snap.Version = version(snap.Resources, d)
+	b.services, b.routes = next, routes
+	return snap, nil
+}
+
+// service returns svc's resources: those built last time if its instances
+// and routing are unchanged, else new ones.
+func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routing) (*builtService, error) {
+	r, hasPolicy := routing[svc.Name]
+	prev, ok := b.services[svc.Name]
+	if !ok {
+		prev = &builtService{}
+	} else if prev.hasPolicy == hasPolicy && slices.Equal(prev.svc.Instances, svc.Instances) && routingEqual(prev.routing, r) {
+		return prev, nil
+	}
+	out := buildService(svc, r, hasPolicy)
+	bs := &builtService{svc: svc, routing: r, hasPolicy: hasPolicy, report: out.report}
+	var errs [4]error
+	bs.clusters, errs[0] = hashAll(&b.buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
+	bs.endpoints, errs[1] = hashAll(&b.buf, endpointType, out.endpoints,
+		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
+	listener := envoy.APIListener(svc.Name, RouteConfigName)
+	bs.listener, errs[2] = hashResource(&b.buf, listenerType, listener, (*listenerv3.Listener).GetName,
+		[]hashed[*listenerv3.Listener]{prev.listener})
+	bs.hcms = prev.hcms
+	if bs.listener.msg != prev.listener.msg {
+		bs.hcms.hcms, bs.hcms.err = connectionManagers(bs.listener.msg)
+	}
+	bs.vhost, bs.vhostField, errs[3] = virtualHost(out.vhost, prev)
+	return bs, errors.Join(errs[:]...)
+}
+
+// routingEqual reports whether a and b are the same routing, at a fraction
+// of reflect.DeepEqual's cost, which Build would pay for every service.
+// TestRoutingEqualComparesEveryField fails when policy adds a field.
+func routingEqual(a, b policy.Routing) bool {
+	return maps.Equal(a.Weights, b.Weights) &&
+		slices.EqualFunc(a.Matches, b.Matches, func(x, y policy.MatchRoute) bool {
+			return x.Version == y.Version && slices.Equal(x.Conditions, y.Conditions)
+		}) &&
+		(a.Sticky == b.Sticky || a.Sticky != nil && b.Sticky != nil && *a.Sticky == *b.Sticky)
+}
+
+// hashAll returns hashResource of every one of ms.
+func hashAll[M resource](buf *[]byte, typ string, ms []M, name func(M) string, prev []hashed[M]) ([]hashed[M], error) {
+	out := make([]hashed[M], 0, len(ms))
+	var errs []error
+	for _, m := range ms {
+		h, err := hashResource(buf, typ, m, name, prev)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out, errors.Join(errs...)
+}
+
+// hashResource returns the one of prev with m's name and encoding, if there
+// is one, so that an unchanged resource stays the very same message; else
+// m, validated, with its digest. buf is scratch space for encoding.
+func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string, prev []hashed[M]) (hashed[M], error) {
+	sum, b, err := digestOf(m, *buf)
+	*buf = b
+	if err != nil {
+		return hashed[M]{}, fmt.Errorf("marshal %s %q: %w", typ, name(m), err)
+	}
+	for _, p := range prev {
+		if p.sum == sum && name(p.msg) == name(m) {
+			return p, nil
+		}
+	}
+	if err := m.ValidateAll(); err != nil {
+		return hashed[M]{}, fmt.Errorf("%s %q: %w", typ, name(m), err)
+	}
+	return hashed[M]{m, sum}, nil
+}
+
+// virtualHost returns prev's virtual host if it encodes like vh, else vh,
+// validated; and its encoding as a virtual_hosts field.
+func virtualHost(vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, []byte, error) {
+	field, err := virtualHostField(vh)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
+	}
+	if bytes.Equal(field, prev.vhostField) {
+		return prev.vhost, prev.vhostField, nil
+	}
+	if err := vh.ValidateAll(); err != nil {
+		return nil, nil, fmt.Errorf("%s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
+	}
+	return vh, field, nil
+}
+
+// routeConfiguration returns the route configuration holding vhosts: the
+// last one built if it holds these very virtual hosts, else a new one.
+// fields are the virtual hosts' encodings (see virtualHostField); they were
+// validated with their services.
+func (b *Builder) routeConfiguration(vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
+	if last := b.routes.msg; last != nil && slices.Equal(last.GetVirtualHosts(), vhosts) {
+		return b.routes, nil
+	}
+	rc := envoy.RouteConfiguration(RouteConfigName, vhosts)
+	if err := withoutVirtualHosts(rc).ValidateAll(); err != nil {
+		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
+	}
+	sum, err := routesDigest(rc, fields)
+	if err != nil {
+		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
+	}
+	return hashed[*routev3.RouteConfiguration]{rc, sum}, nil
+}
+
+// parts gathers what every service contributes to one snapshot.
+type parts struct {
+	clusters    []hashed[*clusterv3.Cluster]
+	endpoints   []hashed[*endpointv3.ClusterLoadAssignment]
+	listeners   []hashed[*listenerv3.Listener]
+	vhosts      []*routev3.VirtualHost
+	vhostFields [][]byte
+	hcms        map[*listenerv3.Listener]decodedHCMs
+	report      Report
+}
+
+// newParts returns parts sized for services with two versions each.
+func newParts(services int) *parts {
+	return &parts{
+		clusters:    make([]hashed[*clusterv3.Cluster], 0, 2*services),
+		endpoints:   make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*services),
+		listeners:   make([]hashed[*listenerv3.Listener], 0, services),
+		vhosts:      make([]*routev3.VirtualHost, 0, services),
+		vhostFields: make([][]byte, 0, services),
+		hcms:        make(map[*listenerv3.Listener]decodedHCMs, services),
+	}
+}
+
+// add gathers bs. Build adds services in name order, which keeps the
+// virtual hosts and the report sorted.
+func (p *parts) add(bs *builtService) {
+	p.clusters = append(p.clusters, bs.clusters...)
+	p.endpoints = append(p.endpoints, bs.endpoints...)
+	p.listeners = append(p.listeners, bs.listener)
+	p.vhosts = append(p.vhosts, bs.vhost)
+	p.vhostFields = append(p.vhostFields, bs.vhostField)
+	p.hcms[bs.listener.msg] = bs.hcms
+	p.report.add(bs.svc.Name, bs.report)
+}
+
+// connectionManagers returns those of l decoded when its service was built,
+// or decodes them.
+func (p *parts) connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
+	if d, ok := p.hcms[l]; ok {
+		return d.hcms, d.err
+	}
+	return connectionManagers(l)
+}
+
+// snapshot returns the gathered resources, each slice sorted by name, and
+// their digests.
+func (p *parts) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, digests) {
+	snap := &Snapshot{Report: p.report}
+	var d digests
+	snap.Clusters, d.clusters = sortedByName(p.clusters, (*clusterv3.Cluster).GetName)
+	snap.Endpoints, d.endpoints = sortedByName(p.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	snap.APIListeners, d.api = sortedByName(p.listeners, (*listenerv3.Listener).GetName)
+	snap.SidecarListeners, d.sidecar = []*listenerv3.Listener{sidecar.msg}, []digest{sidecar.sum}
+	snap.Routes, d.routes = []*routev3.RouteConfiguration{routes.msg}, []digest{routes.sum}
+	return snap, d
+}
+
+// sortedByName sorts items by name and splits them into messages and digests.
+// Services come sorted, but ClusterName's "/" separator does not sort like
+// the service name alone ("a/v1" > "a-b/v1" although "a" < "a-b").
+func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, []digest) {
+	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
+	msgs := make([]M, len(items))
+	sums := make([]digest, len(items))
+	for i, it := range items {
+		msgs[i], sums[i] = it.msg, it.sum
+	}
+	return msgs, sums
+}

@@ -1,0 +1,148 @@
+package snapshot
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/weir-mesh/weir/policy"
+)
+
+// entry is one resource with the key it is hashed and reported under.
+type entry struct {
+	typeURL, name string
+	msg           resource
+}
+
+// entries returns every resource of r sorted by (type URL, name). The sort is
+// stable, so sidecar listeners precede API listeners of the same name.
+func entries(r Resources) []entry {
+	var out []entry
+	for _, c := range r.Clusters {
+		out = append(out, entry{clusterType, c.GetName(), c})
+	}
+	for _, e := range r.Endpoints {
+		out = append(out, entry{endpointType, e.GetClusterName(), e})
+	}
+	for _, rc := range r.Routes {
+		out = append(out, entry{routeType, rc.GetName(), rc})
+	}
+	for _, l := range r.SidecarListeners {
+		out = append(out, entry{listenerType, l.GetName(), l})
+	}
+	for _, l := range r.APIListeners {
+		out = append(out, entry{listenerType, l.GetName(), l})
+	}
+	slices.SortStableFunc(out, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.typeURL, b.typeURL), cmp.Compare(a.name, b.name))
+	})
+	return out
+}
+
+// validate runs every resource's own validation, naming each that fails.
+func validate(r Resources) error {
+	var errs []error
+	for _, e := range entries(r) {
+		if err := e.msg.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", e.typeURL, e.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// plainVersion is the version as the house style defines it, computed the
+// plain way: sha256 over (type URL, name, sha256 of the deterministic
+// encoding) of every resource, each field length-prefixed, in (type URL,
+// name) order.
+func plainVersion(t *testing.T, r Resources) string {
+	t.Helper()
+	h := sha256.New()
+	for _, e := range entries(r) {
+		b, err := deterministic.Marshal(e.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sha256.Sum256(b)
+		for _, field := range [][]byte{[]byte(e.typeURL), []byte(e.name), d[:]} {
+			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(field))))
+			h.Write(field)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:versionLen]
+}
+
+// TestVersionIsPlainVersion pins that the memoised digests (virtual hosts
+// encoded one by one, digests merged rather than sorted) add up to the
+// plain computation, for Build, a Builder and Bridge.
+func TestVersionIsPlainVersion(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range inputs {
+		if strings.HasSuffix(in, ".golden.yaml") {
+			continue
+		}
+		snap, err := Build(loadInput(t, in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := plainVersion(t, snap.Resources); snap.Version != want {
+			t.Errorf("%s: Version = %s, want %s", in, snap.Version, want)
+		}
+		if got, err := contentVersion(snap.Resources); err != nil || got != snap.Version {
+			t.Errorf("%s: contentVersion = %s, %v; want %s", in, got, err, snap.Version)
+		}
+	}
+	services, desired := world(50, 6)
+	var b Builder
+	for step := range 3 {
+		services = withPort(services, step, uint32(7000+step))
+		snap := mustBuildWith(t, &b, services, desired)
+		if want := plainVersion(t, snap.Resources); snap.Version != want {
+			t.Errorf("step %d: Builder's Version = %s, want %s", step, snap.Version, want)
+		}
+	}
+}
+
+// TestRoutingEqualComparesEveryField fails when policy.Routing or
+// policy.MatchRoute gain a field, which routingEqual must then compare.
+func TestRoutingEqualComparesEveryField(t *testing.T) {
+	if n := reflect.TypeFor[policy.Routing]().NumField(); n != 3 {
+		t.Errorf("policy.Routing has %d fields; routingEqual compares 3", n)
+	}
+	if n := reflect.TypeFor[policy.MatchRoute]().NumField(); n != 2 {
+		t.Errorf("policy.MatchRoute has %d fields; routingEqual compares 2", n)
+	}
+	base := policy.Routing{
+		Weights: policy.Weights{"v1": 9000, "v2": 1000},
+		Matches: []policy.MatchRoute{{Version: "v2", Conditions: []policy.Match{{Header: "x-canary", Exact: "1"}}}},
+		Sticky:  &policy.Sticky{Header: "x-user"},
+	}
+	if !routingEqual(base, base) {
+		t.Error("routingEqual(base, base) = false")
+	}
+	changes := []func(*policy.Routing){
+		func(r *policy.Routing) { r.Weights = policy.Weights{"v1": 10000} },
+		func(r *policy.Routing) { r.Matches[0].Version = "v1" },
+		func(r *policy.Routing) { r.Matches[0].Conditions[0].Exact = "2" },
+		func(r *policy.Routing) { r.Sticky = &policy.Sticky{Cookie: "user"} },
+		func(r *policy.Routing) { r.Sticky = nil },
+	}
+	for i, change := range changes {
+		r := base
+		r.Matches = []policy.MatchRoute{{Version: "v2", Conditions: []policy.Match{{Header: "x-canary", Exact: "1"}}}}
+		change(&r)
+		if routingEqual(base, r) {
+			t.Errorf("change %d: routingEqual = true", i)
+		}
+	}
+}
