@@ -4,8 +4,6 @@ import (
 	"slices"
 	"time"
 
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
 	"github.com/weir-mesh/weir/snapshot"
 )
 
@@ -26,33 +24,32 @@ func (p *Publisher) checkApplied() {
 	if current == nil {
 		return
 	}
-	var pending []string
-	if p.cfg.Tracker != nil {
-		pending = p.pendingProxies()
-	}
-	timedOut := !bridgeSince.IsZero() && time.Since(bridgeSince) >= p.cfg.AckTimeout
-	if timedOut && len(pending) > 0 {
+	// Only a bridge needs the pending proxies named: to wait for them in
+	// status, and to warn about them when it stops waiting.
+	bridging := !bridgeSince.IsZero()
+	fleet := p.lookAtFleet(bridging)
+	timedOut := bridging && time.Since(bridgeSince) >= p.cfg.AckTimeout
+	if timedOut && fleet.pending > 0 {
 		p.cfg.Logger.Warn("proxies have not applied the new routes; moving on without them",
-			"waited", p.cfg.AckTimeout, "pending", pending)
+			"waited", p.cfg.AckTimeout, "pending", fleet.nodes)
 	}
 	p.mu.Lock()
-	if len(pending) == 0 || timedOut {
+	if fleet.pending == 0 || timedOut {
 		p.unconfirmed = snapshot.RoutedClusters(current.Resources)
 		p.status.AwaitingRoutes = nil
-	} else if !bridgeSince.IsZero() {
-		p.status.AwaitingRoutes = pending
+	} else if bridging {
+		p.status.AwaitingRoutes = fleet.nodes
 	}
 	p.mu.Unlock()
-	if !bridgeSince.IsZero() && (len(pending) == 0 || timedOut) {
+	if bridging && (fleet.pending == 0 || timedOut) {
 		p.wake() // on to the target
 	}
 	if target == nil {
 		return
 	}
 	if p.cfg.Tracker != nil {
-		synced, total := p.cfg.Tracker.InSync(p.cfg.Cache.VersionFor)
-		p.cfg.Metrics.AppliedFraction.Set(fraction(synced, total))
-		if fraction(synced, total) < p.cfg.AppliedThreshold {
+		p.cfg.Metrics.AppliedFraction.Set(fraction(fleet.synced, fleet.total))
+		if fraction(fleet.synced, fleet.total) < p.cfg.AppliedThreshold {
 			return
 		}
 	}
@@ -85,16 +82,13 @@ func fraction(synced, total int) float64 {
 	return float64(synced) / float64(total)
 }
 
-// pendingProxies lists, sorted, the proxies that have not applied the
-// clusters, endpoints or routes being served: a gRPC client ACKs routes
-// before it has fetched the clusters they name.
-func (p *Publisher) pendingProxies() []string {
-	var all []string
-	for _, typeURL := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType} {
-		all = append(all, p.cfg.Tracker.Pending(typeURL, p.cfg.Cache.VersionFor)...)
+// lookAtFleet reports what the connected proxies hold; without a tracker,
+// nothing is pending and no proxy counts.
+func (p *Publisher) lookAtFleet(list bool) fleetStatus {
+	if p.cfg.Tracker == nil {
+		return fleetStatus{}
 	}
-	slices.Sort(all)
-	return slices.Compact(all)
+	return p.cfg.Tracker.fleet(p.cfg.Cache.VersionFor, list)
 }
 
 // union returns the sorted union of two sorted lists of names.

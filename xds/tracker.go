@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
+	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -33,7 +35,14 @@ type TypeStatus struct {
 	// LastNack is the most recent rejection; it stays after later ACKs, so an
 	// operator can still see what went wrong.
 	LastNack *Nack
+	// selection stands for the type, Wildcard and Names: statuses
+	// subscribed alike share it, so a look at the fleet works out the
+	// version each distinct subscription should hold once, not per proxy.
+	selection unique.Handle[string]
 }
+
+// subscribed reports whether the status subscribes to anything.
+func (st TypeStatus) subscribed() bool { return st.Wildcard || len(st.Names) > 0 }
 
 // Nack is a rejected response.
 type Nack struct {
@@ -98,59 +107,9 @@ func (t *Tracker) Proxies() []Proxy {
 // to everything, when wildcard) should hold; Cache.VersionFor is one.
 type VersionFunc func(typeURL string, class Class, names []string, wildcard bool) string
 
-// Pending returns, sorted, the node ids of connected proxies subscribed to
-// typeURL that have not applied the version current says they should hold.
-// A proxy that NACKed the last version it was sent is not waited for.
-func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var pending []string
-	for _, p := range t.proxies {
-		st, ok := p.Types[typeURL]
-		if !ok || st.Sent == "" || (!st.Wildcard && len(st.Names) == 0) {
-			continue
-		}
-		if st.LastNack != nil && st.LastNack.Version == st.Sent {
-			continue // it rejected what it was sent and will not ACK it
-		}
-		if st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
-			pending = append(pending, p.NodeID)
-		}
-	}
-	slices.Sort(pending)
-	return pending
-}
-
 // OnNack sets a function called, outside the tracker's lock, for every
 // NACK. Set it before serving.
 func (t *Tracker) OnNack(f func(node, typeURL, err string)) { t.onNack = f }
-
-// InSync counts the connected proxies that hold, for every type they
-// subscribe to, the version current says they should.
-func (t *Tracker) InSync(current VersionFunc) (synced, total int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, p := range t.proxies {
-		if len(p.Types) == 0 {
-			continue
-		}
-		total++
-		ok := true
-		for typeURL, st := range p.Types {
-			if !st.Wildcard && len(st.Names) == 0 {
-				continue // subscribed to nothing
-			}
-			if st.Sent == "" || st.Acked != current(typeURL, p.Class, st.Names, st.Wildcard) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			synced++
-		}
-	}
-	return synced, total
-}
 
 // Changed is signalled after ACKs, NACKs and disconnects, so a caller
 // waiting on Pending knows when to look again.
@@ -203,7 +162,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 		return
 	}
 	st, seen := p.Types[typeURL]
-	subscribe(&st, !seen)
+	resubscribe(&st, typeURL, !seen, subscribe)
 	p.Types[typeURL] = st
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
@@ -269,6 +228,32 @@ func (t *Tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, _ bool) { subscribeSotw(st, req.GetResourceNames()) })
 	return nil
+}
+
+// resubscribe applies subscribe to st, the status of typeURL, and keeps its
+// selection current. Most requests are ACKs that repeat the subscription:
+// those keep the selection they have.
+func resubscribe(st *TypeStatus, typeURL string, first bool, subscribe func(st *TypeStatus, first bool)) {
+	wildcard, names := st.Wildcard, st.Names
+	subscribe(st, first)
+	if first || st.Wildcard != wildcard || !slices.Equal(st.Names, names) {
+		st.selection = selectionOf(typeURL, st.Wildcard, st.Names)
+	}
+}
+
+// selectionOf returns the handle of a subscription. Every part is length
+// prefixed, so distinct subscriptions never share a handle.
+func selectionOf(typeURL string, wildcard bool, names []string) unique.Handle[string] {
+	b := appendPart(strconv.AppendBool(nil, wildcard), typeURL)
+	for _, n := range names {
+		b = appendPart(b, n)
+	}
+	return unique.Make(string(b))
+}
+
+func appendPart(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	return append(append(b, ':'), s...)
 }
 
 // subscribeSotw records a state-of-the-world subscription: every request

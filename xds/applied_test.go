@@ -1,0 +1,128 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// BenchmarkCheckApplied is one look at the fleet after an ACK, mid-push: of
+// 10,000 streams (half Envoy sidecars, half proxyless gRPC clients) every
+// tenth has not ACKed yet.
+func BenchmarkCheckApplied(b *testing.B) {
+	const services, streams = 50, 10_000
+	p := benchPublisher(b, services)
+	for id := range int64(streams) {
+		if id%2 == 0 {
+			subscribeEnvoy(b, p, id, services)
+		} else {
+			subscribeGRPC(b, p, id, fmt.Sprintf("svc-%02d", id%services))
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.checkApplied()
+	}
+}
+
+// benchPublisher returns a publisher serving services with two versions
+// each: 2×services clusters.
+func benchPublisher(b *testing.B, services int) *Publisher {
+	b.Helper()
+	var all []discovery.Service
+	for i := range services {
+		name := fmt.Sprintf("svc-%02d", i)
+		all = append(all, discovery.Service{Name: name, Instances: []discovery.Instance{
+			{ID: name + "-1", Address: "127.0.0.1", Port: uint32(9000 + 2*i), Version: "v1"},
+			{ID: name + "-2", Address: "127.0.0.1", Port: uint32(9001 + 2*i), Version: "v2"},
+		}})
+	}
+	m, err := discovery.NewModel(all)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	metrics := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: NewTracker(logger, metrics), Metrics: metrics, Logger: logger})
+	p.SetPolicies(policy.Set{}, nil)
+	p.Update(m)
+	p.publish()
+	if p.Current() == nil || !p.ServingTarget() {
+		b.Fatal("nothing published")
+	}
+	return p
+}
+
+// subscribeEnvoy opens a stream the way an Envoy sidecar does: clusters and
+// listeners by wildcard, every cluster's endpoints and the routes by name.
+func subscribeEnvoy(b *testing.B, p *Publisher, id int64, services int) {
+	b.Helper()
+	var clusters []string
+	for i := range services {
+		clusters = append(clusters, snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v1"),
+			snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v2"))
+	}
+	node := &corev3.Node{Id: "sidecar-" + strconv.FormatInt(id, 10), UserAgentName: "envoy"}
+	openStream(b, p, id, node, map[string][]string{
+		resourcev3.ClusterType: nil, resourcev3.EndpointType: clusters,
+		resourcev3.ListenerType: nil, resourcev3.RouteType: {snapshot.RouteConfigName},
+	})
+}
+
+// subscribeGRPC opens a stream the way a proxyless gRPC client of service
+// does: everything by name.
+func subscribeGRPC(b *testing.B, p *Publisher, id int64, service string) {
+	b.Helper()
+	clusters := []string{snapshot.ClusterName(service, "v1"), snapshot.ClusterName(service, "v2")}
+	node := &corev3.Node{Id: "client-" + strconv.FormatInt(id, 10), UserAgentName: "gRPC Go"}
+	openStream(b, p, id, node, map[string][]string{
+		resourcev3.ClusterType: clusters, resourcev3.EndpointType: clusters,
+		resourcev3.ListenerType: {service}, resourcev3.RouteType: {snapshot.RouteConfigName},
+	})
+}
+
+// openStream drives the tracker through a stream's subscriptions and the
+// responses it is sent; every tenth stream leaves them un-ACKed.
+func openStream(b *testing.B, p *Publisher, id int64, node *corev3.Node, subs map[string][]string) {
+	b.Helper()
+	t, class := p.cfg.Tracker, ClassOf(node)
+	if err := t.OnStreamOpen(context.Background(), id, ""); err != nil {
+		b.Fatal(err)
+	}
+	for typeURL, names := range subs {
+		ack := send(b, t, id, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, class, names, len(names) == 0))
+		if id%10 != 9 {
+			reply(b, t, id, ack)
+		}
+	}
+}
+
+// send records a request of stream id for names of typeURL and a response
+// of version to it, and returns the request that would ACK it.
+func send(tb testing.TB, t *Tracker, id int64, node *corev3.Node, typeURL string, names []string, version string) *discoveryRequest {
+	tb.Helper()
+	req := &discoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names}
+	reply(tb, t, id, req)
+	nonce := strconv.FormatInt(id, 10) + typeURL + version
+	t.OnStreamResponse(context.Background(), id, req, &discoveryv3.DiscoveryResponse{TypeUrl: typeURL, VersionInfo: version, Nonce: nonce})
+	return &discoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names, VersionInfo: version, ResponseNonce: nonce}
+}
+
+func reply(tb testing.TB, t *Tracker, id int64, req *discoveryRequest) {
+	tb.Helper()
+	if err := t.OnStreamRequest(id, req); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,134 @@
+package xds
+
+import (
+	"slices"
+	"unique"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// Looking at the whole fleet: which proxies have applied what they should
+// hold. The publisher looks after ACKs from thousands of proxies, so a look
+// costs one version per distinct subscription, not one per proxy, and
+// allocates per proxy only when it has to list them.
+
+// pendingTypes are the types whose application moves a bridge on: a gRPC
+// client ACKs routes before it has fetched the clusters they name, so its
+// clusters and endpoints count too.
+var pendingTypes = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType}
+
+// fleetStatus is one look at the connected proxies.
+type fleetStatus struct {
+	// pending counts the proxies that have not applied the clusters,
+	// endpoints or routes they should hold; nodes lists their node ids,
+	// sorted and without repeats, when the look was asked to list them.
+	pending int
+	nodes   []string
+	// synced of total proxies hold, for every type they subscribe to, the
+	// version they should.
+	synced, total int
+}
+
+// fleet looks at every connected proxy against the versions current says
+// they should hold. It lists pending node ids only when list is set.
+func (t *Tracker) fleet(current VersionFunc, list bool) fleetStatus {
+	memo := newVersionMemo(current)
+	var f fleetStatus
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.proxies {
+		if len(p.Types) == 0 {
+			continue
+		}
+		f.total++
+		synced, pending := memo.look(p)
+		if synced {
+			f.synced++
+		}
+		if pending {
+			f.pending++
+			if list {
+				f.nodes = append(f.nodes, p.NodeID)
+			}
+		}
+	}
+	slices.Sort(f.nodes)
+	f.nodes = slices.Compact(f.nodes)
+	return f
+}
+
+// Pending returns, sorted, the node ids of connected proxies subscribed to
+// typeURL that have not applied the version current says they should hold.
+// A proxy that NACKed the last version it was sent is not waited for.
+func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
+	memo := newVersionMemo(current)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var pending []string
+	for _, p := range t.proxies {
+		if memo.awaited(typeURL, p) {
+			pending = append(pending, p.NodeID)
+		}
+	}
+	slices.Sort(pending)
+	return pending
+}
+
+// versionMemo remembers, for one look at the fleet, the version each
+// distinct subscription should hold: thousands of proxies subscribe alike,
+// and working out a version hashes every name subscribed to.
+type versionMemo struct {
+	current  VersionFunc
+	versions map[memoKey]string
+}
+
+type memoKey struct {
+	selection unique.Handle[string] // type, wildcard and names
+	class     Class
+}
+
+func newVersionMemo(current VersionFunc) *versionMemo {
+	return &versionMemo{current: current, versions: make(map[memoKey]string)}
+}
+
+// version returns the version a proxy of class with status st of typeURL
+// should hold.
+func (m *versionMemo) version(typeURL string, class Class, st TypeStatus) string {
+	k := memoKey{st.selection, class}
+	v, ok := m.versions[k]
+	if !ok {
+		v = m.current(typeURL, class, st.Names, st.Wildcard)
+		m.versions[k] = v
+	}
+	return v
+}
+
+// look reports whether p is in sync — it holds, for every type it
+// subscribes to, the version it should — and whether it is pending: it has
+// not applied the clusters, endpoints or routes it should hold.
+func (m *versionMemo) look(p *Proxy) (synced, pending bool) {
+	synced = true
+	for typeURL, st := range p.Types {
+		if !st.subscribed() {
+			continue // subscribed to nothing
+		}
+		holds := st.Sent != "" && st.Acked == m.version(typeURL, p.Class, st)
+		synced = synced && holds
+		pending = pending || (!holds && awaits(st) && slices.Contains(pendingTypes, typeURL))
+	}
+	return synced, pending
+}
+
+// awaited reports whether p is subscribed to typeURL and has not applied
+// the version it should hold.
+func (m *versionMemo) awaited(typeURL string, p *Proxy) bool {
+	st, ok := p.Types[typeURL]
+	return ok && st.subscribed() && awaits(st) && st.Acked != m.version(typeURL, p.Class, st)
+}
+
+// awaits reports whether st, if it does not hold what it should, is waited
+// for: it was sent a version, and did not reject it (a proxy that NACKed
+// will not ACK).
+func awaits(st TypeStatus) bool {
+	return st.Sent != "" && (st.LastNack == nil || st.LastNack.Version != st.Sent)
+}

@@ -1,0 +1,102 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"unique"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+)
+
+// fakeVersions is a VersionFunc whose versions differ for every type,
+// class, subscription; it counts how often it is asked.
+type fakeVersions struct{ calls int }
+
+func (f *fakeVersions) version(typeURL string, class Class, names []string, wildcard bool) string {
+	f.calls++
+	return fmt.Sprintf("%s/%s/%v/%s", shortType(typeURL), class, wildcard, strings.Join(names, ","))
+}
+
+func TestFleetLooksOncePerSubscription(t *testing.T) {
+	tr := NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 }))
+	var f fakeVersions
+	id := int64(0)
+	open := func(name, agent, typeURL string, names ...string) (int64, *corev3.Node, *discoveryRequest) {
+		id++
+		if err := tr.OnStreamOpen(context.Background(), id, ""); err != nil {
+			t.Fatal(err)
+		}
+		node := &corev3.Node{Id: name, UserAgentName: agent}
+		return id, node, send(t, tr, id, node, typeURL, names, f.version(typeURL, ClassOf(node), names, len(names) == 0))
+	}
+	acked := func(name, agent, typeURL string, names ...string) {
+		id, _, ack := open(name, agent, typeURL, names...)
+		reply(t, tr, id, ack)
+	}
+	acked("e1", "envoy", resourcev3.ClusterType)
+	open("e2", "envoy", resourcev3.ClusterType) // not ACKed yet
+	nacker, _, nack := open("g1", "gRPC Go", resourcev3.ClusterType, "a")
+	nack.ErrorDetail = &statuspb.Status{Message: "rejected"}
+	reply(t, tr, nacker, nack)
+	acked("g2", "gRPC Go", resourcev3.ClusterType, "a")
+	// Same names as g2, but an Envoy: another class, another version.
+	acked("e3", "envoy", resourcev3.ClusterType, "a")
+	open("e4", "envoy", resourcev3.ListenerType) // not ACKed, but listeners hold no bridge
+	// g3 unsubscribes from everything: nothing to hold.
+	g3, _, ack := open("g3", "gRPC Go", resourcev3.RouteType, "r")
+	reply(t, tr, g3, ack)
+	ack.ResourceNames = nil
+	reply(t, tr, g3, ack)
+	// g4 names one more cluster while ACKing: it does not hold that yet.
+	g4, _, ack := open("g4", "gRPC Go", resourcev3.ClusterType, "a")
+	reply(t, tr, g4, ack)
+	ack.ResourceNames = []string{"a", "b"}
+	reply(t, tr, g4, ack)
+
+	f.calls = 0
+	got := tr.fleet(f.version, true)
+	want := fleetStatus{pending: 2, nodes: []string{"e2", "g4"}, synced: 4, total: 8}
+	if got.pending != want.pending || !slices.Equal(got.nodes, want.nodes) || got.synced != want.synced || got.total != want.total {
+		t.Errorf("fleet = %+v, want %+v", got, want)
+	}
+	// Distinct subscriptions: CDS envoy wildcard, CDS envoy [a], CDS gRPC
+	// [a], CDS gRPC [a b], LDS envoy wildcard.
+	if f.calls != 5 {
+		t.Errorf("looking at 8 proxies asked for %d versions, want one per distinct subscription: 5", f.calls)
+	}
+	if got := tr.fleet(f.version, false); got.pending != 2 || got.nodes != nil {
+		t.Errorf("unlisted look = %+v, want 2 pending and no list", got)
+	}
+	if got := tr.Pending(resourcev3.ClusterType, f.version); !slices.Equal(got, []string{"e2", "g4"}) {
+		t.Errorf("Pending(clusters) = %v, want [e2 g4]", got)
+	}
+	if got := tr.Pending(resourcev3.ListenerType, f.version); !slices.Equal(got, []string{"e4"}) {
+		t.Errorf("Pending(listeners) = %v, want [e4]", got)
+	}
+}
+
+func TestSelectionTellsSubscriptionsApart(t *testing.T) {
+	base := selectionOf(resourcev3.ClusterType, false, []string{"a", "b"})
+	if selectionOf(resourcev3.ClusterType, false, []string{"a", "b"}) != base {
+		t.Error("the same subscription has two selections")
+	}
+	for _, other := range []unique.Handle[string]{
+		selectionOf(resourcev3.ClusterType, true, []string{"a", "b"}),
+		selectionOf(resourcev3.EndpointType, false, []string{"a", "b"}),
+		selectionOf(resourcev3.ClusterType, false, []string{"ab"}),
+		selectionOf(resourcev3.ClusterType, false, []string{"a"}),
+		selectionOf(resourcev3.ClusterType, false, []string{"a", "b", ""}),
+	} {
+		if other == base {
+			t.Errorf("%q shares the selection of %q", other.Value(), base.Value())
+		}
+	}
+}
