@@ -112,7 +112,10 @@ func (c *Cache) VersionFor(typeURL string, class Class, names []string, wildcard
 	if ts == nil {
 		ts = &typeSet{}
 	}
-	return versionOf(ts, selectEntries(ts, fetchSubscription{names: names, wildcard: wildcard}), wildcard)
+	if wildcard {
+		return ts.version
+	}
+	return versionOf(ts, selectNamed(ts, names), false)
 }
 
 // watches returns how many requests are held open.
@@ -279,10 +282,12 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 	}
 }
 
-// versionOf returns the version of a selection from ts.
+// versionOf returns the version of a selection from ts. A selection of
+// every entry (a wildcard, or an Envoy naming every cluster in EDS) is the
+// whole sorted set, whose version is computed once per snapshot.
 func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
-	if wildcard {
-		return ts.version // computed once per snapshot
+	if wildcard || len(selected) == len(ts.entries) {
+		return ts.version
 	}
 	return selectionVersion(selected)
 }
@@ -312,6 +317,17 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 		return ts.entries
 	}
 	names := sub.SubscribedResources()
+	if len(names) >= len(ts.entries)/4 {
+		// Most of the type: filtering the sorted entries is cheaper than
+		// sorting what was found.
+		out := make([]entry, 0, min(len(names), len(ts.entries)))
+		for _, e := range ts.entries {
+			if _, ok := names[e.name]; ok {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
 	out := make([]entry, 0, len(names))
 	for name := range names {
 		if e, ok := ts.lookup(name); ok {
@@ -319,6 +335,24 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 		}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// selectNamed returns, sorted by name, the entries of ts that names (in any
+// order, perhaps repeated) asks for.
+func selectNamed(ts *typeSet, names []string) []entry {
+	if !slices.IsSorted(names) {
+		names = slices.Sorted(slices.Values(names))
+	}
+	out := make([]entry, 0, len(names))
+	for i, name := range names {
+		if i > 0 && names[i-1] == name {
+			continue
+		}
+		if e, ok := ts.lookup(name); ok {
+			out = append(out, e)
+		}
+	}
 	return out
 }
 

@@ -83,6 +83,33 @@ func TestResourcesMarshalledOnce(t *testing.T) {
 	}
 }
 
+// TestSelectionVersions checks that a selection's version depends only on
+// which resources it holds: the order and repetition of the names asked
+// for, and whether all were named or asked for by wildcard, make no
+// difference, and the version a proxy is judged by (VersionFor) is the one
+// it was sent.
+func TestSelectionVersions(t *testing.T) {
+	c := NewCache()
+	mustSet(t, c, greeterSnapshot(t, policy.Weights{"v1": 9000, "v2": 1000}, "v1", "v2"))
+	cds := resourcev3.ClusterType
+	all := c.VersionFor(cds, Envoy, nil, true)
+	for _, names := range [][]string{{"greeter/v1", "greeter/v2"}, {"greeter/v2", "greeter/v1", "greeter/v2"}} {
+		if got := c.VersionFor(cds, Envoy, names, false); got != all {
+			t.Errorf("VersionFor %v = %s, want the wildcard's %s", names, got, all)
+		}
+	}
+	one := c.VersionFor(cds, Envoy, []string{"greeter/v2"}, false)
+	if one == all || one != c.VersionFor(cds, Envoy, []string{"greeter/v2", "unknown"}, false) {
+		t.Errorf("one cluster: %s (all: %s); an unknown name must not change it", one, all)
+	}
+	p := c.snapshot()
+	sent := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: cds}, fetchSubscription{names: []string{"greeter/v2"}})
+	resp, _ := sent.GetDiscoveryResponse()
+	if resp.GetVersionInfo() != one {
+		t.Errorf("sent version %s for greeter/v2, VersionFor says %s", resp.GetVersionInfo(), one)
+	}
+}
+
 func TestUnknownNamesAreAnswered(t *testing.T) {
 	srv := startServer(t)
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))

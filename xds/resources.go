@@ -150,11 +150,16 @@ func newTypeSet[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, ne
 // so comparing it with the version of what it would be sent now tells
 // whether it is up to date.
 func selectionVersion(entries []entry) string {
-	h := sha256.New()
+	size := 0
 	for _, e := range entries {
-		fmt.Fprintf(h, "%s\x00%s\x00", e.name, e.hash)
+		size += len(e.name) + len(e.hash) + 2
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	buf := make([]byte, 0, size)
+	for _, e := range entries {
+		buf = append(append(append(append(buf, e.name...), 0), e.hash...), 0)
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:8])
 }
 
 func shortHash(b []byte) string {
