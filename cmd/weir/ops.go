@@ -291,6 +291,8 @@ func (f fleet) Proxies() []admin.Proxy {
 	return out
 }
 
+func (f fleet) InSync() (synced, total int) { return f.tracker.InSync(f.cache.VersionFor) }
+
 func (f fleet) VersionFor(typeURL, kind string, names []string, wildcard bool) string {
 	class := xds.GRPC
 	if kind == admin.KindEnvoy {

@@ -34,6 +34,11 @@ type Fleet interface {
 	// subscribed to names of typeURL (or to all, when wildcard) should
 	// hold now.
 	VersionFor(typeURL, kind string, names []string, wildcard bool) string
+	// InSync counts the connected proxies that subscribed to something
+	// (total) and those of them that hold, for every type, what they
+	// should hold now (synced). It is what the publisher gates on, and
+	// cheap at fleet scale, unlike judging every proxy's every type.
+	InSync() (synced, total int)
 }
 
 // Proxy kinds.

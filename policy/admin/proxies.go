@@ -76,16 +76,7 @@ func (s *Server) appliedFraction() float64 {
 	if s.cfg.Fleet == nil {
 		return 1
 	}
-	synced, total := 0, 0
-	for _, p := range s.cfg.Fleet.Proxies() {
-		if len(p.Types) == 0 {
-			continue
-		}
-		total++
-		if s.proxy(p).Verdict == Synced {
-			synced++
-		}
-	}
+	synced, total := s.cfg.Fleet.InSync()
 	if total == 0 {
 		return 1
 	}

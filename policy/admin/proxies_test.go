@@ -17,6 +17,25 @@ func (f fakeFleet) VersionFor(string, string, []string, bool) string {
 	return "v-now"
 }
 
+// InSync counts the proxies with types, and those that ACKed "v-now" for
+// every type they subscribe to.
+func (f fakeFleet) InSync() (synced, total int) {
+	for _, p := range f {
+		if len(p.Types) == 0 {
+			continue
+		}
+		total++
+		ok := true
+		for _, st := range p.Types {
+			ok = ok && (!st.Wildcard && len(st.Names) == 0 || st.Acked == "v-now")
+		}
+		if ok {
+			synced++
+		}
+	}
+	return synced, total
+}
+
 func TestListProxies(t *testing.T) {
 	names := []string{"weir_outbound"}
 	fleet := fakeFleet{
