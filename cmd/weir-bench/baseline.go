@@ -160,12 +160,12 @@ func (b *baseline) rebuild() {
 		slog.Error("baseline: build failed", "err", err)
 		return
 	}
+	b.published.Inc() // before any proxy can see it, so that a reader who saw it counts it
 	for id := range b.nodes {
 		if err := b.cache.SetSnapshot(context.Background(), id, b.latest); err != nil {
 			slog.Error("baseline: set snapshot", "node", id, "err", err)
 		}
 	}
-	b.published.Inc()
 }
 
 // seen sets the current snapshot for a node the first time it is seen.

@@ -125,16 +125,30 @@ func (p *process) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
-// liveHeap forces a collection in the process (the heap profile's gc=1)
-// and returns its heap in use afterwards.
+// liveHeap forces a collection in the process and returns the bytes of
+// heap objects afterwards, what is live: the heap profile's gc=1, and
+// HeapAlloc from the runtime.MemStats its debug=1 form ends with, read in
+// the same request. (Heap in use counts whole spans, so it also holds the
+// fragmentation a storm of send buffers leaves.)
 func (p *process) liveHeap() (float64, error) {
-	resp, err := http.Get("http://" + p.opsAddr + "/debug/pprof/heap?gc=1")
+	// Two collections: objects in a sync.Pool (gRPC's send buffers) survive
+	// the first in its victim cache, and only the second frees them.
+	if err := p.profile(os.DevNull, "heap?gc=1"); err != nil {
+		return 0, err
+	}
+	resp, err := http.Get("http://" + p.opsAddr + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return p.metric("go_memstats_heap_inuse_bytes")
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no HeapAlloc in the heap profile (%v)", p.name, sc.Err())
 }
 
 // metric returns the value of an unlabelled metric from /metrics.
@@ -212,10 +226,10 @@ func (l *limitedWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// samplePeaks samples the process's RSS and heap in use every 50 ms until
-// the returned function is called, which returns the largest of each. The
-// heap is sampled from /metrics without forcing a collection, so it
-// includes garbage not yet collected.
+// samplePeaks samples the process's RSS and heap every 50 ms until the
+// returned function is called, which returns the largest of each. The heap
+// is sampled from /metrics without forcing a collection, so it includes
+// garbage not yet collected.
 func (p *process) samplePeaks() func() usage {
 	stop, done := make(chan struct{}), make(chan usage, 1)
 	go func() {
@@ -226,7 +240,7 @@ func (p *process) samplePeaks() func() usage {
 			if rss, err := p.rss(); err == nil {
 				peak.rss = max(peak.rss, float64(rss))
 			}
-			if heap, err := p.metric("go_memstats_heap_inuse_bytes"); err == nil {
+			if heap, err := p.metric("go_memstats_heap_alloc_bytes"); err == nil {
 				peak.heap = max(peak.heap, heap)
 			}
 			select {

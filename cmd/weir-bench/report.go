@@ -67,7 +67,7 @@ func (r *result) rows() []row {
 	add("(b) server CPU per endpoint change", "ms", func(s serverResult) float64 { return ms(s.cpuEndpt) })
 	add("(a) resources serialised per weight change", "", func(s serverResult) float64 { return s.marshal })
 	burst := fmt.Sprintf("(e) burst of %d weight changes", r.cfg.Burst)
-	add(burst+": time to make them", "ms", func(s serverResult) float64 { return ms(s.burst.took) })
+	add(burst+": until all were made", "ms", func(s serverResult) float64 { return ms(s.burst.took) })
 	add(burst+": snapshots pushed", "", func(s serverResult) float64 { return s.burst.pushes })
 	add(burst+": first → a proxy ACKed", "ms", func(s serverResult) float64 { return ms(s.burst.first) })
 	add(burst+": first → last held", "ms", func(s serverResult) float64 { return ms(s.burst.last) })
@@ -78,6 +78,8 @@ func (r *result) rows() []row {
 	add("(d) server RSS per stream", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
 	add("(d) server live heap per stream", "KiB", func(s serverResult) float64 { return (s.steady.heap - s.idle.heap) / n / 1024 })
 	add("(d) server RSS with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.rss / (1 << 20) })
+	add("(d) server live heap with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.heap / (1 << 20) })
+	add("(d) server live heap with no stream connected", "MiB", func(s serverResult) float64 { return s.idle.heap / (1 << 20) })
 	return rows
 }
 
@@ -123,7 +125,7 @@ func (r *result) standardNotes() []string {
 		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes. (b) counts the proxies that see the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service",
 		"a verifying proxy checks that each change was served as made before the next; once connected, the other proxies only ACK (the scenarios never change which clusters exist)",
 		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; CPU from /proc",
-		"(e) the baseline rebuilds on every file event; a file watcher waits for 50 ms of quiet, which coalesces its burst",
+		"(e) the changes start evenly over --burst-window, each without waiting for the last; first → a proxy ACKed is the first new routes the verifying proxy ACKed; the baseline rebuilds on every file event, and a file watcher waits for 50 ms of quiet, which coalesces its burst",
 	}
 	for _, s := range r.servers {
 		for _, e := range s.errs {

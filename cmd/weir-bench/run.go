@@ -39,7 +39,7 @@ type usage struct{ rss, heap float64 }
 
 // burstResult is what a burst of changes caused.
 type burstResult struct {
-	took   time.Duration // to make all the changes
+	took   time.Duration // until every change was made (the server answered)
 	first  time.Duration // from the first change until the verifying proxy ACKed a new version
 	last   time.Duration // … held the last change
 	pushes float64       // snapshots the server published meanwhile
@@ -227,9 +227,11 @@ func holdsPort(svc string, port uint32) func(observed) bool {
 	return func(o observed) bool { return slices.Contains(o.ports[snapshot.ClusterName(svc, "v1")], port) }
 }
 
-// burst makes cfg.Burst weight changes, no faster than cfg.Burst in
-// cfg.BurstWindow, and measures how many pushes they cause, how soon the
-// first reaches the verifying proxy, and when the last does.
+// burst makes cfg.Burst weight changes, started evenly over
+// cfg.BurstWindow each without waiting for the one before (an operator's
+// script, or many), and measures how many pushes they cause, how soon the
+// first reaches the verifying proxy, and when the last change the server
+// applied does.
 func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
 	published0, err := t.metric("weir_snapshots_published_total")
 	if err != nil {
@@ -237,14 +239,16 @@ func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *s
 	}
 	r := f.begin(resourcev3.RouteType, func(p *proxy) bool { return p.verify })
 	gap := cfg.BurstWindow / time.Duration(cfg.Burst)
-	var ws weights
+	errs := make(chan error, cfg.Burst)
 	for k := range cfg.Burst {
-		ws = weights{v1: k % 100, v2: 100 - k%100}
-		if err := t.setWeights(ctx, ws); err != nil {
-			return fmt.Errorf("burst change %d: %w", k, err)
-		}
-		if wait := time.Until(r.start.Add(time.Duration(k+1) * gap)); wait > 0 {
+		if wait := time.Until(r.start.Add(time.Duration(k) * gap)); wait > 0 {
 			time.Sleep(wait) // pacing the burst, not waiting for a condition
+		}
+		go func() { errs <- t.setWeights(ctx, weights{v1: k % 100, v2: 100 - k%100}) }()
+	}
+	for range cfg.Burst {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("burst: %w", err)
 		}
 	}
 	sr.burst.took = time.Since(r.start)
@@ -253,8 +257,12 @@ func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *s
 		return fmt.Errorf("burst: first change: %w", err)
 	}
 	sr.burst.first = times[0]
-	if err := f.awaitObserved(holdsWeights(ws), cfg.Timeout); err != nil {
-		return fmt.Errorf("burst: last change: %w", err)
+	final, err := t.weights(ctx)
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	if err := f.awaitObserved(holdsWeights(final), cfg.Timeout); err != nil {
+		return fmt.Errorf("burst: last change (%d/%d): %w", final.v1, final.v2, err)
 	}
 	sr.burst.last = time.Since(r.start)
 	published1, err := t.metric("weir_snapshots_published_total")

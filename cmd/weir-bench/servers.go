@@ -21,7 +21,9 @@ type target struct {
 	// server does: weir through its admin API, the baseline (which has
 	// none) by rewriting the policy file.
 	setWeights func(ctx context.Context, ws weights) error
-	close      func()
+	// weights returns weightedService's split as the server has it.
+	weights func(ctx context.Context) (weights, error)
+	close   func()
 }
 
 // server names a control plane and how to start it on a world.
@@ -65,6 +67,11 @@ func startWeir(ctx context.Context, cfg config, w *world) (*target, error) {
 				Weights: map[string]string{"v1": strconv.Itoa(ws.v1), "v2": strconv.Itoa(ws.v2)}})
 			return err
 		},
+		weights: func(ctx context.Context) (weights, error) {
+			r, err := admin.GetRollout(ctx, &adminv1.GetRolloutRequest{Service: weightedService})
+			ws := r.GetWeights()
+			return weights{v1: int(ws["v1"] / 100), v2: int(ws["v2"] / 100)}, err
+		},
 		close: func() { conn.Close(); p.stop() },
 	}, nil
 }
@@ -82,6 +89,7 @@ func startBaseline(ctx context.Context, cfg config, w *world) (*target, error) {
 	}
 	return &target{process: p,
 		setWeights: func(_ context.Context, ws weights) error { return w.writeWeights(ws) },
+		weights:    func(context.Context) (weights, error) { return w.readWeights() },
 		close:      p.stop,
 	}, nil
 }

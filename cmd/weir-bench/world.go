@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,15 +86,34 @@ func (w *world) writeCatalog() error {
 // writeWeights rewrites weightedService's policy file.
 func (w *world) writeWeights(ws weights) error {
 	text := fmt.Sprintf("service: %s\nstrategy: fixed\nweights: {v1: %d, v2: %d}\n", weightedService, ws.v1, ws.v2)
-	return writeAtomic(filepath.Join(w.policyDir(), weightedService+".yaml"), []byte(text))
+	return writeAtomic(w.policyPath(), []byte(text))
+}
+
+func (w *world) policyPath() string { return filepath.Join(w.policyDir(), weightedService+".yaml") }
+
+// readWeights returns the split weightedService's policy file gives.
+func (w *world) readWeights() (weights, error) {
+	data, err := os.ReadFile(w.policyPath())
+	if err != nil {
+		return weights{}, err
+	}
+	var ws weights
+	_, err = fmt.Sscanf(string(data[strings.Index(string(data), "weights:"):]), "weights: {v1: %d, v2: %d}", &ws.v1, &ws.v2)
+	return ws, err
 }
 
 // writeAtomic replaces path by renaming a file written next to its
-// directory over it, so that a watcher never reads half a file.
+// directory over it, so that a watcher never reads half a file, and
+// concurrent writers never mix theirs: the last rename wins.
 func writeAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(filepath.Dir(path)), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(filepath.Dir(path)), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if err := errors.Join(err, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
