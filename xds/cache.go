@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -57,7 +58,19 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	prev := c.current
 	c.current = p
+	// An open watch was judged against the previous snapshot and needed no
+	// answer; where its type's resources for its class are unchanged, it
+	// still needs none. A weight change re-judges the route watches only,
+	// not every stream's clusters, endpoints and listeners.
+	changed := func(req interface {
+		GetTypeUrl() string
+		GetNode() *corev3.Node
+	}) bool {
+		return prev == nil || typeVersion(prev, req.GetTypeUrl(), ClassOf(req.GetNode())) !=
+			typeVersion(p, req.GetTypeUrl(), ClassOf(req.GetNode()))
+	}
 	// Answer in make-before-break order — clusters, endpoints, listeners,
 	// routes — so that on every ADS stream a route never arrives before the
 	// cluster it names.
@@ -65,6 +78,9 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
 	})
 	for _, w := range sotw {
+		if !changed(w.req) {
+			continue
+		}
 		if resp := sotwResponse(p, w.req, w.sub); resp != nil {
 			w.ch <- resp
 			delete(c.sotw, w)
@@ -74,12 +90,24 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
 	})
 	for _, w := range delta {
+		if !changed(w.req) {
+			continue
+		}
 		if resp := deltaResponse(p, w.req, w.sub); resp != nil {
 			w.ch <- resp
 			delete(c.delta, w)
 		}
 	}
 	return nil
+}
+
+// typeVersion returns the version of everything p holds of typeURL for
+// class: equal versions mean equal resources. "" when p serves no such type.
+func typeVersion(p *prepared, typeURL string, class Class) string {
+	if ts := p.typeSet(typeURL, class); ts != nil {
+		return ts.version
+	}
+	return ""
 }
 
 // pushOrder ranks resource types in the order a push answers them.

@@ -170,6 +170,9 @@ func near(t *testing.T, what string, got, want, tolerance float64) {
 	}
 }
 
+// The timed steps below (pause, interval) are 3 s: sampling 1,000 RPCs to
+// measure a step's share takes over a second under -race on a loaded
+// machine, and must end before the step does.
 const canaryPolicy = `service: greeter
 strategy: canary
 stable: v1
@@ -177,7 +180,7 @@ canary:
   version: v2
   steps:
     - setWeight: 20
-    - pause: 1s
+    - pause: 3s
     - setWeight: 50
     - pause: {}
   match:
@@ -248,7 +251,7 @@ strategy: rolling
 from: v1
 to: v2
 stepWeight: 50
-interval: 1s
+interval: 3s
 `
 
 func TestRolloutRollingTo100(t *testing.T) {
