@@ -62,33 +62,48 @@ func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 // dropped (its requests follow the catch-all route, as they did in prev). A
 // catch-all route left with no cluster takes prev's catch-all route of the
 // same virtual host instead; a virtual host that prev did not have is new,
-// and nothing routes to it yet. It returns how many routes it changed.
+// and nothing routes to it yet. A route configuration with nothing to
+// withhold stays the very message it was, so that a service's own route
+// configuration (see ServiceRouteConfigName) that a change does not touch
+// is neither encoded nor sent again. It returns how many routes it changed.
 func withholdNew(r *Resources, prev Resources) int {
 	known := ReferencedClusters(prev)
 	prevRoutes := mainRoutes(prev)
 	changed := 0
-	routes := make([]*routev3.RouteConfiguration, len(r.Routes))
-	for i, rc := range r.Routes {
-		rc = proto.Clone(rc).(*routev3.RouteConfiguration)
-		for _, vh := range rc.GetVirtualHosts() {
-			kept := make([]*routev3.Route, 0, len(vh.GetRoutes()))
-			for _, route := range vh.GetRoutes() {
-				out, withheld := withhold(route, known, prevRoutes[vh.GetName()])
-				if withheld {
-					changed++
-				}
-				if out != nil {
-					kept = append(kept, out)
-				}
-			}
-			vh.Routes = kept
-		}
-		routes[i] = rc
+	routes := slices.Clone(r.Routes)
+	for i, rc := range routes {
+		out, n := withholdIn(rc, known, prevRoutes)
+		routes[i] = out
+		changed += n
 	}
 	if changed > 0 {
 		r.Routes = routes
 	}
 	return changed
+}
+
+// withholdIn returns rc, or a copy of it with the routes withhold changes,
+// and how many it changed.
+func withholdIn(rc *routev3.RouteConfiguration, known []string, prevRoutes map[string]*routev3.Route) (*routev3.RouteConfiguration, int) {
+	out := proto.Clone(rc).(*routev3.RouteConfiguration)
+	changed := 0
+	for _, vh := range out.GetVirtualHosts() {
+		kept := make([]*routev3.Route, 0, len(vh.GetRoutes()))
+		for _, route := range vh.GetRoutes() {
+			r, withheld := withhold(route, known, prevRoutes[vh.GetName()])
+			if withheld {
+				changed++
+			}
+			if r != nil {
+				kept = append(kept, r)
+			}
+		}
+		vh.Routes = kept
+	}
+	if changed == 0 {
+		return rc, 0
+	}
+	return out, changed
 }
 
 // withhold returns route without traffic to clusters that are not known:

@@ -159,9 +159,11 @@ func buildRouting(t *testing.T, routing policy.Routing, instances ...discovery.I
 	return s
 }
 
+// routeNames returns the names of the routes of the shared route
+// configuration, which every service's own repeats.
 func routeNames(s *Snapshot) []string {
 	var out []string
-	for _, rc := range s.Routes {
+	for _, rc := range sharedRoutes(s.Resources) {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				out = append(out, r.GetName())
@@ -225,6 +227,7 @@ func TestBridgeMatchAndSticky(t *testing.T) {
 			if err := validate(bridge.Resources); err != nil {
 				t.Fatal(err)
 			}
+			checkServiceRoutes(t, bridge.Resources)
 			if got := RoutedClusters(bridge.Resources); !slices.Equal(got, tt.routed) {
 				t.Errorf("bridge routes to %v, want %v", got, tt.routed)
 			}

@@ -23,11 +23,12 @@ import (
 // service whose instances and routing did not change reuses its resources —
 // the very same messages, validated and hashed once — and a rebuilt
 // resource that encodes as before stays the message it was, so an xDS cache
-// that remembers messages need not marshal it again either. The shared
-// route configuration is a new message only when a virtual host changed,
-// and even then only the changed virtual hosts are encoded again. The
-// result is the same as Build's. Its zero value is ready for use; it is not
-// safe for concurrent use.
+// that remembers messages need not marshal it again either. A service's
+// own route configuration (see ServiceRouteConfigName) is a per-service
+// resource like its clusters; the shared one is a new message only when a
+// virtual host changed, and even then only the changed virtual hosts are
+// encoded again. The result is the same as Build's. Its zero value is
+// ready for use; it is not safe for concurrent use.
 type Builder struct {
 	services map[string]*builtService
 	routes   hashed[*routev3.RouteConfiguration]
@@ -53,7 +54,8 @@ type builtService struct {
 	listener   hashed[*listenerv3.Listener]
 	hcms       decodedHCMs // listener's, for the consistency check
 	vhost      *routev3.VirtualHost
-	vhostField []byte // vhost as a virtual_hosts field, see virtualHostField
+	vhostField []byte                              // vhost as a virtual_hosts field, see virtualHostField
+	routes     hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
 }
 
 // decodedHCMs is the result of connectionManagers for one listener.
@@ -79,7 +81,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		next[svc.Name] = bs
 		p.add(bs)
 	}
-	routes, err := b.routeConfiguration(p.vhosts, p.vhostFields)
+	routes, err := routeConfiguration(b.routes, RouteConfigName, p.vhosts, p.vhostFields)
 	errs = append(errs, err)
 	sidecar := envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName)
 	b.sidecar, err = hashResource(&b.buf, listenerType, sidecar, (*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
@@ -109,11 +111,11 @@ func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routi
 	}
 	out := buildService(svc, r, hasPolicy)
 	bs := &builtService{svc: svc, routing: r, hasPolicy: hasPolicy, report: out.report}
-	var errs [4]error
+	var errs [5]error
 	bs.clusters, errs[0] = hashAll(&b.buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
 	bs.endpoints, errs[1] = hashAll(&b.buf, endpointType, out.endpoints,
 		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
-	listener := envoy.APIListener(svc.Name, RouteConfigName)
+	listener := envoy.APIListener(svc.Name, ServiceRouteConfigName(svc.Name))
 	bs.listener, errs[2] = hashResource(&b.buf, listenerType, listener, (*listenerv3.Listener).GetName,
 		[]hashed[*listenerv3.Listener]{prev.listener})
 	bs.hcms = prev.hcms
@@ -121,6 +123,8 @@ func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routi
 		bs.hcms.hcms, bs.hcms.err = connectionManagers(bs.listener.msg)
 	}
 	bs.vhost, bs.vhostField, errs[3] = virtualHost(out.vhost, prev)
+	bs.routes, errs[4] = routeConfiguration(prev.routes, ServiceRouteConfigName(svc.Name),
+		[]*routev3.VirtualHost{bs.vhost}, [][]byte{bs.vhostField})
 	return bs, errors.Join(errs[:]...)
 }
 
@@ -186,15 +190,15 @@ func virtualHost(vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualH
 	return vh, field, nil
 }
 
-// routeConfiguration returns the route configuration holding vhosts: the
-// last one built if it holds these very virtual hosts, else a new one.
-// fields are the virtual hosts' encodings (see virtualHostField); they were
-// validated with their services.
-func (b *Builder) routeConfiguration(vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
-	if last := b.routes.msg; last != nil && slices.Equal(last.GetVirtualHosts(), vhosts) {
-		return b.routes, nil
+// routeConfiguration returns the route configuration name holding vhosts:
+// last if it holds these very virtual hosts, else a new one. fields are the
+// virtual hosts' encodings (see virtualHostField); they were validated with
+// their services, so neither they nor unchanged ones are encoded again.
+func routeConfiguration(last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
+	if last.msg != nil && last.msg.GetName() == name && slices.Equal(last.msg.GetVirtualHosts(), vhosts) {
+		return last, nil
 	}
-	rc := envoy.RouteConfiguration(RouteConfigName, vhosts)
+	rc := envoy.RouteConfiguration(name, vhosts)
 	if err := withoutVirtualHosts(rc).ValidateAll(); err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
@@ -210,6 +214,7 @@ type parts struct {
 	clusters    []hashed[*clusterv3.Cluster]
 	endpoints   []hashed[*endpointv3.ClusterLoadAssignment]
 	listeners   []hashed[*listenerv3.Listener]
+	routes      []hashed[*routev3.RouteConfiguration] // the services' own
 	vhosts      []*routev3.VirtualHost
 	vhostFields [][]byte
 	hcms        map[*listenerv3.Listener]decodedHCMs
@@ -222,6 +227,7 @@ func newParts(services int) *parts {
 		clusters:    make([]hashed[*clusterv3.Cluster], 0, 2*services),
 		endpoints:   make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*services),
 		listeners:   make([]hashed[*listenerv3.Listener], 0, services),
+		routes:      make([]hashed[*routev3.RouteConfiguration], 0, services+1),
 		vhosts:      make([]*routev3.VirtualHost, 0, services),
 		vhostFields: make([][]byte, 0, services),
 		hcms:        make(map[*listenerv3.Listener]decodedHCMs, services),
@@ -234,6 +240,7 @@ func (p *parts) add(bs *builtService) {
 	p.clusters = append(p.clusters, bs.clusters...)
 	p.endpoints = append(p.endpoints, bs.endpoints...)
 	p.listeners = append(p.listeners, bs.listener)
+	p.routes = append(p.routes, bs.routes)
 	p.vhosts = append(p.vhosts, bs.vhost)
 	p.vhostFields = append(p.vhostFields, bs.vhostField)
 	p.hcms[bs.listener.msg] = bs.hcms
@@ -258,7 +265,7 @@ func (p *parts) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar has
 	snap.Endpoints, d.endpoints = sortedByName(p.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	snap.APIListeners, d.api = sortedByName(p.listeners, (*listenerv3.Listener).GetName)
 	snap.SidecarListeners, d.sidecar = []*listenerv3.Listener{sidecar.msg}, []digest{sidecar.sum}
-	snap.Routes, d.routes = []*routev3.RouteConfiguration{routes.msg}, []digest{routes.sum}
+	snap.Routes, d.routes = sortedByName(append(p.routes, routes), (*routev3.RouteConfiguration).GetName)
 	return snap, d
 }
 

@@ -19,7 +19,9 @@ import (
 // twice within one kind. Clients wait ~15 s for a name that is never served
 // and NACK a response that repeats one. Envoy also rejects a route
 // configuration that lists a domain in two virtual hosts (services "a" and
-// "a.service.consul" would), so that is checked too.
+// "a.service.consul" would), so that is checked too. A route configuration
+// that no listener uses is no error, as an unused cluster is none: a
+// client only fetches what it is referred to.
 func Consistent(r Resources) error { return consistent(r, connectionManagers) }
 
 // hcmsFunc returns the HTTP connection managers of a listener.

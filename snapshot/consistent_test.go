@@ -38,7 +38,15 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(r *Resources) { r.Routes = nil },
 		want: []string{
 			`listener "weir_outbound_http" references route configuration "weir_outbound", which is not served`,
-			`listener "greeter" references route configuration "weir_outbound", which is not served`,
+			`listener "greeter" references route configuration "weir_outbound/greeter", which is not served`,
+		},
+	}, {
+		// RDS absence is not deletion, and a client that asks for a name it
+		// is not served waits for it: a route configuration no listener
+		// uses is harmless, as an unused cluster is.
+		name: "route configuration no listener uses",
+		breakIt: func(r *Resources) {
+			r.SidecarListeners, r.APIListeners = nil, nil
 		},
 	}, {
 		name: "api listener alone references a missing route configuration",
@@ -52,6 +60,7 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(r *Resources) { r.Clusters = r.Clusters[:1] },
 		want: []string{
 			`route configuration "weir_outbound" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
+			`route configuration "weir_outbound/greeter" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
 			`ClusterLoadAssignment "greeter/v2" belongs to no EDS cluster`,
 		},
 	}, {

@@ -201,6 +201,7 @@ func TestGolden(t *testing.T) {
 			if err := validate(snap.Resources); err != nil {
 				t.Errorf("ValidateAll: %v", err)
 			}
+			checkServiceRoutes(t, snap.Resources)
 			got := render(t, snap)
 			golden := filepath.Join("testdata", name+".golden.yaml")
 			if *update {

@@ -18,7 +18,9 @@ import (
 )
 
 const (
-	// RouteConfigName is the one route configuration, shared by every listener.
+	// RouteConfigName is the route configuration holding every service's
+	// virtual host, which the Envoy sidecar listener uses. Proxyless gRPC
+	// clients use their service's own instead (see ServiceRouteConfigName).
 	RouteConfigName = "weir_outbound"
 	// SidecarListenerName is the Envoy sidecar's outbound HTTP listener.
 	SidecarListenerName = "weir_outbound_http"
@@ -44,9 +46,9 @@ type Input struct {
 type Resources struct {
 	Clusters         []*clusterv3.Cluster
 	Endpoints        []*endpointv3.ClusterLoadAssignment
-	Routes           []*routev3.RouteConfiguration
-	SidecarListeners []*listenerv3.Listener // served to Envoy proxies (wildcard LDS)
-	APIListeners     []*listenerv3.Listener // served to proxyless gRPC clients (named LDS)
+	Routes           []*routev3.RouteConfiguration // RouteConfigName, then each service's own (ServiceRouteConfigName)
+	SidecarListeners []*listenerv3.Listener        // served to Envoy proxies (wildcard LDS)
+	APIListeners     []*listenerv3.Listener        // served to proxyless gRPC clients (named LDS)
 }
 
 // Snapshot is the result of Build.
@@ -57,6 +59,15 @@ type Snapshot struct {
 	// Report lists what the caller should warn about; it does not stop a push.
 	Report Report
 }
+
+// ServiceRouteConfigName names the route configuration holding only
+// service's virtual host — the very one RouteConfigName holds — which the
+// service's API listener uses: a proxyless gRPC client calls one service,
+// so a routing change of another service need not reach it, nor the whole
+// of RouteConfigName with every change. Service names are DNS labels,
+// without "/", so no two names collide, and they sort right after
+// RouteConfigName.
+func ServiceRouteConfigName(service string) string { return RouteConfigName + "/" + service }
 
 // ClusterName names the cluster of one version of a service.
 func ClusterName(service, version string) string { return service + "/" + version }

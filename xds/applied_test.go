@@ -89,7 +89,7 @@ func subscribeGRPC(b *testing.B, p *Publisher, id int64, service string) {
 	node := &corev3.Node{Id: "client-" + strconv.FormatInt(id, 10), UserAgentName: "gRPC Go"}
 	openStream(b, p, id, node, map[string][]string{
 		resourcev3.ClusterType: clusters, resourcev3.EndpointType: clusters,
-		resourcev3.ListenerType: {service}, resourcev3.RouteType: {snapshot.RouteConfigName},
+		resourcev3.ListenerType: {service}, resourcev3.RouteType: {snapshot.ServiceRouteConfigName(service)},
 	})
 }
 

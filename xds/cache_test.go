@@ -128,9 +128,9 @@ func TestAckNackAndNoResend(t *testing.T) {
 	mustSet(t, srv.cache, v90)
 
 	c := dialADS(t, srv.addr, grpcNode)
-	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
+	c.subscribe(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
 	first := c.recv()
-	c.ack(first, snapshot.RouteConfigName)
+	c.ack(first, snapshot.ServiceRouteConfigName("greeter"))
 	eventually(t, "ACK recorded", func() bool { return routeStatus(srv.tracker).Acked == first.VersionInfo })
 
 	// Publishing identical content sends nothing; the next thing the client
@@ -144,7 +144,7 @@ func TestAckNackAndNoResend(t *testing.T) {
 
 	// The client rejects 50/50: the rejection is recorded, its last good
 	// version stays ACKed, and 50/50 is not sent again.
-	c.nack(second, first.VersionInfo, snapshot.RouteConfigName)
+	c.nack(second, first.VersionInfo, snapshot.ServiceRouteConfigName("greeter"))
 	eventually(t, "NACK recorded", func() bool { return routeStatus(srv.tracker).LastNack != nil })
 	st := routeStatus(srv.tracker)
 	if st.Acked != first.VersionInfo || st.LastNack.Version != second.VersionInfo || st.LastNack.Error != "test rejects this" {
@@ -226,7 +226,7 @@ func TestPushOrderIsMakeBeforeBreak(t *testing.T) {
 	c := dialADS(t, srv.addr, grpcNode)
 	for _, typ := range []string{resourcev3.RouteType, resourcev3.ListenerType, resourcev3.EndpointType, resourcev3.ClusterType} {
 		names := map[string][]string{
-			resourcev3.RouteType: {snapshot.RouteConfigName}, resourcev3.ListenerType: {"greeter"},
+			resourcev3.RouteType: {snapshot.ServiceRouteConfigName("greeter")}, resourcev3.ListenerType: {"greeter"},
 			resourcev3.EndpointType: {"greeter/v1", "greeter/v2"}, resourcev3.ClusterType: {"greeter/v1", "greeter/v2"},
 		}[typ]
 		c.subscribe(typ, names...)
@@ -285,20 +285,62 @@ func TestUnchangedResourcesAreNotMarshalledAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSet(t, c, first)
-	// 2 clusters, 2 endpoints, 1 route config, 1 sidecar + 2 API listeners.
-	if got := c.Marshalled(); got != 8 {
-		t.Fatalf("first snapshot marshalled %d resources, want 8", got)
+	// 2 clusters, 2 endpoints, 3 route configs (the shared one and one per
+	// service), 1 sidecar + 2 API listeners.
+	if got := c.Marshalled(); got != 10 {
+		t.Fatalf("first snapshot marshalled %d resources, want 10", got)
 	}
 	second, err := b.Build(snapshot.Input{Model: services(9101)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustSet(t, c, second)
-	// Only b's endpoint moved: its endpoints and the route config (whose
-	// domains name ports) are new messages. b's cluster and listener and
-	// the sidecar listener encode as before, so the builder keeps the very
-	// same messages, and a's are untouched: none is marshalled again.
-	if got := c.Marshalled() - 8; got != 2 {
-		t.Errorf("second snapshot marshalled %d resources, want 2 (b's endpoints, the routes)", got)
+	// Only b's endpoint moved: its endpoints, its route config and the
+	// shared one (whose domains name ports) are new messages. b's cluster
+	// and listener and the sidecar listener encode as before, so the
+	// builder keeps the very same messages, and a's, its route config
+	// included, are untouched: none is marshalled again.
+	if got := c.Marshalled() - 10; got != 3 {
+		t.Errorf("second snapshot marshalled %d resources, want 3 (b's endpoints, b's routes, the shared routes)", got)
+	}
+}
+
+// TestWeightChangeReachesOnlyItsServiceClients: proxyless gRPC clients
+// subscribe to their service's route configuration, so a weight change of
+// greeter is news to greeter's clients and to Envoy (the shared route
+// configuration), but not to a client of another service, and only those
+// two route configurations are marshalled again.
+func TestWeightChangeReachesOnlyItsServiceClients(t *testing.T) {
+	m, err := discovery.NewModel([]discovery.Service{
+		{Name: "greeter", Instances: []discovery.Instance{
+			{ID: "g1", Address: "127.0.0.1", Port: 9100, Version: "v1"}, {ID: "g2", Address: "127.0.0.1", Port: 9101, Version: "v2"}}},
+		{Name: "other", Instances: []discovery.Instance{{ID: "o1", Address: "127.0.0.1", Port: 9200, Version: "v1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b snapshot.Builder
+	c := NewCache()
+	routes := func(ws policy.Weights) (greeter, other, shared string) {
+		s, err := b.Build(snapshot.Input{Model: m, Routing: map[string]policy.Routing{"greeter": {Weights: ws}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, c, s)
+		return c.VersionFor(resourcev3.RouteType, GRPC, []string{snapshot.ServiceRouteConfigName("greeter")}, false),
+			c.VersionFor(resourcev3.RouteType, GRPC, []string{snapshot.ServiceRouteConfigName("other")}, false),
+			c.VersionFor(resourcev3.RouteType, Envoy, []string{snapshot.RouteConfigName}, false)
+	}
+	g0, o0, s0 := routes(policy.Weights{"v1": 9000, "v2": 1000})
+	marshalled := c.Marshalled()
+	g1, o1, s1 := routes(policy.Weights{"v1": 5000, "v2": 5000})
+	if g0 == g1 || s0 == s1 {
+		t.Errorf("greeter's clients (%s → %s) or Envoy (%s → %s) would not receive the new weights", g0, g1, s0, s1)
+	}
+	if o0 != o1 {
+		t.Errorf("a client of another service would receive routes again (%s → %s)", o0, o1)
+	}
+	if got := c.Marshalled() - marshalled; got != 2 {
+		t.Errorf("the weight change marshalled %d resources, want 2 (greeter's routes, the shared routes)", got)
 	}
 }

@@ -169,8 +169,8 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	c.subscribe(resourcev3.ClusterType, clusters...)
 	before := c.recv()
 	c.ack(before, clusters...)
-	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
-	c.ack(c.recv(), snapshot.RouteConfigName)
+	c.subscribe(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
+	c.ack(c.recv(), snapshot.ServiceRouteConfigName("greeter"))
 
 	// v1 leaves the catalog. First the routes move off it while its cluster
 	// stays; only once this client ACKed those routes does v1's cluster go.
@@ -185,7 +185,7 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	if v := srv.cache.VersionFor(resourcev3.ClusterType, GRPC, clusters, false); v != before.VersionInfo {
 		t.Fatal("while the routes were not applied, the clusters served changed already")
 	}
-	c.ack(routes, snapshot.RouteConfigName)
+	c.ack(routes, snapshot.ServiceRouteConfigName("greeter"))
 	cds := c.recv()
 	if got := resourceNames(t, cds); cds.TypeUrl != resourcev3.ClusterType || !slices.Equal(got, []string{"greeter/v2"}) {
 		t.Fatalf("second response is %s %v, want clusters [greeter/v2]", cds.TypeUrl, got)
@@ -217,8 +217,8 @@ func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
 	p.SetPolicies(policy.Set{}, nil)
 	p.Update(model([]string{"v1", "v2"}, 9900))
 	c := dialADS(t, srv.addr, grpcNode)
-	c.subscribe(resourcev3.RouteType, snapshot.RouteConfigName)
-	c.ack(c.recv(), snapshot.RouteConfigName)
+	c.subscribe(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
+	c.ack(c.recv(), snapshot.ServiceRouteConfigName("greeter"))
 
 	// greeter v1 leaves: a bridge keeps it while this client, which stops
 	// ACKing, has not applied the new routes.

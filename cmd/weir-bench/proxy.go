@@ -9,23 +9,27 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/weir-mesh/weir/snapshot"
 )
 
-// proxy is one simulated xDS client on one ADS stream. Envoy-shaped proxies
-// subscribe to LDS and CDS by wildcard, then to RDS weir_outbound and to EDS
-// by the cluster names CDS returned. gRPC-shaped proxies subscribe to LDS by
-// their service's name and to RDS weir_outbound, then to CDS and EDS by the
-// clusters their service's virtual host names. Every response is ACKed at
-// once and the ACK reported to the fleet. Over delta xDS the same
-// subscriptions are made incrementally (wildcard the legacy way: no names).
+// proxy is one simulated xDS client on one ADS stream. Both shapes follow
+// the route configuration names in the listeners they receive, as Envoy and
+// grpc-go do, rather than assume weir's. Envoy-shaped proxies subscribe to
+// LDS and CDS by wildcard, then to RDS by the name in the sidecar
+// listener's filter chain (weir_outbound) and to EDS by the cluster names
+// CDS returned. gRPC-shaped proxies subscribe to LDS by their service's
+// name, then to RDS by the name in its api_listener (their service's own
+// route configuration), then to CDS and EDS by the clusters their
+// service's virtual host names. Every response is ACKed at once and the
+// ACK reported to the fleet. Over delta xDS the same subscriptions are
+// made incrementally (wildcard the legacy way: no names).
 type proxy struct {
 	idx   int
 	grpc  bool
@@ -83,9 +87,6 @@ func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn, delta bool) erro
 	p.subs = map[string]*subscription{}
 	if p.grpc {
 		err = p.subscribe(resourcev3.ListenerType, []string{p.svc})
-		if err == nil {
-			err = p.subscribe(resourcev3.RouteType, []string{snapshot.RouteConfigName})
-		}
 	} else {
 		err = p.subscribe(resourcev3.ListenerType, nil)
 		if err == nil {
@@ -141,8 +142,8 @@ func (p *proxy) handle(resp response) error {
 		return nil
 	}
 	switch {
-	case resp.typeURL == resourcev3.ListenerType && p.subs[resourcev3.RouteType] == nil:
-		return p.subscribe(resourcev3.RouteType, []string{snapshot.RouteConfigName})
+	case resp.typeURL == resourcev3.ListenerType:
+		return p.follow(resourcev3.RouteType, routeConfigNames(resp.resources))
 	case resp.typeURL == resourcev3.RouteType && p.grpc:
 		return p.follow(resourcev3.ClusterType, routedClusters(resp.resources, p.svc))
 	case resp.typeURL == resourcev3.ClusterType && resp.delta:
@@ -153,8 +154,15 @@ func (p *proxy) handle(resp response) error {
 	return nil
 }
 
-// follow subscribes to names of typeURL unless that is the subscription already.
+// follow subscribes to names of typeURL unless that is the subscription
+// already. No names leaves the subscription as it is rather than make it a
+// wildcard: a response that says nothing of them (a delta response that
+// only removed listeners, or a route or endpoint response that carries only
+// what changed) says nothing about what to follow.
 func (p *proxy) follow(typeURL string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
 	if sub := p.subs[typeURL]; sub != nil && slices.Equal(sub.names, names) {
 		return nil
 	}
@@ -247,6 +255,33 @@ func clusterNames(resources []*anypb.Any) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// routeConfigNames returns, sorted, the route configurations that the HTTP
+// connection managers of the listeners in an LDS response fetch over RDS:
+// an api_listener's (what grpc-go reads) and every filter chain's (Envoy).
+func routeConfigNames(resources []*anypb.Any) []string {
+	var names []string
+	for _, a := range resources {
+		var l listenerv3.Listener
+		if proto.Unmarshal(a.GetValue(), &l) != nil {
+			continue
+		}
+		configs := []*anypb.Any{l.GetApiListener().GetApiListener()}
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				configs = append(configs, f.GetTypedConfig())
+			}
+		}
+		for _, c := range configs {
+			var hcm hcmv3.HttpConnectionManager
+			if c.MessageIs(&hcm) && c.UnmarshalTo(&hcm) == nil && hcm.GetRds() != nil {
+				names = append(names, hcm.GetRds().GetRouteConfigName())
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // routedClusters returns, sorted, the clusters svc's virtual host names in

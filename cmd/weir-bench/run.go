@@ -140,7 +140,10 @@ func (p *process) usage() (usage, error) {
 }
 
 // weightChanges is scenario (a): the weighted service's split moves
-// between 90/10 and 50/50; every proxy must ACK new routes.
+// between 90/10 and 50/50; every Envoy-shaped proxy (weir_outbound holds
+// every service) and the gRPC-shaped proxies of weightedService (which
+// fetch its own route configuration) must ACK new routes. Other gRPC-shaped
+// proxies receive nothing, and a round waiting for them would time out.
 func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
 	cpu0, err := t.cpu()
 	if err != nil {
@@ -151,7 +154,7 @@ func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *worl
 	ws := weights{90, 10}
 	for i := range cfg.Changes {
 		ws = ws.next()
-		r := f.begin(resourcev3.RouteType, func(*proxy) bool { return true })
+		r := f.begin(resourcev3.RouteType, func(p *proxy) bool { return !p.grpc || p.svc == weightedService })
 		if err := t.setWeights(ctx, ws); err != nil {
 			return fmt.Errorf("weight change %d: %w", i, err)
 		}

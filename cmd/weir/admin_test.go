@@ -113,7 +113,8 @@ func TestAdminOverrideMovesTrafficAndSurvivesRestart(t *testing.T) {
 	})
 }
 
-// silentProxy subscribes to routes and never ACKs what it is sent.
+// silentProxy subscribes to greeter's routes, as a gRPC client of greeter
+// does, and never ACKs what it is sent.
 func silentProxy(t *testing.T, addr, node string) {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -123,7 +124,7 @@ func silentProxy(t *testing.T, addr, node string) {
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	must(t, err)
 	must(t, stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node, UserAgentName: "gRPC Go"},
-		TypeUrl: resourcev3.RouteType, ResourceNames: []string{snapshot.RouteConfigName}}))
+		TypeUrl: resourcev3.RouteType, ResourceNames: []string{snapshot.ServiceRouteConfigName("greeter")}}))
 	go func() {
 		for {
 			if _, err := stream.Recv(); err != nil {

@@ -10,15 +10,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/weir-mesh/weir/examples/quickstart/backend"
 	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -193,6 +196,16 @@ func (c *caller) results() []result {
 	return append([]result(nil), c.log...)
 }
 
+// routesFetched returns the route configurations node subscribed to.
+func routesFetched(w *weir, node string) []string {
+	for _, p := range w.srv.tracker.Proxies() {
+		if p.NodeID == node {
+			return p.Types[resourcev3.RouteType].Names
+		}
+	}
+	return nil
+}
+
 // TestEndToEndWeightShift is the walking skeleton's promise: weights from a
 // policy file reach a real gRPC xDS client's traffic, a broken edit changes
 // nothing, and a rewrite shifts all traffic without a failed request.
@@ -238,6 +251,11 @@ func TestEndToEndWeightShift(t *testing.T) {
 	}
 	if share := float64(v2Count) / 20; share < 7 || share > 13 {
 		t.Fatalf("v2 got %.1f %% of 2000 RPCs at 90/10, want 10 %% ± 3 %%", share)
+	}
+	// grpc-go fetched the route configuration its api_listener names:
+	// greeter's own, not the one every service shares.
+	if got := routesFetched(w, "e2e-client"); !slices.Equal(got, []string{snapshot.ServiceRouteConfigName("greeter")}) {
+		t.Fatalf("the gRPC client fetched route configurations %q, want greeter's own", got)
 	}
 
 	// From here on RPCs flow continuously in the background.

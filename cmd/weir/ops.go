@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -332,21 +333,32 @@ func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.Servi
 		out[svc] = sp
 	}
 	for _, rc := range snap.Routes {
+		if rc.GetName() != snapshot.RouteConfigName {
+			continue // a service's own holds its virtual host again
+		}
 		for _, vh := range rc.GetVirtualHosts() {
 			sp := plan(vh.GetName())
-			for i, r := range vh.GetRoutes() {
-				name := r.GetName()
-				if name == "" {
-					name = fmt.Sprintf("route-%d", i)
-				}
-				b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-				if err != nil {
-					return nil, err
-				}
-				sp.Routes[name] = string(b)
+			if err := planRoutes(sp.Routes, vh); err != nil {
+				return nil, err
 			}
 			out[vh.GetName()] = sp
 		}
 	}
 	return out, nil
+}
+
+// planRoutes renders every route of vh into routes, by route name.
+func planRoutes(routes map[string]string, vh *routev3.VirtualHost) error {
+	for i, r := range vh.GetRoutes() {
+		name := r.GetName()
+		if name == "" {
+			name = fmt.Sprintf("route-%d", i)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		if err != nil {
+			return err
+		}
+		routes[name] = string(b)
+	}
+	return nil
 }

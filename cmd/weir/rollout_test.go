@@ -314,8 +314,8 @@ func TestRolloutResumesAfterRestart(t *testing.T) {
 
 func testutilValue(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
 
-// nackRoutes connects a gRPC-shaped proxy that rejects every route
-// configuration it is sent.
+// nackRoutes connects a gRPC-shaped proxy of greeter that rejects every
+// route configuration it is sent.
 func nackRoutes(t *testing.T, addr, node string) {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -324,7 +324,7 @@ func nackRoutes(t *testing.T, addr, node string) {
 	t.Cleanup(func() { cancel(); conn.Close() })
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	must(t, err)
-	names := []string{snapshot.RouteConfigName}
+	names := []string{snapshot.ServiceRouteConfigName("greeter")}
 	must(t, stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node, UserAgentName: "gRPC Go"},
 		TypeUrl: resourcev3.RouteType, ResourceNames: names}))
 	go func() {
