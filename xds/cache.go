@@ -292,12 +292,17 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 		}
 	}
 	version := versionOf(ts, selected, sub.IsWildcard())
-	if !needsAnswer(req, version, returned, sub.ReturnedResources()) {
+	held := sub.ReturnedResources()
+	if !needsAnswer(req, version, returned, held) {
 		return nil
 	}
-	anys := make([]*anypb.Any, len(selected))
-	for i, e := range selected {
-		anys[i] = e.any
+	onlyChanged := incremental(req)
+	anys := make([]*anypb.Any, 0, len(selected))
+	for _, e := range selected {
+		if onlyChanged && held[e.name] == e.hash {
+			continue
+		}
+		anys = append(anys, e.any)
 	}
 	return &cachev3.PassthroughResponse{
 		Request:           req,
@@ -308,6 +313,22 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 			Resources:   anys,
 		},
 	}
+}
+
+// incremental reports whether a state-of-the-world response to req may
+// leave out the resources the client already holds. For routes and
+// endpoints it may: unlike listeners and clusters, a resource missing from
+// such a response is not removed but kept as it was (the xDS protocol's
+// SotW rules; Envoy and grpc-go follow them). So a change to one service's
+// endpoints sends one ClusterLoadAssignment to each Envoy, not all of them.
+// The client must hold what it was last sent: req ACKs it. The first
+// request of a stream and a NACK get everything.
+func incremental(req *cachev3.Request) bool {
+	switch req.GetTypeUrl() {
+	case resourcev3.EndpointType, resourcev3.RouteType:
+		return req.GetResponseNonce() != "" && req.GetErrorDetail() == nil
+	}
+	return false
 }
 
 // versionOf returns the version of a selection from ts. A selection of

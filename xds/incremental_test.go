@@ -1,0 +1,63 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// twoServices is a snapshot of services a and b, one instance each, b's on
+// port bPort.
+func twoServices(t *testing.T, bPort uint32) *snapshot.Snapshot {
+	t.Helper()
+	m, err := discovery.NewModel([]discovery.Service{
+		{Name: "a", Instances: []discovery.Instance{{ID: "a1", Address: "127.0.0.1", Port: 9000, Version: "v1"}}},
+		{Name: "b", Instances: []discovery.Instance{{ID: "b1", Address: "127.0.0.1", Port: bPort, Version: "v1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := snapshot.Build(snapshot.Input{Model: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestEndpointResponsesCarryOnlyChanges checks that, once a client has
+// ACKed, an EDS response carries only the endpoints that changed (what the
+// client lacks keeps its full version), while the first response and the
+// one after a NACK carry everything.
+func TestEndpointResponsesCarryOnlyChanges(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, twoServices(t, 9100))
+	c := dialADS(t, srv.addr, envoyNode)
+	both := []string{"a/v1", "b/v1"}
+	c.subscribe(resourcev3.EndpointType, both...)
+	first := c.recv()
+	if got := resourceNames(t, first); !slices.Equal(got, both) {
+		t.Fatalf("first EDS response: %v, want %v", got, both)
+	}
+	c.ack(first, both...)
+
+	mustSet(t, srv.cache, twoServices(t, 9101))
+	second := c.recv()
+	if got := resourceNames(t, second); !slices.Equal(got, []string{"b/v1"}) {
+		t.Errorf("after b moved: %v, want only b/v1", got)
+	}
+	if want := srv.cache.VersionFor(resourcev3.EndpointType, Envoy, both, false); second.VersionInfo != want {
+		t.Errorf("partial response version %s, want the whole selection's %s", second.VersionInfo, want)
+	}
+
+	// A client that rejected the last response may hold neither; the next
+	// response carries everything.
+	c.nack(second, first.VersionInfo, both...)
+	mustSet(t, srv.cache, twoServices(t, 9102))
+	if got := resourceNames(t, c.recv()); !slices.Equal(got, both) {
+		t.Errorf("after a NACK: %v, want %v", got, both)
+	}
+}
