@@ -188,14 +188,25 @@ func (p *Publisher) waiting() []string {
 	return w
 }
 
-// changeWindow is how long tracker changes are gathered before the
-// publisher looks at the fleet. A push to thousands of proxies brings
-// thousands of ACKs, and a look costs about half a microsecond per proxy:
-// gathering bounds looks to a fifth of a core at 10,000 proxies, where a
-// look per ACK would take the CPU the push needs. A change that arrives
-// after a look has begun signals again, so the last change is always looked
-// at.
-const changeWindow = 20 * time.Millisecond
+// Tracker changes are gathered for a window before the publisher looks at
+// the fleet. A push to thousands of proxies brings thousands of ACKs, and a
+// look costs about half a microsecond per proxy: a look per ACK would take
+// the CPU the push needs. The window is at least minChangeWindow and four
+// times as long as the last look took, so that looks take at most a fifth
+// of a core whatever the fleet's size, and at most maxChangeWindow, which
+// bounds how late a rollout learns that its step was applied. A change
+// that arrives after a look has begun signals again, so the last change is
+// always looked at.
+const (
+	minChangeWindow = 20 * time.Millisecond
+	maxChangeWindow = 250 * time.Millisecond
+)
+
+// changeWindow returns how long to gather tracker changes after a look at
+// the fleet that took took.
+func changeWindow(took time.Duration) time.Duration {
+	return min(max(minChangeWindow, 4*took), maxChangeWindow)
+}
 
 // Run builds and publishes snapshots until ctx is done.
 func (p *Publisher) Run(ctx context.Context) error {
@@ -204,6 +215,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		changes = p.cfg.Tracker.Changed()
 	}
 	var gathered <-chan time.Time // nil: no tracker change waits for a look
+	window := minChangeWindow
 	for {
 		var deadline <-chan time.Time // nil: no bridge waiting
 		if d := p.bridgeDeadline(); !d.IsZero() {
@@ -214,12 +226,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-changes:
 			if gathered == nil {
-				gathered = time.After(changeWindow)
+				gathered = time.After(window)
 			}
 			continue
 		case <-gathered:
 			gathered = nil
+			start := time.Now()
 			p.checkApplied()
+			window = changeWindow(time.Since(start))
 			continue
 		case <-deadline:
 			p.checkApplied()

@@ -248,3 +248,16 @@ func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
 		t.Error("greeter/v1 was removed while the client had not applied the routes that stopped using it")
 	}
 }
+
+func TestChangeWindowFollowsLookCost(t *testing.T) {
+	for _, c := range []struct{ took, want time.Duration }{
+		{0, minChangeWindow},
+		{time.Millisecond, minChangeWindow},
+		{10 * time.Millisecond, 40 * time.Millisecond},
+		{time.Second, maxChangeWindow},
+	} {
+		if got := changeWindow(c.took); got != c.want {
+			t.Errorf("after a look of %v: window %v, want %v", c.took, got, c.want)
+		}
+	}
+}
