@@ -64,6 +64,7 @@ func (r *result) rows() []row {
 	}
 	n := float64(r.cfg.Streams)
 	add("(a) server CPU per weight change", "ms", func(s serverResult) float64 { return ms(s.cpuWeight) })
+	add("(a) generator CPU per weight change", "ms", func(s serverResult) float64 { return ms(s.genWeight) })
 	add("(b) server CPU per endpoint change", "ms", func(s serverResult) float64 { return ms(s.cpuEndpt) })
 	add("(a) resources serialised per weight change", "", func(s serverResult) float64 { return s.marshal })
 	burst := fmt.Sprintf("(e) burst of %d weight changes", r.cfg.Burst)
@@ -73,6 +74,8 @@ func (r *result) rows() []row {
 	add(burst+": first → last held", "ms", func(s serverResult) float64 { return ms(s.burst.last) })
 	add("initial connect → all streams hold RDS+EDS", "ms", func(s serverResult) float64 { return ms(s.connect) })
 	add("(c) reconnect storm → all streams hold RDS+EDS", "ms", func(s serverResult) float64 { return ms(s.storm) })
+	add("(c) server CPU during the storm", "ms", func(s serverResult) float64 { return ms(s.stormCPU) })
+	add("(c) generator CPU during the storm", "ms", func(s serverResult) float64 { return ms(s.stormGen) })
 	add("(c) peak RSS during the storm / RSS before", "×", func(s serverResult) float64 { return s.stormPeak.rss / s.preStorm.rss })
 	add("(c) peak heap during the storm / during (a)", "×", func(s serverResult) float64 { return s.stormPeak.heap / s.pushPeak.heap })
 	add("(d) server RSS per stream", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
@@ -122,7 +125,7 @@ func (r *result) standardNotes() []string {
 	notes := []string{
 		"each server runs as a process of its own on the same catalog and policy files; the generator runs in weir-bench's process and shares the cores, so times are upper bounds for both",
 		"(a) weir's weights change through its admin API (SetWeights); the baseline has no API, so its policy file is rewritten. (b) both read the catalog file, rewritten; file changes are read after 50 ms of quiet",
-		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes. (b) counts the proxies that see the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service",
+		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes; 100% is every proxy that sees the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service (weir serves a gRPC client only its own service's routes and endpoints; the baseline sends every proxy a new snapshot)",
 		"a verifying proxy checks that each change was served as made before the next; once connected, the other proxies only ACK (the scenarios never change which clusters exist)",
 		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; CPU from /proc",
 		"(e) the changes start evenly over --burst-window, each without waiting for the last; first → a proxy ACKed is the first new routes the verifying proxy ACKed; the baseline rebuilds on every file event, and a file watcher waits for 50 ms of quiet, which coalesces its burst",

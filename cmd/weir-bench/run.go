@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -24,12 +26,15 @@ type serverResult struct {
 	steady    usage         // after connect, fleet settled
 	idle      usage         // before any proxy connected
 	cpuWeight time.Duration // CPU per weight change
+	genWeight time.Duration // the generator's CPU per weight change
 	cpuEndpt  time.Duration // CPU per endpoint change
 	marshal   float64       // resources serialised per weight change (weir only; NaN otherwise)
 	burst     burstResult
 	storm     time.Duration // every stream dropped and reconnected at once → all served
 	preStorm  usage         // just before the storm
 	stormPeak usage         // peaks while the storm is served
+	stormCPU  time.Duration // the server's CPU during the storm
+	stormGen  time.Duration // the generator's (this process's) CPU during the storm
 	pushPeak  usage         // peaks during the weight changes
 	errs      []string
 }
@@ -129,6 +134,15 @@ func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
 	return sr, nil
 }
 
+// ownCPU returns the user and system CPU time this process has used.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // usage measures a server's memory after a forced collection.
 func (p *process) usage() (usage, error) {
 	heap, err := p.liveHeap()
@@ -150,6 +164,7 @@ func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *worl
 		return err
 	}
 	marshalled0, marshalErr := t.metric("weir_xds_resources_marshalled_total")
+	gen0 := ownCPU()
 	peak := t.samplePeaks()
 	ws := weights{90, 10}
 	for i := range cfg.Changes {
@@ -173,6 +188,7 @@ func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *worl
 		return err
 	}
 	sr.cpuWeight = (cpu1 - cpu0) / time.Duration(cfg.Changes)
+	sr.genWeight = (ownCPU() - gen0) / time.Duration(cfg.Changes)
 	if marshalled1, err := t.metric("weir_xds_resources_marshalled_total"); err == nil && marshalErr == nil {
 		sr.marshal = (marshalled1 - marshalled0) / float64(cfg.Changes)
 	}
@@ -284,13 +300,18 @@ func reconnectStorm(ctx context.Context, cfg config, t *target, f *fleet, sr *se
 	}
 	peak := t.samplePeaks()
 	f.close()
+	cpu0, err0 := t.cpu()
+	gen0 := ownCPU()
 	start := time.Now()
 	again, err := connect(ctx, cfg, t.xdsAddr)
 	sr.storm = time.Since(start)
+	sr.stormGen = ownCPU() - gen0
+	cpu1, err1 := t.cpu()
 	sr.stormPeak = peak()
-	if err != nil {
+	if err := errors.Join(err, err0, err1); err != nil {
 		return f, err
 	}
+	sr.stormCPU = cpu1 - cpu0
 	again.settled.Store(true)
 	return again, nil
 }
