@@ -46,15 +46,23 @@ func RingHashCluster(name string) *clusterv3.Cluster {
 func cluster(name string, lb clusterv3.Cluster_LbPolicy) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
 		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
-		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
+		ClusterDiscoveryType: edsDiscoveryType,
+		EdsClusterConfig:     edsClusterConfig,
 		LbPolicy:             lb,
-		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		ConnectTimeout:       connectTimeout,
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{
-			httpProtocolOptionsKey: constAny(downstreamProtocolOptionsAny),
+			httpProtocolOptionsKey: downstreamProtocolOptionsAny,
 		},
 	}
 }
+
+// What every cluster of Cluster and RingHashCluster has in common, shared
+// (see the package comment).
+var (
+	edsDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+	edsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource}
+	connectTimeout   = durationpb.New(defaultConnectTimeout)
+)
 
 // downstreamProtocolOptionsAny makes Envoy use the downstream request's
 // protocol upstream.
@@ -101,21 +109,51 @@ func ClusterLoadAssignment(cluster string, endpoints []Endpoint) *endpointv3.Clu
 		return cla
 	}
 	lbEndpoints := make([]*endpointv3.LbEndpoint, len(endpoints))
+	parts := make([]lbEndpointParts, len(endpoints))
 	for i, e := range endpoints {
-		lbEndpoints[i] = &endpointv3.LbEndpoint{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: socketAddress(e.Address, e.Port),
-			}},
-			HealthStatus: e.Health,
-		}
-		if e.Weight > 0 {
-			lbEndpoints[i].LoadBalancingWeight = wrapperspb.UInt32(e.Weight)
-		}
+		lbEndpoints[i] = parts[i].lbEndpoint(e)
 	}
 	cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{
-		Locality:            &corev3.Locality{},
+		Locality:            noLocality,
 		LbEndpoints:         lbEndpoints,
-		LoadBalancingWeight: wrapperspb.UInt32(1),
+		LoadBalancingWeight: localityWeight,
 	}}
 	return cla
+}
+
+// The one locality of every ClusterLoadAssignment, shared (see the package
+// comment).
+var (
+	noLocality     = &corev3.Locality{}
+	localityWeight = wrapperspb.UInt32(1)
+)
+
+// lbEndpointParts holds the messages of one LbEndpoint, so that
+// ClusterLoadAssignment allocates them all in one go for all its endpoints
+// rather than eight times per endpoint.
+type lbEndpointParts struct {
+	lb       endpointv3.LbEndpoint
+	host     endpointv3.LbEndpoint_Endpoint
+	endpoint endpointv3.Endpoint
+	address  corev3.Address
+	socket   corev3.Address_SocketAddress
+	sa       corev3.SocketAddress
+	port     corev3.SocketAddress_PortValue
+	weight   wrapperspb.UInt32Value
+}
+
+// lbEndpoint fills p with e and returns its LbEndpoint.
+func (p *lbEndpointParts) lbEndpoint(e Endpoint) *endpointv3.LbEndpoint {
+	p.port.PortValue = e.Port
+	p.sa.Protocol, p.sa.Address, p.sa.PortSpecifier = corev3.SocketAddress_TCP, e.Address, &p.port
+	p.socket.SocketAddress = &p.sa
+	p.address.Address = &p.socket
+	p.endpoint.Address = &p.address
+	p.host.Endpoint = &p.endpoint
+	p.lb.HostIdentifier, p.lb.HealthStatus = &p.host, e.Health
+	if e.Weight > 0 {
+		p.weight.Value = e.Weight
+		p.lb.LoadBalancingWeight = &p.weight
+	}
+	return &p.lb
 }

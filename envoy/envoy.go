@@ -2,10 +2,15 @@
 // named after the message they return. Inputs are validated before they get
 // here (policy parsing, discovery normalisation), so builders return no errors.
 // The output is accepted by both Envoy sidecars and proxyless grpc-go clients.
+//
+// Builders share the immutable parts that many messages have in common (the
+// config source of every cluster, say) rather than allocate them for each:
+// protobuf lets one message have several parents, and be read or encoded
+// from several goroutines at once. So a caller must not change a message a
+// builder returned in place, but clone it first (as snapshot.Bridge does).
 package envoy
 
 import (
-	"slices"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -35,6 +40,9 @@ func adsConfigSource() *corev3.ConfigSource {
 	}
 }
 
+// adsSource is adsConfigSource(), shared (see the package comment).
+var adsSource = adsConfigSource()
+
 // socketAddress is a TCP address.
 func socketAddress(address string, port uint32) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
@@ -53,11 +61,4 @@ func mustAny(m proto.Message) *anypb.Any {
 		panic("envoy: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
 	}
 	return a
-}
-
-// constAny returns a fresh copy of a, an Any that builders put in many
-// resources: encoding its message once rather than per resource saves
-// Build a marshal per cluster and listener.
-func constAny(a *anypb.Any) *anypb.Any {
-	return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: slices.Clone(a.GetValue())}
 }

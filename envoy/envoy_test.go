@@ -222,7 +222,7 @@ func TestListeners(t *testing.T) {
 		want *listenerv3.Listener
 	}{{
 		name: "api listener",
-		got:  APIListener("greeter:8080", "out"),
+		got:  APIListener("greeter:8080", HTTPConnectionManager("greeter:8080", "out")),
 		want: &listenerv3.Listener{
 			Name:        "greeter:8080",
 			ApiListener: &listenerv3.ApiListener{ApiListener: testAny(t, wantHCM(t, "greeter:8080", "out"))},

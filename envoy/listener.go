@@ -7,9 +7,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 )
 
-// routerAny is the router filter's (empty) configuration.
-var routerAny = mustAny(&routerv3.Router{})
-
 // HTTPConnectionManager returns an HTTP connection manager that fetches the
 // route configuration routeConfigName over ADS and ends its filter chain with
 // the router, which both Envoy and grpc-go require.
@@ -18,24 +15,29 @@ func HTTPConnectionManager(statPrefix, routeConfigName string) *hcmv3.HttpConnec
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource:    adsConfigSource(),
+			ConfigSource:    adsSource,
 			RouteConfigName: routeConfigName,
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       wellknown.Router,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: constAny(routerAny)},
-		}},
+		HttpFilters: []*hcmv3.HttpFilter{routerFilter},
 	}
 }
 
-// APIListener returns the listener a proxyless gRPC client asks for: its name
-// must be exactly the target's authority (xds:///greeter asks for "greeter").
-func APIListener(name, routeConfigName string) *listenerv3.Listener {
+// routerFilter is the router filter with its (empty) configuration, shared
+// (see the package comment).
+var routerFilter = &hcmv3.HttpFilter{
+	Name:       wellknown.Router,
+	ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+}
+
+// APIListener returns the listener a proxyless gRPC client asks for, with
+// hcm (see HTTPConnectionManager) as its api_listener: its name must be
+// exactly the target's authority (xds:///greeter asks for "greeter"). The
+// caller passes hcm in, so that it can keep the message rather than decode
+// it from the listener again.
+func APIListener(name string, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
 	return &listenerv3.Listener{
-		Name: name,
-		ApiListener: &listenerv3.ApiListener{
-			ApiListener: mustAny(HTTPConnectionManager(name, routeConfigName)),
-		},
+		Name:        name,
+		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
 	}
 }
 

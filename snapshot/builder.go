@@ -33,7 +33,7 @@ type Builder struct {
 	services map[string]*builtService
 	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
-	buf      []byte // scratch space for encoding
+	buf      []byte // scratch space for encoding the sidecar listener
 }
 
 // hashed is a validated resource with the digest of its deterministic
@@ -52,16 +52,10 @@ type builtService struct {
 	clusters   []hashed[*clusterv3.Cluster]
 	endpoints  []hashed[*endpointv3.ClusterLoadAssignment]
 	listener   hashed[*listenerv3.Listener]
-	hcms       decodedHCMs // listener's, for the consistency check
+	hcm        *hcmv3.HttpConnectionManager // listener's, for the consistency check
 	vhost      *routev3.VirtualHost
 	vhostField []byte                              // vhost as a virtual_hosts field, see virtualHostField
 	routes     hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
-}
-
-// decodedHCMs is the result of connectionManagers for one listener.
-type decodedHCMs struct {
-	hcms []*hcmv3.HttpConnectionManager
-	err  error
 }
 
 // Build returns the resources for in, reusing what an earlier Build made
@@ -69,17 +63,14 @@ type decodedHCMs struct {
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	services := in.Model.Services()
+	built, errs := b.buildServices(services, in.Routing)
 	next := make(map[string]*builtService, len(services))
 	p := newParts(len(services))
-	var errs []error
-	for _, svc := range services {
-		bs, err := b.service(svc, in.Routing)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	for i, bs := range built {
+		if errs[i] == nil {
+			next[bs.svc.Name] = bs
+			p.add(bs)
 		}
-		next[svc.Name] = bs
-		p.add(bs)
 	}
 	routes, err := routeConfiguration(b.routes, RouteConfigName, p.vhosts, p.vhostFields)
 	errs = append(errs, err)
@@ -99,9 +90,24 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	return snap, nil
 }
 
+// buildServices returns service of each of svcs, in order, and the
+// errors. It runs on the caller's goroutine: Build is pure and
+// single-threaded (house style), and one scratch buffer serves every
+// service.
+func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, []error) {
+	built := make([]*builtService, len(svcs))
+	errs := make([]error, len(svcs))
+	var buf []byte
+	for i, svc := range svcs {
+		built[i], errs[i] = b.service(&buf, svc, routing)
+	}
+	return built, errs
+}
+
 // service returns svc's resources: those built last time if its instances
-// and routing are unchanged, else new ones.
-func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routing) (*builtService, error) {
+// and routing are unchanged, else new ones. It only reads b; buf is
+// scratch space for encoding.
+func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing) (*builtService, error) {
 	r, hasPolicy := routing[svc.Name]
 	prev, ok := b.services[svc.Name]
 	if !ok {
@@ -112,15 +118,15 @@ func (b *Builder) service(svc discovery.Service, routing map[string]policy.Routi
 	out := buildService(svc, r, hasPolicy)
 	bs := &builtService{svc: svc, routing: r, hasPolicy: hasPolicy, report: out.report}
 	var errs [5]error
-	bs.clusters, errs[0] = hashAll(&b.buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
-	bs.endpoints, errs[1] = hashAll(&b.buf, endpointType, out.endpoints,
+	bs.clusters, errs[0] = hashAll(buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
+	bs.endpoints, errs[1] = hashAll(buf, endpointType, out.endpoints,
 		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
-	listener := envoy.APIListener(svc.Name, ServiceRouteConfigName(svc.Name))
-	bs.listener, errs[2] = hashResource(&b.buf, listenerType, listener, (*listenerv3.Listener).GetName,
-		[]hashed[*listenerv3.Listener]{prev.listener})
-	bs.hcms = prev.hcms
+	hcm := envoy.HTTPConnectionManager(svc.Name, ServiceRouteConfigName(svc.Name))
+	bs.listener, errs[2] = hashResource(buf, listenerType, envoy.APIListener(svc.Name, hcm),
+		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
+	bs.hcm = prev.hcm
 	if bs.listener.msg != prev.listener.msg {
-		bs.hcms.hcms, bs.hcms.err = connectionManagers(bs.listener.msg)
+		bs.hcm = hcm
 	}
 	bs.vhost, bs.vhostField, errs[3] = virtualHost(out.vhost, prev)
 	bs.routes, errs[4] = routeConfiguration(prev.routes, ServiceRouteConfigName(svc.Name),
@@ -198,15 +204,19 @@ func routeConfiguration(last hashed[*routev3.RouteConfiguration], name string, v
 	if last.msg != nil && last.msg.GetName() == name && slices.Equal(last.msg.GetVirtualHosts(), vhosts) {
 		return last, nil
 	}
-	rc := envoy.RouteConfiguration(name, vhosts)
-	if err := withoutVirtualHosts(rc).ValidateAll(); err != nil {
+	// Validate and encode the other fields before the virtual hosts join
+	// them: rc is nobody else's yet, and this saves copying it without them
+	// (see withoutVirtualHosts).
+	rc := envoy.RouteConfiguration(name, nil)
+	if err := rc.ValidateAll(); err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
-	sum, err := routesDigest(rc, fields)
+	rest, err := deterministic.Marshal(rc)
 	if err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}
-	return hashed[*routev3.RouteConfiguration]{rc, sum}, nil
+	rc.VirtualHosts = vhosts
+	return hashed[*routev3.RouteConfiguration]{rc, routesDigest(rest, fields)}, nil
 }
 
 // parts gathers what every service contributes to one snapshot.
@@ -217,7 +227,7 @@ type parts struct {
 	routes      []hashed[*routev3.RouteConfiguration] // the services' own
 	vhosts      []*routev3.VirtualHost
 	vhostFields [][]byte
-	hcms        map[*listenerv3.Listener]decodedHCMs
+	hcms        map[*listenerv3.Listener]*hcmv3.HttpConnectionManager
 	report      Report
 }
 
@@ -230,7 +240,7 @@ func newParts(services int) *parts {
 		routes:      make([]hashed[*routev3.RouteConfiguration], 0, services+1),
 		vhosts:      make([]*routev3.VirtualHost, 0, services),
 		vhostFields: make([][]byte, 0, services),
-		hcms:        make(map[*listenerv3.Listener]decodedHCMs, services),
+		hcms:        make(map[*listenerv3.Listener]*hcmv3.HttpConnectionManager, services),
 	}
 }
 
@@ -243,15 +253,15 @@ func (p *parts) add(bs *builtService) {
 	p.routes = append(p.routes, bs.routes)
 	p.vhosts = append(p.vhosts, bs.vhost)
 	p.vhostFields = append(p.vhostFields, bs.vhostField)
-	p.hcms[bs.listener.msg] = bs.hcms
+	p.hcms[bs.listener.msg] = bs.hcm
 	p.report.add(bs.svc.Name, bs.report)
 }
 
-// connectionManagers returns those of l decoded when its service was built,
-// or decodes them.
+// connectionManagers returns those of l: the one its service's listener was
+// built with, which saves decoding it again, or else decoded.
 func (p *parts) connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
-	if d, ok := p.hcms[l]; ok {
-		return d.hcms, d.err
+	if hcm, ok := p.hcms[l]; ok {
+		return []*hcmv3.HttpConnectionManager{hcm}, nil
 	}
 	return connectionManagers(l)
 }

@@ -47,7 +47,7 @@ func consistent(r Resources, hcms hcmsFunc) error {
 		errs = append(errs, listenerRefs(l, hcms, routes, clusters)...)
 	}
 	for _, rc := range r.Routes {
-		errs = append(errs, clusterRefs("route configuration "+quote(rc.GetName()), rc, clusters)...)
+		errs = append(errs, clusterRefs("route configuration", rc.GetName(), rc, clusters)...)
 		errs = append(errs, duplicateDomains(rc)...)
 	}
 	errs = append(errs, edsPairs(r, assignments)...)
@@ -81,7 +81,7 @@ func listenerRefs(l *listenerv3.Listener, hcms hcmsFunc, routes, clusters map[st
 			errs = append(errs, fmt.Errorf("listener %q references route configuration %q, which is not served", l.GetName(), rds.GetRouteConfigName()))
 		}
 		if rc := hcm.GetRouteConfig(); rc != nil {
-			errs = append(errs, clusterRefs("listener "+quote(l.GetName()), rc, clusters)...)
+			errs = append(errs, clusterRefs("listener", l.GetName(), rc, clusters)...)
 		}
 	}
 	return errs
@@ -112,12 +112,13 @@ func connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager,
 	return out, nil
 }
 
-// clusterRefs checks that every cluster rc routes to is served.
-func clusterRefs(who string, rc *routev3.RouteConfiguration, clusters map[string]bool) []error {
+// clusterRefs checks that every cluster rc routes to is served; rc is in
+// (or is) the resource of kind whose name is name.
+func clusterRefs(kind, name string, rc *routev3.RouteConfiguration, clusters map[string]bool) []error {
 	var errs []error
-	missing := func(vh *routev3.VirtualHost, name string) {
-		if !clusters[name] {
-			errs = append(errs, fmt.Errorf("%s (virtual host %q) references cluster %q, which is not served", who, vh.GetName(), name))
+	missing := func(vh *routev3.VirtualHost, cluster string) {
+		if !clusters[cluster] {
+			errs = append(errs, fmt.Errorf("%s %q (virtual host %q) references cluster %q, which is not served", kind, name, vh.GetName(), cluster))
 		}
 	}
 	for _, vh := range rc.GetVirtualHosts() {
@@ -179,5 +180,3 @@ func edsPairs(r Resources, assignments map[string]bool) []error {
 	}
 	return errs
 }
-
-func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -52,7 +52,7 @@ func TestConsistent(t *testing.T) {
 		name: "api listener alone references a missing route configuration",
 		breakIt: func(r *Resources) {
 			r.SidecarListeners = nil
-			r.APIListeners = append(r.APIListeners, envoy.APIListener("other", "nope"))
+			r.APIListeners = append(r.APIListeners, envoy.APIListener("other", envoy.HTTPConnectionManager("other", "nope")))
 		},
 		want: []string{`listener "other" references route configuration "nope", which is not served`},
 	}, {
@@ -98,7 +98,7 @@ func TestConsistent(t *testing.T) {
 				VirtualHosts: []*routev3.VirtualHost{envoy.VirtualHost("x", []string{"x"}, []*routev3.Route{envoy.WeightedRoute(
 					envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "x/v1", Weight: 1}}))}, nil)},
 			}}
-			l := envoy.APIListener("x", "unused")
+			l := envoy.APIListener("x", envoy.HTTPConnectionManager("x", "unused"))
 			l.ApiListener.ApiListener = mustAnyT(t, hcm)
 			r.APIListeners = append(r.APIListeners, l)
 		},

@@ -73,24 +73,20 @@ func virtualHostField(vh *routev3.VirtualHost) ([]byte, error) {
 	return protowire.AppendBytes(b, body), nil
 }
 
-// routesDigest returns the digest of rc encoded as its fields other than
-// virtual_hosts followed by vhosts, the encodings of its virtual hosts (see
-// virtualHostField). That is a valid encoding of rc, and byte for byte
-// proto's deterministic one while rc sets no field numbered after
-// virtual_hosts, as ours do not.
-func routesDigest(rc *routev3.RouteConfiguration, vhosts [][]byte) (digest, error) {
-	b, err := deterministic.Marshal(withoutVirtualHosts(rc))
-	if err != nil {
-		return digest{}, err
-	}
+// routesDigest returns the digest of a route configuration encoded as rest,
+// its fields other than virtual_hosts, followed by vhosts, the encodings of
+// its virtual hosts (see virtualHostField). That is a valid encoding of it,
+// and byte for byte proto's deterministic one while it sets no field
+// numbered after virtual_hosts, as ours do not.
+func routesDigest(rest []byte, vhosts [][]byte) digest {
 	h := sha256.New()
-	h.Write(b)
+	h.Write(rest)
 	for _, vh := range vhosts {
 		h.Write(vh)
 	}
 	var d digest
 	h.Sum(d[:0])
-	return d, nil
+	return d
 }
 
 // withoutVirtualHosts returns a route configuration like rc, sharing its
@@ -158,11 +154,11 @@ func digestRoutes(rc *routev3.RouteConfiguration) (digest, error) {
 		}
 		vhosts[i] = b
 	}
-	sum, err := routesDigest(rc, vhosts)
+	rest, err := deterministic.Marshal(withoutVirtualHosts(rc))
 	if err != nil {
 		return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}
-	return sum, nil
+	return routesDigest(rest, vhosts), nil
 }
 
 // contentVersion returns the version of r (see version).
