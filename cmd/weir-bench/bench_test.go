@@ -6,9 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/envoy"
 )
 
 // TestMain lets this test binary serve as the baseline process, which the
@@ -81,5 +86,21 @@ func TestMixSpreadsGRPC(t *testing.T) {
 	}
 	if newProxy(config{Mix: 1, Services: 1}, 0, nil).grpc {
 		t.Error("proxy 0 is gRPC-shaped; it verifies what Envoy-shaped proxies receive")
+	}
+}
+
+// TestClusterNamesFromTheWire checks the generator's shortcut against a
+// full decode.
+func TestClusterNamesFromTheWire(t *testing.T) {
+	var resources []*anypb.Any
+	for _, name := range []string{"b/v1", "a/v2"} {
+		a, err := anypb.New(envoy.Cluster(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources = append(resources, a)
+	}
+	if got := clusterNames(resources); !slices.Equal(got, []string{"a/v2", "b/v1"}) {
+		t.Errorf("clusterNames = %v, want [a/v2 b/v1]", got)
 	}
 }
