@@ -58,19 +58,8 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	prev := c.current
+	concerns := newConcern(c.current, p)
 	c.current = p
-	// An open watch was judged against the previous snapshot and needed no
-	// answer; where its type's resources for its class are unchanged, it
-	// still needs none. A weight change re-judges the route watches only,
-	// not every stream's clusters, endpoints and listeners.
-	changed := func(req interface {
-		GetTypeUrl() string
-		GetNode() *corev3.Node
-	}) bool {
-		return prev == nil || typeVersion(prev, req.GetTypeUrl(), ClassOf(req.GetNode())) !=
-			typeVersion(p, req.GetTypeUrl(), ClassOf(req.GetNode()))
-	}
 	// Answer in make-before-break order — clusters, endpoints, listeners,
 	// routes — so that on every ADS stream a route never arrives before the
 	// cluster it names.
@@ -78,7 +67,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
 	})
 	for _, w := range sotw {
-		if !changed(w.req) {
+		if !concerns.watch(w.req.GetTypeUrl(), w.req.GetNode(), w.sub) {
 			continue
 		}
 		if resp := sotwResponse(p, w.req, w.sub); resp != nil {
@@ -90,7 +79,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
 	})
 	for _, w := range delta {
-		if !changed(w.req) {
+		if !concerns.watch(w.req.GetTypeUrl(), w.req.GetNode(), w.sub) {
 			continue
 		}
 		if resp := deltaResponse(p, w.req, w.sub); resp != nil {
@@ -101,13 +90,71 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 	return nil
 }
 
-// typeVersion returns the version of everything p holds of typeURL for
-// class: equal versions mean equal resources. "" when p serves no such type.
-func typeVersion(p *prepared, typeURL string, class Class) string {
-	if ts := p.typeSet(typeURL, class); ts != nil {
-		return ts.version
+// concern tells which open watches a new snapshot may concern. An open
+// watch was judged against the previous snapshot and needed no answer; it
+// still needs none when nothing it subscribes to changed: for a wildcard,
+// nothing of its type for its class; for names, none of those names'
+// resources (changed, added or removed). So a weight change re-judges the
+// route watches of Envoys and of the changed service's gRPC clients, not
+// every stream's.
+type concern struct {
+	prev, next *prepared
+	changed    map[concernKey]map[string]bool // names whose resource differs, by type and class
+}
+
+type concernKey struct {
+	typeURL string
+	class   Class
+}
+
+// newConcern compares next with prev; nil prev concerns every watch.
+func newConcern(prev, next *prepared) *concern {
+	return &concern{prev: prev, next: next, changed: map[concernKey]map[string]bool{}}
+}
+
+// watch reports whether a watch of typeURL from node, subscribed as sub,
+// must be judged again.
+func (c *concern) watch(typeURL string, node *corev3.Node, sub cachev3.Subscription) bool {
+	if c.prev == nil {
+		return true
 	}
-	return ""
+	class := ClassOf(node)
+	before, after := c.prev.typeSet(typeURL, class), c.next.typeSet(typeURL, class)
+	if before.versionOrNone() == after.versionOrNone() {
+		return false
+	}
+	if sub.IsWildcard() {
+		return true
+	}
+	key := concernKey{typeURL, class}
+	changed, ok := c.changed[key]
+	if !ok {
+		changed = changedNames(before, after)
+		c.changed[key] = changed
+	}
+	for name := range sub.SubscribedResources() {
+		if changed[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// changedNames returns the names whose resource differs between two sets
+// of one type: changed, added or removed.
+func changedNames(before, after *typeSet) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range after.all() {
+		if old, ok := before.lookup(e.name); !ok || old.hash != e.hash {
+			out[e.name] = true
+		}
+	}
+	for _, e := range before.all() {
+		if _, ok := after.lookup(e.name); !ok {
+			out[e.name] = true
+		}
+	}
+	return out
 }
 
 // pushOrder ranks resource types in the order a push answers them.

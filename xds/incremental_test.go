@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -59,5 +60,24 @@ func TestEndpointResponsesCarryOnlyChanges(t *testing.T) {
 	mustSet(t, srv.cache, twoServices(t, 9102))
 	if got := resourceNames(t, c.recv()); !slices.Equal(got, both) {
 		t.Errorf("after a NACK: %v, want %v", got, both)
+	}
+}
+
+func TestChangedNames(t *testing.T) {
+	set := func(kv ...string) *typeSet {
+		ts := &typeSet{index: map[string]int{}}
+		for i := 0; i < len(kv); i += 2 {
+			ts.index[kv[i]] = len(ts.entries)
+			ts.entries = append(ts.entries, entry{name: kv[i], hash: kv[i+1]})
+		}
+		return ts
+	}
+	got := changedNames(set("a", "1", "b", "1", "c", "1"), set("a", "1", "b", "2", "d", "1"))
+	want := map[string]bool{"b": true, "c": true, "d": true}
+	if !maps.Equal(got, want) {
+		t.Errorf("changed %v, want %v (b changed, c removed, d added)", got, want)
+	}
+	if got := changedNames(nil, set("a", "1")); !got["a"] || len(got) != 1 {
+		t.Errorf("from nothing: %v, want a", got)
 	}
 }

@@ -62,12 +62,33 @@ type typeSet struct {
 	index   map[string]int
 }
 
+// lookup returns the entry named name; a nil set has none.
 func (ts *typeSet) lookup(name string) (entry, bool) {
+	if ts == nil {
+		return entry{}, false
+	}
 	i, ok := ts.index[name]
 	if !ok {
 		return entry{}, false
 	}
 	return ts.entries[i], true
+}
+
+// all returns the entries, sorted by name; a nil set has none.
+func (ts *typeSet) all() []entry {
+	if ts == nil {
+		return nil
+	}
+	return ts.entries
+}
+
+// versionOrNone returns the set's version, "" for a nil set (a type not
+// served).
+func (ts *typeSet) versionOrNone() string {
+	if ts == nil {
+		return ""
+	}
+	return ts.version
 }
 
 // prepared is a snapshot ready to serve: marshalled, hashed and indexed.
