@@ -1,0 +1,216 @@
+package xds
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// What a watch is answered with: the selection a subscription covers, its
+// version, and whether the client already holds it.
+
+// absent is the version recorded for a name a stream asked for that does
+// not exist.
+const absent = ""
+
+// sotwResponse returns the response a state-of-the-world watch needs, or nil
+// when the client already holds exactly what it would be sent. The first
+// request of a stream (no response nonce) is always answered.
+func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) cachev3.Response {
+	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
+	if ts == nil {
+		ts = &typeSet{} // a type weir does not serve: answer with nothing
+	}
+	selected := selectEntries(ts, sub)
+	returned := make(map[string]string, len(selected))
+	for _, e := range selected {
+		returned[e.name] = e.hash
+	}
+	if !sub.IsWildcard() {
+		// Remember the names asked for and not found, so that a name
+		// added later, found or not, changes what the stream holds and is
+		// answered.
+		for name := range sub.SubscribedResources() {
+			if _, ok := returned[name]; !ok {
+				returned[name] = absent
+			}
+		}
+	}
+	version := versionOf(ts, selected, sub.IsWildcard())
+	held := sub.ReturnedResources()
+	if !needsAnswer(req, version, returned, held) {
+		return nil
+	}
+	onlyChanged := incremental(req)
+	anys := make([]*anypb.Any, 0, len(selected))
+	for _, e := range selected {
+		if onlyChanged && held[e.name] == e.hash {
+			continue
+		}
+		anys = append(anys, e.any)
+	}
+	return &cachev3.PassthroughResponse{
+		Request:           req,
+		ReturnedResources: returned,
+		DiscoveryResponse: &discoveryv3.DiscoveryResponse{
+			VersionInfo: version,
+			TypeUrl:     req.GetTypeUrl(),
+			Resources:   anys,
+		},
+	}
+}
+
+// incremental reports whether a state-of-the-world response to req may
+// leave out the resources the client already holds. For routes and
+// endpoints it may: unlike listeners and clusters, a resource missing from
+// such a response is not removed but kept as it was (the xDS protocol's
+// SotW rules; Envoy and grpc-go follow them). So a change to one service's
+// endpoints sends one ClusterLoadAssignment to each Envoy, not all of them.
+// The client must hold what it was last sent: req ACKs it. The first
+// request of a stream and a NACK get everything.
+func incremental(req *cachev3.Request) bool {
+	switch req.GetTypeUrl() {
+	case resourcev3.EndpointType, resourcev3.RouteType:
+		return req.GetResponseNonce() != "" && req.GetErrorDetail() == nil
+	}
+	return false
+}
+
+// versionOf returns the version of a selection from ts. A selection of
+// every entry (a wildcard, or an Envoy naming every cluster in EDS) is the
+// whole sorted set, whose version is computed once per snapshot.
+func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
+	if wildcard || len(selected) == len(ts.entries) {
+		return ts.version
+	}
+	return selectionVersion(selected)
+}
+
+// needsAnswer reports whether a state-of-the-world request must be answered
+// with version, whose resources are want, given what the stream was last
+// sent (held). The first request of a stream is always answered. After a
+// NACK only new content is sent — re-sending what was rejected would start
+// a resend storm. Otherwise the client is answered when the version it
+// reports is not the one it should hold (content changed, or names were
+// dropped from its subscription) or when it asks for names it was not told
+// about.
+func needsAnswer(req *cachev3.Request, version string, want, held map[string]string) bool {
+	switch {
+	case req.GetResponseNonce() == "":
+		return true
+	case req.GetErrorDetail() != nil:
+		return !maps.Equal(want, held)
+	default:
+		return req.GetVersionInfo() != version || !maps.Equal(want, held)
+	}
+}
+
+// selectEntries returns, sorted by name, the entries a subscription covers.
+func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
+	if sub.IsWildcard() {
+		return ts.entries
+	}
+	names := sub.SubscribedResources()
+	if len(names) >= len(ts.entries)/4 {
+		// Most of the type: filtering the sorted entries is cheaper than
+		// sorting what was found.
+		out := make([]entry, 0, min(len(names), len(ts.entries)))
+		for _, e := range ts.entries {
+			if _, ok := names[e.name]; ok {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	out := make([]entry, 0, len(names))
+	for name := range names {
+		if e, ok := ts.lookup(name); ok {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// selectNamed returns, sorted by name, the entries of ts that names (in any
+// order, perhaps repeated) asks for.
+func selectNamed(ts *typeSet, names []string) []entry {
+	if !slices.IsSorted(names) {
+		names = slices.Sorted(slices.Values(names))
+	}
+	out := make([]entry, 0, len(names))
+	for i, name := range names {
+		if i > 0 && names[i-1] == name {
+			continue
+		}
+		if e, ok := ts.lookup(name); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// deltaResponse returns the incremental response a watch needs: resources
+// whose content the client lacks, names it holds that no longer exist, and
+// names it newly asked for that do not exist. It returns nil when there is
+// nothing to say, except that the first request of a stream is always
+// answered.
+func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
+	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
+	if ts == nil {
+		ts = &typeSet{}
+	}
+	known := sub.ReturnedResources()
+	next := make(map[string]string)
+	var changed []*discoveryv3.Resource
+	selected := selectEntries(ts, sub)
+	for _, e := range selected {
+		next[e.name] = e.hash
+		if known[e.name] != e.hash {
+			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})
+		}
+	}
+	removed := missingNames(ts, sub, known, next)
+	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" {
+		return nil
+	}
+	return &cachev3.DeltaPassthroughResponse{
+		DeltaRequest:   req,
+		NextVersionMap: next,
+		DeltaDiscoveryResponse: &discoveryv3.DeltaDiscoveryResponse{
+			SystemVersionInfo: versionOf(ts, selected, sub.IsWildcard()),
+			TypeUrl:           req.GetTypeUrl(),
+			Resources:         changed,
+			RemovedResources:  removed,
+		},
+	}
+}
+
+// missingNames returns, sorted, the names to report as removed: those the
+// client holds that no longer exist, and those it asked for that do not
+// exist and that it has not been told about. It records every subscribed
+// missing name in next as absent.
+func missingNames(ts *typeSet, sub cachev3.Subscription, known, next map[string]string) []string {
+	var removed []string
+	for name, version := range known {
+		if _, ok := ts.lookup(name); !ok && version != absent {
+			removed = append(removed, name)
+		}
+	}
+	for name := range sub.SubscribedResources() {
+		if _, ok := ts.lookup(name); ok {
+			continue
+		}
+		next[name] = absent
+		if _, told := known[name]; !told {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	return slices.Compact(removed)
+}
