@@ -83,9 +83,11 @@ func incremental(req *cachev3.Request) bool {
 
 // versionOf returns the version of a selection from ts. A selection of
 // every entry (a wildcard, or an Envoy naming every cluster in EDS) is the
-// whole sorted set, whose version is computed once per snapshot.
+// whole sorted set, whose version is computed once per snapshot. An empty
+// selection is hashed like any other: a type weir does not serve has no
+// version of its own, and a named subscription to it must still get one.
 func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
-	if wildcard || len(selected) == len(ts.entries) {
+	if wildcard || len(selected) > 0 && len(selected) == len(ts.entries) {
 		return ts.version
 	}
 	return selectionVersion(selected)

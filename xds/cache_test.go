@@ -102,6 +102,13 @@ func TestSelectionVersions(t *testing.T) {
 	if one == all || one != c.VersionFor(cds, Envoy, []string{"greeter/v2", "unknown"}, false) {
 		t.Errorf("one cluster: %s (all: %s); an unknown name must not change it", one, all)
 	}
+	// A type weir does not serve has no entries: a named subscription to it
+	// still holds a version, as it did before the full-selection shortcut,
+	// or the proxy would never count as in sync.
+	const secretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+	if got := c.VersionFor(secretType, Envoy, []string{"cert"}, false); got == "" {
+		t.Error("a named subscription to a type not served has no version")
+	}
 	p := c.snapshot()
 	sent := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: cds}, fetchSubscription{names: []string{"greeter/v2"}})
 	resp, _ := sent.GetDiscoveryResponse()
