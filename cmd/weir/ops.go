@@ -190,6 +190,10 @@ func (c serveConfig) checkExposure() error {
 		return fmt.Errorf("--admin-addr %s listens beyond loopback without TLS, so bearer tokens would travel in clear: "+
 			"give --admin-tls-cert and --admin-tls-key (and --admin-client-ca for mTLS), or listen on 127.0.0.1", c.AdminAddr)
 	}
+	if c.Pprof && !loopback(c.OpsAddr) {
+		return fmt.Errorf("--pprof with --ops-addr %s would let anyone who can reach it take CPU profiles (costly) and see weir's internals: "+
+			"serve the profiler on a loopback --ops-addr, or leave --pprof off", c.OpsAddr)
+	}
 	if !loopback(c.XDSAddr) && c.XDSTLS.Cert == "" {
 		return fmt.Errorf("--xds-addr %s listens beyond loopback without TLS, so anyone who can reach it could read the service map and "+
 			"proxies' config would travel in clear: give --xds-tls-cert and --xds-tls-key (and --xds-client-ca to require proxy "+

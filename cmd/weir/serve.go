@@ -85,7 +85,7 @@ func newServeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "address to serve xDS (ADS) on")
 	f.StringVar(&cfg.OpsAddr, "ops-addr", "127.0.0.1:18080", "address to serve /healthz, /readyz and /metrics on")
-	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --ops-addr (CPU and heap profiles under load)")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --ops-addr, which must then be loopback (CPU and heap profiles under load)")
 	f.StringVar(&cfg.Catalog, "catalog", "", "catalog file listing services and instances (watched)")
 	f.StringVar(&cfg.Policies, "policies", "", "directory of policy files, one per service (watched); none means no policies")
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
