@@ -33,7 +33,7 @@ type Builder struct {
 	services map[string]*builtService
 	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
-	buf      []byte // scratch space for encoding the sidecar listener
+	buf      []byte // scratch space for encoding, reused across builds
 }
 
 // hashed is a validated resource with the digest of its deterministic
@@ -91,15 +91,12 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 }
 
 // buildServices returns service of each of svcs, in order, and the
-// errors. It runs on the caller's goroutine: Build is pure and
-// single-threaded (house style), and one scratch buffer serves every
-// service.
+// errors.
 func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, []error) {
 	built := make([]*builtService, len(svcs))
 	errs := make([]error, len(svcs))
-	var buf []byte
 	for i, svc := range svcs {
-		built[i], errs[i] = b.service(&buf, svc, routing)
+		built[i], errs[i] = b.service(&b.buf, svc, routing)
 	}
 	return built, errs
 }
