@@ -1,11 +1,8 @@
 package xds
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"maps"
-	"slices"
 	"sync"
 
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -32,15 +29,15 @@ type Cache struct {
 
 	mu      sync.Mutex
 	current *prepared // nil until the first SetSnapshot
-	sotw    map[*sotwWatch]struct{}
-	delta   map[*deltaWatch]struct{}
+	sotw    watchSet[*sotwWatch]
+	delta   watchSet[*deltaWatch]
 }
 
 var _ cachev3.Cache = (*Cache)(nil)
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
-	return &Cache{sotw: make(map[*sotwWatch]struct{}), delta: make(map[*deltaWatch]struct{})}
+	return &Cache{sotw: newWatchSet[*sotwWatch](), delta: newWatchSet[*deltaWatch]()}
 }
 
 // SetSnapshot makes s the current snapshot and answers every open watch whose
@@ -56,35 +53,38 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 	defer c.mu.Unlock()
 	concerns := newConcern(c.current, p)
 	c.current = p
-	// Answer in make-before-break order — clusters, endpoints, listeners,
+	// Types are answered in push order — clusters, endpoints, listeners,
 	// routes — so that on every ADS stream a route never arrives before the
-	// cluster it names.
-	sotw := slices.SortedFunc(maps.Keys(c.sotw), func(a, b *sotwWatch) int {
-		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
-	})
-	for _, w := range sotw {
-		if !concerns.watch(w.req.GetTypeUrl(), w.req.GetNode(), w.sub) {
+	// cluster it names. A type the snapshot did not change is skipped
+	// whole: a weight change visits route watches only.
+	for order := range pushOrders {
+		if !concerns.order(order) {
 			continue
 		}
-		if resp := sotwResponse(p, w.req, w.sub); resp != nil {
-			w.ch <- resp
-			delete(c.sotw, w)
+		for w := range c.sotw[order] {
+			if !concerns.watch(w.req.GetTypeUrl(), w.class, w.sub) {
+				continue
+			}
+			if resp := sotwResponse(p, w.req, w.sub); resp != nil {
+				w.ch <- resp
+				delete(c.sotw[order], w)
+			}
 		}
-	}
-	delta := slices.SortedFunc(maps.Keys(c.delta), func(a, b *deltaWatch) int {
-		return cmp.Compare(pushOrder(a.req.GetTypeUrl()), pushOrder(b.req.GetTypeUrl()))
-	})
-	for _, w := range delta {
-		if !concerns.watch(w.req.GetTypeUrl(), w.req.GetNode(), w.sub) {
-			continue
-		}
-		if resp := deltaResponse(p, w.req, w.sub); resp != nil {
-			w.ch <- resp
-			delete(c.delta, w)
+		for w := range c.delta[order] {
+			if !concerns.watch(w.req.GetTypeUrl(), w.class, w.sub) {
+				continue
+			}
+			if resp := deltaResponse(p, w.req, w.sub); resp != nil {
+				w.ch <- resp
+				delete(c.delta[order], w)
+			}
 		}
 	}
 	return nil
 }
+
+// pushOrders is the number of ranks pushOrder gives.
+const pushOrders = 5
 
 // pushOrder ranks resource types in the order a push answers them.
 func pushOrder(typeURL string) int {
@@ -100,6 +100,25 @@ func pushOrder(typeURL string) int {
 	default:
 		return 4
 	}
+}
+
+// watchSet holds open watches by the push order of their type.
+type watchSet[W comparable] [pushOrders]map[W]struct{}
+
+func newWatchSet[W comparable]() watchSet[W] {
+	var s watchSet[W]
+	for i := range s {
+		s[i] = make(map[W]struct{})
+	}
+	return s
+}
+
+func (s *watchSet[W]) len() int {
+	n := 0
+	for _, m := range s {
+		n += len(m)
+	}
+	return n
 }
 
 // VersionFor returns the version_info a proxy of class subscribed to names
@@ -126,7 +145,7 @@ func (c *Cache) VersionFor(typeURL string, class Class, names []string, wildcard
 func (c *Cache) watches() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.sotw) + len(c.delta)
+	return c.sotw.len() + c.delta.len()
 }
 
 // Marshalled returns how many resources the cache has marshalled since it
@@ -145,15 +164,19 @@ func (c *Cache) Version() string {
 }
 
 type sotwWatch struct {
-	req *cachev3.Request
-	sub cachev3.Subscription
-	ch  chan cachev3.Response
+	req   *cachev3.Request
+	sub   cachev3.Subscription
+	ch    chan cachev3.Response
+	class Class
+	order int // pushOrder of the request's type
 }
 
 type deltaWatch struct {
-	req *cachev3.DeltaRequest
-	sub cachev3.Subscription
-	ch  chan cachev3.DeltaResponse
+	req   *cachev3.DeltaRequest
+	sub   cachev3.Subscription
+	ch    chan cachev3.DeltaResponse
+	class Class
+	order int // pushOrder of the request's type
 }
 
 // CreateWatch answers a state-of-the-world request now if the client's view
@@ -169,8 +192,8 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 				return func() {}, nil
 			}
 		}
-		w := &sotwWatch{req: req, sub: sub, ch: ch}
-		if c.register(p, func() { c.sotw[w] = struct{}{} }) {
+		w := &sotwWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl())}
+		if c.register(p, func() { c.sotw[w.order][w] = struct{}{} }) {
 			return func() { c.cancelSotw(w) }, nil
 		}
 	}
@@ -186,8 +209,8 @@ func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscrip
 				return func() {}, nil
 			}
 		}
-		w := &deltaWatch{req: req, sub: sub, ch: ch}
-		if c.register(p, func() { c.delta[w] = struct{}{} }) {
+		w := &deltaWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl())}
+		if c.register(p, func() { c.delta[w.order][w] = struct{}{} }) {
 			return func() { c.cancelDelta(w) }, nil
 		}
 	}
@@ -217,13 +240,13 @@ func (c *Cache) register(p *prepared, add func()) bool {
 func (c *Cache) cancelSotw(w *sotwWatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.sotw, w)
+	delete(c.sotw[w.order], w)
 }
 
 func (c *Cache) cancelDelta(w *deltaWatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.delta, w)
+	delete(c.delta[w.order], w)
 }
 
 // ErrNotReady is returned by Fetch before the first snapshot.

@@ -1,8 +1,8 @@
 package xds
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // concern tells which open watches a new snapshot may concern. An open
@@ -27,13 +27,31 @@ func newConcern(prev, next *prepared) *concern {
 	return &concern{prev: prev, next: next, changed: map[concernKey]map[string]bool{}}
 }
 
-// watch reports whether a watch of typeURL from node, subscribed as sub,
-// must be judged again.
-func (c *concern) watch(typeURL string, node *corev3.Node, sub cachev3.Subscription) bool {
+// orderTypes are the types pushOrder ranks, by rank; the last rank holds
+// every other type.
+var orderTypes = [pushOrders - 1]string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+
+// order reports whether watches of the types of push order rank may need
+// judging again: whether, for some class, their type changed.
+func (c *concern) order(rank int) bool {
+	if c.prev == nil || rank >= len(orderTypes) {
+		return true
+	}
+	typeURL := orderTypes[rank]
+	for _, class := range []Class{Envoy, GRPC} {
+		if c.prev.typeSet(typeURL, class).versionOrNone() != c.next.typeSet(typeURL, class).versionOrNone() {
+			return true
+		}
+	}
+	return false
+}
+
+// watch reports whether a watch of typeURL from a proxy of class,
+// subscribed as sub, must be judged again.
+func (c *concern) watch(typeURL string, class Class, sub cachev3.Subscription) bool {
 	if c.prev == nil {
 		return true
 	}
-	class := ClassOf(node)
 	before, after := c.prev.typeSet(typeURL, class), c.next.typeSet(typeURL, class)
 	if before.versionOrNone() == after.versionOrNone() {
 		return false
@@ -47,8 +65,23 @@ func (c *concern) watch(typeURL string, node *corev3.Node, sub cachev3.Subscript
 		changed = changedNames(before, after)
 		c.changed[key] = changed
 	}
-	for name := range sub.SubscribedResources() {
-		if changed[name] {
+	return intersect(changed, sub.SubscribedResources())
+}
+
+// intersect reports whether a and b share a key, looking up the keys of the
+// smaller in the larger: an Envoy subscribes to every cluster's endpoints,
+// and a change touches a few.
+func intersect(a map[string]bool, b map[string]struct{}) bool {
+	if len(a) <= len(b) {
+		for name := range a {
+			if _, ok := b[name]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range b {
+		if a[name] {
 			return true
 		}
 	}

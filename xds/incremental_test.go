@@ -81,3 +81,51 @@ func TestChangedNames(t *testing.T) {
 		t.Errorf("from nothing: %v, want a", got)
 	}
 }
+
+// TestConcernSkipsUnchangedTypes checks that an endpoint change concerns
+// endpoint watches only: SetSnapshot visits no cluster, listener or route
+// watch for it. (A new port would change routes too: domains name ports.)
+func TestConcernSkipsUnchangedTypes(t *testing.T) {
+	var memo marshalMemo
+	prepareAt := func(address string) *prepared {
+		m, err := discovery.NewModel([]discovery.Service{
+			{Name: "a", Instances: []discovery.Instance{{ID: "a1", Address: address, Port: 9000, Version: "v1"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := snapshot.Build(snapshot.Input{Model: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := prepare(s, &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before, after := prepareAt("127.0.0.1"), prepareAt("127.0.0.2")
+	c := newConcern(before, after)
+	for rank, typeURL := range orderTypes {
+		if got, want := c.order(rank), typeURL == resourcev3.EndpointType; got != want {
+			t.Errorf("order %d (%s) concerned: %v, want %v", rank, typeURL, got, want)
+		}
+	}
+	if !c.order(len(orderTypes)) {
+		t.Error("other types are not judged by rank; their rank must be concerned")
+	}
+	if !newConcern(nil, after).order(0) {
+		t.Error("the first snapshot concerns every watch")
+	}
+}
+
+func TestIntersect(t *testing.T) {
+	small := map[string]bool{"b/v1": true}
+	large := map[string]struct{}{"a/v1": {}, "b/v1": {}, "c/v1": {}}
+	if !intersect(small, large) {
+		t.Error("small ∩ large: want shared b/v1")
+	}
+	if intersect(map[string]bool{"a": true, "b": true, "c": true, "d": true}, map[string]struct{}{"e": {}}) {
+		t.Error("disjoint sets intersect")
+	}
+}
