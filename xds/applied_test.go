@@ -37,9 +37,33 @@ func BenchmarkCheckApplied(b *testing.B) {
 	}
 }
 
+// TestInSyncIsTheLastLook checks that the publisher's count of proxies in
+// sync is what its last look at the fleet saw: of 20 streams, the two that
+// left their responses un-ACKed (ids 9 and 19) are not in sync.
+func TestInSyncIsTheLastLook(t *testing.T) {
+	p := benchPublisher(t, 3)
+	if synced, total := p.InSync(); synced != 0 || total != 0 {
+		t.Fatalf("before any proxy: %d of %d in sync, want 0 of 0", synced, total)
+	}
+	for id := range int64(20) {
+		if id%2 == 0 {
+			subscribeEnvoy(t, p, id, 3)
+		} else {
+			subscribeGRPC(t, p, id, "svc-01")
+		}
+	}
+	if synced, total := p.InSync(); synced != 0 || total != 0 {
+		t.Errorf("before the publisher looked again: %d of %d in sync, want the last look's 0 of 0", synced, total)
+	}
+	p.checkApplied()
+	if synced, total := p.InSync(); synced != 18 || total != 20 {
+		t.Errorf("after a look: %d of %d in sync, want 18 of 20", synced, total)
+	}
+}
+
 // benchPublisher returns a publisher serving services with two versions
 // each: 2×services clusters.
-func benchPublisher(b *testing.B, services int) *Publisher {
+func benchPublisher(b testing.TB, services int) *Publisher {
 	b.Helper()
 	var all []discovery.Service
 	for i := range services {
@@ -67,7 +91,7 @@ func benchPublisher(b *testing.B, services int) *Publisher {
 
 // subscribeEnvoy opens a stream the way an Envoy sidecar does: clusters and
 // listeners by wildcard, every cluster's endpoints and the routes by name.
-func subscribeEnvoy(b *testing.B, p *Publisher, id int64, services int) {
+func subscribeEnvoy(b testing.TB, p *Publisher, id int64, services int) {
 	b.Helper()
 	var clusters []string
 	for i := range services {
@@ -83,7 +107,7 @@ func subscribeEnvoy(b *testing.B, p *Publisher, id int64, services int) {
 
 // subscribeGRPC opens a stream the way a proxyless gRPC client of service
 // does: everything by name.
-func subscribeGRPC(b *testing.B, p *Publisher, id int64, service string) {
+func subscribeGRPC(b testing.TB, p *Publisher, id int64, service string) {
 	b.Helper()
 	clusters := []string{snapshot.ClusterName(service, "v1"), snapshot.ClusterName(service, "v2")}
 	node := &corev3.Node{Id: "client-" + strconv.FormatInt(id, 10), UserAgentName: "gRPC Go"}
@@ -95,7 +119,7 @@ func subscribeGRPC(b *testing.B, p *Publisher, id int64, service string) {
 
 // openStream drives the tracker through a stream's subscriptions and the
 // responses it is sent; every tenth stream leaves them un-ACKed.
-func openStream(b *testing.B, p *Publisher, id int64, node *corev3.Node, subs map[string][]string) {
+func openStream(b testing.TB, p *Publisher, id int64, node *corev3.Node, subs map[string][]string) {
 	b.Helper()
 	t, class := p.cfg.Tracker, ClassOf(node)
 	if err := t.OnStreamOpen(context.Background(), id, ""); err != nil {

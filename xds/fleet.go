@@ -57,14 +57,6 @@ func (t *Tracker) fleet(current VersionFunc, list bool) fleetStatus {
 	return f
 }
 
-// InSync counts the connected proxies that subscribed to something (total)
-// and those of them that hold, for every type they subscribe to, the
-// version current says they should (synced).
-func (t *Tracker) InSync(current VersionFunc) (synced, total int) {
-	f := t.fleet(current, false)
-	return f.synced, f.total
-}
-
 // Pending returns, sorted, the node ids of connected proxies subscribed to
 // typeURL that have not applied the version current says they should hold.
 // A proxy that NACKed the last version it was sent is not waited for.

@@ -25,9 +25,11 @@ type PublisherConfig struct {
 	Cache   *Cache
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// Debounce is how long the publisher gathers changes after the first
-	// one before it builds: a burst becomes one push, and the first change
-	// waits at most this long. Default 50 ms.
+	// Debounce is the least time between two builds. A change after a
+	// quiet spell is built at once; changes that arrive within Debounce of
+	// the last build are gathered and built together when it has passed.
+	// So the first change of a burst is pushed without waiting, and the
+	// rest of it becomes one more push. Default 50 ms.
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new
@@ -83,6 +85,9 @@ type Publisher struct {
 	// target is the routing the current snapshot was built for, when it
 	// is not a bridge; nil while a bridge is served.
 	target map[string]policy.Routing
+	// synced of total connected proxies held what they should at the
+	// last look at the fleet (see InSync).
+	synced, total int
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -216,6 +221,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	var gathered <-chan time.Time // nil: no tracker change waits for a look
 	window := minChangeWindow
+	var lastBuild time.Time
 	for {
 		var deadline <-chan time.Time // nil: no bridge waiting
 		if d := p.bridgeDeadline(); !d.IsZero() {
@@ -240,17 +246,24 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		case <-p.kick:
 		}
-		if !p.debounce(ctx) {
+		if !p.debounce(ctx, lastBuild) {
 			return nil
 		}
-		p.publish()
+		if p.publish() {
+			lastBuild = time.Now()
+		}
 	}
 }
 
-// debounce gathers input changes for Debounce, and reports false if ctx
-// was done first.
-func (p *Publisher) debounce(ctx context.Context) bool {
-	timer := time.NewTimer(p.cfg.Debounce)
+// debounce gathers input changes until Debounce has passed since the last
+// build ended (at once after a quiet spell), and reports false if ctx was
+// done first.
+func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
+	wait := p.cfg.Debounce - time.Since(lastBuild)
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-ctx.Done():
@@ -265,10 +278,12 @@ func (p *Publisher) debounce(ctx context.Context) bool {
 // removes or empties, it first serves a bridge (see snapshot.Bridge), waits
 // until the fleet has applied the bridge's routes, and then schedules the
 // next publish, which serves the target built from the inputs of that time.
-func (p *Publisher) publish() {
+// It reports whether it built: not while the first snapshot waits for an
+// input.
+func (p *Publisher) publish() bool {
 	in, routing, ok := p.input()
 	if !ok {
-		return
+		return false
 	}
 	target, err := p.builder.Build(in)
 	step := target
@@ -277,7 +292,7 @@ func (p *Publisher) publish() {
 	}
 	if err != nil {
 		p.failed(err)
-		return
+		return true
 	}
 	if p.current != nil && step.Version == p.current.Version {
 		if step == target {
@@ -289,11 +304,11 @@ func (p *Publisher) publish() {
 			p.checkApplied()
 		}
 		p.record(step, false)
-		return
+		return true
 	}
 	if err := p.cfg.Cache.SetSnapshot(step); err != nil {
 		p.failed(err)
-		return
+		return true
 	}
 	p.mu.Lock()
 	p.current, p.target = step, nil
@@ -314,6 +329,7 @@ func (p *Publisher) publish() {
 			"bridge", step.Version)
 	}
 	p.checkApplied()
+	return true
 }
 
 // input returns the inputs of the next build, and false while the first

@@ -249,7 +249,7 @@ func (s *server) adminAddr() string {
 // adminServer wires the admin API to the engine, the tracker and the cache.
 func (s *server) adminServer() *admin.Server {
 	return admin.NewServer(admin.Config{Engine: s.engine, Logger: s.logger,
-		Fleet:   fleet{tracker: s.tracker, cache: s.cache},
+		Fleet:   fleet{tracker: s.tracker, cache: s.cache, publisher: s.publisher},
 		Planner: planner{publisher: s.publisher, cfg: s.cfg}})
 }
 
@@ -274,8 +274,9 @@ func serveAdmin(ctx context.Context, lis net.Listener, srv *admin.Server, opts [
 
 // fleet is admin.Fleet over the xDS tracker and cache.
 type fleet struct {
-	tracker *xds.Tracker
-	cache   *xds.Cache
+	tracker   *xds.Tracker
+	cache     *xds.Cache
+	publisher *xds.Publisher
 }
 
 func (f fleet) Proxies() []admin.Proxy {
@@ -296,7 +297,7 @@ func (f fleet) Proxies() []admin.Proxy {
 	return out
 }
 
-func (f fleet) InSync() (synced, total int) { return f.tracker.InSync(f.cache.VersionFor) }
+func (f fleet) InSync() (synced, total int) { return f.publisher.InSync() }
 
 func (f fleet) VersionFor(typeURL, kind string, names []string, wildcard bool) string {
 	class := xds.GRPC

@@ -36,8 +36,8 @@ type Fleet interface {
 	VersionFor(typeURL, kind string, names []string, wildcard bool) string
 	// InSync counts the connected proxies that subscribed to something
 	// (total) and those of them that hold, for every type, what they
-	// should hold now (synced). It is what the publisher gates on, and
-	// cheap at fleet scale, unlike judging every proxy's every type.
+	// should hold (synced), as the publisher last saw them: what it gates
+	// on, and free for an admin call even at fleet scale.
 	InSync() (synced, total int)
 }
 
