@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weir-mesh/weir/envoy"
@@ -102,5 +106,28 @@ func TestClusterNamesFromTheWire(t *testing.T) {
 	}
 	if got := clusterNames(resources); !slices.Equal(got, []string{"a/v2", "b/v1"}) {
 		t.Errorf("clusterNames = %v, want [a/v2 b/v1]", got)
+	}
+}
+
+func TestResponseHeaderFromTheWire(t *testing.T) {
+	a, err := anypb.New(envoy.Cluster("a/v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded, err := proto.Marshal(&discoveryv3.DiscoveryResponse{VersionInfo: "v7", Resources: []*anypb.Any{a, a},
+		TypeUrl: resourcev3.ClusterType, Nonce: "12", ControlPlane: &corev3.ControlPlane{Identifier: "weir"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got response
+	if err := got.readHeader(encoded); err != nil {
+		t.Fatal(err)
+	}
+	want := response{typeURL: resourcev3.ClusterType, version: "v7", nonce: "12"}
+	if got.typeURL != want.typeURL || got.version != want.version || got.nonce != want.nonce || got.resources != nil {
+		t.Errorf("readHeader = %+v, want %+v", got, want)
+	}
+	if err := new(response).readHeader(encoded[:len(encoded)-1]); err == nil {
+		t.Error("a truncated response was read without error")
 	}
 }

@@ -46,7 +46,7 @@ func main() {
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "changes in the burst scenario")
 	flag.DurationVar(&cfg.BurstWindow, "burst-window", cfg.BurstWindow, "the burst's changes are spread over at least this long")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for the fleet to ACK one change")
-	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each server, taken from the start of the weight changes, to this directory")
+	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of each server and of the generator, taken from the start of the weight changes, and a heap profile of each server to this directory")
 	flag.DurationVar(&cfg.ProfileTime, "profile-time", cfg.ProfileTime, "length of each server's CPU profile")
 	flag.StringVar(&cfg.Only, "only", "", "measure only this server (weir or baseline)")
 	flag.Parse()

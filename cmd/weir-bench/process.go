@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,29 +127,41 @@ func (p *process) cpu() (time.Duration, error) {
 }
 
 // liveHeap forces a collection in the process and returns the bytes of
-// heap objects afterwards, what is live: the heap profile's gc=1, and
-// HeapAlloc from the runtime.MemStats its debug=1 form ends with, read in
-// the same request. (Heap in use counts whole spans, so it also holds the
-// fragmentation a storm of send buffers leaves.)
-func (p *process) liveHeap() (float64, error) {
+// heap objects afterwards, what is live, and of goroutine stacks: the heap
+// profile's gc=1, and HeapAlloc and StackInuse from the runtime.MemStats
+// its debug=1 form ends with, read in the same request. (Heap in use
+// counts whole spans, so it also holds the fragmentation a storm of send
+// buffers leaves.)
+func (p *process) liveHeap() (heap, stacks float64, err error) {
 	// Two collections: objects in a sync.Pool (gRPC's send buffers) survive
 	// the first in its victim cache, and only the second frees them.
 	if err := p.profile(os.DevNull, "heap?gc=1"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.Get("http://" + p.opsAddr + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+	heap, stacks = -1, -1
+	for sc.Scan() && (heap < 0 || stacks < 0) {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			heap, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		} else if rest, ok := strings.CutPrefix(line, "# Stack = "); ok { // "# Stack = inuse / sys"
+			inuse, _, _ := strings.Cut(rest, " ")
+			stacks, err = strconv.ParseFloat(inuse, 64)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %q: %w", p.name, line, err)
 		}
 	}
-	return 0, fmt.Errorf("%s: no HeapAlloc in the heap profile (%v)", p.name, sc.Err())
+	if heap < 0 || stacks < 0 {
+		return 0, 0, fmt.Errorf("%s: no HeapAlloc or Stack in the heap profile (%v)", p.name, sc.Err())
+	}
+	return heap, stacks, nil
 }
 
 // metric returns the value of an unlabelled metric from /metrics.
@@ -170,6 +183,22 @@ func (p *process) metric(name string) (float64, error) {
 // cpuProfile writes a CPU profile of the process over d to path.
 func (p *process) cpuProfile(path string, d time.Duration) error {
 	return p.profile(path, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+}
+
+// generatorProfile starts a CPU profile of weir-bench's own process — the
+// generator's side of the load — into path; stop ends it, once, however
+// often it is called.
+func generatorProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
 }
 
 // heapProfile writes a profile of the process's live heap to path.

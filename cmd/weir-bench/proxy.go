@@ -70,16 +70,16 @@ type transport interface {
 }
 
 func (p *proxy) run(ctx context.Context, conn *grpc.ClientConn, delta bool) error {
-	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	var err error
 	if delta {
+		client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 		var s discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 		s, err = client.DeltaAggregatedResources(ctx)
 		p.stream = &deltaStream{node: p.node, s: s}
 	} else {
-		var s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-		s, err = client.StreamAggregatedResources(ctx)
-		p.stream = &sotwStream{node: p.node, s: s, nodeOnce: p.grpc}
+		var s grpc.ClientStream
+		s, err = openSotw(ctx, conn)
+		p.stream = &sotwStream{node: p.node, s: s, nodeOnce: p.grpc, bodies: p.needsBodies}
 	}
 	if err != nil {
 		return err
@@ -154,6 +154,13 @@ func (p *proxy) handle(resp response) error {
 	return nil
 }
 
+// needsBodies reports whether the proxy reads the resources of its next
+// response: while the fleet settles (it follows the names they hold), and
+// always when it verifies.
+func (p *proxy) needsBodies() bool {
+	return p.verify || !p.fleet.settled.Load()
+}
+
 // follow subscribes to names of typeURL unless that is the subscription
 // already. No names leaves the subscription as it is rather than make it a
 // wildcard: a response that says nothing of them (a delta response that
@@ -172,8 +179,9 @@ func (p *proxy) follow(typeURL string, names []string) error {
 // sotwStream is state-of-the-world ADS: every request carries the whole
 // subscription, an ACK echoes the version and nonce.
 type sotwStream struct {
-	node *corev3.Node
-	s    discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node   *corev3.Node
+	s      grpc.ClientStream // opened by openSotw
+	bodies func() bool       // whether the next response's resources are read
 	// nodeOnce sends the node on the first request only, as grpc-go does;
 	// Envoy sends it on every request unless told otherwise.
 	nodeOnce bool
@@ -189,15 +197,15 @@ func (t *sotwStream) ack(typeURL string, sub *subscription) error {
 	if !t.nodeOnce || !t.sent {
 		req.Node, t.sent = t.node, true
 	}
-	return t.s.Send(req)
+	return t.s.SendMsg(req)
 }
 
 func (t *sotwStream) recv() (response, error) {
-	r, err := t.s.Recv()
-	if err != nil {
+	w := &wireResponse{bodies: t.bodies()}
+	if err := t.s.RecvMsg(w); err != nil {
 		return response{}, err
 	}
-	return response{typeURL: r.GetTypeUrl(), version: r.GetVersionInfo(), nonce: r.GetNonce(), resources: r.GetResources()}, nil
+	return w.resp, nil
 }
 
 // deltaStream is incremental ADS: requests name what is added to and

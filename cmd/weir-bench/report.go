@@ -80,6 +80,7 @@ func (r *result) rows() []row {
 	add("(c) peak heap during the storm / during (a)", "×", func(s serverResult) float64 { return s.stormPeak.heap / s.pushPeak.heap })
 	add("(d) server RSS per stream", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
 	add("(d) server live heap per stream", "KiB", func(s serverResult) float64 { return (s.steady.heap - s.idle.heap) / n / 1024 })
+	add("(d) server goroutine stacks per stream", "KiB", func(s serverResult) float64 { return (s.steady.stacks - s.idle.stacks) / n / 1024 })
 	add("(d) server RSS with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.rss / (1 << 20) })
 	add("(d) server live heap with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.heap / (1 << 20) })
 	add("(d) server live heap with no stream connected", "MiB", func(s serverResult) float64 { return s.idle.heap / (1 << 20) })

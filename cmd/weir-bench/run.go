@@ -40,7 +40,7 @@ type serverResult struct {
 }
 
 // usage is a server's memory: resident set and Go heap in use.
-type usage struct{ rss, heap float64 }
+type usage struct{ rss, heap, stacks float64 }
 
 // burstResult is what a burst of changes caused.
 type burstResult struct {
@@ -118,6 +118,12 @@ func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
 			return sr, err
 		}
 		go t.cpuProfile(filepath.Join(cfg.ProfileDir, s.name+".cpu.pprof"), cfg.ProfileTime)
+		stopProfile, err := generatorProfile(filepath.Join(cfg.ProfileDir, s.name+".generator.cpu.pprof"))
+		if err != nil {
+			return sr, err
+		}
+		time.AfterFunc(cfg.ProfileTime, stopProfile)
+		defer stopProfile() // sooner, if the scenarios end sooner
 	}
 	for _, sc := range []func(context.Context, config, *target, *fleet, *world, *serverResult) error{
 		weightChanges, endpointChanges, burst,
@@ -145,12 +151,12 @@ func ownCPU() time.Duration {
 
 // usage measures a server's memory after a forced collection.
 func (p *process) usage() (usage, error) {
-	heap, err := p.liveHeap()
+	heap, stacks, err := p.liveHeap()
 	if err != nil {
 		return usage{}, err
 	}
 	rss, err := p.rss()
-	return usage{rss: float64(rss), heap: heap}, err
+	return usage{rss: float64(rss), heap: heap, stacks: stacks}, err
 }
 
 // weightChanges is scenario (a): the weighted service's split moves
