@@ -27,29 +27,17 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 		ts = &typeSet{} // a type weir does not serve: answer with nothing
 	}
 	selected := selectEntries(ts, sub)
-	returned := make(map[string]string, len(selected))
-	for _, e := range selected {
-		returned[e.name] = e.hash
-	}
-	if !sub.IsWildcard() {
-		// Remember the names asked for and not found, so that a name
-		// added later, found or not, changes what the stream holds and is
-		// answered.
-		for name := range sub.SubscribedResources() {
-			if _, ok := returned[name]; !ok {
-				returned[name] = absent
-			}
-		}
-	}
 	version := versionOf(ts, selected, sub.IsWildcard())
+	returned := returnedBy(ts, selected, sub, version)
 	held := sub.ReturnedResources()
 	if !needsAnswer(req, version, returned, held) {
 		return nil
 	}
 	onlyChanged := incremental(req)
+	holds := p.heldHash(held)
 	anys := make([]*anypb.Any, 0, len(selected))
 	for _, e := range selected {
-		if onlyChanged && held[e.name] == e.hash {
+		if onlyChanged && holds(e.name) == e.hash {
 			continue
 		}
 		anys = append(anys, e.any)
@@ -63,6 +51,59 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 			Resources:   anys,
 		},
 	}
+}
+
+// What a stream was last sent of a type is kept with its subscription, as
+// go-control-plane's returned resources: name → content hash, and absent
+// for a name asked for and not found, so that a name added later, found
+// or not, changes what the stream holds and is answered. An Envoy holds
+// every cluster and every cluster's endpoints; a map of them per stream
+// would be most of what the stream costs. So a full selection — every
+// entry of the type, by wildcard or by naming each of them — is kept as
+// one name (its first entry's, which the subscription names, so that it
+// stays when go-control-plane drops names no longer subscribed) mapped to
+// fullSelection and the version, which identifies the content.
+const fullSelection = "\x00all:"
+
+// returnedBy returns what a response of version carrying selected from ts
+// to sub will have sent, as kept with the subscription.
+func returnedBy(ts *typeSet, selected []entry, sub cachev3.Subscription, version string) map[string]string {
+	names := sub.SubscribedResources()
+	full := sub.IsWildcard() || len(selected) == len(ts.entries) && len(names) == len(selected)
+	if full && len(selected) > 0 {
+		return map[string]string{selected[0].name: fullSelection + version}
+	}
+	returned := make(map[string]string, len(selected))
+	for _, e := range selected {
+		returned[e.name] = e.hash
+	}
+	if !sub.IsWildcard() {
+		for name := range names {
+			if _, ok := returned[name]; !ok {
+				returned[name] = absent
+			}
+		}
+	}
+	return returned
+}
+
+// heldHash returns a function telling the content hash of the resource
+// named name that a stream holds, given what it was last sent (see
+// returnedBy); "" when it holds none, or when its full selection is too
+// old for the cache to remember its content.
+func (p *prepared) heldHash(held map[string]string) func(name string) string {
+	if len(held) == 1 {
+		for _, v := range held {
+			if version, ok := strings.CutPrefix(v, fullSelection); ok {
+				ts := p.recent[version]
+				return func(name string) string {
+					e, _ := ts.lookup(name)
+					return e.hash
+				}
+			}
+		}
+	}
+	return func(name string) string { return held[name] }
 }
 
 // incremental reports whether a state-of-the-world response to req may
@@ -118,6 +159,9 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 		return ts.entries
 	}
 	names := sub.SubscribedResources()
+	if len(names) == len(ts.entries) && namesAll(names, ts.entries) {
+		return ts.entries // an Envoy's endpoints: every cluster's
+	}
 	if len(names) >= len(ts.entries)/4 {
 		// Most of the type: filtering the sorted entries is cheaper than
 		// sorting what was found.
@@ -137,6 +181,16 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	return out
+}
+
+// namesAll reports whether names holds the name of every one of entries.
+func namesAll(names map[string]struct{}, entries []entry) bool {
+	for _, e := range entries {
+		if _, ok := names[e.name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // selectNamed returns, sorted by name, the entries of ts that names (in any

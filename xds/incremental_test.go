@@ -129,3 +129,50 @@ func TestIntersect(t *testing.T) {
 		t.Error("disjoint sets intersect")
 	}
 }
+
+// TestFullSelectionIsKeptCompact checks what a stream keeps of what it was
+// sent: one name for every entry of a type (a wildcard, or naming them
+// all), name by name otherwise, absent names included; and that a kept
+// full selection tells each resource's content for as long as the cache
+// remembers its version.
+func TestFullSelectionIsKeptCompact(t *testing.T) {
+	var memo marshalMemo
+	p, err := prepare(twoServices(t, 9100), &memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := p.typeSet(resourcev3.EndpointType, Envoy)
+	kept := func(sub fetchSubscription) map[string]string {
+		selected := selectEntries(ts, sub)
+		return returnedBy(ts, selected, sub, versionOf(ts, selected, sub.wildcard))
+	}
+	full := map[string]string{"a/v1": fullSelection + ts.version}
+	if got := kept(fetchSubscription{wildcard: true}); !maps.Equal(got, full) {
+		t.Errorf("wildcard: kept %v, want %v", got, full)
+	}
+	if got := kept(fetchSubscription{names: []string{"b/v1", "a/v1"}}); !maps.Equal(got, full) {
+		t.Errorf("every name: kept %v, want %v", got, full)
+	}
+	a, _ := ts.lookup("a/v1")
+	b, _ := ts.lookup("b/v1")
+	if got, want := kept(fetchSubscription{names: []string{"a/v1"}}), map[string]string{"a/v1": a.hash}; !maps.Equal(got, want) {
+		t.Errorf("one name: kept %v, want %v", got, want)
+	}
+	want := map[string]string{"a/v1": a.hash, "b/v1": b.hash, "c/v1": absent}
+	if got := kept(fetchSubscription{names: []string{"a/v1", "b/v1", "c/v1"}}); !maps.Equal(got, want) {
+		t.Errorf("every name and a missing one: kept %v, want %v", got, want)
+	}
+
+	holds := p.heldHash(full)
+	if holds("a/v1") != a.hash || holds("b/v1") != b.hash {
+		t.Errorf("full selection holds a/v1 %q and b/v1 %q, want %q and %q", holds("a/v1"), holds("b/v1"), a.hash, b.hash)
+	}
+	for port := range uint32(rememberedSnapshots) {
+		if p, err = prepare(twoServices(t, 9101+port), &memo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.heldHash(full)("a/v1"); got != "" {
+		t.Errorf("a full selection %d snapshots old holds a/v1 %q, want \"\" (forgotten: send it all)", rememberedSnapshots, got)
+	}
+}

@@ -96,6 +96,24 @@ type prepared struct {
 	version string
 	types   map[string]*typeSet // shared types, by type URL
 	lds     [2]*typeSet         // listeners, by Class
+	// recent holds the type sets of the last rememberedSnapshots
+	// snapshots, this one's included, by version: what a stream holds of a
+	// full selection (see returnedBy).
+	recent map[string]*typeSet
+}
+
+// rememberedSnapshots is how many snapshots' type sets prepared.recent
+// holds. A stream that last ACKed an older full selection is sent all of
+// it again rather than only what changed.
+const rememberedSnapshots = 8
+
+// sets returns p's type sets.
+func (p *prepared) sets() []*typeSet {
+	out := []*typeSet{p.lds[Envoy], p.lds[GRPC]}
+	for _, ts := range p.types {
+		out = append(out, ts)
+	}
+	return out
 }
 
 func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
@@ -111,6 +129,7 @@ func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
 type marshalMemo struct {
 	entries    map[proto.Message]entry
 	marshalled atomic.Uint64 // resources marshalled since start
+	recent     [][]*typeSet  // of the last rememberedSnapshots snapshots, oldest first
 }
 
 // prepare marshals every resource of s that memo does not already hold,
@@ -135,6 +154,13 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 		return nil, err
 	}
 	memo.entries = next
+	memo.recent = append(memo.recent[max(0, len(memo.recent)-rememberedSnapshots+1):], p.sets())
+	p.recent = make(map[string]*typeSet)
+	for _, sets := range memo.recent {
+		for _, ts := range sets {
+			p.recent[ts.version] = ts
+		}
+	}
 	return p, nil
 }
 
