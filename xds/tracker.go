@@ -265,6 +265,9 @@ func subscribeSotw(st *TypeStatus, names []string) {
 		return
 	}
 	st.named = true
+	if !st.Wildcard && slices.Equal(names, st.Names) {
+		return // an ACK repeating the subscription, as most requests are
+	}
 	st.Wildcard = slices.Contains(names, wildcardName)
 	st.Names = slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), isWildcardName)))
 }

@@ -76,9 +76,11 @@ func (r *result) rows() []row {
 	add("(c) reconnect storm → all streams hold RDS+EDS", "ms", func(s serverResult) float64 { return ms(s.storm) })
 	add("(c) server CPU during the storm", "ms", func(s serverResult) float64 { return ms(s.stormCPU) })
 	add("(c) generator CPU during the storm", "ms", func(s serverResult) float64 { return ms(s.stormGen) })
-	add("(c) peak RSS during the storm / RSS before", "×", func(s serverResult) float64 { return s.stormPeak.rss / s.preStorm.rss })
+	add("(c) peak RSS during the storm / steady RSS", "×", func(s serverResult) float64 { return s.stormPeak.rss / s.steady.rss })
+	add("(c) peak RSS during the storm / RSS just before", "×", func(s serverResult) float64 { return s.stormPeak.rss / s.preStorm.rss })
 	add("(c) peak heap during the storm / during (a)", "×", func(s serverResult) float64 { return s.stormPeak.heap / s.pushPeak.heap })
-	add("(d) server RSS per stream", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
+	add("(d) server RSS per stream, steady", "KiB", func(s serverResult) float64 { return (s.steady.rss - s.idle.rss) / n / 1024 })
+	add("(d) server RSS per stream, just after connecting", "KiB", func(s serverResult) float64 { return (s.connected.rss - s.idle.rss) / n / 1024 })
 	add("(d) server live heap per stream", "KiB", func(s serverResult) float64 { return (s.steady.heap - s.idle.heap) / n / 1024 })
 	add("(d) server goroutine stacks per stream", "KiB", func(s serverResult) float64 { return (s.steady.stacks - s.idle.stacks) / n / 1024 })
 	add("(d) server RSS with every stream connected", "MiB", func(s serverResult) float64 { return s.steady.rss / (1 << 20) })
@@ -128,7 +130,7 @@ func (r *result) standardNotes() []string {
 		"(a) weir's weights change through its admin API (SetWeights); the baseline has no API, so its policy file is rewritten. (b) both read the catalog file, rewritten; file changes are read after 50 ms of quiet",
 		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes; 100% is every proxy that sees the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service (weir serves a gRPC client only its own service's routes and endpoints; the baseline sends every proxy a new snapshot)",
 		"a verifying proxy checks that each change was served as made before the next; once connected, the other proxies only ACK (the scenarios never change which clusters exist)",
-		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; CPU from /proc",
+		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; steady = once, after connecting, the RSS shrank by less than 1% in a second (at most 30 s: the runtime hands back the pages the first responses took); CPU from /proc",
 		"(e) the changes start evenly over --burst-window, each without waiting for the last; first → a proxy ACKed is the first new routes the verifying proxy ACKed; the baseline rebuilds on every file event, and a file watcher waits for 50 ms of quiet, which coalesces its burst",
 	}
 	for _, s := range r.servers {

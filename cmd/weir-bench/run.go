@@ -23,7 +23,8 @@ type serverResult struct {
 	weights   []fractions // per change
 	endpoints []fractions
 	connect   time.Duration
-	steady    usage         // after connect, fleet settled
+	connected usage         // just after every stream was served
+	steady    usage         // once the resident set stopped shrinking after that
 	idle      usage         // before any proxy connected
 	cpuWeight time.Duration // CPU per weight change
 	genWeight time.Duration // the generator's CPU per weight change
@@ -110,7 +111,10 @@ func measure(ctx context.Context, cfg config, s server) (serverResult, error) {
 	defer func() { f.close() }()
 	sr.connect = time.Since(start)
 	f.settled.Store(true)
-	if sr.steady, err = t.usage(); err != nil {
+	if sr.connected, err = t.usage(); err != nil {
+		return sr, err
+	}
+	if sr.steady, err = t.steady(ctx); err != nil {
 		return sr, err
 	}
 	if cfg.ProfileDir != "" {
@@ -147,6 +151,40 @@ func ownCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Steady state: after a fleet connects, the runtime keeps the pages that
+// the first responses to every stream took, and hands them back to the
+// system over the next seconds. The resident set is steady once a second
+// takes less than steadyShrink of it away, or after steadyWait.
+const (
+	steadyShrink = 0.01
+	steadyWait   = 30 * time.Second
+)
+
+// steady returns the server's memory once its resident set has stopped
+// shrinking.
+func (p *process) steady(ctx context.Context) (usage, error) {
+	last, err := p.usage()
+	deadline := time.Now().Add(steadyWait)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for err == nil && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-tick.C:
+		}
+		var u usage
+		if u, err = p.usage(); err == nil {
+			shrank := last.rss-u.rss > steadyShrink*last.rss
+			last = u
+			if !shrank {
+				break
+			}
+		}
+	}
+	return last, err
 }
 
 // usage measures a server's memory after a forced collection.
