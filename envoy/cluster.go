@@ -45,23 +45,23 @@ func RingHashCluster(name string) *clusterv3.Cluster {
 
 func cluster(name string, lb clusterv3.Cluster_LbPolicy) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: edsDiscoveryType,
-		EdsClusterConfig:     edsClusterConfig,
-		LbPolicy:             lb,
-		ConnectTimeout:       connectTimeout,
-		TypedExtensionProtocolOptions: map[string]*anypb.Any{
-			httpProtocolOptionsKey: downstreamProtocolOptionsAny,
-		},
+		Name:                          name,
+		ClusterDiscoveryType:          edsDiscoveryType,
+		EdsClusterConfig:              edsClusterConfig,
+		LbPolicy:                      lb,
+		ConnectTimeout:                connectTimeout,
+		TypedExtensionProtocolOptions: protocolOptions,
 	}
 }
 
 // What every cluster of Cluster and RingHashCluster has in common, shared
-// (see the package comment).
+// (see the package comment). The map is shared too: a map of its own per
+// cluster cost two allocations, and protobuf only reads it.
 var (
 	edsDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
 	edsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource}
 	connectTimeout   = durationpb.New(defaultConnectTimeout)
+	protocolOptions  = map[string]*anypb.Any{httpProtocolOptionsKey: downstreamProtocolOptionsAny}
 )
 
 // downstreamProtocolOptionsAny makes Envoy use the downstream request's
@@ -104,21 +104,16 @@ type Endpoint struct {
 // silently drops one without weight. No endpoints yields an assignment without
 // localities, which clients read as "no endpoints".
 func ClusterLoadAssignment(cluster string, endpoints []Endpoint) *endpointv3.ClusterLoadAssignment {
-	cla := &endpointv3.ClusterLoadAssignment{ClusterName: cluster}
 	if len(endpoints) == 0 {
-		return cla
+		return &endpointv3.ClusterLoadAssignment{ClusterName: cluster}
 	}
-	lbEndpoints := make([]*endpointv3.LbEndpoint, len(endpoints))
-	parts := make([]lbEndpointParts, len(endpoints))
-	for i, e := range endpoints {
-		lbEndpoints[i] = parts[i].lbEndpoint(e)
-	}
-	cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{
-		Locality:            noLocality,
-		LbEndpoints:         lbEndpoints,
-		LoadBalancingWeight: localityWeight,
-	}}
-	return cla
+	a := new(assignmentParts)
+	a.cla.ClusterName = cluster
+	a.localities[0] = &a.locality
+	a.cla.Endpoints = a.localities[:]
+	a.locality.Locality, a.locality.LoadBalancingWeight = noLocality, localityWeight
+	a.locality.LbEndpoints = lbEndpoints(endpoints)
+	return &a.cla
 }
 
 // The one locality of every ClusterLoadAssignment, shared (see the package
@@ -128,9 +123,35 @@ var (
 	localityWeight = wrapperspb.UInt32(1)
 )
 
-// lbEndpointParts holds the messages of one LbEndpoint, so that
-// ClusterLoadAssignment allocates them all in one go for all its endpoints
-// rather than eight times per endpoint.
+// assignmentParts holds the messages of a ClusterLoadAssignment with one
+// locality, allocated together.
+type assignmentParts struct {
+	cla        endpointv3.ClusterLoadAssignment
+	locality   endpointv3.LocalityLbEndpoints
+	localities [1]*endpointv3.LocalityLbEndpoints
+}
+
+// lbEndpoints returns an LbEndpoint per endpoint, in order. Their messages
+// are allocated in one go for all of them rather than seven times per
+// endpoint, and weights only when some endpoint has one.
+func lbEndpoints(endpoints []Endpoint) []*endpointv3.LbEndpoint {
+	out := make([]*endpointv3.LbEndpoint, len(endpoints))
+	parts := make([]lbEndpointParts, len(endpoints))
+	var weights []wrapperspb.UInt32Value
+	for i, e := range endpoints {
+		out[i] = parts[i].lbEndpoint(e)
+		if e.Weight > 0 {
+			if weights == nil {
+				weights = make([]wrapperspb.UInt32Value, len(endpoints))
+			}
+			weights[i].Value = e.Weight
+			out[i].LoadBalancingWeight = &weights[i]
+		}
+	}
+	return out
+}
+
+// lbEndpointParts holds the messages of one LbEndpoint but its weight.
 type lbEndpointParts struct {
 	lb       endpointv3.LbEndpoint
 	host     endpointv3.LbEndpoint_Endpoint
@@ -139,10 +160,9 @@ type lbEndpointParts struct {
 	socket   corev3.Address_SocketAddress
 	sa       corev3.SocketAddress
 	port     corev3.SocketAddress_PortValue
-	weight   wrapperspb.UInt32Value
 }
 
-// lbEndpoint fills p with e and returns its LbEndpoint.
+// lbEndpoint fills p with e, but its weight, and returns its LbEndpoint.
 func (p *lbEndpointParts) lbEndpoint(e Endpoint) *endpointv3.LbEndpoint {
 	p.port.PortValue = e.Port
 	p.sa.Protocol, p.sa.Address, p.sa.PortSpecifier = corev3.SocketAddress_TCP, e.Address, &p.port
@@ -151,9 +171,5 @@ func (p *lbEndpointParts) lbEndpoint(e Endpoint) *endpointv3.LbEndpoint {
 	p.endpoint.Address = &p.address
 	p.host.Endpoint = &p.endpoint
 	p.lb.HostIdentifier, p.lb.HealthStatus = &p.host, e.Health
-	if e.Weight > 0 {
-		p.weight.Value = e.Weight
-		p.lb.LoadBalancingWeight = &p.weight
-	}
 	return &p.lb
 }

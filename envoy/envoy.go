@@ -57,8 +57,13 @@ func socketAddress(address string, port uint32) *corev3.Address {
 // cannot fail; a failure is a programming error.
 func mustAny(m proto.Message) *anypb.Any {
 	a := new(anypb.Any)
+	mustMarshalAny(a, m)
+	return a
+}
+
+// mustMarshalAny is mustAny into a.
+func mustMarshalAny(a *anypb.Any, m proto.Message) {
 	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		panic("envoy: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
 	}
-	return a
 }

@@ -5,21 +5,29 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // HTTPConnectionManager returns an HTTP connection manager that fetches the
 // route configuration routeConfigName over ADS and ends its filter chain with
 // the router, which both Envoy and grpc-go require.
 func HTTPConnectionManager(statPrefix, routeConfigName string) *hcmv3.HttpConnectionManager {
-	return &hcmv3.HttpConnectionManager{
-		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		StatPrefix: statPrefix,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource:    adsSource,
-			RouteConfigName: routeConfigName,
-		}},
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter},
-	}
+	p := new(hcmParts)
+	p.rds.ConfigSource, p.rds.RouteConfigName = adsSource, routeConfigName
+	p.specifier.Rds = &p.rds
+	p.filters[0] = routerFilter
+	p.hcm.CodecType, p.hcm.StatPrefix = hcmv3.HttpConnectionManager_AUTO, statPrefix
+	p.hcm.RouteSpecifier, p.hcm.HttpFilters = &p.specifier, p.filters[:]
+	return &p.hcm
+}
+
+// hcmParts holds the messages of an HTTPConnectionManager, allocated
+// together.
+type hcmParts struct {
+	hcm       hcmv3.HttpConnectionManager
+	specifier hcmv3.HttpConnectionManager_Rds
+	rds       hcmv3.Rds
+	filters   [1]*hcmv3.HttpFilter
 }
 
 // routerFilter is the router filter with its (empty) configuration, shared
@@ -35,10 +43,19 @@ var routerFilter = &hcmv3.HttpFilter{
 // caller passes hcm in, so that it can keep the message rather than decode
 // it from the listener again.
 func APIListener(name string, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
-	return &listenerv3.Listener{
-		Name:        name,
-		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
-	}
+	p := new(apiListenerParts)
+	mustMarshalAny(&p.any, hcm)
+	p.api.ApiListener = &p.any
+	p.listener.Name, p.listener.ApiListener = name, &p.api
+	return &p.listener
+}
+
+// apiListenerParts holds the messages of an APIListener, allocated
+// together.
+type apiListenerParts struct {
+	listener listenerv3.Listener
+	api      listenerv3.ApiListener
+	any      anypb.Any
 }
 
 // HTTPListener returns an Envoy listener on address:port that routes HTTP
