@@ -21,10 +21,10 @@ const matchRoutePrefix = "match-"
 // rename the others. A match to a version without serving endpoints is left
 // out, and recorded in report: its requests fall through to the split
 // rather than fail.
-func matchRoutes(svc string, matches []policy.MatchRoute, byVersion map[string][]envoy.Endpoint, report *serviceReport) []*routev3.Route {
+func matchRoutes(svc string, matches []policy.MatchRoute, bv byVersion, report *serviceReport) []*routev3.Route {
 	var routes []*routev3.Route
 	for i, m := range matches {
-		if len(servingEndpoints(byVersion[m.Version])) == 0 {
+		if len(servingEndpoints(bv.endpoints(m.Version))) == 0 {
 			report.unservedMatches = append(report.unservedMatches, m.Version)
 			continue
 		}

@@ -1,7 +1,7 @@
 package snapshot
 
 import (
-	"maps"
+	"cmp"
 	"slices"
 	"strconv"
 
@@ -37,22 +37,25 @@ type serviceReport struct {
 // the warming route naming every cluster.
 func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool) serviceResources {
 	var out serviceResources
-	byVersion, dups := endpointsByVersion(svc)
+	bv, dups := endpointsByVersion(svc)
 	out.report.duplicates = dups
-	for _, v := range slices.Sorted(maps.Keys(byVersion)) {
-		name := ClusterName(svc.Name, v)
-		out.clusters = append(out.clusters, envoy.Cluster(name))
-		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, byVersion[v]))
+	names := make([]string, len(bv))
+	out.clusters = make([]*clusterv3.Cluster, 0, len(bv)+1)
+	out.endpoints = make([]*endpointv3.ClusterLoadAssignment, 0, len(bv)+1)
+	for i, ve := range bv {
+		names[i] = ClusterName(svc.Name, ve.version)
+		out.clusters = append(out.clusters, envoy.Cluster(names[i]))
+		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(names[i], ve.endpoints))
 	}
 	weights := routeWeights(svc, routing.Weights, hasPolicy, &out.report)
-	routes := matchRoutes(svc.Name, routing.Matches, byVersion, &out.report)
+	routes := matchRoutes(svc.Name, routing.Matches, bv, &out.report)
 	if routing.Sticky != nil {
 		name := ClusterName(svc.Name, StickyVersion)
 		out.clusters = append(out.clusters, envoy.RingHashCluster(name))
-		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, stickyEndpoints(byVersion, weights)))
+		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(name, stickyEndpoints(bv.asMap(), weights)))
 		routes = append(routes, envoy.ClusterRoute("", name, nil, hashPolicy(*routing.Sticky)))
 	} else {
-		routes = append(routes, envoy.WeightedRoute(envoy.WeightedClusters(clusterWeights(svc.Name, weights))))
+		routes = append(routes, envoy.WeightedRoute(envoy.WeightedClusters(clusterWeights(bv, names, weights))))
 	}
 	warming := make([]string, len(out.clusters))
 	for i, c := range out.clusters {
@@ -63,39 +66,126 @@ func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool)
 	return out
 }
 
+// versionEndpoints are the endpoints of one version of a service.
+type versionEndpoints struct {
+	version   string
+	endpoints []envoy.Endpoint
+}
+
+// byVersion are the endpoints of every version of a service, sorted by
+// version: a sorted slice rather than a map, which Build would make, fill
+// and sort the keys of for every service.
+type byVersion []versionEndpoints
+
+// endpoints returns those of version, if it has any.
+func (bv byVersion) endpoints(version string) []envoy.Endpoint {
+	i, ok := slices.BinarySearchFunc(bv, version, func(ve versionEndpoints, v string) int { return cmp.Compare(ve.version, v) })
+	if !ok {
+		return nil
+	}
+	return bv[i].endpoints
+}
+
+// asMap returns bv as a map from version to endpoints.
+func (bv byVersion) asMap() map[string][]envoy.Endpoint {
+	m := make(map[string][]envoy.Endpoint, len(bv))
+	for _, ve := range bv {
+		m[ve.version] = ve.endpoints
+	}
+	return m
+}
+
 // endpointsByVersion returns the endpoints of every version of svc, in
 // instance ID order (the model keeps instances sorted by ID). A service
 // without instances has the one version "" without endpoints, so that its
 // route still names a cluster that exists. grpc-go NACKs an assignment that
 // lists one address twice, so only the first instance at an address counts;
-// dups names the versions where that happened.
-func endpointsByVersion(svc discovery.Service) (byVersion map[string][]envoy.Endpoint, dups []string) {
-	byVersion = make(map[string][]envoy.Endpoint)
+// dups names the versions where that happened. The endpoints of all
+// versions share one array.
+func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 	if len(svc.Instances) == 0 {
-		byVersion[""] = nil
-		return byVersion, nil
+		return byVersion{{}}, nil
 	}
-	type key struct {
-		version, address string
-		port             uint32
-	}
-	seen := make(map[key]bool, len(svc.Instances))
+	versions := instanceVersions(svc.Instances)
+	counts := make([]int, len(versions))
 	for _, in := range svc.Instances {
-		eps := byVersion[in.Version] // every version gets an entry, even with no endpoints
-		status, ok := healthStatus(in.Health)
-		k := key{in.Version, in.Address, in.Port}
-		switch {
-		case !ok:
-		case seen[k]:
-			dups = append(dups, in.Version)
-		default:
-			seen[k] = true
-			eps = append(eps, envoy.Endpoint{Address: in.Address, Port: in.Port, Health: status})
+		if _, ok := healthStatus(in.Health); ok {
+			counts[versionIndex(versions, in.Version)]++
 		}
-		byVersion[in.Version] = eps
+	}
+	all := make([]envoy.Endpoint, len(svc.Instances))
+	bv = make(byVersion, len(versions))
+	for i, v := range versions {
+		bv[i] = versionEndpoints{v, all[:0:counts[i]]} // every version gets an entry, even with no endpoints
+		all = all[counts[i]:]
+	}
+	seen := make([]addressSet, len(versions))
+	for _, in := range svc.Instances {
+		status, ok := healthStatus(in.Health)
+		if !ok {
+			continue
+		}
+		i := versionIndex(versions, in.Version)
+		e := envoy.Endpoint{Address: in.Address, Port: in.Port, Health: status}
+		if seen[i].has(bv[i].endpoints, e) {
+			dups = append(dups, in.Version)
+			continue
+		}
+		bv[i].endpoints = append(bv[i].endpoints, e) // within its capacity: no allocation
 	}
 	slices.Sort(dups)
-	return byVersion, slices.Compact(dups)
+	return bv, slices.Compact(dups)
+}
+
+// instanceVersions returns the distinct versions of instances, sorted.
+func instanceVersions(instances []discovery.Instance) []string {
+	versions := make([]string, len(instances))
+	for i, in := range instances {
+		versions[i] = in.Version
+	}
+	slices.Sort(versions)
+	return slices.Compact(versions)
+}
+
+// versionIndex returns the index of version in versions, which holds it.
+func versionIndex(versions []string, version string) int {
+	i, _ := slices.BinarySearch(versions, version)
+	return i
+}
+
+// addressSet tells whether an endpoint is at the address and port of one
+// listed before it. A version's endpoints are mostly few: it compares with
+// each until there are more than linearAddressSearch, and only then makes a
+// map. Its zero value is ready for use.
+type addressSet struct {
+	seen map[addressPort]bool
+}
+
+type addressPort struct {
+	address string
+	port    uint32
+}
+
+const linearAddressSearch = 16
+
+// has reports whether one of eps, the endpoints before e, is at e's
+// address and port, and remembers e's.
+func (s *addressSet) has(eps []envoy.Endpoint, e envoy.Endpoint) bool {
+	if s.seen == nil && len(eps) < linearAddressSearch {
+		return slices.ContainsFunc(eps, func(o envoy.Endpoint) bool { return o.Port == e.Port && o.Address == e.Address })
+	}
+	if s.seen == nil {
+		s.seen = make(map[addressPort]bool, 2*len(eps))
+		for _, o := range eps {
+			s.seen[addressPort{o.Address, o.Port}] = true
+		}
+	}
+	k := addressPort{e.Address, e.Port}
+	if s.seen[k] {
+		return true
+	}
+	s.seen[k] = true
+	return false
 }
 
 // healthStatus maps an instance's health to its endpoint's; ok is false for
@@ -138,11 +228,15 @@ func routeWeights(svc discovery.Service, desired policy.Weights, hasPolicy bool,
 	return weights
 }
 
-// clusterWeights lists weights by version; envoy.WeightedClusters drops the zeros.
-func clusterWeights(service string, weights policy.Weights) []envoy.ClusterWeight {
+// clusterWeights lists weights by version, naming each version's cluster
+// names[i] as bv does; envoy.WeightedClusters drops the zeros. Every
+// version with a weight has endpoints (see routeWeights), so bv lists it.
+func clusterWeights(bv byVersion, names []string, weights policy.Weights) []envoy.ClusterWeight {
 	out := make([]envoy.ClusterWeight, 0, len(weights))
-	for _, v := range slices.Sorted(maps.Keys(weights)) {
-		out = append(out, envoy.ClusterWeight{Name: ClusterName(service, v), Weight: uint32(weights[v])})
+	for i, ve := range bv {
+		if w, ok := weights[ve.version]; ok {
+			out = append(out, envoy.ClusterWeight{Name: names[i], Weight: uint32(w)})
+		}
 	}
 	return out
 }
@@ -151,22 +245,25 @@ func clusterWeights(service string, weights policy.Weights) []envoy.ClusterWeigh
 // proxyless gRPC targets (xds:///svc, which must match exactly, port included)
 // and the Consul DNS name for sidecar traffic, each with and without every port.
 func domains(svc discovery.Service) []string {
-	// Instances mostly share their port: format each port once.
-	ports := make([]uint32, len(svc.Instances))
-	for i, in := range svc.Instances {
-		ports[i] = in.Port
-	}
-	slices.Sort(ports)
-	ports = slices.Compact(ports)
-	names := []string{svc.Name, svc.Name + ".service.consul"}
-	out := make([]string, 0, len(names)*(1+len(ports)))
-	out = append(out, names...)
+	ports := instancePorts(svc.Instances)
+	consul := svc.Name + ".service.consul"
+	out := make([]string, 0, 2*(1+len(ports)))
+	out = append(out, svc.Name, consul)
+	var buf [1 + 10]byte // ":" and a uint32
 	for _, p := range ports {
-		port := ":" + strconv.FormatUint(uint64(p), 10)
-		for _, n := range names {
-			out = append(out, n+port)
-		}
+		port := strconv.AppendUint(append(buf[:0], ':'), uint64(p), 10)
+		out = append(out, svc.Name+string(port), consul+string(port))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// instancePorts returns the distinct ports of instances, sorted.
+func instancePorts(instances []discovery.Instance) []uint32 {
+	ports := make([]uint32, len(instances))
+	for i, in := range instances {
+		ports[i] = in.Port
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
 }
