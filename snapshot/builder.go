@@ -52,7 +52,7 @@ type builtService struct {
 	clusters   []hashed[*clusterv3.Cluster]
 	endpoints  []hashed[*endpointv3.ClusterLoadAssignment]
 	listener   hashed[*listenerv3.Listener]
-	hcm        *hcmv3.HttpConnectionManager // listener's, for the consistency check
+	hcms       []*hcmv3.HttpConnectionManager // listener's one, for the consistency check
 	vhost      *routev3.VirtualHost
 	vhostField []byte                              // vhost as a virtual_hosts field, see virtualHostField
 	routes     hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
@@ -121,9 +121,9 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 	hcm := envoy.HTTPConnectionManager(svc.Name, ServiceRouteConfigName(svc.Name))
 	bs.listener, errs[2] = hashResource(buf, listenerType, envoy.APIListener(svc.Name, hcm),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
-	bs.hcm = prev.hcm
+	bs.hcms = prev.hcms
 	if bs.listener.msg != prev.listener.msg {
-		bs.hcm = hcm
+		bs.hcms = []*hcmv3.HttpConnectionManager{hcm}
 	}
 	bs.vhost, bs.vhostField, errs[3] = virtualHost(out.vhost, prev)
 	bs.routes, errs[4] = routeConfiguration(prev.routes, ServiceRouteConfigName(svc.Name),
@@ -224,7 +224,7 @@ type parts struct {
 	routes      []hashed[*routev3.RouteConfiguration] // the services' own
 	vhosts      []*routev3.VirtualHost
 	vhostFields [][]byte
-	hcms        map[*listenerv3.Listener]*hcmv3.HttpConnectionManager
+	byListener  map[*listenerv3.Listener]*builtService
 	report      Report
 }
 
@@ -237,7 +237,7 @@ func newParts(services int) *parts {
 		routes:      make([]hashed[*routev3.RouteConfiguration], 0, services+1),
 		vhosts:      make([]*routev3.VirtualHost, 0, services),
 		vhostFields: make([][]byte, 0, services),
-		hcms:        make(map[*listenerv3.Listener]*hcmv3.HttpConnectionManager, services),
+		byListener:  make(map[*listenerv3.Listener]*builtService, services),
 	}
 }
 
@@ -250,15 +250,15 @@ func (p *parts) add(bs *builtService) {
 	p.routes = append(p.routes, bs.routes)
 	p.vhosts = append(p.vhosts, bs.vhost)
 	p.vhostFields = append(p.vhostFields, bs.vhostField)
-	p.hcms[bs.listener.msg] = bs.hcm
+	p.byListener[bs.listener.msg] = bs
 	p.report.add(bs.svc.Name, bs.report)
 }
 
 // connectionManagers returns those of l: the one its service's listener was
 // built with, which saves decoding it again, or else decoded.
 func (p *parts) connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
-	if hcm, ok := p.hcms[l]; ok {
-		return []*hcmv3.HttpConnectionManager{hcm}, nil
+	if bs, ok := p.byListener[l]; ok {
+		return bs.hcms, nil
 	}
 	return connectionManagers(l)
 }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -46,8 +47,9 @@ func consistent(r Resources, hcms hcmsFunc) error {
 	for _, l := range append(append([]*listenerv3.Listener(nil), r.SidecarListeners...), r.APIListeners...) {
 		errs = append(errs, listenerRefs(l, hcms, routes, clusters)...)
 	}
+	served := make(map[*routev3.VirtualHost]bool, len(r.Routes))
 	for _, rc := range r.Routes {
-		errs = append(errs, clusterRefs("route configuration", rc.GetName(), rc, clusters)...)
+		errs = append(errs, clusterRefs("route configuration", rc.GetName(), rc, clusters, served)...)
 		errs = append(errs, duplicateDomains(rc)...)
 	}
 	errs = append(errs, edsPairs(r, assignments)...)
@@ -81,7 +83,7 @@ func listenerRefs(l *listenerv3.Listener, hcms hcmsFunc, routes, clusters map[st
 			errs = append(errs, fmt.Errorf("listener %q references route configuration %q, which is not served", l.GetName(), rds.GetRouteConfigName()))
 		}
 		if rc := hcm.GetRouteConfig(); rc != nil {
-			errs = append(errs, clusterRefs("listener", l.GetName(), rc, clusters)...)
+			errs = append(errs, clusterRefs("listener", l.GetName(), rc, clusters, nil)...)
 		}
 	}
 	return errs
@@ -113,30 +115,44 @@ func connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager,
 }
 
 // clusterRefs checks that every cluster rc routes to is served; rc is in
-// (or is) the resource of kind whose name is name.
-func clusterRefs(kind, name string, rc *routev3.RouteConfiguration, clusters map[string]bool) []error {
+// (or is) the resource of kind whose name is name. served, unless nil,
+// holds the virtual hosts found to route to served clusters only, which are
+// not checked again: a route configuration can share its virtual hosts
+// with another (see ServiceRouteConfigName).
+func clusterRefs(kind, name string, rc *routev3.RouteConfiguration, clusters map[string]bool, served map[*routev3.VirtualHost]bool) []error {
 	var errs []error
-	missing := func(vh *routev3.VirtualHost, cluster string) {
-		if !clusters[cluster] {
-			errs = append(errs, fmt.Errorf("%s %q (virtual host %q) references cluster %q, which is not served", kind, name, vh.GetName(), cluster))
-		}
-	}
 	for _, vh := range rc.GetVirtualHosts() {
+		if served[vh] {
+			continue
+		}
+		n := len(errs)
 		for _, route := range vh.GetRoutes() {
 			action := route.GetRoute()
-			if c := action.GetCluster(); c != "" {
-				missing(vh, c)
+			if c := action.GetCluster(); c != "" && !clusters[c] {
+				errs = append(errs, missingCluster(kind, name, vh, c))
 			}
 			for _, cw := range action.GetWeightedClusters().GetClusters() {
-				missing(vh, cw.GetName())
+				if !clusters[cw.GetName()] {
+					errs = append(errs, missingCluster(kind, name, vh, cw.GetName()))
+				}
 			}
+		}
+		if served != nil && len(errs) == n {
+			served[vh] = true
 		}
 	}
 	return errs
 }
 
+func missingCluster(kind, name string, vh *routev3.VirtualHost, cluster string) error {
+	return fmt.Errorf("%s %q (virtual host %q) references cluster %q, which is not served", kind, name, vh.GetName(), cluster)
+}
+
 // duplicateDomains reports domains that more than one virtual host of rc lists.
 func duplicateDomains(rc *routev3.RouteConfiguration) []error {
+	if vhs := rc.GetVirtualHosts(); len(vhs) == 1 && len(vhs[0].GetDomains()) <= fewDomains {
+		return repeatedDomains(rc.GetName(), vhs[0])
+	}
 	var errs []error
 	n := 0
 	for _, vh := range rc.GetVirtualHosts() {
@@ -146,13 +162,35 @@ func duplicateDomains(rc *routev3.RouteConfiguration) []error {
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, d := range vh.GetDomains() {
 			if first, ok := owner[d]; ok {
-				errs = append(errs, fmt.Errorf("route configuration %q: domain %q is in virtual hosts %q and %q", rc.GetName(), d, first, vh.GetName()))
+				errs = append(errs, domainTwice(rc.GetName(), d, first, vh.GetName()))
 				continue
 			}
 			owner[d] = vh.GetName()
 		}
 	}
 	return errs
+}
+
+// fewDomains is how many domains a virtual host may have for
+// repeatedDomains to compare each with every other rather than make a map:
+// a service's own route configuration has one virtual host, with a few.
+const fewDomains = 16
+
+// repeatedDomains is duplicateDomains of a route configuration named rc
+// whose one virtual host is vh.
+func repeatedDomains(rc string, vh *routev3.VirtualHost) []error {
+	var errs []error
+	domains := vh.GetDomains()
+	for i, d := range domains {
+		if slices.Contains(domains[:i], d) {
+			errs = append(errs, domainTwice(rc, d, vh.GetName(), vh.GetName()))
+		}
+	}
+	return errs
+}
+
+func domainTwice(rc, domain, first, second string) error {
+	return fmt.Errorf("route configuration %q: domain %q is in virtual hosts %q and %q", rc, domain, first, second)
 }
 
 // edsPairs checks that EDS clusters and assignments come in pairs.
