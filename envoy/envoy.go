@@ -57,13 +57,22 @@ func socketAddress(address string, port uint32) *corev3.Address {
 // cannot fail; a failure is a programming error.
 func mustAny(m proto.Message) *anypb.Any {
 	a := new(anypb.Any)
-	mustMarshalAny(a, m)
+	mustMarshalAny(a, typeURL(m), m)
 	return a
 }
 
-// mustMarshalAny is mustAny into a.
-func mustMarshalAny(a *anypb.Any, m proto.Message) {
-	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+// mustMarshalAny is mustAny into a, given the type URL of m (see typeURL),
+// which callers that marshal many messages of one type make once.
+func mustMarshalAny(a *anypb.Any, url string, m proto.Message) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
 		panic("envoy: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
 	}
+	a.TypeUrl, a.Value = url, b
+}
+
+// typeURL returns the type URL of an Any that holds a message like m, as
+// anypb.New makes it.
+func typeURL(m proto.Message) string {
+	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }

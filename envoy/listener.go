@@ -44,11 +44,13 @@ var routerFilter = &hcmv3.HttpFilter{
 // it from the listener again.
 func APIListener(name string, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
 	p := new(apiListenerParts)
-	mustMarshalAny(&p.any, hcm)
+	mustMarshalAny(&p.any, hcmTypeURL, hcm)
 	p.api.ApiListener = &p.any
 	p.listener.Name, p.listener.ApiListener = name, &p.api
 	return &p.listener
 }
+
+var hcmTypeURL = typeURL(&hcmv3.HttpConnectionManager{})
 
 // apiListenerParts holds the messages of an APIListener, allocated
 // together.

@@ -17,14 +17,20 @@ type ClusterWeight struct {
 // order. grpc-go drops weight-0 entries anyway; leaving them out keeps both
 // client kinds identical. total_weight is deprecated: clients sum the weights.
 func WeightedClusters(weights []ClusterWeight) *routev3.WeightedCluster {
+	return weightedClusters(len(weights), func(i int) ClusterWeight { return weights[i] })
+}
+
+// weightedClusters is WeightedClusters of the n weights that weight
+// returns, so that WarmingRoute need not make a slice of them first.
+func weightedClusters(n int, weight func(i int) ClusterWeight) *routev3.WeightedCluster {
 	wc := &routev3.WeightedCluster{}
-	n := 0
-	for _, w := range weights {
-		if w.Weight > 0 {
-			n++
+	nonZero := 0
+	for i := range n {
+		if weight(i).Weight > 0 {
+			nonZero++
 		}
 	}
-	if n == 0 {
+	if nonZero == 0 {
 		return wc
 	}
 	// One allocation for every entry's messages rather than two per entry.
@@ -32,18 +38,19 @@ func WeightedClusters(weights []ClusterWeight) *routev3.WeightedCluster {
 		cw     routev3.WeightedCluster_ClusterWeight
 		weight wrapperspb.UInt32Value
 	}
-	entries := make([]entry, n)
-	wc.Clusters = make([]*routev3.WeightedCluster_ClusterWeight, n)
-	i := 0
-	for _, w := range weights {
+	entries := make([]entry, nonZero)
+	wc.Clusters = make([]*routev3.WeightedCluster_ClusterWeight, nonZero)
+	j := 0
+	for i := range n {
+		w := weight(i)
 		if w.Weight == 0 {
 			continue
 		}
-		e := &entries[i]
+		e := &entries[j]
 		e.weight.Value = w.Weight
 		e.cw.Name, e.cw.Weight = w.Name, &e.weight
-		wc.Clusters[i] = &e.cw
-		i++
+		wc.Clusters[j] = &e.cw
+		j++
 	}
 	return wc
 }
@@ -97,15 +104,12 @@ func ClusterRoute(name, cluster string, headers []*routev3.HeaderMatcher, hash [
 // and connected before any route gives it traffic, so that shifting weight
 // to it later cannot race the client's own set-up.
 func WarmingRoute(clusters []string) *routev3.Route {
-	weights := make([]ClusterWeight, len(clusters))
-	for i, c := range clusters {
-		weights[i] = ClusterWeight{Name: c, Weight: 1}
-	}
+	warm := weightedClusters(len(clusters), func(i int) ClusterWeight { return ClusterWeight{Name: clusters[i], Weight: 1} })
 	return &routev3.Route{
 		Name:  WarmingRouteName,
 		Match: noRequest,
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: WeightedClusters(weights)},
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: warm},
 		}},
 	}
 }

@@ -72,7 +72,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 			p.add(bs)
 		}
 	}
-	routes, err := routeConfiguration(b.routes, RouteConfigName, p.vhosts, p.vhostFields)
+	routes, err := routeConfiguration(&b.buf, b.routes, RouteConfigName, p.vhosts, p.vhostFields)
 	errs = append(errs, err)
 	sidecar := envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName)
 	b.sidecar, err = hashResource(&b.buf, listenerType, sidecar, (*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
@@ -118,15 +118,16 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 	bs.clusters, errs[0] = hashAll(buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
 	bs.endpoints, errs[1] = hashAll(buf, endpointType, out.endpoints,
 		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
-	hcm := envoy.HTTPConnectionManager(svc.Name, ServiceRouteConfigName(svc.Name))
+	routeConfigName := ServiceRouteConfigName(svc.Name)
+	hcm := envoy.HTTPConnectionManager(svc.Name, routeConfigName)
 	bs.listener, errs[2] = hashResource(buf, listenerType, envoy.APIListener(svc.Name, hcm),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
 	bs.hcms = prev.hcms
 	if bs.listener.msg != prev.listener.msg {
 		bs.hcms = []*hcmv3.HttpConnectionManager{hcm}
 	}
-	bs.vhost, bs.vhostField, errs[3] = virtualHost(out.vhost, prev)
-	bs.routes, errs[4] = routeConfiguration(prev.routes, ServiceRouteConfigName(svc.Name),
+	bs.vhost, bs.vhostField, errs[3] = virtualHost(buf, out.vhost, prev)
+	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName,
 		[]*routev3.VirtualHost{bs.vhost}, [][]byte{bs.vhostField})
 	return bs, errors.Join(errs[:]...)
 }
@@ -178,9 +179,10 @@ func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string,
 }
 
 // virtualHost returns prev's virtual host if it encodes like vh, else vh,
-// validated; and its encoding as a virtual_hosts field.
-func virtualHost(vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, []byte, error) {
-	field, err := virtualHostField(vh)
+// validated; and its encoding as a virtual_hosts field. buf is scratch
+// space for encoding.
+func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, []byte, error) {
+	field, err := virtualHostField(vh, buf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
@@ -197,7 +199,8 @@ func virtualHost(vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualH
 // last if it holds these very virtual hosts, else a new one. fields are the
 // virtual hosts' encodings (see virtualHostField); they were validated with
 // their services, so neither they nor unchanged ones are encoded again.
-func routeConfiguration(last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
+// buf is scratch space for encoding.
+func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
 	if last.msg != nil && last.msg.GetName() == name && slices.Equal(last.msg.GetVirtualHosts(), vhosts) {
 		return last, nil
 	}
@@ -208,7 +211,8 @@ func routeConfiguration(last hashed[*routev3.RouteConfiguration], name string, v
 	if err := rc.ValidateAll(); err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
-	rest, err := deterministic.Marshal(rc)
+	rest, err := deterministic.MarshalAppend((*buf)[:0], rc)
+	*buf = rest
 	if err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}

@@ -22,7 +22,7 @@ const matchRoutePrefix = "match-"
 // out, and recorded in report: its requests fall through to the split
 // rather than fail.
 func matchRoutes(svc string, matches []policy.MatchRoute, bv byVersion, report *serviceReport) []*routev3.Route {
-	var routes []*routev3.Route
+	routes := make([]*routev3.Route, 0, len(matches)+2) // and the catch-all and warming routes
 	for i, m := range matches {
 		if len(servingEndpoints(bv.endpoints(m.Version))) == 0 {
 			report.unservedMatches = append(report.unservedMatches, m.Version)

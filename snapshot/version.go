@@ -62,14 +62,17 @@ func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
 // virtualHostField returns vh encoded as a virtual_hosts field of a
 // RouteConfiguration: a route configuration's encoding is its other fields'
 // followed by these (see routesDigest), so a Builder need not encode the
-// virtual hosts of unchanged services again.
-func virtualHostField(vh *routev3.VirtualHost) ([]byte, error) {
-	body, err := deterministic.Marshal(vh)
+// virtual hosts of unchanged services again. buf is scratch space for the
+// encoding of vh alone.
+func virtualHostField(vh *routev3.VirtualHost, buf *[]byte) ([]byte, error) {
+	body, err := deterministic.MarshalAppend((*buf)[:0], vh)
+	*buf = body
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(body)+binary.MaxVarintLen64+1)
-	b = protowire.AppendTag(b, virtualHostsField.Number(), protowire.BytesType)
+	num := virtualHostsField.Number()
+	b := make([]byte, 0, protowire.SizeTag(num)+protowire.SizeBytes(len(body)))
+	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, body), nil
 }
 
@@ -147,8 +150,9 @@ func digestAll(r Resources) (digests, error) {
 // digestRoutes returns the digest of rc as routesDigest computes it.
 func digestRoutes(rc *routev3.RouteConfiguration) (digest, error) {
 	vhosts := make([][]byte, len(rc.GetVirtualHosts()))
+	var buf []byte
 	for i, vh := range rc.GetVirtualHosts() {
-		b, err := virtualHostField(vh)
+		b, err := virtualHostField(vh, &buf)
 		if err != nil {
 			return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 		}
