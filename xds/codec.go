@@ -1,7 +1,12 @@
 package xds
 
 import (
+	"context"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
@@ -20,10 +25,32 @@ var sendBuffers = func() mem.BufferPool {
 	return pool
 }()
 
+// Encoded responses that gRPC has not written yet are bounded. A fleet that
+// reconnects at once asks for every stream's whole state at once; unbounded,
+// every response is encoded at once and waits in gRPC's queues for its
+// client to read it — about 100 KB per Envoy, half a gigabyte at 10,000
+// streams, the peak of the control plane's memory. Bounded, a response
+// waits to be encoded until earlier ones were written (the cores are busy
+// writing meanwhile), but no longer than maxInFlightWait, so that clients
+// that stop reading cannot hold up everyone else: then it goes ahead
+// uncounted.
+const (
+	maxInFlightBytes = 64 << 20
+	maxInFlightWait  = time.Second
+)
+
 // responseCodec is gRPC's proto codec, except that large messages are
-// encoded into sendBuffers. (gRPC's server option for a buffer pool does
-// not reach the codec, which always uses the default pool.)
-type responseCodec struct{ encoding.CodecV2 }
+// encoded into sendBuffers, within inFlight. (gRPC's server option for a
+// buffer pool does not reach the codec, which always uses the default
+// pool.)
+type responseCodec struct {
+	encoding.CodecV2
+	inFlight *semaphore.Weighted // bytes encoded and not yet written
+}
+
+func newResponseCodec() responseCodec {
+	return responseCodec{encoding.GetCodecV2(grpcproto.Name), semaphore.NewWeighted(maxInFlightBytes)}
+}
 
 func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
@@ -34,12 +61,39 @@ func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		return c.CodecV2.Marshal(v)
 	}
-	buf := sendBuffers.Get(size)
+	pool := c.reserve(size)
+	buf := pool.Get(size)
 	// UseCachedSize reuses the size just computed; the message is not
 	// mutated meanwhile (go-control-plane's server owns each response).
 	if _, err := (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend((*buf)[:0], m); err != nil {
-		sendBuffers.Put(buf)
+		pool.Put(buf)
 		return nil, err
 	}
-	return mem.BufferSlice{mem.NewBuffer(buf, sendBuffers)}, nil
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// reserve waits until size more bytes fit in flight, at most
+// maxInFlightWait, and returns the pool to encode them into: one that gives
+// the bytes back when gRPC frees the buffer, or sendBuffers itself when
+// they did not fit in time.
+func (c responseCodec) reserve(size int) mem.BufferPool {
+	ctx, cancel := context.WithTimeout(context.Background(), maxInFlightWait)
+	defer cancel()
+	if size > maxInFlightBytes || c.inFlight.Acquire(ctx, int64(size)) != nil {
+		return sendBuffers
+	}
+	return &reserved{BufferPool: sendBuffers, size: size, inFlight: c.inFlight}
+}
+
+// reserved is sendBuffers for one buffer of size reserved bytes, which
+// Put gives back.
+type reserved struct {
+	mem.BufferPool
+	size     int
+	inFlight *semaphore.Weighted
+}
+
+func (r *reserved) Put(buf *[]byte) {
+	r.BufferPool.Put(buf)
+	r.inFlight.Release(int64(r.size))
 }

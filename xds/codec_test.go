@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/grpc/encoding"
-	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -14,7 +12,7 @@ import (
 // TestResponseCodecRoundTrip checks that responses small and large (the
 // large ones encoded into weir's own buffers) decode to what was sent.
 func TestResponseCodecRoundTrip(t *testing.T) {
-	codec := responseCodec{encoding.GetCodecV2(grpcproto.Name)}
+	codec := newResponseCodec()
 	for _, size := range []int{10, 40 << 10, 3 << 20} {
 		sent := &discoveryv3.DiscoveryResponse{VersionInfo: "v1", Resources: []*anypb.Any{
 			{TypeUrl: "t", Value: []byte(strings.Repeat("x", size))},
@@ -34,5 +32,38 @@ func TestResponseCodecRoundTrip(t *testing.T) {
 		if !proto.Equal(sent, &got) {
 			t.Errorf("%d bytes: decoded a different response", size)
 		}
+	}
+}
+
+// TestResponsesInFlightAreBounded checks that a large response holds its
+// bytes of the in-flight budget until gRPC frees its buffer, and that a
+// response that does not fit in time is encoded all the same.
+func TestResponsesInFlightAreBounded(t *testing.T) {
+	codec := newResponseCodec()
+	large := &discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{{Value: make([]byte, 40<<10)}}}
+	data, err := codec.Marshal(large)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codec.inFlight.TryAcquire(maxInFlightBytes) {
+		t.Fatal("the whole budget is free while a response waits to be written")
+	}
+	data.Free()
+	if !codec.inFlight.TryAcquire(maxInFlightBytes) {
+		t.Fatal("the budget was not given back when the response was written")
+	}
+	// The budget is taken: the next response waits maxInFlightWait, then
+	// goes ahead uncounted.
+	data, err = codec.Marshal(large)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data.Len() != proto.Size(large) {
+		t.Errorf("encoded %d bytes, want %d", data.Len(), proto.Size(large))
+	}
+	data.Free()
+	codec.inFlight.Release(maxInFlightBytes)
+	if !codec.inFlight.TryAcquire(maxInFlightBytes) {
+		t.Error("an uncounted response gave back bytes it never took, or took some")
 	}
 }

@@ -14,8 +14,6 @@ import (
 	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -42,7 +40,7 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 		grpc.MaxSendMsgSize(maxSendMsgSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPing, PermitWithoutStream: true}),
-		grpc.ForceServerCodecV2(responseCodec{encoding.GetCodecV2(grpcproto.Name)}),
+		grpc.ForceServerCodecV2(newResponseCodec()),
 	}, opts...)
 	gs := grpc.NewServer(opts...)
 	// Ordered ADS sends one stream's responses in the order the cache
