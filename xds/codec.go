@@ -77,12 +77,18 @@ func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 // the bytes back when gRPC frees the buffer, or sendBuffers itself when
 // they did not fit in time.
 func (c responseCodec) reserve(size int) mem.BufferPool {
-	ctx, cancel := context.WithTimeout(context.Background(), maxInFlightWait)
-	defer cancel()
-	if size > maxInFlightBytes || c.inFlight.Acquire(ctx, int64(size)) != nil {
+	if size > maxInFlightBytes || !c.inFlight.TryAcquire(int64(size)) && !c.await(size) {
 		return sendBuffers
 	}
 	return &reserved{BufferPool: sendBuffers, size: size, inFlight: c.inFlight}
+}
+
+// await waits at most maxInFlightWait for size bytes of room, and reports
+// whether it got them.
+func (c responseCodec) await(size int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), maxInFlightWait)
+	defer cancel()
+	return c.inFlight.Acquire(ctx, int64(size)) == nil
 }
 
 // reserved is sendBuffers for one buffer of size reserved bytes, which
