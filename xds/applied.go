@@ -104,7 +104,8 @@ func (p *Publisher) lookAtFleet(list bool) fleetStatus {
 	if p.cfg.Tracker == nil {
 		return fleetStatus{}
 	}
-	return p.cfg.Tracker.fleet(p.cfg.Cache.VersionFor, list)
+	epoch, current := p.cfg.Cache.Versions()
+	return p.cfg.Tracker.fleet(current, epoch, list)
 }
 
 // union returns the sorted union of two sorted lists of names.

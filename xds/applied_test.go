@@ -18,9 +18,10 @@ import (
 	"github.com/weir-mesh/weir/snapshot"
 )
 
-// BenchmarkCheckApplied is one look at the fleet after an ACK, mid-push: of
-// 10,000 streams (half Envoy sidecars, half proxyless gRPC clients) every
-// tenth has not ACKed yet.
+// BenchmarkCheckApplied is one look at the fleet mid-push: of 10,000
+// streams (half Envoy sidecars, half proxyless gRPC clients) every tenth
+// has not ACKed yet, and a tenth changed since the last look (as if they
+// had ACKed meanwhile), so the look judges those again.
 func BenchmarkCheckApplied(b *testing.B) {
 	const services, streams = 50, 10_000
 	p := benchPublisher(b, services)
@@ -32,7 +33,14 @@ func BenchmarkCheckApplied(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	next := int64(0)
 	for b.Loop() {
+		b.StopTimer()
+		for range streams / 10 {
+			p.cfg.Tracker.proxies[next%streams].changes++
+			next++
+		}
+		b.StartTimer()
 		p.checkApplied()
 	}
 }

@@ -126,19 +126,20 @@ func (s *watchSet[W]) len() int {
 // current snapshot; "" before the first snapshot. A proxy that ACKed this
 // version is up to date.
 func (c *Cache) VersionFor(typeURL string, class Class, names []string, wildcard bool) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.current == nil {
-		return ""
+	return c.snapshot().versionFor(typeURL, class, names, wildcard)
+}
+
+// Versions returns the version of the snapshot being served ("" before the
+// first) and a VersionFunc that answers from that very snapshot, whatever
+// lands meanwhile: a look at the fleet judges every proxy against one
+// snapshot, and knows which.
+func (c *Cache) Versions() (string, VersionFunc) {
+	p := c.snapshot()
+	version := ""
+	if p != nil {
+		version = p.version
 	}
-	ts := c.current.typeSet(typeURL, class)
-	if ts == nil {
-		ts = &typeSet{}
-	}
-	if wildcard {
-		return ts.version
-	}
-	return versionOf(ts, selectNamed(ts, names), false)
+	return version, p.versionFor
 }
 
 // watches returns how many requests are held open.

@@ -29,9 +29,22 @@ type fleetStatus struct {
 	synced, total int
 }
 
+// judgement is what a look at the fleet found of one proxy: whether it is
+// in sync and whether it is pending, as of the proxy's changes-th change
+// and the snapshot whose version is epoch.
+type judgement struct {
+	epoch           string
+	changes         uint64
+	synced, pending bool
+}
+
 // fleet looks at every connected proxy against the versions current says
-// they should hold. It lists pending node ids only when list is set.
-func (t *Tracker) fleet(current VersionFunc, list bool) fleetStatus {
+// they should hold. It lists pending node ids only when list is set. epoch
+// names the versions current gives (the snapshot's version): a proxy that
+// has not changed since a look with the same epoch is judged as it was
+// then, which most proxies are while ACKs of a push come in. An empty
+// epoch judges every proxy afresh.
+func (t *Tracker) fleet(current VersionFunc, epoch string, list bool) fleetStatus {
 	memo := newVersionMemo(current)
 	var f fleetStatus
 	t.mu.Lock()
@@ -41,7 +54,13 @@ func (t *Tracker) fleet(current VersionFunc, list bool) fleetStatus {
 			continue
 		}
 		f.total++
-		synced, pending := memo.look(p)
+		j := p.judged
+		if epoch == "" || j.epoch != epoch || j.changes != p.changes {
+			j = judgement{epoch: epoch, changes: p.changes}
+			j.synced, j.pending = memo.look(p)
+			p.judged = j
+		}
+		synced, pending := j.synced, j.pending
 		if synced {
 			f.synced++
 		}

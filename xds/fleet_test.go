@@ -62,7 +62,7 @@ func TestFleetLooksOncePerSubscription(t *testing.T) {
 	reply(t, tr, g4, ack)
 
 	f.calls = 0
-	got := tr.fleet(f.version, true)
+	got := tr.fleet(f.version, "", true)
 	want := fleetStatus{pending: 2, nodes: []string{"e2", "g4"}, synced: 4, total: 8}
 	if got.pending != want.pending || !slices.Equal(got.nodes, want.nodes) || got.synced != want.synced || got.total != want.total {
 		t.Errorf("fleet = %+v, want %+v", got, want)
@@ -72,7 +72,7 @@ func TestFleetLooksOncePerSubscription(t *testing.T) {
 	if f.calls != 5 {
 		t.Errorf("looking at 8 proxies asked for %d versions, want one per distinct subscription: 5", f.calls)
 	}
-	if got := tr.fleet(f.version, false); got.pending != 2 || got.nodes != nil {
+	if got := tr.fleet(f.version, "", false); got.pending != 2 || got.nodes != nil {
 		t.Errorf("unlisted look = %+v, want 2 pending and no list", got)
 	}
 	if got := tr.Pending(resourcev3.ClusterType, f.version); !slices.Equal(got, []string{"e2", "g4"}) {
@@ -98,5 +98,42 @@ func TestSelectionTellsSubscriptionsApart(t *testing.T) {
 		if other == base {
 			t.Errorf("%q shares the selection of %q", other.Value(), base.Value())
 		}
+	}
+}
+
+// TestFleetJudgesOnlyWhatChanged checks that a look with the same epoch
+// reuses what the last look found of every proxy that did not change since,
+// and that a proxy that changed, or a new epoch, is judged afresh.
+func TestFleetJudgesOnlyWhatChanged(t *testing.T) {
+	tr := NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 }))
+	var f fakeVersions
+	node := func(i int64) *corev3.Node { return &corev3.Node{Id: fmt.Sprint("e", i), UserAgentName: "envoy"} }
+	acks := map[int64]*discoveryRequest{}
+	for id := range int64(3) {
+		if err := tr.OnStreamOpen(context.Background(), id, ""); err != nil {
+			t.Fatal(err)
+		}
+		acks[id] = send(t, tr, id, node(id), resourcev3.ClusterType, nil, f.version(resourcev3.ClusterType, Envoy, nil, true))
+	}
+	reply(t, tr, 0, acks[0])
+
+	if got := tr.fleet(f.version, "e1", false); got.synced != 1 || got.pending != 2 {
+		t.Fatalf("first look = %+v, want 1 synced and 2 pending", got)
+	}
+	f.calls = 0
+	if got := tr.fleet(f.version, "e1", false); got.synced != 1 || got.pending != 2 || f.calls != 0 {
+		t.Errorf("unchanged look = %+v after %d versions asked, want the same with none asked", got, f.calls)
+	}
+	reply(t, tr, 1, acks[1])
+	if got := tr.fleet(f.version, "e1", false); got.synced != 2 || got.pending != 1 || f.calls != 1 {
+		t.Errorf("after e1 ACKed: %+v after %d versions asked, want 2 synced and e1 judged again (1 asked)", got, f.calls)
+	}
+	f.calls = 0
+	moved := func(typeURL string, class Class, names []string, wildcard bool) string {
+		f.calls++
+		return "moved on"
+	}
+	if got := tr.fleet(moved, "e2", false); got.synced != 0 || got.pending != 3 || f.calls != 1 {
+		t.Errorf("new epoch: %+v after %d versions asked, want every proxy judged again (1 asked: one subscription)", got, f.calls)
 	}
 }

@@ -123,6 +123,21 @@ func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
 	return p.types[typeURL]
 }
 
+// versionFor is Cache.VersionFor from p; "" from a nil p.
+func (p *prepared) versionFor(typeURL string, class Class, names []string, wildcard bool) string {
+	if p == nil {
+		return ""
+	}
+	ts := p.typeSet(typeURL, class)
+	if ts == nil {
+		ts = &typeSet{}
+	}
+	if wildcard {
+		return ts.version
+	}
+	return versionOf(ts, selectNamed(ts, names), false)
+}
+
 // marshalMemo remembers the entries of the last snapshot prepared, by
 // message: a resource the snapshot builder reused (an unchanged service's)
 // is the same message, and is not marshalled again.

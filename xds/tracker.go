@@ -62,6 +62,11 @@ type Proxy struct {
 	Delta       bool
 	ConnectedAt time.Time
 	Types       map[string]TypeStatus // by type URL
+
+	// changes counts the changes to the status, so that a look at the
+	// fleet can tell that judged is still true.
+	changes uint64
+	judged  judgement
 }
 
 // Tracker records, per stream and resource type, the versions sent, ACKed and
@@ -161,6 +166,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	if !ok {
 		return
 	}
+	p.changes++
 	st, seen := p.Types[typeURL]
 	resubscribe(&st, typeURL, !seen, subscribe)
 	p.Types[typeURL] = st
@@ -199,6 +205,7 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string) {
 	if !ok {
 		return
 	}
+	p.changes++
 	st := p.Types[typeURL]
 	st.Sent, st.SentNonce, st.SentAt = version, nonce, t.now()
 	p.Types[typeURL] = st
