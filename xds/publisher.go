@@ -25,11 +25,12 @@ type PublisherConfig struct {
 	Cache   *Cache
 	Metrics *Metrics
 	Logger  *slog.Logger
-	// Debounce is the least time between two builds. A change after a
-	// quiet spell is built at once; changes that arrive within Debounce of
-	// the last build are gathered and built together when it has passed.
-	// So the first change of a burst is pushed without waiting, and the
-	// rest of it becomes one more push. Default 50 ms.
+	// Debounce is the quiet spell that makes a change urgent. A change
+	// that comes Debounce or more after the last build is built at once;
+	// changes that come sooner are gathered until none came for Debounce
+	// (at most maxGather × Debounce), then built together. So the first
+	// change of a burst is pushed without waiting, and the rest of it
+	// becomes one more push. Default 50 ms.
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new
@@ -255,21 +256,34 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
-// debounce gathers input changes until Debounce has passed since the last
-// build ended (at once after a quiet spell), and reports false if ctx was
-// done first.
+// maxGather bounds, in Debounces, how long a build waits for changes to
+// stop: a steady stream of changes is still pushed every 4 × Debounce.
+const maxGather = 4
+
+// debounce returns when a build may start: at once after a quiet spell
+// (Debounce since the last build ended); otherwise once no change has
+// arrived for Debounce, or maxGather × Debounce after it began to wait.
+// The first change of a burst is built at once and the rest together,
+// however the burst is spread. It reports false if ctx was done first.
 func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
-	wait := p.cfg.Debounce - time.Since(lastBuild)
-	if wait <= 0 {
+	if time.Since(lastBuild) >= p.cfg.Debounce {
 		return ctx.Err() == nil
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
+	quiet := time.NewTimer(p.cfg.Debounce)
+	defer quiet.Stop()
+	longest := time.NewTimer(maxGather * p.cfg.Debounce)
+	defer longest.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-p.kick:
+			quiet.Reset(p.cfg.Debounce)
+		case <-quiet.C:
+			return true
+		case <-longest.C:
+			return true
+		}
 	}
 }
 

@@ -153,6 +153,50 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 	}
 }
 
+// TestPublisherGathersASpreadBurst checks that a burst spread over longer
+// than Debounce is still two pushes: its first change at once, and the
+// rest once changes stopped coming for Debounce.
+func TestPublisherGathersASpreadBurst(t *testing.T) {
+	p, m := newTestPublisher(t)
+	p.cfg.Debounce = time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	served := func(model discovery.Model) func() bool {
+		want, err := snapshot.Build(snapshot.Input{Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() bool { return p.cfg.Cache.Version() == want.Version }
+	}
+	p.SetPolicies(policy.Set{}, nil)
+	p.Update(portModel(t, 9000))
+	eventually(t, "the burst's first change to be served", served(portModel(t, 9000)))
+	// 14 more changes 100 ms apart: 1.4 s, longer than Debounce. The
+	// spacing is the burst's shape, not a wait for anything.
+	for port := uint32(9001); port <= 9014; port++ {
+		time.Sleep(100 * time.Millisecond)
+		p.Update(portModel(t, port))
+	}
+	eventually(t, "the burst's last change to be served", served(portModel(t, 9014)))
+	if got := testutil.ToFloat64(m.Publishes); got != 2 {
+		t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
+	}
+}
+
+// portModel is greeter with one instance on port.
+func portModel(t *testing.T, port uint32) discovery.Model {
+	t.Helper()
+	m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
+		{ID: "greeter-1", Address: "127.0.0.1", Port: port, Version: "v1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestPublisherPushesFirstChangeAtOnce checks that a change after a quiet
 // spell does not wait for the debounce window: with an hour's window, it
 // is still served.
