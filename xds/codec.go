@@ -2,6 +2,8 @@ package xds
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -63,6 +65,9 @@ func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	pool := c.reserve(size)
 	buf := pool.Get(size)
+	if r, ok := pool.(*reserved); ok {
+		r.watch(buf)
+	}
 	// UseCachedSize reuses the size just computed; the message is not
 	// mutated meanwhile (go-control-plane's server owns each response).
 	if _, err := (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend((*buf)[:0], m); err != nil {
@@ -92,14 +97,28 @@ func (c responseCodec) await(size int) bool {
 }
 
 // reserved is sendBuffers for one buffer of size reserved bytes, which
-// Put gives back.
+// Put gives back — or, should gRPC drop the buffer without putting it
+// back (it does when a connection dies with data still queued), the
+// collector once the buffer is garbage. Either way, once.
 type reserved struct {
 	mem.BufferPool
 	size     int
 	inFlight *semaphore.Weighted
+	once     sync.Once
+	cleanup  runtime.Cleanup
+}
+
+// watch has the collector give the bytes back if buf is dropped.
+func (r *reserved) watch(buf *[]byte) {
+	r.cleanup = runtime.AddCleanup(buf, (*reserved).release, r)
 }
 
 func (r *reserved) Put(buf *[]byte) {
+	r.cleanup.Stop()
 	r.BufferPool.Put(buf)
-	r.inFlight.Release(int64(r.size))
+	r.release()
+}
+
+func (r *reserved) release() {
+	r.once.Do(func() { r.inFlight.Release(int64(r.size)) })
 }
