@@ -30,7 +30,7 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 	version := versionOf(ts, selected, sub.IsWildcard())
 	returned := returnedBy(ts, selected, sub, version)
 	held := sub.ReturnedResources()
-	if !needsAnswer(req, version, returned, held) {
+	if !needsAnswer(req, version, p.sameContent(returned, held)) {
 		return nil
 	}
 	onlyChanged := incremental(req)
@@ -60,9 +60,10 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 // every cluster and every cluster's endpoints; a map of them per stream
 // would be most of what the stream costs. So a full selection — every
 // entry of the type, by wildcard or by naming each of them — is kept as
-// one name (its first entry's, which the subscription names, so that it
-// stays when go-control-plane drops names no longer subscribed) mapped to
-// fullSelection and the version, which identifies the content.
+// one name (its first entry's: a named subscription names it, so it stays
+// when go-control-plane drops names no longer subscribed, and a wildcard's
+// are never dropped) mapped to fullSelection and the version, which
+// identifies the content; sameContent compares the two forms.
 const fullSelection = "\x00all:"
 
 // returnedBy returns what a response of version carrying selected from ts
@@ -92,15 +93,11 @@ func returnedBy(ts *typeSet, selected []entry, sub cachev3.Subscription, version
 // returnedBy); "" when it holds none, or when its full selection is too
 // old for the cache to remember its content.
 func (p *prepared) heldHash(held map[string]string) func(name string) string {
-	if len(held) == 1 {
-		for _, v := range held {
-			if version, ok := strings.CutPrefix(v, fullSelection); ok {
-				ts := p.recent[version]
-				return func(name string) string {
-					e, _ := ts.lookup(name)
-					return e.hash
-				}
-			}
+	if version := fullVersion(held); version != "" {
+		ts := p.recent[version]
+		return func(name string) string {
+			e, _ := ts.lookup(name)
+			return e.hash
 		}
 	}
 	return func(name string) string { return held[name] }
@@ -135,22 +132,57 @@ func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
 }
 
 // needsAnswer reports whether a state-of-the-world request must be answered
-// with version, whose resources are want, given what the stream was last
-// sent (held). The first request of a stream is always answered. After a
-// NACK only new content is sent — re-sending what was rejected would start
-// a resend storm. Otherwise the client is answered when the version it
-// reports is not the one it should hold (content changed, or names were
-// dropped from its subscription) or when it asks for names it was not told
-// about.
-func needsAnswer(req *cachev3.Request, version string, want, held map[string]string) bool {
+// with version, given whether the stream was last sent the very content it
+// would be sent now (same). The first request of a stream is always
+// answered. After a NACK only new content is sent — re-sending what was
+// rejected would start a resend storm. Otherwise the client is answered
+// when the version it reports is not the one it should hold (content
+// changed, or names were dropped from its subscription) or when it asks
+// for names it was not told about.
+func needsAnswer(req *cachev3.Request, version string, same bool) bool {
 	switch {
 	case req.GetResponseNonce() == "":
 		return true
 	case req.GetErrorDetail() != nil:
-		return !maps.Equal(want, held)
+		return !same
 	default:
-		return req.GetVersionInfo() != version || !maps.Equal(want, held)
+		return req.GetVersionInfo() != version || !same
 	}
+}
+
+// sameContent reports whether want and held (see returnedBy) stand for the
+// same resources, whichever form each is kept in: a full selection is kept
+// as its version, and the same resources named one by one are the same
+// content. A full selection too old to remember is not.
+func (p *prepared) sameContent(want, held map[string]string) bool {
+	if maps.Equal(want, held) {
+		return true
+	}
+	wantFull, heldFull := fullVersion(want), fullVersion(held)
+	switch {
+	case wantFull == "" && heldFull == "", wantFull != "" && heldFull != "":
+		return false // the same form, and not equal
+	case wantFull != "":
+		ts := p.recent[wantFull]
+		return ts != nil && maps.Equal(ts.hashes(), held)
+	default:
+		ts := p.recent[heldFull]
+		return ts != nil && maps.Equal(want, ts.hashes())
+	}
+}
+
+// fullVersion returns the version of the full selection returned stands
+// for, "" when it lists resources one by one.
+func fullVersion(returned map[string]string) string {
+	if len(returned) != 1 {
+		return ""
+	}
+	for _, v := range returned {
+		if version, ok := strings.CutPrefix(v, fullSelection); ok {
+			return version
+		}
+	}
+	return ""
 }
 
 // selectEntries returns, sorted by name, the entries a subscription covers.

@@ -21,9 +21,6 @@ func (p *Publisher) checkApplied() {
 	p.mu.Lock()
 	target, current, bridgeSince := p.target, p.current, p.bridgeSince
 	p.mu.Unlock()
-	if current == nil {
-		return
-	}
 	// Only a bridge needs the pending proxies named: to wait for them in
 	// status, and to warn about them when it stops waiting.
 	bridging := !bridgeSince.IsZero()
@@ -31,6 +28,9 @@ func (p *Publisher) checkApplied() {
 	p.mu.Lock()
 	p.synced, p.total = fleet.synced, fleet.total
 	p.mu.Unlock()
+	if current == nil {
+		return // connected proxies count, and none holds anything yet
+	}
 	timedOut := bridging && time.Since(bridgeSince) >= p.cfg.AckTimeout
 	if timedOut && fleet.pending > 0 {
 		p.cfg.Logger.Warn("proxies have not applied the new routes; moving on without them",

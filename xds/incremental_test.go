@@ -3,9 +3,12 @@ package xds
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/snapshot"
@@ -175,4 +178,100 @@ func TestFullSelectionIsKeptCompact(t *testing.T) {
 	if got := p.heldHash(full)("a/v1"); got != "" {
 		t.Errorf("a full selection %d snapshots old holds a/v1 %q, want \"\" (forgotten: send it all)", rememberedSnapshots, got)
 	}
+}
+
+// servicesSnapshot is a snapshot of the named services, one instance each.
+func servicesSnapshot(t *testing.T, names ...string) *snapshot.Snapshot {
+	t.Helper()
+	var services []discovery.Service
+	for i, n := range names {
+		services = append(services, discovery.Service{Name: n, Instances: []discovery.Instance{
+			{ID: n + "1", Address: "127.0.0.1", Port: uint32(9000 + i), Version: "v1"}}})
+	}
+	m, err := discovery.NewModel(services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := snapshot.Build(snapshot.Input{Model: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// endpointStream drives sotwResponse as go-control-plane's ADS loop does
+// for one Envoy's endpoint subscription.
+type endpointStream struct {
+	t     *testing.T
+	sub   stream.Subscription
+	nonce int
+}
+
+// request sets the subscription to names, as a request does, and returns
+// the response p gives it (nil: none), recording what it sent.
+func (s *endpointStream) request(p *prepared, names []string, version string) *discoveryv3.DiscoveryResponse {
+	s.t.Helper()
+	req := &discoveryv3.DiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType, ResourceNames: names, VersionInfo: version}
+	if s.nonce > 0 {
+		req.ResponseNonce = strconv.Itoa(s.nonce)
+	}
+	s.sub.SetResourceSubscription(names)
+	r := sotwResponse(p, req, &s.sub)
+	if r == nil {
+		return nil
+	}
+	s.sub.SetReturnedResources(r.GetReturnedResources())
+	s.nonce++
+	d, err := r.GetDiscoveryResponse()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return d
+}
+
+// TestFullSelectionKeptEitherWayIsTheSameContent checks that what a stream
+// holds is compared by content, not by the form it is kept in: an Envoy
+// that drops a removed cluster's name, or whose ACK crosses a new cluster,
+// is not answered again with what it holds.
+func TestFullSelectionKeptEitherWayIsTheSameContent(t *testing.T) {
+	both := []string{"a/v1", "b/v1"}
+	t.Run("removed cluster dropped", func(t *testing.T) {
+		var memo marshalMemo
+		p1, err := prepare(servicesSnapshot(t, "a", "b"), &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &endpointStream{t: t, sub: stream.NewSotwSubscription(both, false)}
+		first := s.request(p1, both, "")
+		if r := s.request(p1, both, first.VersionInfo); r != nil {
+			t.Fatal("an ACK was answered")
+		}
+		p2, err := prepare(servicesSnapshot(t, "a"), &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		removal := s.request(p2, both, first.VersionInfo)
+		if removal == nil {
+			t.Fatal("the removal of b was not answered")
+		}
+		if r := s.request(p2, []string{"a/v1"}, removal.VersionInfo); r != nil {
+			t.Errorf("dropping the removed name was answered again (version %s, %d resources)", r.VersionInfo, len(r.Resources))
+		}
+	})
+	t.Run("cluster added while an ACK is in flight", func(t *testing.T) {
+		var memo marshalMemo
+		p1, err := prepare(servicesSnapshot(t, "a", "b"), &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &endpointStream{t: t, sub: stream.NewSotwSubscription(both, false)}
+		first := s.request(p1, both, "")
+		p2, err := prepare(servicesSnapshot(t, "a", "b", "c"), &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.request(p2, both, first.VersionInfo); r != nil {
+			t.Errorf("the ACK of unchanged a and b was answered after c landed (version %s, %d resources)", r.VersionInfo, len(r.Resources))
+		}
+	})
 }

@@ -82,6 +82,15 @@ func (ts *typeSet) all() []entry {
 	return ts.entries
 }
 
+// hashes returns the content hash of every entry, by name.
+func (ts *typeSet) hashes() map[string]string {
+	out := make(map[string]string, len(ts.entries))
+	for _, e := range ts.entries {
+		out[e.name] = e.hash
+	}
+	return out
+}
+
 // versionOrNone returns the set's version, "" for a nil set (a type not
 // served).
 func (ts *typeSet) versionOrNone() string {
@@ -103,8 +112,8 @@ type prepared struct {
 }
 
 // rememberedSnapshots is how many snapshots' type sets prepared.recent
-// holds. A stream that last ACKed an older full selection is sent all of
-// it again rather than only what changed.
+// holds. A stream last sent an older full selection is sent all of it
+// again rather than only what changed.
 const rememberedSnapshots = 8
 
 // sets returns p's type sets.
@@ -140,7 +149,8 @@ func (p *prepared) versionFor(typeURL string, class Class, names []string, wildc
 
 // marshalMemo remembers the entries of the last snapshot prepared, by
 // message: a resource the snapshot builder reused (an unchanged service's)
-// is the same message, and is not marshalled again.
+// is the same message, and is not marshalled again. It also remembers the
+// type sets of the last rememberedSnapshots snapshots (see prepared.recent).
 type marshalMemo struct {
 	entries    map[proto.Message]entry
 	marshalled atomic.Uint64 // resources marshalled since start
@@ -148,7 +158,8 @@ type marshalMemo struct {
 }
 
 // prepare marshals every resource of s that memo does not already hold,
-// and makes memo hold exactly s's resources.
+// makes memo hold exactly s's resources, and adds s's type sets to the
+// recent ones memo remembers.
 func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
 	next := make(map[proto.Message]entry, len(memo.entries))
@@ -169,7 +180,9 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 		return nil, err
 	}
 	memo.entries = next
-	memo.recent = append(memo.recent[max(0, len(memo.recent)-rememberedSnapshots+1):], p.sets())
+	// A fresh slice each time: sliding along one array would keep the
+	// dropped snapshots' type sets reachable until it grew.
+	memo.recent = append(slices.Clone(memo.recent[max(0, len(memo.recent)-rememberedSnapshots+1):]), p.sets())
 	p.recent = make(map[string]*typeSet)
 	for _, sets := range memo.recent {
 		for _, ts := range sets {

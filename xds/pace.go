@@ -1,0 +1,59 @@
+package xds
+
+import (
+	"context"
+	"time"
+)
+
+// When the publisher builds, and when it looks at the fleet.
+
+// Tracker changes are gathered for a window before the publisher looks at
+// the fleet. A push to thousands of proxies brings thousands of ACKs, and a
+// look costs about half a microsecond per proxy: a look per ACK would take
+// the CPU the push needs. The window is at least minChangeWindow and four
+// times as long as the last look took, so that looks take at most a fifth
+// of a core whatever the fleet's size, and at most maxChangeWindow, which
+// bounds how late a rollout learns that its step was applied. A change
+// that arrives after a look has begun signals again, so the last change is
+// always looked at.
+const (
+	minChangeWindow = 20 * time.Millisecond
+	maxChangeWindow = 250 * time.Millisecond
+)
+
+// changeWindow returns how long to gather tracker changes after a look at
+// the fleet that took took.
+func changeWindow(took time.Duration) time.Duration {
+	return min(max(minChangeWindow, 4*took), maxChangeWindow)
+}
+
+// maxGather bounds, in Debounces, how long a build waits for changes to
+// stop: a steady stream of changes is still pushed every 4 × Debounce.
+const maxGather = 4
+
+// debounce returns when a build may start: at once after a quiet spell
+// (Debounce since the last build ended); otherwise once no change has
+// arrived for Debounce, or maxGather × Debounce after it began to wait.
+// The first change of a burst is built at once and the rest together,
+// however the burst is spread. It reports false if ctx was done first.
+func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
+	if time.Since(lastBuild) >= p.cfg.Debounce {
+		return ctx.Err() == nil
+	}
+	quiet := time.NewTimer(p.cfg.Debounce)
+	defer quiet.Stop()
+	longest := time.NewTimer(maxGather * p.cfg.Debounce)
+	defer longest.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-p.kick:
+			quiet.Reset(p.cfg.Debounce)
+		case <-quiet.C:
+			return true
+		case <-longest.C:
+			return true
+		}
+	}
+}
