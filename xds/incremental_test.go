@@ -14,14 +14,10 @@ import (
 	"github.com/weir-mesh/weir/snapshot"
 )
 
-// twoServices is a snapshot of services a and b, one instance each, b's on
-// port bPort.
-func twoServices(t *testing.T, bPort uint32) *snapshot.Snapshot {
+// snapshotOf builds the snapshot of services.
+func snapshotOf(t *testing.T, services ...discovery.Service) *snapshot.Snapshot {
 	t.Helper()
-	m, err := discovery.NewModel([]discovery.Service{
-		{Name: "a", Instances: []discovery.Instance{{ID: "a1", Address: "127.0.0.1", Port: 9000, Version: "v1"}}},
-		{Name: "b", Instances: []discovery.Instance{{ID: "b1", Address: "127.0.0.1", Port: bPort, Version: "v1"}}},
-	})
+	m, err := discovery.NewModel(services)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +26,19 @@ func twoServices(t *testing.T, bPort uint32) *snapshot.Snapshot {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// oneInstance is service name with one v1 instance at address:port.
+func oneInstance(name, address string, port uint32) discovery.Service {
+	return discovery.Service{Name: name, Instances: []discovery.Instance{
+		{ID: name + "1", Address: address, Port: port, Version: "v1"}}}
+}
+
+// twoServices is a snapshot of services a and b, one instance each, b's on
+// port bPort.
+func twoServices(t *testing.T, bPort uint32) *snapshot.Snapshot {
+	t.Helper()
+	return snapshotOf(t, oneInstance("a", "127.0.0.1", 9000), oneInstance("b", "127.0.0.1", bPort))
 }
 
 // TestEndpointResponsesCarryOnlyChanges checks that, once a client has
@@ -91,17 +100,7 @@ func TestChangedNames(t *testing.T) {
 func TestConcernSkipsUnchangedTypes(t *testing.T) {
 	var memo marshalMemo
 	prepareAt := func(address string) *prepared {
-		m, err := discovery.NewModel([]discovery.Service{
-			{Name: "a", Instances: []discovery.Instance{{ID: "a1", Address: address, Port: 9000, Version: "v1"}}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := snapshot.Build(snapshot.Input{Model: m})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := prepare(s, &memo)
+		p, err := prepare(snapshotOf(t, oneInstance("a", address, 9000)), &memo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,20 +182,11 @@ func TestFullSelectionIsKeptCompact(t *testing.T) {
 // servicesSnapshot is a snapshot of the named services, one instance each.
 func servicesSnapshot(t *testing.T, names ...string) *snapshot.Snapshot {
 	t.Helper()
-	var services []discovery.Service
+	services := make([]discovery.Service, len(names))
 	for i, n := range names {
-		services = append(services, discovery.Service{Name: n, Instances: []discovery.Instance{
-			{ID: n + "1", Address: "127.0.0.1", Port: uint32(9000 + i), Version: "v1"}}})
+		services[i] = oneInstance(n, "127.0.0.1", uint32(9000+i))
 	}
-	m, err := discovery.NewModel(services)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := snapshot.Build(snapshot.Input{Model: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return snapshotOf(t, services...)
 }
 
 // endpointStream drives sotwResponse as go-control-plane's ADS loop does

@@ -26,6 +26,19 @@ func newTestPublisher(t *testing.T) (*Publisher, *Metrics) {
 	return p, m
 }
 
+// runPublisher runs p until the test ends.
+func runPublisher(t *testing.T, p *Publisher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("publisher: %v", err)
+		}
+	})
+}
+
 func greeterModel(t *testing.T, versions ...string) discovery.Model {
 	t.Helper()
 	var instances []discovery.Instance
@@ -124,30 +137,16 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 	// A long window keeps the test independent of how fast this machine
 	// delivers 50 updates.
 	p.cfg.Debounce = time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPublisher(t, p)
 
 	// 50 changes in a row, as a deploy that registers 50 instances would
 	// cause, are one or two pushes: the first change at once (perhaps with
 	// others that landed meanwhile), the rest together a window later.
 	p.SetPolicies(policy.Set{}, nil)
-	var last discovery.Model
 	for port := range uint32(50) {
-		var err error
-		last, err = discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
-			{ID: "greeter-1", Address: "127.0.0.1", Port: 9000 + port, Version: "v1"}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Update(last)
+		p.Update(portModel(t, 9000+port))
 	}
-	want, err := snapshot.Build(snapshot.Input{Model: last})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the last model of the burst to be served", func() bool { return p.cfg.Cache.Version() == want.Version })
+	eventually(t, "the last model of the burst to be served", serves(t, p, portModel(t, 9049)))
 	if got := testutil.ToFloat64(m.Publishes); got != 1 && got != 2 {
 		t.Errorf("a burst of 50 updates caused %v publishes, want 1 or 2", got)
 	}
@@ -159,31 +158,31 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 func TestPublisherGathersASpreadBurst(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.cfg.Debounce = time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPublisher(t, p)
 
-	served := func(model discovery.Model) func() bool {
-		want, err := snapshot.Build(snapshot.Input{Model: model})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return func() bool { return p.cfg.Cache.Version() == want.Version }
-	}
 	p.SetPolicies(policy.Set{}, nil)
 	p.Update(portModel(t, 9000))
-	eventually(t, "the burst's first change to be served", served(portModel(t, 9000)))
+	eventually(t, "the burst's first change to be served", serves(t, p, portModel(t, 9000)))
 	// 14 more changes 100 ms apart: 1.4 s, longer than Debounce. The
 	// spacing is the burst's shape, not a wait for anything.
 	for port := uint32(9001); port <= 9014; port++ {
 		time.Sleep(100 * time.Millisecond)
 		p.Update(portModel(t, port))
 	}
-	eventually(t, "the burst's last change to be served", served(portModel(t, 9014)))
+	eventually(t, "the burst's last change to be served", serves(t, p, portModel(t, 9014)))
 	if got := testutil.ToFloat64(m.Publishes); got != 2 {
 		t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
 	}
+}
+
+// serves returns a condition that holds once p serves the snapshot of model.
+func serves(t *testing.T, p *Publisher, model discovery.Model) func() bool {
+	t.Helper()
+	want, err := snapshot.Build(snapshot.Input{Model: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() bool { return p.cfg.Cache.Version() == want.Version }
 }
 
 // portModel is greeter with one instance on port.
@@ -203,19 +202,12 @@ func portModel(t *testing.T, port uint32) discovery.Model {
 func TestPublisherPushesFirstChangeAtOnce(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.cfg.Debounce = time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPublisher(t, p)
 
 	p.SetPolicies(policy.Set{}, nil)
 	model := greeterModel(t, "v1")
 	p.Update(model)
-	want, err := snapshot.Build(snapshot.Input{Model: model})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the first change to be served", func() bool { return p.cfg.Cache.Version() == want.Version })
+	eventually(t, "the first change to be served", serves(t, p, model))
 }
 
 func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
@@ -223,10 +215,7 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
 	p := NewPublisher(PublisherConfig{Cache: srv.cache, Tracker: srv.tracker, Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Debounce: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPublisher(t, p)
 
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
 	p.Update(greeterModel(t, "v1", "v2"))
@@ -263,10 +252,7 @@ func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
 	p := NewPublisher(PublisherConfig{Cache: srv.cache, Tracker: srv.tracker, Metrics: m, AckTimeout: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Debounce: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPublisher(t, p)
 
 	model := func(greeterVersions []string, otherPort uint32) discovery.Model {
 		var greeter []discovery.Instance
