@@ -106,7 +106,7 @@ func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 	if len(svc.Instances) == 0 {
 		return byVersion{{}}, nil
 	}
-	versions := instanceVersions(svc.Instances)
+	versions := distinct(svc.Instances, func(in discovery.Instance) string { return in.Version })
 	counts := make([]int, len(versions))
 	for _, in := range svc.Instances {
 		if _, ok := healthStatus(in.Health); ok {
@@ -137,14 +137,14 @@ func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 	return bv, slices.Compact(dups)
 }
 
-// instanceVersions returns the distinct versions of instances, sorted.
-func instanceVersions(instances []discovery.Instance) []string {
-	versions := make([]string, len(instances))
+// distinct returns the distinct values of field over instances, sorted.
+func distinct[T cmp.Ordered](instances []discovery.Instance, field func(discovery.Instance) T) []T {
+	values := make([]T, len(instances))
 	for i, in := range instances {
-		versions[i] = in.Version
+		values[i] = field(in)
 	}
-	slices.Sort(versions)
-	return slices.Compact(versions)
+	slices.Sort(values)
+	return slices.Compact(values)
 }
 
 // versionIndex returns the index of version in versions, which holds it.
@@ -245,7 +245,7 @@ func clusterWeights(bv byVersion, names []string, weights policy.Weights) []envo
 // proxyless gRPC targets (xds:///svc, which must match exactly, port included)
 // and the Consul DNS name for sidecar traffic, each with and without every port.
 func domains(svc discovery.Service) []string {
-	ports := instancePorts(svc.Instances)
+	ports := distinct(svc.Instances, func(in discovery.Instance) uint32 { return in.Port })
 	consul := svc.Name + ".service.consul"
 	out := make([]string, 0, 2*(1+len(ports)))
 	out = append(out, svc.Name, consul)
@@ -256,14 +256,4 @@ func domains(svc discovery.Service) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// instancePorts returns the distinct ports of instances, sorted.
-func instancePorts(instances []discovery.Instance) []uint32 {
-	ports := make([]uint32, len(instances))
-	for i, in := range instances {
-		ports[i] = in.Port
-	}
-	slices.Sort(ports)
-	return slices.Compact(ports)
 }
