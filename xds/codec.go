@@ -48,10 +48,11 @@ const (
 type responseCodec struct {
 	encoding.CodecV2
 	inFlight *semaphore.Weighted // bytes encoded and not yet written
+	wait     time.Duration       // the longest a response waits for room
 }
 
 func newResponseCodec() responseCodec {
-	return responseCodec{encoding.GetCodecV2(grpcproto.Name), semaphore.NewWeighted(maxInFlightBytes)}
+	return responseCodec{encoding.GetCodecV2(grpcproto.Name), semaphore.NewWeighted(maxInFlightBytes), maxInFlightWait}
 }
 
 func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -77,10 +78,10 @@ func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
-// reserve waits until size more bytes fit in flight, at most
-// maxInFlightWait, and returns the pool to encode them into: one that gives
-// the bytes back when gRPC frees the buffer, or sendBuffers itself when
-// they did not fit in time.
+// reserve waits until size more bytes fit in flight, at most c.wait, and
+// returns the pool to encode them into: one that gives the bytes back when
+// gRPC frees the buffer, or sendBuffers itself when they did not fit in
+// time.
 func (c responseCodec) reserve(size int) mem.BufferPool {
 	if size > maxInFlightBytes || !c.inFlight.TryAcquire(int64(size)) && !c.await(size) {
 		return sendBuffers
@@ -88,10 +89,10 @@ func (c responseCodec) reserve(size int) mem.BufferPool {
 	return &reserved{BufferPool: sendBuffers, size: size, inFlight: c.inFlight}
 }
 
-// await waits at most maxInFlightWait for size bytes of room, and reports
+// await waits at most c.wait for size bytes of room, and reports
 // whether it got them.
 func (c responseCodec) await(size int) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), maxInFlightWait)
+	ctx, cancel := context.WithTimeout(context.Background(), c.wait)
 	defer cancel()
 	return c.inFlight.Acquire(ctx, int64(size)) == nil
 }

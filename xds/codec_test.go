@@ -46,6 +46,7 @@ func TestResponseCodecRoundTrip(t *testing.T) {
 // response that does not fit in time is encoded all the same.
 func TestResponsesInFlightAreBounded(t *testing.T) {
 	codec := newResponseCodec()
+	codec.wait = 10 * time.Millisecond
 	large := &discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{{Value: make([]byte, 40<<10)}}}
 	data, err := codec.Marshal(large)
 	if err != nil {
@@ -58,7 +59,7 @@ func TestResponsesInFlightAreBounded(t *testing.T) {
 	if !codec.inFlight.TryAcquire(maxInFlightBytes) {
 		t.Fatal("the budget was not given back when the response was written")
 	}
-	// The budget is taken: the next response waits maxInFlightWait, then
+	// The budget is taken: the next response waits codec.wait, then
 	// goes ahead uncounted.
 	data, err = codec.Marshal(large)
 	if err != nil {
