@@ -18,6 +18,10 @@ CONSUL_DIR     := $(CURDIR)/.tools/consul-$(CONSUL_VERSION)
 CONSUL         := $(CONSUL_DIR)/consul
 export WEIR_CONSUL := $(CONSUL)
 
+# go-control-plane's generated encoders, which snapshot.Build and the xDS
+# cache hash and serve resources with (see envoy.AppendDeterministic).
+export GOFLAGS += -tags=vtprotobuf
+
 .PHONY: proto all build run run-consul demo test unit fuzz lint fmt vet bench clean consul
 
 all: build

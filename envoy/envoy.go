@@ -64,7 +64,7 @@ func mustAny(m proto.Message) *anypb.Any {
 // mustMarshalAny is mustAny into a, given the type URL of m (see typeURL),
 // which callers that marshal many messages of one type make once.
 func mustMarshalAny(a *anypb.Any, url string, m proto.Message) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	b, err := AppendDeterministic(nil, m)
 	if err != nil {
 		panic("envoy: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
 	}

@@ -211,7 +211,7 @@ func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], n
 	if err := rc.ValidateAll(); err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
-	rest, err := deterministic.MarshalAppend((*buf)[:0], rc)
+	rest, err := envoy.AppendDeterministic((*buf)[:0], rc)
 	*buf = rest
 	if err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -178,6 +179,9 @@ func render(t *testing.T, snap *Snapshot) []byte {
 	return buf.Bytes()
 }
 
+// versionLine is the line of a golden file that holds the version.
+var versionLine = regexp.MustCompile(`(?m)^version: .*$`)
+
 func TestGolden(t *testing.T) {
 	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	if err != nil {
@@ -213,6 +217,13 @@ func TestGolden(t *testing.T) {
 			want, err := os.ReadFile(golden)
 			if err != nil {
 				t.Fatalf("%v (run go test ./snapshot -update to create it)", err)
+			}
+			if !envoy.GeneratedEncoders() {
+				// The goldens hold the versions of a -tags vtprotobuf
+				// build; without the tag resources encode to other bytes
+				// (see envoy.AppendDeterministic).
+				t.Log("built without -tags vtprotobuf: versions not compared")
+				want = versionLine.ReplaceAll(want, versionLine.Find(got))
 			}
 			if diff := cmp.Diff(string(want), string(got)); diff != "" {
 				t.Errorf("%s differs (-want +got), rerun with -update if intended:\n%s", golden, diff)

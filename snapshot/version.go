@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/weir-mesh/weir/envoy"
 )
 
 // versionLen is how many hex digits of the sha256 the Version keeps: 64 bits
@@ -43,16 +45,13 @@ func typeURL(m proto.Message) string {
 // virtual hosts.
 var virtualHostsField = (&routev3.RouteConfiguration{}).ProtoReflect().Descriptor().Fields().ByName("virtual_hosts")
 
-// deterministic encodes the same message to the same bytes every time.
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
 // digest is the sha256 of a resource's deterministic encoding.
 type digest [sha256.Size]byte
 
 // digestOf returns the digest of m's deterministic encoding. buf is scratch
 // space, returned for the next call.
 func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
-	buf, err := deterministic.MarshalAppend(buf[:0], m)
+	buf, err := envoy.AppendDeterministic(buf[:0], m)
 	if err != nil {
 		return digest{}, buf, err
 	}
@@ -65,7 +64,7 @@ func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
 // virtual hosts of unchanged services again. buf is scratch space for the
 // encoding of vh alone.
 func virtualHostField(vh *routev3.VirtualHost, buf *[]byte) ([]byte, error) {
-	body, err := deterministic.MarshalAppend((*buf)[:0], vh)
+	body, err := envoy.AppendDeterministic((*buf)[:0], vh)
 	*buf = body
 	if err != nil {
 		return nil, err
@@ -158,7 +157,7 @@ func digestRoutes(rc *routev3.RouteConfiguration) (digest, error) {
 		}
 		vhosts[i] = b
 	}
-	rest, err := deterministic.Marshal(withoutVirtualHosts(rc))
+	rest, err := envoy.AppendDeterministic(nil, withoutVirtualHosts(rc))
 	if err != nil {
 		return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}

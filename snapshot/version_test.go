@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 )
 
@@ -66,7 +67,7 @@ func plainVersion(t *testing.T, r Resources) string {
 	t.Helper()
 	h := sha256.New()
 	for _, e := range entries(r) {
-		b, err := deterministic.Marshal(e.msg)
+		b, err := envoy.AppendDeterministic(nil, e.msg)
 		if err != nil {
 			t.Fatal(err)
 		}

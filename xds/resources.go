@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/snapshot"
 )
 
@@ -198,7 +199,7 @@ func newTypeSet[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, ne
 		e, ok := memo.entries[m]
 		if !ok {
 			name := cachev3.GetResourceName(m)
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+			b, err := envoy.AppendDeterministic(nil, m)
 			if err != nil {
 				return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
 			}

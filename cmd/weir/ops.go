@@ -20,9 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/policy/admin"
 	"github.com/weir-mesh/weir/snapshot"
@@ -359,7 +359,7 @@ func planRoutes(routes map[string]string, vh *routev3.VirtualHost) error {
 		if name == "" {
 			name = fmt.Sprintf("route-%d", i)
 		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		b, err := envoy.AppendDeterministic(nil, r)
 		if err != nil {
 			return err
 		}

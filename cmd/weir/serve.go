@@ -19,6 +19,7 @@ import (
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/discovery/consul"
 	"github.com/weir-mesh/weir/discovery/file"
+	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/xds"
 )
@@ -217,7 +218,8 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 // Run serves until ctx is done, then shuts everything down.
 func (s *server) Run(ctx context.Context) error {
 	s.logger.Info("weir starting", "version", buildVersion(), "xds", s.xdsLis.Addr().String(),
-		"ops", s.opsLis.Addr().String(), "admin", s.adminAddr(), "discovery", s.sourceDesc, "policies", s.cfg.Policies)
+		"ops", s.opsLis.Addr().String(), "admin", s.adminAddr(), "discovery", s.sourceDesc, "policies", s.cfg.Policies,
+		"generated_encoders", envoy.GeneratedEncoders())
 	g, ctx := errgroup.WithContext(ctx)
 	gs := xds.NewGRPCServer(ctx, s.cache, s.tracker, s.xdsOpts...)
 	g.Go(func() error { return s.publisher.Run(ctx) })
