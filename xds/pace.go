@@ -31,26 +31,40 @@ func changeWindow(took time.Duration) time.Duration {
 // stop: a steady stream of changes is still pushed every 4 × Debounce.
 const maxGather = 4
 
+// quietGap is the fraction of Debounce without a change that ends a burst.
+const quietGap = 4
+
 // debounce returns when a build may start: at once after a quiet spell
-// (Debounce since the last build ended); otherwise once no change has
-// arrived for Debounce, or maxGather × Debounce after it began to wait.
-// The first change of a burst is built at once and the rest together,
-// however the burst is spread. It reports false if ctx was done first.
+// (Debounce since the last build ended). Otherwise it waits until Debounce
+// after the last build, and on while changes still come less than
+// Debounce/quietGap apart, at most maxGather × Debounce in all. So builds
+// are at least Debounce apart; the first change of a burst is built at
+// once and the rest together, however the burst is spread; and a change
+// that comes just after a build waits at most Debounce plus a quiet gap
+// (the burst's first change, if the burst came then). It reports false if
+// ctx was done first.
 func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
-	if time.Since(lastBuild) >= p.cfg.Debounce {
+	wait := p.cfg.Debounce - time.Since(lastBuild)
+	if wait <= 0 {
 		return ctx.Err() == nil
 	}
-	quiet := time.NewTimer(p.cfg.Debounce)
-	defer quiet.Stop()
+	gap := p.cfg.Debounce / quietGap
+	ready := time.NewTimer(wait)
+	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)
 	defer longest.Stop()
+	lastChange := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-p.kick:
-			quiet.Reset(p.cfg.Debounce)
-		case <-quiet.C:
+			lastChange = time.Now()
+		case <-ready.C:
+			if quiet := time.Since(lastChange); quiet < gap {
+				ready.Reset(gap - quiet)
+				continue
+			}
 			return true
 		case <-longest.C:
 			return true

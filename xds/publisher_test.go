@@ -154,7 +154,7 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 
 // TestPublisherGathersASpreadBurst checks that a burst spread over longer
 // than Debounce is still two pushes: its first change at once, and the
-// rest once changes stopped coming for Debounce.
+// rest once changes stopped coming for a quarter of Debounce.
 func TestPublisherGathersASpreadBurst(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.cfg.Debounce = time.Second
@@ -163,15 +163,41 @@ func TestPublisherGathersASpreadBurst(t *testing.T) {
 	p.SetPolicies(policy.Set{}, nil)
 	p.Update(portModel(t, 9000))
 	eventually(t, "the burst's first change to be served", serves(t, p, portModel(t, 9000)))
-	// 14 more changes 100 ms apart: 1.4 s, longer than Debounce. The
-	// spacing is the burst's shape, not a wait for anything.
-	for port := uint32(9001); port <= 9014; port++ {
-		time.Sleep(100 * time.Millisecond)
+	// 28 more changes 50 ms apart: 1.4 s, longer than Debounce. The
+	// spacing is the burst's shape, not a wait for anything; the burst
+	// ends only after 250 ms without a change.
+	for port := uint32(9001); port <= 9028; port++ {
+		time.Sleep(50 * time.Millisecond)
 		p.Update(portModel(t, port))
 	}
-	eventually(t, "the burst's last change to be served", serves(t, p, portModel(t, 9014)))
+	eventually(t, "the burst's last change to be served", serves(t, p, portModel(t, 9028)))
 	if got := testutil.ToFloat64(m.Publishes); got != 2 {
 		t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
+	}
+}
+
+// TestPublisherDoesNotHoldASlowStream checks that changes which keep coming,
+// but further apart than a quarter of Debounce, are built about every
+// Debounce rather than held until they stop (or for maxGather × Debounce).
+func TestPublisherDoesNotHoldASlowStream(t *testing.T) {
+	p, m := newTestPublisher(t)
+	p.cfg.Debounce = time.Second
+	runPublisher(t, p)
+
+	p.SetPolicies(policy.Set{}, nil)
+	p.Update(portModel(t, 9000))
+	eventually(t, "the stream's first change to be served", serves(t, p, portModel(t, 9000)))
+	// 7 more changes 400 ms apart (2.8 s), each a longer gap than 250 ms;
+	// the spacing is the stream's shape, not a wait for anything. Builds
+	// come at once, then about 1 s and 2 s later, then after the stream:
+	// 4. Gathering until changes stop for Debounce would make it 2.
+	for port := uint32(9001); port <= 9007; port++ {
+		time.Sleep(400 * time.Millisecond)
+		p.Update(portModel(t, port))
+	}
+	eventually(t, "the stream's last change to be served", serves(t, p, portModel(t, 9007)))
+	if got := testutil.ToFloat64(m.Publishes); got < 3 {
+		t.Errorf("7 changes 400 ms apart after the first caused %v publishes, want at least 3", got)
 	}
 }
 
