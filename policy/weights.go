@@ -126,30 +126,34 @@ func Spread(serving map[string]int) Weights {
 	return scale(ws)
 }
 
-// scale rescales positive relative weights to sum to Full, using the largest
-// remainder method so the result is exact and deterministic (ties go to the
-// version that sorts first).
+// scale rescales rel, positive relative weights, in place to sum to Full,
+// using the largest remainder method so the result is exact and
+// deterministic (ties go to the version that sorts first), and returns it.
+// Weights that already sum to Full, as validated policies' do, are kept.
 func scale(rel Weights) Weights {
-	if len(rel) == 0 {
-		return Weights{}
-	}
 	var total uint64
 	for _, w := range rel {
 		total += uint64(w)
+	}
+	if total == uint64(Full) || total == 0 {
+		return rel
 	}
 	type part struct {
 		version   string
 		remainder uint64
 	}
-	out := make(Weights, len(rel))
-	parts := make([]part, 0, len(rel))
+	var parts []part
 	var assigned Weight
 	for v, w := range rel {
 		exact := uint64(w) * uint64(Full)
-		out[v] = Weight(exact / total)
-		assigned += out[v]
-		parts = append(parts, part{v, exact % total})
+		rel[v] = Weight(exact / total)
+		assigned += rel[v]
+		if r := exact % total; r > 0 {
+			parts = append(parts, part{v, r})
+		}
 	}
+	// The shortfall is the remainders' sum over total: less than how many
+	// there are, so each gets at most one.
 	slices.SortFunc(parts, func(a, b part) int {
 		if c := cmp.Compare(b.remainder, a.remainder); c != 0 {
 			return c
@@ -157,8 +161,8 @@ func scale(rel Weights) Weights {
 		return cmp.Compare(a.version, b.version)
 	})
 	for i := 0; assigned < Full; i++ {
-		out[parts[i%len(parts)].version]++
+		rel[parts[i].version]++
 		assigned++
 	}
-	return out
+	return rel
 }
