@@ -89,7 +89,7 @@ proto:
 
 ## bench: speed and memory figures (see BENCHMARKS.md); never asserted in tests.
 bench: $(CONSUL) build
-	$(GO) test -run='^$$' -bench=. -benchmem ./snapshot/... ./xds/...
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./snapshot/... ./xds/...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./discovery/consul ./cmd/weir
 	$(GO) run ./cmd/weir-bench --weir $(BIN)/weir --streams 2000
 
