@@ -24,10 +24,11 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 //
 // Built with -tags vtprotobuf it is go-control-plane's generated strict
 // encoding, which takes about a quarter of the time of protobuf's
-// reflective one (snapshot's BenchmarkEncode): fields in field-number order and map entries in iteration order, so
-// it is deterministic for messages whose maps have at most one entry, as
-// every map weir builds has (TestEncodingIsDeterministic). Without the tag it
-// is protobuf's deterministic encoding, which writes oneof fields last: the
+// reflective one (snapshot's BenchmarkEncode). It writes fields in
+// field-number order and map entries in iteration order, so it is
+// deterministic for messages whose maps have at most one entry, as every
+// map weir builds has (TestEncodingIsDeterministic). Without the tag it is
+// protobuf's deterministic encoding, which writes oneof fields last: the
 // same message encodes to other bytes, so a resource's hash (and a
 // snapshot's version) depends on how weir was built, and is stable for one
 // build.

@@ -38,11 +38,11 @@ const quietGap = 4
 // (Debounce since the last build ended). Otherwise it waits until Debounce
 // after the last build, and on while changes still come less than
 // Debounce/quietGap apart, at most maxGather × Debounce in all. So builds
-// are at least Debounce apart; the first change of a burst is built at
-// once and the rest together, however the burst is spread; and a change
-// that comes just after a build waits at most Debounce plus a quiet gap
-// (the burst's first change, if the burst came then). It reports false if
-// ctx was done first.
+// are at least Debounce apart; the first change after a quiet spell is
+// built at once and the rest of its burst together, however the burst is
+// spread; and a change soon after a build waits for no more than the rest
+// of Debounce, unless more changes keep coming. It reports false if ctx was
+// done first.
 func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 	wait := p.cfg.Debounce - time.Since(lastBuild)
 	if wait <= 0 {
