@@ -33,7 +33,7 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 	if !needsAnswer(req, version, p.sameContent(returned, held)) {
 		return nil
 	}
-	onlyChanged := incremental(req)
+	onlyChanged := incremental(req) && req.GetVersionInfo() == heldVersion(held)
 	holds := p.heldHash(held)
 	anys := make([]*anypb.Any, 0, len(selected))
 	for _, e := range selected {
@@ -109,14 +109,34 @@ func (p *prepared) heldHash(held map[string]string) func(name string) string {
 // such a response is not removed but kept as it was (the xDS protocol's
 // SotW rules; Envoy and grpc-go follow them). So a change to one service's
 // endpoints sends one ClusterLoadAssignment to each Envoy, not all of them.
-// The client must hold what it was last sent: req ACKs it. The first
-// request of a stream and a NACK get everything.
+// The client must hold what it was last sent, which the caller checks too
+// (see heldVersion). The first request of a stream and a NACK get
+// everything.
 func incremental(req *cachev3.Request) bool {
 	switch req.GetTypeUrl() {
 	case resourcev3.EndpointType, resourcev3.RouteType:
 		return req.GetResponseNonce() != "" && req.GetErrorDetail() == nil
 	}
 	return false
+}
+
+// heldVersion returns the version_info of the response that sent held (see
+// returnedBy), which a client reports while it holds what it was last
+// sent. After a NACK it reports an older one, the last it accepted, in its
+// later requests too: they carry no error, but the client holds less than
+// held says.
+func heldVersion(held map[string]string) string {
+	if version := fullVersion(held); version != "" {
+		return version
+	}
+	sent := make([]entry, 0, len(held))
+	for name, hash := range held {
+		if hash != absent {
+			sent = append(sent, entry{name: name, hash: hash})
+		}
+	}
+	slices.SortFunc(sent, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return selectionVersion(sent)
 }
 
 // versionOf returns the version of a selection from ts. A selection of

@@ -75,6 +75,32 @@ func TestEndpointResponsesCarryOnlyChanges(t *testing.T) {
 	}
 }
 
+// TestRequestAfterANackGetsEverything checks that a client which rejected
+// the last response, and then asks again without an error (here: for one
+// more name), is sent everything it asks for: it still holds what it last
+// accepted, not what it was last sent, so leaving out what did not change
+// since the rejected response would leave it with old endpoints.
+func TestRequestAfterANackGetsEverything(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, snapshotOf(t, oneInstance("a", "127.0.0.1", 9000), oneInstance("b", "127.0.0.1", 9100)))
+	c := dialADS(t, srv.addr, envoyNode)
+	both := []string{"a/v1", "b/v1"}
+	c.subscribe(resourcev3.EndpointType, both...)
+	first := c.recv()
+	c.ack(first, both...)
+
+	mustSet(t, srv.cache, snapshotOf(t, oneInstance("a", "127.0.0.1", 9001), oneInstance("b", "127.0.0.1", 9101)))
+	rejected := c.recv()
+	c.nack(rejected, first.VersionInfo, both...)
+	// Envoy's next request reports the version it last accepted and no
+	// error: here it adds a cluster that does not exist (yet).
+	c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: first.VersionInfo,
+		ResponseNonce: rejected.Nonce, ResourceNames: append(both, "c/v1")})
+	if got := resourceNames(t, c.recv()); !slices.Equal(got, both) {
+		t.Errorf("after a NACK and a new name: %v, want %v", got, both)
+	}
+}
+
 func TestChangedNames(t *testing.T) {
 	set := func(kv ...string) *typeSet {
 		ts := &typeSet{index: map[string]int{}}
