@@ -20,6 +20,7 @@ export WEIR_CONSUL := $(CONSUL)
 
 # go-control-plane's generated encoders, which snapshot.Build and the xDS
 # cache hash and serve resources with (see envoy.AppendDeterministic).
+# Consul is built without them: they are weir's choice, not its.
 export GOFLAGS += -tags=vtprotobuf
 
 .PHONY: proto all build run run-consul demo test unit fuzz lint fmt vet bench clean consul
@@ -75,7 +76,7 @@ consul: $(CONSUL)
 $(CONSUL):
 	@echo "installing Consul $(CONSUL_VERSION) (MPL-2.0) from the Go module proxy into $(CONSUL_DIR)"
 	rm -rf $(CONSUL_DIR)/build && mkdir -p $(CONSUL_DIR)/build
-	cd $(CONSUL_DIR)/build && $(GO) mod init consul-build >/dev/null 2>&1 && \
+	cd $(CONSUL_DIR)/build && export GOFLAGS= && $(GO) mod init consul-build >/dev/null 2>&1 && \
 		$(GO) get github.com/hashicorp/consul@$(CONSUL_VERSION) && \
 		$(GO) build -o $(CONSUL).tmp github.com/hashicorp/consul
 	mv $(CONSUL).tmp $(CONSUL)
