@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"fmt"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -40,7 +41,11 @@ func AppendDeterministic(b []byte, m proto.Message) ([]byte, error) {
 	n := vt.SizeVT()
 	start := len(b)
 	b = slices.Grow(b, n)[:start+n]
-	if _, err := vt.MarshalToSizedBufferVTStrict(b[start:]); err != nil {
+	written, err := vt.MarshalToSizedBufferVTStrict(b[start:])
+	if err == nil && written != n {
+		err = fmt.Errorf("encoded %d bytes of %s, sized %d: was it changed meanwhile?", written, m.ProtoReflect().Descriptor().FullName(), n)
+	}
+	if err != nil {
 		return b[:start], err
 	}
 	return b, nil

@@ -78,8 +78,8 @@ func virtualHostField(vh *routev3.VirtualHost, buf *[]byte) ([]byte, error) {
 // routesDigest returns the digest of a route configuration encoded as rest,
 // its fields other than virtual_hosts, followed by vhosts, the encodings of
 // its virtual hosts (see virtualHostField). That is a valid encoding of it,
-// and byte for byte proto's deterministic one while it sets no field
-// numbered after virtual_hosts, as ours do not.
+// and byte for byte envoy.AppendDeterministic's (with either encoder) while
+// it sets no field numbered after virtual_hosts, as ours do not.
 func routesDigest(rest []byte, vhosts [][]byte) digest {
 	h := sha256.New()
 	h.Write(rest)

@@ -39,10 +39,10 @@ const quietGap = 4
 // after the last build, and on while changes still come less than
 // Debounce/quietGap apart, at most maxGather × Debounce in all. So builds
 // are at least Debounce apart; the first change after a quiet spell is
-// built at once and the rest of its burst together, however the burst is
-// spread; and a change soon after a build waits for no more than the rest
-// of Debounce, unless more changes keep coming. It reports false if ctx was
-// done first.
+// built at once and the rest of its burst together while its changes come
+// closer than that, however long it lasts (a slower stream of changes is
+// built about every Debounce); and a lone change soon after a build waits
+// for the rest of Debounce only. It reports false if ctx was done first.
 func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 	wait := p.cfg.Debounce - time.Since(lastBuild)
 	if wait <= 0 {
@@ -53,7 +53,7 @@ func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)
 	defer longest.Stop()
-	lastChange := time.Now()
+	lastChange := lastBuild // only changes that come while it waits extend the wait
 	for {
 		select {
 		case <-ctx.Done():

@@ -27,10 +27,11 @@ type PublisherConfig struct {
 	Logger  *slog.Logger
 	// Debounce is the least time between builds. A change that comes
 	// Debounce or more after the last build is built at once; changes that
-	// come sooner wait until Debounce after it, and on until none came for
-	// a quarter of Debounce (at most maxGather × Debounce), then are built
-	// together. So the first change of a burst is pushed without waiting,
-	// and the rest of it becomes one more push. Default 50 ms.
+	// come sooner wait until Debounce after it, and on while more come
+	// less than a quarter of Debounce apart (at most maxGather × Debounce),
+	// then are built together. So the first change of a burst is pushed
+	// without waiting, and the rest of it becomes one more push. Default
+	// 50 ms.
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -152,53 +153,101 @@ func TestPublisherCoalescesBursts(t *testing.T) {
 	}
 }
 
+// The debounce tests below run in a synctest bubble: time is the bubble's,
+// and advances only when every goroutine in it waits, so a burst's shape is
+// exact and so is when the publisher builds.
+
+// settledPublisher runs a publisher with debounce in the bubble, serving
+// a first model, and returns it a quiet spell after its last build.
+func settledPublisher(t *testing.T, debounce time.Duration) (*Publisher, *Metrics) {
+	t.Helper()
+	p, m := newTestPublisher(t)
+	p.cfg.Debounce = debounce
+	runPublisher(t, p)
+	p.SetPolicies(policy.Set{}, nil)
+	p.Update(portModel(t, 8999))
+	time.Sleep(10 * debounce)
+	synctest.Wait()
+	if !serves(t, p, portModel(t, 8999))() {
+		t.Fatal("the first model is not served")
+	}
+	return p, m
+}
+
 // TestPublisherGathersASpreadBurst checks that a burst spread over longer
 // than Debounce is still two pushes: its first change at once, and the
 // rest once changes stopped coming for a quarter of Debounce.
 func TestPublisherGathersASpreadBurst(t *testing.T) {
-	p, m := newTestPublisher(t)
-	p.cfg.Debounce = time.Second
-	runPublisher(t, p)
-
-	p.SetPolicies(policy.Set{}, nil)
-	p.Update(portModel(t, 9000))
-	eventually(t, "the burst's first change to be served", serves(t, p, portModel(t, 9000)))
-	// 28 more changes 50 ms apart: 1.4 s, longer than Debounce. The
-	// spacing is the burst's shape, not a wait for anything; the burst
-	// ends only after 250 ms without a change.
-	for port := uint32(9001); port <= 9028; port++ {
-		time.Sleep(50 * time.Millisecond)
-		p.Update(portModel(t, port))
-	}
-	eventually(t, "the burst's last change to be served", serves(t, p, portModel(t, 9028)))
-	if got := testutil.ToFloat64(m.Publishes); got != 2 {
-		t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p, m := settledPublisher(t, time.Second)
+		published := testutil.ToFloat64(m.Publishes)
+		p.Update(portModel(t, 9000))
+		synctest.Wait()
+		if !serves(t, p, portModel(t, 9000))() {
+			t.Fatal("the burst's first change is not served at once")
+		}
+		// 28 more changes 50 ms apart: 1.4 s, longer than Debounce.
+		for port := uint32(9001); port <= 9028; port++ {
+			time.Sleep(50 * time.Millisecond)
+			p.Update(portModel(t, port))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !serves(t, p, portModel(t, 9028))() {
+			t.Fatal("the burst's last change is not served a second after it")
+		}
+		if got := testutil.ToFloat64(m.Publishes) - published; got != 2 {
+			t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
+		}
+	})
 }
 
 // TestPublisherDoesNotHoldASlowStream checks that changes which keep coming,
 // but further apart than a quarter of Debounce, are built about every
 // Debounce rather than held until they stop (or for maxGather × Debounce).
 func TestPublisherDoesNotHoldASlowStream(t *testing.T) {
-	p, m := newTestPublisher(t)
-	p.cfg.Debounce = time.Second
-	runPublisher(t, p)
+	synctest.Test(t, func(t *testing.T) {
+		p, m := settledPublisher(t, time.Second)
+		published := testutil.ToFloat64(m.Publishes)
+		p.Update(portModel(t, 9000))
+		// 7 more changes 400 ms apart, each gap longer than 250 ms: built
+		// at 1.05 s (Debounce after the first build, then 250 ms after
+		// the change at 0.8 s), 2.25 s and 3.25 s. Gathering until the
+		// changes stop would make it 2 publishes in all.
+		for port := uint32(9001); port <= 9007; port++ {
+			time.Sleep(400 * time.Millisecond)
+			p.Update(portModel(t, port))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !serves(t, p, portModel(t, 9007))() {
+			t.Fatal("the stream's last change is not served")
+		}
+		if got := testutil.ToFloat64(m.Publishes) - published; got != 4 {
+			t.Errorf("8 changes 400 ms apart caused %v publishes, want 4", got)
+		}
+	})
+}
 
-	p.SetPolicies(policy.Set{}, nil)
-	p.Update(portModel(t, 9000))
-	eventually(t, "the stream's first change to be served", serves(t, p, portModel(t, 9000)))
-	// 7 more changes 400 ms apart (2.8 s), each a longer gap than 250 ms;
-	// the spacing is the stream's shape, not a wait for anything. Builds
-	// come at once, then about 1 s and 2 s later, then after the stream:
-	// 4. Gathering until changes stop for Debounce would make it 2.
-	for port := uint32(9001); port <= 9007; port++ {
-		time.Sleep(400 * time.Millisecond)
-		p.Update(portModel(t, port))
-	}
-	eventually(t, "the stream's last change to be served", serves(t, p, portModel(t, 9007)))
-	if got := testutil.ToFloat64(m.Publishes); got < 3 {
-		t.Errorf("7 changes 400 ms apart after the first caused %v publishes, want at least 3", got)
-	}
+// TestPublisherWaitsOnlyTheRestOfDebounce checks that a lone change soon
+// after a build is built exactly Debounce after that build.
+func TestPublisherWaitsOnlyTheRestOfDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := settledPublisher(t, 100*time.Millisecond)
+		p.Update(portModel(t, 9000))
+		time.Sleep(90 * time.Millisecond)
+		p.Update(portModel(t, 9001))
+		time.Sleep(9 * time.Millisecond)
+		synctest.Wait()
+		if serves(t, p, portModel(t, 9001))() {
+			t.Fatal("a change 90 ms after a build was built before Debounce (100 ms) had passed")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if !serves(t, p, portModel(t, 9001))() {
+			t.Fatal("a lone change 90 ms after a build was not built 100 ms after it")
+		}
+	})
 }
 
 // serves returns a condition that holds once p serves the snapshot of model.
