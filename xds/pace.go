@@ -34,40 +34,44 @@ const maxGather = 4
 // quietGap is the fraction of Debounce without a change that ends a burst.
 const quietGap = 4
 
-// debounce returns when a build may start: at once after a quiet spell
-// (Debounce since the last build ended). Otherwise it waits until Debounce
-// after the last build, and on while changes still come less than
+// debounce returns when a build may start, and when the last change it
+// saw came; previous is when the change before the one that woke the
+// publisher came. A change Debounce or more after the last build is built
+// at once. Otherwise it waits until Debounce after the last build: a
+// change that starts a burst (one Debounce/quietGap or more after the
+// change before it) waits no longer, with whatever came meanwhile; a change
+// that goes on a burst waits on while changes come less than
 // Debounce/quietGap apart, at most maxGather × Debounce in all. So builds
-// are at least Debounce apart; the first change after a quiet spell is
-// built at once and the rest of its burst together while its changes come
-// closer than that, however long it lasts (a slower stream of changes is
-// built about every Debounce); and a lone change soon after a build waits
-// for the rest of Debounce only. It reports false if ctx was done first.
-func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
-	wait := p.cfg.Debounce - time.Since(lastBuild)
+// are at least Debounce apart, a burst's first change is built within
+// Debounce, and the rest of the burst together after it, however long it
+// lasts (a slower stream of changes is built about every Debounce). It
+// reports false if ctx was done first.
+func (p *Publisher) debounce(ctx context.Context, lastBuild, previous time.Time) (lastChange time.Time, ok bool) {
+	lastChange = time.Now()
+	wait := p.cfg.Debounce - lastChange.Sub(lastBuild)
 	if wait <= 0 {
-		return ctx.Err() == nil
+		return lastChange, ctx.Err() == nil
 	}
 	gap := p.cfg.Debounce / quietGap
+	goesOn := lastChange.Sub(previous) < gap
 	ready := time.NewTimer(wait)
 	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)
 	defer longest.Stop()
-	lastChange := lastBuild // only changes that come while it waits extend the wait
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return lastChange, false
 		case <-p.kick:
 			lastChange = time.Now()
 		case <-ready.C:
-			if quiet := time.Since(lastChange); quiet < gap {
+			if quiet := time.Since(lastChange); goesOn && quiet < gap {
 				ready.Reset(gap - quiet)
 				continue
 			}
-			return true
+			return lastChange, true
 		case <-longest.C:
-			return true
+			return lastChange, true
 		}
 	}
 }

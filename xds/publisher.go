@@ -26,11 +26,12 @@ type PublisherConfig struct {
 	Metrics *Metrics
 	Logger  *slog.Logger
 	// Debounce is the least time between builds. A change that comes
-	// Debounce or more after the last build is built at once; changes that
-	// come sooner wait until Debounce after it, and on while more come
-	// less than a quarter of Debounce apart (at most maxGather × Debounce),
-	// then are built together. So the first change of a burst is pushed
-	// without waiting, and the rest of it becomes one more push. Default
+	// Debounce or more after the last build is built at once; one that
+	// comes sooner waits until Debounce after it, and, if it goes on a
+	// burst (it came less than a quarter of Debounce after the change
+	// before it), on while changes still come that close (at most
+	// maxGather × Debounce). So the first change of a burst is pushed
+	// within Debounce, and the rest of it becomes one more push. Default
 	// 50 ms.
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
@@ -203,7 +204,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	var gathered <-chan time.Time // nil: no tracker change waits for a look
 	window := minChangeWindow
-	var lastBuild time.Time
+	var lastBuild, lastChange time.Time
 	for {
 		var deadline <-chan time.Time // nil: no bridge waiting
 		if d := p.bridgeDeadline(); !d.IsZero() {
@@ -228,7 +229,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		case <-p.kick:
 		}
-		if !p.debounce(ctx, lastBuild) {
+		var ok bool
+		if lastChange, ok = p.debounce(ctx, lastBuild, lastChange); !ok {
 			return nil
 		}
 		if p.publish() {

@@ -250,6 +250,37 @@ func TestPublisherWaitsOnlyTheRestOfDebounce(t *testing.T) {
 	})
 }
 
+// TestPublisherBuildsABurstsFirstChangeWithinDebounce checks that a burst
+// starting soon after a build has its first change built Debounce after
+// that build, not once the burst is over, and the rest in one more build.
+func TestPublisherBuildsABurstsFirstChangeWithinDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, m := settledPublisher(t, 100*time.Millisecond)
+		p.Update(portModel(t, 9000))
+		time.Sleep(30 * time.Millisecond)
+		published := testutil.ToFloat64(m.Publishes)
+		// 100 changes 1 ms apart, from 30 ms after the last build.
+		for port := uint32(9001); port <= 9100; port++ {
+			p.Update(portModel(t, port))
+			time.Sleep(time.Millisecond)
+			if port == 9071 { // 101 ms after the last build
+				synctest.Wait()
+				if serves(t, p, portModel(t, 9000))() {
+					t.Fatal("the burst's first change was not built 100 ms after the last build")
+				}
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !serves(t, p, portModel(t, 9100))() {
+			t.Fatal("the burst's last change is not served")
+		}
+		if got := testutil.ToFloat64(m.Publishes) - published; got != 2 {
+			t.Errorf("a burst of 100 changes over 100 ms caused %v publishes, want 2", got)
+		}
+	})
+}
+
 // serves returns a condition that holds once p serves the snapshot of model.
 func serves(t *testing.T, p *Publisher, model discovery.Model) func() bool {
 	t.Helper()

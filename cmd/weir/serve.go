@@ -91,7 +91,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.Policies, "policies", "", "directory of policy files, one per service (watched); none means no policies")
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
 	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener")
-	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "the least time between builds: a change this long after the last build is pushed at once; sooner ones wait until this long after it, and on while changes come less than a quarter of it apart (at most 4×), then are pushed together")
+	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "the least time between builds: a change this long after the last build is pushed at once; a sooner one waits until this long after it, and, if it goes on a burst (changes less than a quarter of this apart), until the burst stops (at most 4×), then all are pushed together")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off")
 	f.StringVar(&cfg.StateDir, "state-dir", "", "directory for durable rollout state and the event journal (none: kept in memory, lost on restart)")
 	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied")
