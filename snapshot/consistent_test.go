@@ -18,10 +18,7 @@ import (
 // good returns the consistent resources of a two-version service.
 func good(t *testing.T) Resources {
 	t.Helper()
-	snap, err := Build(loadInput(t, filepath.Join("testdata", "fixed-90-10.yaml")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := buildInput(t, filepath.Join("testdata", "fixed-90-10.yaml"))
 	return snap.Resources
 }
 

@@ -3,8 +3,6 @@ package snapshot
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -20,21 +18,10 @@ import (
 // Anys holds. A second entry would make hashes, and so versions, change
 // from one build of the same input to the next.
 func TestEncodingIsDeterministic(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	services, desired := world(20, 4)
 	snaps := []*Snapshot{mustBuild(t, services, desired)}
-	for _, in := range inputs {
-		if strings.HasSuffix(in, ".golden.yaml") {
-			continue
-		}
-		snap, err := Build(loadInput(t, in))
-		if err != nil {
-			t.Fatal(err)
-		}
-		snaps = append(snaps, snap)
+	for _, in := range goldenInputs(t) {
+		snaps = append(snaps, buildInput(t, in))
 	}
 	for _, snap := range snaps {
 		for _, e := range entries(snap.Resources) {

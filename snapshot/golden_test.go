@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,23 +183,36 @@ func render(t *testing.T, snap *Snapshot) []byte {
 // versionLine is the line of a golden file that holds the version.
 var versionLine = regexp.MustCompile(`(?m)^version: .*$`)
 
-func TestGolden(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+// goldenInputs returns the inputs in testdata: every .yaml file but the
+// goldens.
+func goldenInputs(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	for _, in := range inputs {
-		if strings.HasSuffix(in, ".golden.yaml") {
-			continue
-		}
-		n++
+	inputs := slices.DeleteFunc(paths, func(p string) bool { return strings.HasSuffix(p, ".golden.yaml") })
+	if len(inputs) == 0 {
+		t.Fatal("no test cases in testdata")
+	}
+	return inputs
+}
+
+// buildInput returns Build of the input file in.
+func buildInput(t *testing.T, in string) *Snapshot {
+	t.Helper()
+	snap, err := Build(loadInput(t, in))
+	if err != nil {
+		t.Fatalf("%s: %v", in, err)
+	}
+	return snap
+}
+
+func TestGolden(t *testing.T) {
+	for _, in := range goldenInputs(t) {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			snap, err := Build(loadInput(t, in))
-			if err != nil {
-				t.Fatal(err)
-			}
+			snap := buildInput(t, in)
 			if err := Consistent(snap.Resources); err != nil {
 				t.Errorf("Consistent: %v", err)
 			}
@@ -232,8 +246,5 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s differs (-want +got), rerun go test -tags vtprotobuf ./snapshot -update if intended:\n%s", golden, diff)
 			}
 		})
-	}
-	if n == 0 {
-		t.Fatal("no test cases in testdata")
 	}
 }

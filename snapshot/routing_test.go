@@ -105,10 +105,7 @@ func TestRoutingGoldenSemantics(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snap, err := Build(loadInput(t, filepath.Join("testdata", tt.name+".yaml")))
-			if err != nil {
-				t.Fatal(err)
-			}
+			snap := buildInput(t, filepath.Join("testdata", tt.name+".yaml"))
 			if diff := cmp.Diff(tt.routes, routeSummary(snap)); diff != "" {
 				t.Errorf("routes (-want +got):\n%s", diff)
 			}
@@ -123,10 +120,7 @@ func TestRoutingGoldenSemantics(t *testing.T) {
 }
 
 func TestStickyCluster(t *testing.T) {
-	snap, err := Build(loadInput(t, filepath.Join("testdata", "sticky-header.yaml")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := buildInput(t, filepath.Join("testdata", "sticky-header.yaml"))
 	var ring *clusterv3.Cluster
 	for _, c := range snap.Clusters {
 		if c.GetName() == "greeter/*" {
@@ -181,10 +175,7 @@ func TestStickyEndpoints(t *testing.T) {
 }
 
 func TestCookieMatchRegexes(t *testing.T) {
-	snap, err := Build(loadInput(t, filepath.Join("testdata", "cookie-match.yaml")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := buildInput(t, filepath.Join("testdata", "cookie-match.yaml"))
 	cookieRegex := map[string]string{}
 	for _, rc := range snap.Routes {
 		for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {

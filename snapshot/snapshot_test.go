@@ -59,10 +59,7 @@ func TestGoldenSemantics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snap, err := Build(loadInput(t, filepath.Join("testdata", tt.name+".yaml")))
-			if err != nil {
-				t.Fatal(err)
-			}
+			snap := buildInput(t, filepath.Join("testdata", tt.name+".yaml"))
 			if diff := cmp.Diff(tt.weights, servedWeights(snap)); diff != "" {
 				t.Errorf("route weights (-want +got):\n%s", diff)
 			}
@@ -77,10 +74,7 @@ func TestGoldenSemantics(t *testing.T) {
 }
 
 func TestMaintenanceDrainsCriticalOmitted(t *testing.T) {
-	snap, err := Build(loadInput(t, filepath.Join("testdata", "maintenance-critical.yaml")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := buildInput(t, filepath.Join("testdata", "maintenance-critical.yaml"))
 	got := map[string]string{}
 	for _, lb := range snap.Endpoints[0].GetEndpoints()[0].GetLbEndpoints() {
 		got[lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()] = lb.GetHealthStatus().String()

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/weir-mesh/weir/envoy"
@@ -84,18 +82,8 @@ func plainVersion(t *testing.T, r Resources) string {
 // encoded one by one, digests merged rather than sorted) add up to the
 // plain computation, for Build, a Builder and Bridge.
 func TestVersionIsPlainVersion(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range inputs {
-		if strings.HasSuffix(in, ".golden.yaml") {
-			continue
-		}
-		snap, err := Build(loadInput(t, in))
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, in := range goldenInputs(t) {
+		snap := buildInput(t, in)
 		if want := plainVersion(t, snap.Resources); snap.Version != want {
 			t.Errorf("%s: Version = %s, want %s", in, snap.Version, want)
 		}

@@ -205,14 +205,19 @@ func TestFullSelectionIsKeptCompact(t *testing.T) {
 	}
 }
 
-// servicesSnapshot is a snapshot of the named services, one instance each.
-func servicesSnapshot(t *testing.T, names ...string) *snapshot.Snapshot {
+// preparedServices prepares, with memo, a snapshot of the named services,
+// one instance each.
+func preparedServices(t *testing.T, memo *marshalMemo, names ...string) *prepared {
 	t.Helper()
 	services := make([]discovery.Service, len(names))
 	for i, n := range names {
 		services[i] = oneInstance(n, "127.0.0.1", uint32(9000+i))
 	}
-	return snapshotOf(t, services...)
+	p, err := prepare(snapshotOf(t, services...), memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // endpointStream drives sotwResponse as go-control-plane's ADS loop does
@@ -253,19 +258,13 @@ func TestFullSelectionKeptEitherWayIsTheSameContent(t *testing.T) {
 	both := []string{"a/v1", "b/v1"}
 	t.Run("removed cluster dropped", func(t *testing.T) {
 		var memo marshalMemo
-		p1, err := prepare(servicesSnapshot(t, "a", "b"), &memo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p1 := preparedServices(t, &memo, "a", "b")
 		s := &endpointStream{t: t, sub: stream.NewSotwSubscription(both, false)}
 		first := s.request(p1, both, "")
 		if r := s.request(p1, both, first.VersionInfo); r != nil {
 			t.Fatal("an ACK was answered")
 		}
-		p2, err := prepare(servicesSnapshot(t, "a"), &memo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p2 := preparedServices(t, &memo, "a")
 		removal := s.request(p2, both, first.VersionInfo)
 		if removal == nil {
 			t.Fatal("the removal of b was not answered")
@@ -276,16 +275,10 @@ func TestFullSelectionKeptEitherWayIsTheSameContent(t *testing.T) {
 	})
 	t.Run("cluster added while an ACK is in flight", func(t *testing.T) {
 		var memo marshalMemo
-		p1, err := prepare(servicesSnapshot(t, "a", "b"), &memo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p1 := preparedServices(t, &memo, "a", "b")
 		s := &endpointStream{t: t, sub: stream.NewSotwSubscription(both, false)}
 		first := s.request(p1, both, "")
-		p2, err := prepare(servicesSnapshot(t, "a", "b", "c"), &memo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p2 := preparedServices(t, &memo, "a", "b", "c")
 		if r := s.request(p2, both, first.VersionInfo); r != nil {
 			t.Errorf("the ACK of unchanged a and b was answered after c landed (version %s, %d resources)", r.VersionInfo, len(r.Resources))
 		}
