@@ -85,7 +85,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	if err := consistent(snap.Resources, p.connectionManagers); err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
-	snap.Version = version(snap.Resources, d)
+	snap.Version = version(d)
 	b.services, b.routes = next, routes
 	return snap, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"slices"
 	"testing"
@@ -57,25 +58,40 @@ func validate(r Resources) error {
 	return errors.Join(errs...)
 }
 
-// plainVersion is the version as the house style defines it, computed the
-// plain way: sha256 over (type URL, name, sha256 of the deterministic
-// encoding) of every resource, each field length-prefixed, in (type URL,
-// name) order.
+// plainVersion is the version computed the plain way, with math/big for
+// the sums: for each type URL in the order version takes them, the type
+// URL (length-prefixed), how many resources have it and the sum modulo
+// 2^256 of the sha256 of each one's deterministic encoding; then the
+// sha256 of all that.
 func plainVersion(t *testing.T, r Resources) string {
 	t.Helper()
-	h := sha256.New()
+	count := map[string]uint64{}
+	sum := map[string]*big.Int{}
 	for _, e := range entries(r) {
 		b, err := envoy.AppendDeterministic(nil, e.msg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := sha256.Sum256(b)
-		for _, field := range [][]byte{[]byte(e.typeURL), []byte(e.name), d[:]} {
-			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(field))))
-			h.Write(field)
+		if sum[e.typeURL] == nil {
+			sum[e.typeURL] = new(big.Int)
 		}
+		sum[e.typeURL].Add(sum[e.typeURL], new(big.Int).SetBytes(d[:]))
+		count[e.typeURL]++
 	}
-	return hex.EncodeToString(h.Sum(nil))[:versionLen]
+	var all []byte
+	for _, typ := range []string{clusterType, endpointType, listenerType, routeType} {
+		s := new(big.Int)
+		if sum[typ] != nil {
+			s.Mod(sum[typ], new(big.Int).Lsh(big.NewInt(1), 256))
+		}
+		all = binary.BigEndian.AppendUint64(all, uint64(len(typ)))
+		all = append(all, typ...)
+		all = binary.BigEndian.AppendUint64(all, count[typ])
+		all = append(all, s.FillBytes(make([]byte, 32))...)
+	}
+	v := sha256.Sum256(all)
+	return hex.EncodeToString(v[:])[:versionLen]
 }
 
 // TestVersionIsPlainVersion pins that the memoised digests (virtual hosts
