@@ -33,6 +33,7 @@ type Builder struct {
 	services map[string]*builtService
 	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
+	ledger   ledger // the names of the last build's resources (see recount)
 	buf      []byte // scratch space for encoding, reused across builds
 }
 
@@ -70,23 +71,26 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		if errs[i] == nil {
 			next[bs.svc.Name] = bs
 			p.add(bs)
+		} else {
+			built[i] = nil
 		}
 	}
 	routes, err := routeConfiguration(&b.buf, b.routes, RouteConfigName, p.vhosts, p.vhostFields)
 	errs = append(errs, err)
-	sidecar := envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName)
-	b.sidecar, err = hashResource(&b.buf, listenerType, sidecar, (*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
+	sidecar, err := hashResource(&b.buf, listenerType,
+		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
+		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	snap, d := p.snapshot(routes, b.sidecar)
+	snap, d := p.snapshot(routes, sidecar)
 	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
-	if err := consistent(snap.Resources, p.connectionManagers); err != nil {
+	if err := b.recount(snap.Resources, p.connectionManagers, built, next, routes.msg, sidecar.msg); err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Version = version(d)
-	b.services, b.routes = next, routes
+	b.services, b.routes, b.sidecar = next, routes, sidecar
 	return snap, nil
 }
 

@@ -1,0 +1,280 @@
+package snapshot
+
+import (
+	"cmp"
+	"fmt"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// kind is what a name names, in the consistency check: resources give
+// names and refer to (want) names, and a snapshot is consistent when every
+// wanted name is given and no name is given twice.
+type kind uint8
+
+const (
+	clusterName    kind = iota
+	assignmentName      // a ClusterLoadAssignment's cluster_name
+	edsName             // what an EDS cluster asks EDS for: its service_name, or else its own name
+	routesName          // a route configuration
+	sidecarName         // a sidecar listener
+	apiName             // an API listener
+	kinds               // how many kinds there are
+)
+
+// nouns name the resources whose names a kind holds, for "listed twice".
+var nouns = [...]string{
+	clusterName:    "cluster",
+	assignmentName: "ClusterLoadAssignment",
+	routesName:     "route configuration",
+	sidecarName:    "sidecar listener",
+	apiName:        "api listener",
+}
+
+// key is one name of one kind.
+type key struct {
+	kind kind
+	name string
+}
+
+// origin says which resource gives or wants a name, for error messages.
+type origin struct {
+	noun, name string // e.g. "listener", "greeter"
+	vhost      string // the virtual host that wants a cluster
+}
+
+// visit is called for every name a resource gives (want false) or wants.
+type visit func(k key, want bool, from origin)
+
+// tally counts, for one name, the resources that give it (in the upper 32
+// bits) and the references to it (in the lower 32 bits): one int64, so
+// that counting a name is one map operation.
+type tally int64
+
+const (
+	oneGiven  tally = 1 << 32
+	oneWanted tally = 1
+)
+
+func (t tally) given() int64  { return int64(t >> 32) }
+func (t tally) wanted() int64 { return int64(t & (oneGiven - 1)) }
+
+// wrong reports whether a name of kind k counted t makes the resources
+// inconsistent: given twice (but an EDS name, which clusters may share), or
+// wanted and not given.
+func (t tally) wrong(k kind) bool {
+	return t.given() > 1 && k != edsName || t.wanted() > 0 && t.given() == 0
+}
+
+// ledger counts the names a set of resources gives and wants, so that
+// taking away the resources that changed and adding their new versions
+// tells whether the new set is consistent by looking only at their names,
+// without checking every resource again. Its zero value is the empty set.
+type ledger struct {
+	tallies [kinds]map[string]tally // a map per kind: smaller, and faster than one keyed by key
+	broken  int                     // resources found wrong on their own (see visitResources)
+}
+
+// count adds sign (1 or -1) times the names of the resources visitAll
+// visits; a resource wrong on its own counts as broken. Maps yet to be
+// made are made for the names of r.
+func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
+	if l.tallies[0] == nil {
+		l.tallies = [kinds]map[string]tally{
+			clusterName:    make(map[string]tally, len(r.Clusters)),
+			assignmentName: make(map[string]tally, len(r.Endpoints)),
+			edsName:        make(map[string]tally, len(r.Clusters)),
+			routesName:     make(map[string]tally, len(r.Routes)),
+			sidecarName:    make(map[string]tally, len(r.SidecarListeners)),
+			apiName:        make(map[string]tally, len(r.APIListeners)),
+		}
+	}
+	errs := visitAll(func(k key, want bool, _ origin) {
+		if want {
+			l.tallies[k.kind][k.name] += sign * oneWanted
+		} else {
+			l.tallies[k.kind][k.name] += sign * oneGiven
+		}
+	})
+	l.broken += int(sign) * len(errs)
+}
+
+// ok reports whether every counted name is right; O(names).
+func (l *ledger) ok() bool {
+	if l.broken != 0 {
+		return false
+	}
+	for k, names := range l.tallies {
+		for _, t := range names {
+			if t.wrong(kind(k)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// okAfter reports whether l is consistent after counting the resources
+// visitAll visits, given that it was before: only their names can have
+// gone wrong. It forgets the names no resource gives or wants any more.
+func (l *ledger) okAfter(visitAll func(visit) []error) bool {
+	ok := l.broken == 0
+	visitAll(func(k key, _ bool, _ origin) {
+		t, counted := l.tallies[k.kind][k.name]
+		switch {
+		case !counted:
+		case t == 0:
+			delete(l.tallies[k.kind], k.name)
+		case t.wrong(k.kind):
+			ok = false
+		}
+	})
+	return ok
+}
+
+// explain returns an error for every wrong name of the resources visitAll
+// visits, which l has counted, naming who gives or wants it, and the
+// errors of the resources that could not be read.
+func (l *ledger) explain(visitAll func(visit) []error) []error {
+	givers := make(map[key][]origin)
+	wanters := make(map[key][]origin)
+	var order []key
+	errs := visitAll(func(k key, want bool, from origin) {
+		if !l.tallies[k.kind][k.name].wrong(k.kind) {
+			return
+		}
+		if len(givers[k])+len(wanters[k]) == 0 {
+			order = append(order, k)
+		}
+		if want {
+			wanters[k] = append(wanters[k], from)
+		} else {
+			givers[k] = append(givers[k], from)
+		}
+	})
+	for _, k := range order {
+		if len(givers[k]) > 1 {
+			errs = append(errs, givenTwice(k))
+		}
+		if len(givers[k]) == 0 {
+			for _, from := range wanters[k] {
+				errs = append(errs, notGiven(k, from))
+			}
+		}
+	}
+	return errs
+}
+
+func givenTwice(k key) error {
+	return fmt.Errorf("%s %q is listed twice", nouns[k.kind], k.name)
+}
+
+func notGiven(k key, from origin) error {
+	switch k.kind {
+	case routesName:
+		return fmt.Errorf("%s %q references route configuration %q, which is not served", from.noun, from.name, k.name)
+	case clusterName:
+		return fmt.Errorf("%s %q (virtual host %q) references cluster %q, which is not served", from.noun, from.name, from.vhost, k.name)
+	case assignmentName:
+		return fmt.Errorf("EDS cluster %q has no ClusterLoadAssignment %q", from.name, k.name)
+	case edsName:
+		return fmt.Errorf("ClusterLoadAssignment %q belongs to no EDS cluster", from.name)
+	}
+	return fmt.Errorf("%s %q refers to %q, which is not served", from.noun, from.name, k.name)
+}
+
+// visitResources visits every resource of r and returns the errors of
+// those wrong on their own: a listener whose connection manager cannot be
+// decoded, a route configuration that lists a domain in two virtual hosts
+// (or twice in one), which Envoy rejects (see duplicateDomains). hcms
+// returns a listener's connection managers.
+func visitResources(r Resources, hcms hcmsFunc, v visit) []error {
+	for _, c := range r.Clusters {
+		visitCluster(c, v)
+	}
+	for _, cla := range r.Endpoints {
+		visitAssignment(cla, v)
+	}
+	var errs []error
+	for _, l := range r.SidecarListeners {
+		errs = append(errs, visitListener(l, sidecarName, hcms, v)...)
+	}
+	for _, l := range r.APIListeners {
+		errs = append(errs, visitListener(l, apiName, hcms, v)...)
+	}
+	for _, rc := range r.Routes {
+		visitRouteConfiguration(rc, v)
+		errs = append(errs, duplicateDomains(rc)...)
+	}
+	return errs
+}
+
+// visitCluster: a cluster gives its name; an EDS cluster also gives the
+// name it asks EDS for and wants that ClusterLoadAssignment.
+func visitCluster(c *clusterv3.Cluster, v visit) {
+	v(key{kind: clusterName, name: c.GetName()}, false, origin{noun: "cluster", name: c.GetName()})
+	if c.GetType() != clusterv3.Cluster_EDS {
+		return
+	}
+	from := origin{noun: "EDS cluster", name: c.GetName()}
+	eds := cmp.Or(c.GetEdsClusterConfig().GetServiceName(), c.GetName())
+	v(key{kind: edsName, name: eds}, false, from)
+	v(key{kind: assignmentName, name: eds}, true, from)
+}
+
+// visitAssignment: an assignment gives its name and wants an EDS cluster
+// that asks for it.
+func visitAssignment(cla *endpointv3.ClusterLoadAssignment, v visit) {
+	from := origin{noun: "ClusterLoadAssignment", name: cla.GetClusterName()}
+	v(key{kind: assignmentName, name: cla.GetClusterName()}, false, from)
+	v(key{kind: edsName, name: cla.GetClusterName()}, true, from)
+}
+
+// visitListener: a listener gives its name, as a listener of kind k, and
+// wants the route configurations its connection managers name; an inline
+// route configuration wants its clusters. It returns the error of a
+// connection manager it cannot decode.
+func visitListener(l *listenerv3.Listener, k kind, hcms hcmsFunc, v visit) []error {
+	v(key{kind: k, name: l.GetName()}, false, origin{noun: nouns[k], name: l.GetName()})
+	managers, err := hcms(l)
+	if err != nil {
+		return []error{fmt.Errorf("listener %q: %w", l.GetName(), err)}
+	}
+	from := origin{noun: "listener", name: l.GetName()}
+	for _, hcm := range managers {
+		if rds := hcm.GetRds(); rds != nil {
+			v(key{kind: routesName, name: rds.GetRouteConfigName()}, true, from)
+		}
+		for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+			visitClusters(vh, from, v)
+		}
+	}
+	return nil
+}
+
+// visitRouteConfiguration: a route configuration gives its name and wants
+// its virtual hosts' clusters.
+func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit) {
+	from := origin{noun: nouns[routesName], name: rc.GetName()}
+	v(key{kind: routesName, name: rc.GetName()}, false, from)
+	for _, vh := range rc.GetVirtualHosts() {
+		visitClusters(vh, from, v)
+	}
+}
+
+// visitClusters wants every cluster vh's routes send to.
+func visitClusters(vh *routev3.VirtualHost, from origin, v visit) {
+	from.vhost = vh.GetName()
+	for _, route := range vh.GetRoutes() {
+		action := route.GetRoute()
+		if c := action.GetCluster(); c != "" {
+			v(key{kind: clusterName, name: c}, true, from)
+		}
+		for _, cw := range action.GetWeightedClusters().GetClusters() {
+			v(key{kind: clusterName, name: cw.GetName()}, true, from)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package snapshot
+
+import (
+	"errors"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// recount checks the consistency of r, the resources built from next
+// (built's services, in order, nil for those that failed), routes and
+// sidecar (see Consistent), and brings b's ledger from the last build's
+// resources to them. It counts only what changed: the services
+// whose builtService is new or gone and, when the shared route
+// configuration or the sidecar listener is new, those two. If r is not
+// consistent, it leaves the ledger as it was and returns why, as Consistent
+// would; hcms returns a listener's connection managers.
+func (b *Builder) recount(r Resources, hcms hcmsFunc, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
+	gone, came := b.changedServices(built, next)
+	var goneFrame, cameFrame *frame
+	if routes != b.routes.msg || sidecar != b.sidecar.msg {
+		cameFrame = &frame{routes, sidecar}
+		if b.sidecar.msg != nil {
+			goneFrame = &frame{b.routes.msg, b.sidecar.msg}
+		}
+	}
+	// What is taken away was counted consistent, so it has no errors of
+	// its own to count again.
+	visitGone := func(v visit) []error { return visitChanges(gone, goneFrame, v, false) }
+	visitCame := func(v visit) []error { return visitChanges(came, cameFrame, v, true) }
+
+	first := b.ledger.tallies[0] == nil
+	b.ledger.count(-1, r, visitGone)
+	b.ledger.count(1, r, visitCame)
+	ok := b.ledger.ok
+	if !first {
+		ok = func() bool {
+			return b.ledger.okAfter(visitGone) && b.ledger.okAfter(visitCame)
+		}
+	}
+	if ok() {
+		return nil
+	}
+	b.ledger.count(-1, r, visitCame)
+	b.ledger.count(1, r, visitGone)
+	b.ledger.okAfter(visitCame) // forgets names only the new resources had
+	b.ledger.broken = 0         // as it was: every count it holds is consistent
+	if err := consistent(r, hcms); err != nil {
+		return err
+	}
+	return errors.New("the Builder's ledger of names disagrees with the resources (a bug)")
+}
+
+// changedServices returns the services of the last build that next no
+// longer has, or has rebuilt, and those of built that the last build had
+// not; next holds built's services by name.
+func (b *Builder) changedServices(built []*builtService, next map[string]*builtService) (gone, came []*builtService) {
+	kept := 0
+	for _, bs := range built {
+		if bs == nil {
+			continue
+		}
+		prev, ok := b.services[bs.svc.Name]
+		if ok {
+			kept++
+		}
+		if prev == bs {
+			continue
+		}
+		came = append(came, bs)
+		if ok {
+			gone = append(gone, prev)
+		}
+	}
+	if kept < len(b.services) {
+		for name, prev := range b.services {
+			if _, ok := next[name]; !ok {
+				gone = append(gone, prev)
+			}
+		}
+	}
+	return gone, came
+}
+
+// frame is what a snapshot has besides its services' resources.
+type frame struct {
+	routes  *routev3.RouteConfiguration // every service's virtual host (RouteConfigName)
+	sidecar *listenerv3.Listener
+}
+
+// visitChanges visits services and, unless nil, f, as visitResources would
+// visit them within a snapshot, and returns the errors of those wrong on
+// their own if check is set.
+func visitChanges(services []*builtService, f *frame, v visit, check bool) []error {
+	var errs []error
+	for _, bs := range services {
+		errs = append(errs, visitService(bs, v, check)...)
+	}
+	if f != nil {
+		errs = append(errs, visitFrame(f, v, check)...)
+	}
+	return errs
+}
+
+// visitService visits what bs adds to a snapshot: its clusters,
+// assignments, API listener and route configuration, and its virtual host
+// within RouteConfigName, whose clusters that one wants.
+func visitService(bs *builtService, v visit, check bool) []error {
+	for _, c := range bs.clusters {
+		visitCluster(c.msg, v)
+	}
+	for _, e := range bs.endpoints {
+		visitAssignment(e.msg, v)
+	}
+	hcms := func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) { return bs.hcms, nil }
+	errs := visitListener(bs.listener.msg, apiName, hcms, v)
+	visitRouteConfiguration(bs.routes.msg, v)
+	visitClusters(bs.vhost, origin{noun: nouns[routesName], name: RouteConfigName}, v)
+	if !check {
+		return nil
+	}
+	return append(errs, duplicateDomains(bs.routes.msg)...)
+}
+
+// visitFrame visits f's sidecar listener and its route configuration, but
+// not its virtual hosts, which visitService visits with their services.
+func visitFrame(f *frame, v visit, check bool) []error {
+	errs := visitListener(f.sidecar, sidecarName, connectionManagers, v)
+	v(key{kind: routesName, name: f.routes.GetName()}, false, origin{noun: nouns[routesName], name: f.routes.GetName()})
+	if !check {
+		return nil
+	}
+	return append(errs, duplicateDomains(f.routes)...)
+}

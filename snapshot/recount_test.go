@@ -1,0 +1,114 @@
+package snapshot
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/policy"
+)
+
+// freshLedger counts every name of r from scratch.
+func freshLedger(r Resources) ledger {
+	var l ledger
+	l.count(1, r, func(v visit) []error { return visitResources(r, connectionManagers, v) })
+	return l
+}
+
+// sameTallies reports whether a and b count the same names alike.
+func sameTallies(a, b ledger) bool {
+	for k := range a.tallies {
+		if len(a.tallies[k]) != len(b.tallies[k]) || !maps.Equal(a.tallies[k], b.tallies[k]) {
+			return false
+		}
+	}
+	return a.broken == b.broken
+}
+
+// TestBuilderLedgerMatchesAFreshCount changes services one way after
+// another — endpoints, weights, a version gone, a service gone and back,
+// the sidecar port — and checks after every build that the Builder's
+// ledger, which counted only what changed, equals a count of the whole
+// snapshot, and that the snapshot is Build's.
+func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
+	services, desired := world(40, 4)
+	var b Builder
+	steps := []struct {
+		name   string
+		change func()
+		port   uint32
+	}{
+		{name: "first build", change: func() {}},
+		{name: "an endpoint moves", change: func() { services = withPort(services, 3, 9001) }},
+		{name: "weights change", change: func() { desired["svc-00004"] = policy.Weights{"v1": 5000, "v2": 5000} }},
+		{name: "a version goes", change: func() {
+			services = slices.Clone(services)
+			services[6].Instances = slices.DeleteFunc(slices.Clone(services[6].Instances),
+				func(in discovery.Instance) bool { return in.Version == "v2" })
+		}},
+		{name: "a service goes", change: func() { services = slices.Delete(slices.Clone(services), 7, 8) }},
+		{name: "it comes back", change: func() {
+			again, _ := world(40, 4)
+			services = slices.Insert(slices.Clone(services), 7, again[7])
+		}},
+		{name: "the sidecar moves", change: func() {}, port: 15002},
+		{name: "nothing changes", change: func() {}, port: 15002},
+	}
+	for _, step := range steps {
+		step.change()
+		model, err := discovery.NewModel(services)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := Input{Model: model, Routing: weightsOnly(desired), SidecarPort: step.port}
+		snap, err := b.Build(in)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if !sameTallies(b.ledger, freshLedger(snap.Resources)) {
+			t.Errorf("%s: the Builder's ledger differs from a fresh count", step.name)
+		}
+		fresh, err := Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh.Version != snap.Version {
+			t.Errorf("%s: Builder's version %s, Build's %s", step.name, snap.Version, fresh.Version)
+		}
+	}
+}
+
+// TestRecountRejectsAndForgets gives recount a service that lost a cluster
+// its routes still name: it must say so, as Consistent would, and leave
+// the ledger as the last good build left it.
+func TestRecountRejectsAndForgets(t *testing.T) {
+	services, desired := world(10, 4)
+	var b Builder
+	snap := mustBuildWith(t, &b, services, desired)
+	before := freshLedger(snap.Resources)
+
+	broken := *b.services["svc-00003"]
+	broken.clusters = broken.clusters[:1]
+	next := maps.Clone(b.services)
+	next["svc-00003"] = &broken
+	built := slices.Collect(maps.Values(next))
+	r := snap.Resources
+	r.Clusters = slices.DeleteFunc(slices.Clone(r.Clusters), func(c *clusterv3.Cluster) bool {
+		return c.GetName() == "svc-00003/v2"
+	})
+
+	err := b.recount(r, connectionManagers, built, next, b.routes.msg, b.sidecar.msg)
+	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
+		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
+	}
+	if !sameTallies(b.ledger, before) {
+		t.Error("a rejected recount changed the ledger")
+	}
+	if err := b.recount(snap.Resources, connectionManagers, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
+		t.Errorf("recount of the last good build: %v", err)
+	}
+}
