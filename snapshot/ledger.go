@@ -22,7 +22,7 @@ const (
 	routesName          // a route configuration
 	sidecarName         // a sidecar listener
 	apiName             // an API listener
-	kinds               // how many kinds there are
+	domainName          // a virtual host's domain, within one route configuration (key.scope)
 )
 
 // nouns name the resources whose names a kind holds, for "listed twice".
@@ -36,14 +36,15 @@ var nouns = [...]string{
 
 // key is one name of one kind.
 type key struct {
-	kind kind
-	name string
+	kind  kind
+	scope string // a domainName's route configuration; "" for the other kinds
+	name  string
 }
 
 // origin says which resource gives or wants a name, for error messages.
 type origin struct {
 	noun, name string // e.g. "listener", "greeter"
-	vhost      string // the virtual host that wants a cluster
+	vhost      string // the virtual host that wants a cluster or gives a domain
 }
 
 // visit is called for every name a resource gives (want false) or wants.
@@ -74,8 +75,22 @@ func (t tally) wrong(k kind) bool {
 // tells whether the new set is consistent by looking only at their names,
 // without checking every resource again. Its zero value is the empty set.
 type ledger struct {
-	tallies [kinds]map[string]tally // a map per kind: smaller, and faster than one keyed by key
-	broken  int                     // resources found wrong on their own (see visitResources)
+	tallies [domainName]map[string]tally // a map per kind: smaller, and faster than one keyed by key
+	domains map[string]map[string]tally  // per route configuration
+	broken  int                          // resources found wrong on their own (see visitResources)
+}
+
+// names returns the tallies of k's kind (and scope), made if need be.
+func (l *ledger) names(k key) map[string]tally {
+	if k.kind != domainName {
+		return l.tallies[k.kind]
+	}
+	m := l.domains[k.scope]
+	if m == nil {
+		m = make(map[string]tally)
+		l.domains[k.scope] = m
+	}
+	return m
 }
 
 // count adds sign (1 or -1) times the names of the resources visitAll
@@ -83,7 +98,8 @@ type ledger struct {
 // made are made for the names of r.
 func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
 	if l.tallies[0] == nil {
-		l.tallies = [kinds]map[string]tally{
+		l.domains = make(map[string]map[string]tally)
+		l.tallies = [domainName]map[string]tally{
 			clusterName:    make(map[string]tally, len(r.Clusters)),
 			assignmentName: make(map[string]tally, len(r.Endpoints)),
 			edsName:        make(map[string]tally, len(r.Clusters)),
@@ -94,9 +110,9 @@ func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
 	}
 	errs := visitAll(func(k key, want bool, _ origin) {
 		if want {
-			l.tallies[k.kind][k.name] += sign * oneWanted
+			l.names(k)[k.name] += sign * oneWanted
 		} else {
-			l.tallies[k.kind][k.name] += sign * oneGiven
+			l.names(k)[k.name] += sign * oneGiven
 		}
 	})
 	l.broken += int(sign) * len(errs)
@@ -114,6 +130,13 @@ func (l *ledger) ok() bool {
 			}
 		}
 	}
+	for _, names := range l.domains {
+		for _, t := range names {
+			if t.wrong(domainName) {
+				return false
+			}
+		}
+	}
 	return true
 }
 
@@ -123,11 +146,15 @@ func (l *ledger) ok() bool {
 func (l *ledger) okAfter(visitAll func(visit) []error) bool {
 	ok := l.broken == 0
 	visitAll(func(k key, _ bool, _ origin) {
-		t, counted := l.tallies[k.kind][k.name]
+		names := l.names(k)
+		t, counted := names[k.name]
 		switch {
 		case !counted:
 		case t == 0:
-			delete(l.tallies[k.kind], k.name)
+			delete(names, k.name)
+			if len(names) == 0 && k.kind == domainName {
+				delete(l.domains, k.scope)
+			}
 		case t.wrong(k.kind):
 			ok = false
 		}
@@ -143,7 +170,7 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 	wanters := make(map[key][]origin)
 	var order []key
 	errs := visitAll(func(k key, want bool, from origin) {
-		if !l.tallies[k.kind][k.name].wrong(k.kind) {
+		if !l.names(k)[k.name].wrong(k.kind) {
 			return
 		}
 		if len(givers[k])+len(wanters[k]) == 0 {
@@ -157,7 +184,7 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 	})
 	for _, k := range order {
 		if len(givers[k]) > 1 {
-			errs = append(errs, givenTwice(k))
+			errs = append(errs, givenTwice(k, givers[k]))
 		}
 		if len(givers[k]) == 0 {
 			for _, from := range wanters[k] {
@@ -168,7 +195,10 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 	return errs
 }
 
-func givenTwice(k key) error {
+func givenTwice(k key, givers []origin) error {
+	if k.kind == domainName {
+		return domainTwice(k.scope, k.name, givers[0].vhost, givers[1].vhost)
+	}
 	return fmt.Errorf("%s %q is listed twice", nouns[k.kind], k.name)
 }
 
@@ -188,9 +218,9 @@ func notGiven(k key, from origin) error {
 
 // visitResources visits every resource of r and returns the errors of
 // those wrong on their own: a listener whose connection manager cannot be
-// decoded, a route configuration that lists a domain in two virtual hosts
-// (or twice in one), which Envoy rejects (see duplicateDomains). hcms
-// returns a listener's connection managers.
+// decoded, a route configuration with one virtual host that lists a
+// domain twice (see visitDomains). hcms returns a listener's connection
+// managers.
 func visitResources(r Resources, hcms hcmsFunc, v visit) []error {
 	for _, c := range r.Clusters {
 		visitCluster(c, v)
@@ -207,7 +237,13 @@ func visitResources(r Resources, hcms hcmsFunc, v visit) []error {
 	}
 	for _, rc := range r.Routes {
 		visitRouteConfiguration(rc, v)
-		errs = append(errs, duplicateDomains(rc)...)
+		if len(rc.GetVirtualHosts()) > 1 {
+			for _, vh := range rc.GetVirtualHosts() {
+				visitDomains(rc.GetName(), vh, v)
+			}
+		} else {
+			errs = append(errs, duplicateDomains(rc)...)
+		}
 	}
 	return errs
 }
@@ -262,6 +298,19 @@ func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit) {
 	v(key{kind: routesName, name: rc.GetName()}, false, from)
 	for _, vh := range rc.GetVirtualHosts() {
 		visitClusters(vh, from, v)
+	}
+}
+
+// visitDomains gives vh's domains within route configuration rc. Envoy
+// rejects a route configuration that lists a domain in two virtual hosts
+// (or twice in one); the ledger counts the domains of one with several
+// virtual hosts, the shared one, so that a Builder need not look at every
+// service's domains when one changes, and those of one with a single
+// virtual host are checked on their own (see duplicateDomains).
+func visitDomains(rc string, vh *routev3.VirtualHost, v visit) {
+	from := origin{noun: nouns[routesName], name: rc, vhost: vh.GetName()}
+	for _, d := range vh.GetDomains() {
+		v(key{kind: domainName, scope: rc, name: d}, false, from)
 	}
 }
 

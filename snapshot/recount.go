@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"errors"
+	"slices"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -17,18 +18,26 @@ import (
 // consistent, it leaves the ledger as it was and returns why, as Consistent
 // would; hcms returns a listener's connection managers.
 func (b *Builder) recount(r Resources, hcms hcmsFunc, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
+	last := b.ledger
+	counted := len(routes.GetVirtualHosts()) > 1
 	gone, came := b.changedServices(built, next)
 	var goneFrame, cameFrame *frame
 	if routes != b.routes.msg || sidecar != b.sidecar.msg {
-		cameFrame = &frame{routes, sidecar}
+		cameFrame = &frame{routes, sidecar, counted}
 		if b.sidecar.msg != nil {
-			goneFrame = &frame{b.routes.msg, b.sidecar.msg}
+			goneFrame = &frame{b.routes.msg, b.sidecar.msg, len(b.routes.msg.GetVirtualHosts()) > 1}
 		}
+	}
+	if goneFrame != nil && goneFrame.counted != cameFrame.counted {
+		// The shared route configuration's domains are counted now and
+		// were not before, or the other way round: count everything anew.
+		b.ledger = ledger{}
+		gone, came, goneFrame = nil, slices.DeleteFunc(slices.Clone(built), func(bs *builtService) bool { return bs == nil }), nil
 	}
 	// What is taken away was counted consistent, so it has no errors of
 	// its own to count again.
-	visitGone := func(v visit) []error { return visitChanges(gone, goneFrame, v, false) }
-	visitCame := func(v visit) []error { return visitChanges(came, cameFrame, v, true) }
+	visitGone := func(v visit) []error { return visitChanges(gone, goneFrame, v, false, counted) }
+	visitCame := func(v visit) []error { return visitChanges(came, cameFrame, v, true, counted) }
 
 	first := b.ledger.tallies[0] == nil
 	b.ledger.count(-1, r, visitGone)
@@ -42,10 +51,14 @@ func (b *Builder) recount(r Resources, hcms hcmsFunc, built []*builtService, nex
 	if ok() {
 		return nil
 	}
-	b.ledger.count(-1, r, visitCame)
-	b.ledger.count(1, r, visitGone)
-	b.ledger.okAfter(visitCame) // forgets names only the new resources had
-	b.ledger.broken = 0         // as it was: every count it holds is consistent
+	if first {
+		b.ledger = last
+	} else {
+		b.ledger.count(-1, r, visitCame)
+		b.ledger.count(1, r, visitGone)
+		b.ledger.okAfter(visitCame) // forgets names only the new resources had
+		b.ledger.broken = 0         // as it was: every count it holds is consistent
+	}
 	if err := consistent(r, hcms); err != nil {
 		return err
 	}
@@ -87,15 +100,17 @@ func (b *Builder) changedServices(built []*builtService, next map[string]*builtS
 type frame struct {
 	routes  *routev3.RouteConfiguration // every service's virtual host (RouteConfigName)
 	sidecar *listenerv3.Listener
+	counted bool // whether the ledger counts routes' domains (see visitDomains)
 }
 
 // visitChanges visits services and, unless nil, f, as visitResources would
 // visit them within a snapshot, and returns the errors of those wrong on
-// their own if check is set.
-func visitChanges(services []*builtService, f *frame, v visit, check bool) []error {
+// their own if check is set. counted is whether the ledger counts the
+// services' domains within RouteConfigName.
+func visitChanges(services []*builtService, f *frame, v visit, check, counted bool) []error {
 	var errs []error
 	for _, bs := range services {
-		errs = append(errs, visitService(bs, v, check)...)
+		errs = append(errs, visitService(bs, v, check, counted)...)
 	}
 	if f != nil {
 		errs = append(errs, visitFrame(f, v, check)...)
@@ -106,7 +121,7 @@ func visitChanges(services []*builtService, f *frame, v visit, check bool) []err
 // visitService visits what bs adds to a snapshot: its clusters,
 // assignments, API listener and route configuration, and its virtual host
 // within RouteConfigName, whose clusters that one wants.
-func visitService(bs *builtService, v visit, check bool) []error {
+func visitService(bs *builtService, v visit, check, counted bool) []error {
 	for _, c := range bs.clusters {
 		visitCluster(c.msg, v)
 	}
@@ -117,6 +132,9 @@ func visitService(bs *builtService, v visit, check bool) []error {
 	errs := visitListener(bs.listener.msg, apiName, hcms, v)
 	visitRouteConfiguration(bs.routes.msg, v)
 	visitClusters(bs.vhost, origin{noun: nouns[routesName], name: RouteConfigName}, v)
+	if counted {
+		visitDomains(RouteConfigName, bs.vhost, v)
+	}
 	if !check {
 		return nil
 	}
@@ -128,7 +146,7 @@ func visitService(bs *builtService, v visit, check bool) []error {
 func visitFrame(f *frame, v visit, check bool) []error {
 	errs := visitListener(f.sidecar, sidecarName, connectionManagers, v)
 	v(key{kind: routesName, name: f.routes.GetName()}, false, origin{noun: nouns[routesName], name: f.routes.GetName()})
-	if !check {
+	if !check || f.counted {
 		return nil
 	}
 	return append(errs, duplicateDomains(f.routes)...)

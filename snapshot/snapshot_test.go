@@ -258,12 +258,18 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	}
 }
 
-// BenchmarkBuildIncremental changes one endpoint of one service of 5,000
-// per build: the work should follow the change, not the catalog. Making
-// the model is left out of the time: it is discovery's work, not the
-// Builder's.
+// BenchmarkBuildIncremental changes one endpoint of one service per
+// build, in catalogs of 1,000, 5,000 and 20,000 services: the work should
+// follow the change, not the catalog. Making the model is left out of the
+// time: it is discovery's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {
-	services, desired := world(5000, 10)
+	for _, n := range []int{1000, 5000, 20000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchmarkBuildIncremental(b, n) })
+	}
+}
+
+func benchmarkBuildIncremental(b *testing.B, n int) {
+	services, desired := world(n, 10)
 	routing := weightsOnly(desired)
 	var builder Builder
 	model, err := discovery.NewModel(services)
