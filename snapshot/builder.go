@@ -86,7 +86,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	}
 	snap, d := p.snapshot(routes, sidecar)
 	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
-	if err := b.recount(snap.Resources, p.connectionManagers, built, next, routes.msg, sidecar.msg); err != nil {
+	if err := b.recount(snap.Resources, built, next, routes.msg, sidecar.msg); err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Version = version(d)
@@ -232,7 +232,6 @@ type parts struct {
 	routes      []hashed[*routev3.RouteConfiguration] // the services' own
 	vhosts      []*routev3.VirtualHost
 	vhostFields [][]byte
-	byListener  map[*listenerv3.Listener]*builtService
 	report      Report
 }
 
@@ -245,7 +244,6 @@ func newParts(services int) *parts {
 		routes:      make([]hashed[*routev3.RouteConfiguration], 0, services+1),
 		vhosts:      make([]*routev3.VirtualHost, 0, services),
 		vhostFields: make([][]byte, 0, services),
-		byListener:  make(map[*listenerv3.Listener]*builtService, services),
 	}
 }
 
@@ -258,17 +256,7 @@ func (p *parts) add(bs *builtService) {
 	p.routes = append(p.routes, bs.routes)
 	p.vhosts = append(p.vhosts, bs.vhost)
 	p.vhostFields = append(p.vhostFields, bs.vhostField)
-	p.byListener[bs.listener.msg] = bs
 	p.report.add(bs.svc.Name, bs.report)
-}
-
-// connectionManagers returns those of l: the one its service's listener was
-// built with, which saves decoding it again, or else decoded.
-func (p *parts) connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
-	if bs, ok := p.byListener[l]; ok {
-		return bs.hcms, nil
-	}
-	return connectionManagers(l)
 }
 
 // snapshot returns the gathered resources, each slice sorted by name, and

@@ -22,15 +22,8 @@ import (
 // "a.service.consul" would), so that is checked too. A route configuration
 // that no listener uses is no error, as an unused cluster is none: a
 // client only fetches what it is referred to.
-func Consistent(r Resources) error { return consistent(r, connectionManagers) }
-
-// hcmsFunc returns the HTTP connection managers of a listener.
-type hcmsFunc func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error)
-
-// consistent is Consistent with hcms for connectionManagers: a Builder
-// remembers them rather than decode every listener on every build.
-func consistent(r Resources, hcms hcmsFunc) error {
-	visitAll := func(v visit) []error { return visitResources(r, hcms, v) }
+func Consistent(r Resources) error {
+	visitAll := func(v visit) []error { return visitResources(r, v) }
 	var l ledger
 	l.count(1, r, visitAll)
 	if l.ok() {

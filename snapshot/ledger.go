@@ -8,6 +8,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
 // kind is what a name names, in the consistency check: resources give
@@ -219,9 +220,8 @@ func notGiven(k key, from origin) error {
 // visitResources visits every resource of r and returns the errors of
 // those wrong on their own: a listener whose connection manager cannot be
 // decoded, a route configuration with one virtual host that lists a
-// domain twice (see visitDomains). hcms returns a listener's connection
-// managers.
-func visitResources(r Resources, hcms hcmsFunc, v visit) []error {
+// domain twice (see visitDomains).
+func visitResources(r Resources, v visit) []error {
 	for _, c := range r.Clusters {
 		visitCluster(c, v)
 	}
@@ -230,10 +230,10 @@ func visitResources(r Resources, hcms hcmsFunc, v visit) []error {
 	}
 	var errs []error
 	for _, l := range r.SidecarListeners {
-		errs = append(errs, visitListener(l, sidecarName, hcms, v)...)
+		errs = append(errs, visitListener(l, sidecarName, connectionManagers, v)...)
 	}
 	for _, l := range r.APIListeners {
-		errs = append(errs, visitListener(l, apiName, hcms, v)...)
+		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
 	for _, rc := range r.Routes {
 		visitRouteConfiguration(rc, v)
@@ -268,6 +268,10 @@ func visitAssignment(cla *endpointv3.ClusterLoadAssignment, v visit) {
 	v(key{kind: assignmentName, name: cla.GetClusterName()}, false, from)
 	v(key{kind: edsName, name: cla.GetClusterName()}, true, from)
 }
+
+// hcmsFunc returns the HTTP connection managers of a listener: decoded
+// (connectionManagers), or those a Builder built it with.
+type hcmsFunc func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error)
 
 // visitListener: a listener gives its name, as a listener of kind k, and
 // wants the route configurations its connection managers name; an inline

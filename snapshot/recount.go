@@ -16,8 +16,8 @@ import (
 // whose builtService is new or gone and, when the shared route
 // configuration or the sidecar listener is new, those two. If r is not
 // consistent, it leaves the ledger as it was and returns why, as Consistent
-// would; hcms returns a listener's connection managers.
-func (b *Builder) recount(r Resources, hcms hcmsFunc, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
+// would.
+func (b *Builder) recount(r Resources, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
 	last := b.ledger
 	counted := len(routes.GetVirtualHosts()) > 1
 	gone, came := b.changedServices(built, next)
@@ -59,7 +59,7 @@ func (b *Builder) recount(r Resources, hcms hcmsFunc, built []*builtService, nex
 		b.ledger.okAfter(visitCame) // forgets names only the new resources had
 		b.ledger.broken = 0         // as it was: every count it holds is consistent
 	}
-	if err := consistent(r, hcms); err != nil {
+	if err := Consistent(r); err != nil {
 		return err
 	}
 	return errors.New("the Builder's ledger of names disagrees with the resources (a bug)")

@@ -15,7 +15,7 @@ import (
 // freshLedger counts every name of r from scratch.
 func freshLedger(r Resources) ledger {
 	var l ledger
-	l.count(1, r, func(v visit) []error { return visitResources(r, connectionManagers, v) })
+	l.count(1, r, func(v visit) []error { return visitResources(r, v) })
 	return l
 }
 
@@ -108,14 +108,14 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 		return c.GetName() == "svc-00003/v2"
 	})
 
-	err := b.recount(r, connectionManagers, built, next, b.routes.msg, b.sidecar.msg)
+	err := b.recount(r, built, next, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if err := b.recount(snap.Resources, connectionManagers, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
+	if err := b.recount(snap.Resources, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
 	}
 }
