@@ -23,13 +23,14 @@ import (
 // that no listener uses is no error, as an unused cluster is none: a
 // client only fetches what it is referred to.
 func Consistent(r Resources) error {
-	visitAll := func(v visit) []error { return visitResources(r, v) }
 	var l ledger
-	l.count(1, r, visitAll)
+	l.count(1, r, func(v visit) []error {
+		return visitResources(r, v, make(map[*routev3.VirtualHost]bool, len(r.Routes)))
+	})
 	if l.ok() {
 		return nil
 	}
-	return errors.Join(l.explain(visitAll)...)
+	return errors.Join(l.explain(func(v visit) []error { return visitResources(r, v, nil) })...)
 }
 
 // connectionManagers returns the HTTP connection managers of l: from its

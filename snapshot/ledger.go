@@ -99,24 +99,50 @@ func (l *ledger) names(k key) map[string]tally {
 // made are made for the names of r.
 func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
 	if l.tallies[0] == nil {
-		l.domains = make(map[string]map[string]tally)
-		l.tallies = [domainName]map[string]tally{
-			clusterName:    make(map[string]tally, len(r.Clusters)),
-			assignmentName: make(map[string]tally, len(r.Endpoints)),
-			edsName:        make(map[string]tally, len(r.Clusters)),
-			routesName:     make(map[string]tally, len(r.Routes)),
-			sidecarName:    make(map[string]tally, len(r.SidecarListeners)),
-			apiName:        make(map[string]tally, len(r.APIListeners)),
-		}
+		l.make(r)
 	}
+	var scope string
+	var scoped map[string]tally // the domains of scope: most domains come one scope after another
 	errs := visitAll(func(k key, want bool, _ origin) {
+		var names map[string]tally
+		switch {
+		case k.kind != domainName:
+			names = l.tallies[k.kind]
+		case scoped != nil && k.scope == scope:
+			names = scoped
+		default:
+			scope, scoped = k.scope, l.names(k)
+			names = scoped
+		}
 		if want {
-			l.names(k)[k.name] += sign * oneWanted
+			names[k.name] += sign * oneWanted
 		} else {
-			l.names(k)[k.name] += sign * oneGiven
+			names[k.name] += sign * oneGiven
 		}
 	})
 	l.broken += int(sign) * len(errs)
+}
+
+// make makes l's maps, with room for the names of r.
+func (l *ledger) make(r Resources) {
+	l.tallies = [domainName]map[string]tally{
+		clusterName:    make(map[string]tally, len(r.Clusters)),
+		assignmentName: make(map[string]tally, len(r.Endpoints)),
+		edsName:        make(map[string]tally, len(r.Clusters)),
+		routesName:     make(map[string]tally, len(r.Routes)),
+		sidecarName:    make(map[string]tally, len(r.SidecarListeners)),
+		apiName:        make(map[string]tally, len(r.APIListeners)),
+	}
+	l.domains = make(map[string]map[string]tally)
+	for _, rc := range r.Routes {
+		if vhosts := rc.GetVirtualHosts(); len(vhosts) > 1 {
+			n := 0
+			for _, vh := range vhosts {
+				n += len(vh.GetDomains())
+			}
+			l.domains[rc.GetName()] = make(map[string]tally, n)
+		}
+	}
 }
 
 // ok reports whether every counted name is right; O(names).
@@ -220,8 +246,11 @@ func notGiven(k key, from origin) error {
 // visitResources visits every resource of r and returns the errors of
 // those wrong on their own: a listener whose connection manager cannot be
 // decoded, a route configuration with one virtual host that lists a
-// domain twice (see visitDomains).
-func visitResources(r Resources, v visit) []error {
+// domain twice (see visitDomains). If seen is not nil, a virtual host that
+// several route configurations hold (a service's own and RouteConfigName)
+// wants its clusters only once, which is enough for counting; explaining
+// wants every referrer.
+func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []error {
 	for _, c := range r.Clusters {
 		visitCluster(c, v)
 	}
@@ -236,7 +265,7 @@ func visitResources(r Resources, v visit) []error {
 		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
 	for _, rc := range r.Routes {
-		visitRouteConfiguration(rc, v)
+		visitRouteConfiguration(rc, v, seen)
 		if len(rc.GetVirtualHosts()) > 1 {
 			for _, vh := range rc.GetVirtualHosts() {
 				visitDomains(rc.GetName(), vh, v)
@@ -296,11 +325,18 @@ func visitListener(l *listenerv3.Listener, k kind, hcms hcmsFunc, v visit) []err
 }
 
 // visitRouteConfiguration: a route configuration gives its name and wants
-// its virtual hosts' clusters.
-func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit) {
+// its virtual hosts' clusters, but those of a virtual host in seen, unless
+// seen is nil (see visitResources).
+func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit, seen map[*routev3.VirtualHost]bool) {
 	from := origin{noun: nouns[routesName], name: rc.GetName()}
 	v(key{kind: routesName, name: rc.GetName()}, false, from)
 	for _, vh := range rc.GetVirtualHosts() {
+		if seen != nil {
+			if seen[vh] {
+				continue
+			}
+			seen[vh] = true
+		}
 		visitClusters(vh, from, v)
 	}
 }

@@ -120,7 +120,8 @@ func visitChanges(services []*builtService, f *frame, v visit, check, counted bo
 
 // visitService visits what bs adds to a snapshot: its clusters,
 // assignments, API listener and route configuration, and its virtual host
-// within RouteConfigName, whose clusters that one wants.
+// within RouteConfigName, which wants its clusters only once, as
+// visitResources counts them.
 func visitService(bs *builtService, v visit, check, counted bool) []error {
 	for _, c := range bs.clusters {
 		visitCluster(c.msg, v)
@@ -130,8 +131,7 @@ func visitService(bs *builtService, v visit, check, counted bool) []error {
 	}
 	hcms := func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) { return bs.hcms, nil }
 	errs := visitListener(bs.listener.msg, apiName, hcms, v)
-	visitRouteConfiguration(bs.routes.msg, v)
-	visitClusters(bs.vhost, origin{noun: nouns[routesName], name: RouteConfigName}, v)
+	visitRouteConfiguration(bs.routes.msg, v, nil) // wants bs.vhost's clusters for RouteConfigName too
 	if counted {
 		visitDomains(RouteConfigName, bs.vhost, v)
 	}

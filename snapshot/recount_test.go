@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/policy"
@@ -15,7 +16,7 @@ import (
 // freshLedger counts every name of r from scratch.
 func freshLedger(r Resources) ledger {
 	var l ledger
-	l.count(1, r, func(v visit) []error { return visitResources(r, v) })
+	l.count(1, r, func(v visit) []error { return visitResources(r, v, map[*routev3.VirtualHost]bool{}) })
 	return l
 }
 
