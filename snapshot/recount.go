@@ -12,46 +12,25 @@ import (
 // recount checks the consistency of r, the resources built from next
 // (built's services, in order, nil for those that failed), routes and
 // sidecar (see Consistent), and brings b's ledger from the last build's
-// resources to them. It counts only what changed: the services
-// whose builtService is new or gone and, when the shared route
-// configuration or the sidecar listener is new, those two. If r is not
-// consistent, it leaves the ledger as it was and returns why, as Consistent
-// would.
+// resources to them. It counts only what changed (see ledgerChange). If r
+// is not consistent, it leaves the ledger as it was and returns why, as
+// Consistent would.
 func (b *Builder) recount(r Resources, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
+	c := b.ledgerChange(built, next, routes, sidecar)
 	last := b.ledger
-	counted := len(routes.GetVirtualHosts()) > 1
-	gone, came := b.changedServices(built, next)
-	var goneFrame, cameFrame *frame
-	if routes != b.routes.msg || sidecar != b.sidecar.msg {
-		cameFrame = &frame{routes, sidecar, counted}
-		if b.sidecar.msg != nil {
-			goneFrame = &frame{b.routes.msg, b.sidecar.msg, len(b.routes.msg.GetVirtualHosts()) > 1}
-		}
-	}
-	if goneFrame != nil && goneFrame.counted != cameFrame.counted {
-		// The shared route configuration's domains are counted now and
-		// were not before, or the other way round: count everything anew.
+	if c.anew {
 		b.ledger = ledger{}
-		gone, came, goneFrame = nil, slices.DeleteFunc(slices.Clone(built), func(bs *builtService) bool { return bs == nil }), nil
 	}
 	// What is taken away was counted consistent, so it has no errors of
 	// its own to count again.
-	visitGone := func(v visit) []error { return visitChanges(gone, goneFrame, v, false, counted) }
-	visitCame := func(v visit) []error { return visitChanges(came, cameFrame, v, true, counted) }
-
-	first := b.ledger.tallies[0] == nil
+	visitGone := func(v visit) []error { return visitChanges(c.gone, c.goneFrame, v, false, c.counted) }
+	visitCame := func(v visit) []error { return visitChanges(c.came, c.cameFrame, v, true, c.counted) }
 	b.ledger.count(-1, r, visitGone)
 	b.ledger.count(1, r, visitCame)
-	ok := b.ledger.ok
-	if !first {
-		ok = func() bool {
-			return b.ledger.okAfter(visitGone) && b.ledger.okAfter(visitCame)
-		}
-	}
-	if ok() {
+	if c.anew && b.ledger.ok() || !c.anew && b.ledger.okAfter(visitGone) && b.ledger.okAfter(visitCame) {
 		return nil
 	}
-	if first {
+	if c.anew {
 		b.ledger = last
 	} else {
 		b.ledger.count(-1, r, visitCame)
@@ -63,6 +42,37 @@ func (b *Builder) recount(r Resources, built []*builtService, next map[string]*b
 		return err
 	}
 	return errors.New("the Builder's ledger of names disagrees with the resources (a bug)")
+}
+
+// ledgerChange is what a build takes from and adds to a Builder's ledger.
+type ledgerChange struct {
+	gone, came           []*builtService
+	goneFrame, cameFrame *frame // nil if the frame is unchanged
+	counted              bool   // whether RouteConfigName's domains are counted (see visitDomains)
+	anew                 bool   // whether to count from nothing: came and cameFrame are everything
+}
+
+// ledgerChange returns what changes from the last build to one of next
+// (built's services, in order, nil for those that failed), routes and
+// sidecar: the services whose builtService is new or gone and, if the
+// shared route configuration or the sidecar listener is new, the frame.
+// The first build, and one whose shared route configuration crosses
+// between one virtual host and more (which decides whether its domains are
+// counted), count everything anew.
+func (b *Builder) ledgerChange(built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
+	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
+	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
+	if c.anew {
+		c.came = slices.DeleteFunc(slices.Clone(built), func(bs *builtService) bool { return bs == nil })
+		c.cameFrame = &frame{routes, sidecar}
+		return c
+	}
+	c.gone, c.came = b.changedServices(built, next)
+	if routes != b.routes.msg || sidecar != b.sidecar.msg {
+		c.goneFrame = &frame{b.routes.msg, b.sidecar.msg}
+		c.cameFrame = &frame{routes, sidecar}
+	}
+	return c
 }
 
 // changedServices returns the services of the last build that next no
@@ -100,7 +110,6 @@ func (b *Builder) changedServices(built []*builtService, next map[string]*builtS
 type frame struct {
 	routes  *routev3.RouteConfiguration // every service's virtual host (RouteConfigName)
 	sidecar *listenerv3.Listener
-	counted bool // whether the ledger counts routes' domains (see visitDomains)
 }
 
 // visitChanges visits services and, unless nil, f, as visitResources would
@@ -113,7 +122,7 @@ func visitChanges(services []*builtService, f *frame, v visit, check, counted bo
 		errs = append(errs, visitService(bs, v, check, counted)...)
 	}
 	if f != nil {
-		errs = append(errs, visitFrame(f, v, check)...)
+		errs = append(errs, visitFrame(f, v, check, counted)...)
 	}
 	return errs
 }
@@ -143,11 +152,15 @@ func visitService(bs *builtService, v visit, check, counted bool) []error {
 
 // visitFrame visits f's sidecar listener and its route configuration, but
 // not its virtual hosts, which visitService visits with their services.
-func visitFrame(f *frame, v visit, check bool) []error {
+// If its domains are not counted, they are checked on their own.
+func visitFrame(f *frame, v visit, check, counted bool) []error {
 	errs := visitListener(f.sidecar, sidecarName, connectionManagers, v)
 	v(key{kind: routesName, name: f.routes.GetName()}, false, origin{noun: nouns[routesName], name: f.routes.GetName()})
-	if !check || f.counted {
+	if !check {
 		return nil
 	}
-	return append(errs, duplicateDomains(f.routes)...)
+	if !counted {
+		errs = append(errs, duplicateDomains(f.routes)...)
+	}
+	return errs
 }
