@@ -28,7 +28,8 @@ import (
 // resource like its clusters; the shared one is a new message only when a
 // virtual host changed, and even then only the changed virtual hosts are
 // encoded again. The result is the same as Build's. Its zero value is
-// ready for use; it is not safe for concurrent use.
+// ready for use; it is not safe for concurrent use, and must not be copied
+// after its first Build (its ledger's maps would be shared).
 type Builder struct {
 	services map[string]*builtService
 	routes   hashed[*routev3.RouteConfiguration]
@@ -71,8 +72,6 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		if errs[i] == nil {
 			next[bs.svc.Name] = bs
 			p.add(bs)
-		} else {
-			built[i] = nil
 		}
 	}
 	routes, err := routeConfiguration(&b.buf, b.routes, RouteConfigName, p.vhosts, p.vhostFields)
@@ -86,9 +85,12 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	}
 	snap, d := p.snapshot(routes, sidecar)
 	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
-	if err := b.recount(snap.Resources, built, next, routes.msg, sidecar.msg); err != nil {
+	// Every service built (else Build returned above), so built holds them all.
+	recounted, err := b.recount(snap.Resources, built, next, routes.msg, sidecar.msg)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
+	snap.Report.Recounted = recounted
 	snap.Version = version(d)
 	b.services, b.routes, b.sidecar = next, routes, sidecar
 	return snap, nil

@@ -58,46 +58,40 @@ func connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager,
 	return out, nil
 }
 
-// duplicateDomains reports domains that more than one virtual host of rc lists.
+// duplicateDomains reports the domains that the virtual host of rc, which
+// has at most one, lists more than once, as Envoy would reject it. Those of
+// a route configuration with several virtual hosts are counted in the
+// ledger instead (see visitDomains).
 func duplicateDomains(rc *routev3.RouteConfiguration) []error {
-	if vhs := rc.GetVirtualHosts(); len(vhs) == 1 && len(vhs[0].GetDomains()) <= fewDomains {
-		return repeatedDomains(rc.GetName(), vhs[0])
+	vhs := rc.GetVirtualHosts()
+	if len(vhs) == 0 {
+		return nil
 	}
+	vh := vhs[0]
+	domains := vh.GetDomains()
 	var errs []error
-	n := 0
-	for _, vh := range rc.GetVirtualHosts() {
-		n += len(vh.GetDomains())
+	var seen map[string]bool // made only for many domains
+	if len(domains) > fewDomains {
+		seen = make(map[string]bool, len(domains))
 	}
-	owner := make(map[string]string, n)
-	for _, vh := range rc.GetVirtualHosts() {
-		for _, d := range vh.GetDomains() {
-			if first, ok := owner[d]; ok {
-				errs = append(errs, domainTwice(rc.GetName(), d, first, vh.GetName()))
-				continue
-			}
-			owner[d] = vh.GetName()
+	for i, d := range domains {
+		twice := seen[d]
+		if seen == nil {
+			twice = slices.Contains(domains[:i], d)
+		} else {
+			seen[d] = true
+		}
+		if twice {
+			errs = append(errs, domainTwice(rc.GetName(), d, vh.GetName(), vh.GetName()))
 		}
 	}
 	return errs
 }
 
 // fewDomains is how many domains a virtual host may have for
-// repeatedDomains to compare each with every other rather than make a map:
+// duplicateDomains to compare each with every other rather than make a map:
 // a service's own route configuration has one virtual host, with a few.
 const fewDomains = 16
-
-// repeatedDomains is duplicateDomains of a route configuration named rc
-// whose one virtual host is vh.
-func repeatedDomains(rc string, vh *routev3.VirtualHost) []error {
-	var errs []error
-	domains := vh.GetDomains()
-	for i, d := range domains {
-		if slices.Contains(domains[:i], d) {
-			errs = append(errs, domainTwice(rc, d, vh.GetName(), vh.GetName()))
-		}
-	}
-	return errs
-}
 
 func domainTwice(rc, domain, first, second string) error {
 	return fmt.Errorf("route configuration %q: domain %q is in virtual hosts %q and %q", rc, domain, first, second)

@@ -154,3 +154,25 @@ func mustAnyT(t *testing.T, m proto.Message) *anypb.Any {
 	}
 	return a
 }
+
+// TestConsistentExplainsDomains: a domain in three virtual hosts gets an
+// error for each after the first, and a route configuration listed twice
+// is that one error, not one per domain its copies share.
+func TestConsistentExplainsDomains(t *testing.T) {
+	vh := func(name string, domains ...string) *routev3.VirtualHost {
+		return &routev3.VirtualHost{Name: name, Domains: domains}
+	}
+	rc := &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{vh("a", "x"), vh("b", "x"), vh("c", "x", "y")}}
+	err := Consistent(Resources{Routes: []*routev3.RouteConfiguration{rc}})
+	want := `route configuration "rc": domain "x" is in virtual hosts "a" and "b"` + "\n" +
+		`route configuration "rc": domain "x" is in virtual hosts "a" and "c"`
+	if err == nil || err.Error() != want {
+		t.Errorf("three virtual hosts: Consistent = %v, want\n%s", err, want)
+	}
+
+	rc = &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{vh("a", "x"), vh("b", "y")}}
+	err = Consistent(Resources{Routes: []*routev3.RouteConfiguration{rc, rc}})
+	if want := `route configuration "rc" is listed twice`; err == nil || err.Error() != want {
+		t.Errorf("listed twice: Consistent = %v, want %s", err, want)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 // TestDuplicateDomainsInOneVirtualHost covers route configurations with one
 // virtual host, which duplicateDomains checks without a map while its
-// domains are few.
+// domains are few, and with one otherwise.
 func TestDuplicateDomainsInOneVirtualHost(t *testing.T) {
 	for _, n := range []int{3, fewDomains, fewDomains + 1, 3 * fewDomains} {
 		domains := []string{"a", "b", "a"}

@@ -23,13 +23,19 @@ const (
 	routesName          // a route configuration
 	sidecarName         // a sidecar listener
 	apiName             // an API listener
-	domainName          // a virtual host's domain, within one route configuration (key.scope)
+	domainName          // a virtual host's domain, within one route configuration (key.scope); the last kind
 )
+
+// kinds counts the kinds a ledger keeps one map each of: all but
+// domainName, which it keeps per route configuration.
+const kinds = domainName
 
 // nouns name the resources whose names a kind holds, for "listed twice".
 var nouns = [...]string{
 	clusterName:    "cluster",
 	assignmentName: "ClusterLoadAssignment",
+	edsName:        "EDS service name",
+	domainName:     "domain",
 	routesName:     "route configuration",
 	sidecarName:    "sidecar listener",
 	apiName:        "api listener",
@@ -76,9 +82,9 @@ func (t tally) wrong(k kind) bool {
 // tells whether the new set is consistent by looking only at their names,
 // without checking every resource again. Its zero value is the empty set.
 type ledger struct {
-	tallies [domainName]map[string]tally // a map per kind: smaller, and faster than one keyed by key
-	domains map[string]map[string]tally  // per route configuration
-	broken  int                          // resources found wrong on their own (see visitResources)
+	tallies [kinds]map[string]tally     // a map per kind: smaller, and faster than one keyed by key
+	domains map[string]map[string]tally // per route configuration
+	broken  int                         // resources found wrong on their own (see visitResources)
 }
 
 // names returns the tallies of k's kind (and scope), made if need be.
@@ -125,7 +131,7 @@ func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
 
 // make makes l's maps, with room for the names of r.
 func (l *ledger) make(r Resources) {
-	l.tallies = [domainName]map[string]tally{
+	l.tallies = [kinds]map[string]tally{
 		clusterName:    make(map[string]tally, len(r.Clusters)),
 		assignmentName: make(map[string]tally, len(r.Endpoints)),
 		edsName:        make(map[string]tally, len(r.Clusters)),
@@ -167,10 +173,11 @@ func (l *ledger) ok() bool {
 	return true
 }
 
-// okAfter reports whether l is consistent after counting the resources
-// visitAll visits, given that it was before: only their names can have
-// gone wrong. It forgets the names no resource gives or wants any more.
-func (l *ledger) okAfter(visitAll func(visit) []error) bool {
+// recheck reports whether the names of the resources visitAll visits are
+// right, which is whether l is consistent after counting them if it was
+// before: only their names can have gone wrong. It also forgets those of
+// them that no resource gives or wants any more.
+func (l *ledger) recheck(visitAll func(visit) []error) bool {
 	ok := l.broken == 0
 	visitAll(func(k key, _ bool, _ origin) {
 		names := l.names(k)
@@ -210,8 +217,11 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 		}
 	})
 	for _, k := range order {
+		if k.kind == domainName && l.tallies[routesName][k.scope].given() > 1 {
+			continue // the route configuration is listed twice, which says it all
+		}
 		if len(givers[k]) > 1 {
-			errs = append(errs, givenTwice(k, givers[k]))
+			errs = append(errs, givenTwice(k, givers[k])...)
 		}
 		if len(givers[k]) == 0 {
 			for _, from := range wanters[k] {
@@ -222,13 +232,21 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 	return errs
 }
 
-func givenTwice(k key, givers []origin) error {
-	if k.kind == domainName {
-		return domainTwice(k.scope, k.name, givers[0].vhost, givers[1].vhost)
+// givenTwice explains a name given more than once: a domain once for each
+// virtual host after the first that lists it.
+func givenTwice(k key, givers []origin) []error {
+	if k.kind != domainName {
+		return []error{fmt.Errorf("%s %q is listed twice", nouns[k.kind], k.name)}
 	}
-	return fmt.Errorf("%s %q is listed twice", nouns[k.kind], k.name)
+	var errs []error
+	for _, later := range givers[1:] {
+		errs = append(errs, domainTwice(k.scope, k.name, givers[0].vhost, later.vhost))
+	}
+	return errs
 }
 
+// notGiven explains a name from wants that nothing gives. Only route
+// configurations, clusters, assignments and EDS service names are wanted.
 func notGiven(k key, from origin) error {
 	switch k.kind {
 	case routesName:
@@ -237,10 +255,9 @@ func notGiven(k key, from origin) error {
 		return fmt.Errorf("%s %q (virtual host %q) references cluster %q, which is not served", from.noun, from.name, from.vhost, k.name)
 	case assignmentName:
 		return fmt.Errorf("EDS cluster %q has no ClusterLoadAssignment %q", from.name, k.name)
-	case edsName:
+	default: // edsName
 		return fmt.Errorf("ClusterLoadAssignment %q belongs to no EDS cluster", from.name)
 	}
-	return fmt.Errorf("%s %q refers to %q, which is not served", from.noun, from.name, k.name)
 }
 
 // visitResources visits every resource of r and returns the errors of
@@ -249,7 +266,9 @@ func notGiven(k key, from origin) error {
 // domain twice (see visitDomains). If seen is not nil, a virtual host that
 // several route configurations hold (a service's own and RouteConfigName)
 // wants its clusters only once, which is enough for counting; explaining
-// wants every referrer.
+// wants every referrer. A Builder counts a service's virtual host once in
+// the same way (see visitService): that it holds the very same message in
+// both route configurations is what makes the two counts agree.
 func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []error {
 	for _, c := range r.Clusters {
 		visitCluster(c, v)

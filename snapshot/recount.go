@@ -1,21 +1,19 @@
 package snapshot
 
 import (
-	"errors"
-	"slices"
-
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
 // recount checks the consistency of r, the resources built from next
-// (built's services, in order, nil for those that failed), routes and
-// sidecar (see Consistent), and brings b's ledger from the last build's
+// (built's services, in order), routes and sidecar (see Consistent), and brings b's ledger from the last build's
 // resources to them. It counts only what changed (see ledgerChange). If r
 // is not consistent, it leaves the ledger as it was and returns why, as
-// Consistent would.
-func (b *Builder) recount(r Resources, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) error {
+// Consistent would. Should the ledger find a fault that Consistent does
+// not, it is dropped, to be counted anew on the next build, and recounted
+// is true: a bug, reported rather than left to refuse every build.
+func (b *Builder) recount(r Resources, built []*builtService, next map[string]*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
 	c := b.ledgerChange(built, next, routes, sidecar)
 	last := b.ledger
 	if c.anew {
@@ -27,21 +25,22 @@ func (b *Builder) recount(r Resources, built []*builtService, next map[string]*b
 	visitCame := func(v visit) []error { return visitChanges(c.came, c.cameFrame, v, true, c.counted) }
 	b.ledger.count(-1, r, visitGone)
 	b.ledger.count(1, r, visitCame)
-	if c.anew && b.ledger.ok() || !c.anew && b.ledger.okAfter(visitGone) && b.ledger.okAfter(visitCame) {
-		return nil
+	if c.anew && b.ledger.ok() || !c.anew && b.ledger.recheck(visitGone) && b.ledger.recheck(visitCame) {
+		return false, nil
 	}
 	if c.anew {
 		b.ledger = last
 	} else {
 		b.ledger.count(-1, r, visitCame)
 		b.ledger.count(1, r, visitGone)
-		b.ledger.okAfter(visitCame) // forgets names only the new resources had
+		b.ledger.recheck(visitCame) // forgets names only the new resources had
 		b.ledger.broken = 0         // as it was: every count it holds is consistent
 	}
 	if err := Consistent(r); err != nil {
-		return err
+		return false, err
 	}
-	return errors.New("the Builder's ledger of names disagrees with the resources (a bug)")
+	b.ledger = ledger{}
+	return true, nil
 }
 
 // ledgerChange is what a build takes from and adds to a Builder's ledger.
@@ -53,8 +52,7 @@ type ledgerChange struct {
 }
 
 // ledgerChange returns what changes from the last build to one of next
-// (built's services, in order, nil for those that failed), routes and
-// sidecar: the services whose builtService is new or gone and, if the
+// (built's services, in order), routes and sidecar: the services whose builtService is new or gone and, if the
 // shared route configuration or the sidecar listener is new, the frame.
 // The first build, and one whose shared route configuration crosses
 // between one virtual host and more (which decides whether its domains are
@@ -63,7 +61,7 @@ func (b *Builder) ledgerChange(built []*builtService, next map[string]*builtServ
 	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
 	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
 	if c.anew {
-		c.came = slices.DeleteFunc(slices.Clone(built), func(bs *builtService) bool { return bs == nil })
+		c.came = built
 		c.cameFrame = &frame{routes, sidecar}
 		return c
 	}
@@ -81,9 +79,6 @@ func (b *Builder) ledgerChange(built []*builtService, next map[string]*builtServ
 func (b *Builder) changedServices(built []*builtService, next map[string]*builtService) (gone, came []*builtService) {
 	kept := 0
 	for _, bs := range built {
-		if bs == nil {
-			continue
-		}
 		prev, ok := b.services[bs.svc.Name]
 		if ok {
 			kept++

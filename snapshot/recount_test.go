@@ -38,10 +38,12 @@ func sameTallies(a, b ledger) bool {
 func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 	services, desired := world(40, 4)
 	var b Builder
+	var good *Snapshot // the last build that succeeded
 	steps := []struct {
 		name   string
 		change func()
 		port   uint32
+		reject bool
 	}{
 		{name: "first build", change: func() {}},
 		{name: "an endpoint moves", change: func() { services = withPort(services, 3, 9001) }},
@@ -56,6 +58,13 @@ func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 			again, _ := world(40, 4)
 			services = slices.Insert(slices.Clone(services), 7, again[7])
 		}},
+		// A service whose name is another's Consul DNS name lists that
+		// one's domains again: the build is refused, and the ledger stays
+		// as the last good build left it.
+		{name: "a clashing service comes", change: func() {
+			services = append(slices.Clone(services), discovery.Service{Name: "svc-00001.service.consul", Instances: services[1].Instances})
+		}, reject: true},
+		{name: "it goes", change: func() { services = services[:len(services)-1] }},
 		{name: "the sidecar moves", change: func() {}, port: 15002},
 		{name: "nothing changes", change: func() {}, port: 15002},
 		// With one service, the shared route configuration's domains are
@@ -74,9 +83,19 @@ func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 		}
 		in := Input{Model: model, Routing: weightsOnly(desired), SidecarPort: step.port}
 		snap, err := b.Build(in)
+		if step.reject {
+			if err == nil {
+				t.Fatalf("%s: Build succeeded, want an inconsistency", step.name)
+			}
+			if !sameTallies(b.ledger, freshLedger(good.Resources)) {
+				t.Errorf("%s: a refused build changed the ledger", step.name)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
+		good = snap
 		if !sameTallies(b.ledger, freshLedger(snap.Resources)) {
 			t.Errorf("%s: the Builder's ledger differs from a fresh count", step.name)
 		}
@@ -109,14 +128,36 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 		return c.GetName() == "svc-00003/v2"
 	})
 
-	err := b.recount(r, built, next, b.routes.msg, b.sidecar.msg)
+	_, err := b.recount(r, built, next, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if err := b.recount(snap.Resources, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
+	if _, err := b.recount(snap.Resources, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
+	}
+}
+
+// TestRecountStartsOverWhenItDisagrees spoils the Builder's count of one
+// service's cluster, as a bug in counting would: when that service
+// changes, the ledger finds a fault that a full check does not. The build
+// must go through, say so in its report, and the next build count anew.
+func TestRecountStartsOverWhenItDisagrees(t *testing.T) {
+	services, desired := world(10, 4)
+	var b Builder
+	mustBuildWith(t, &b, services, desired)
+	b.ledger.tallies[clusterName]["svc-00003/v1"] += oneGiven
+
+	services = withPort(services, 3, 9003)
+	snap := mustBuildWith(t, &b, services, desired)
+	if !snap.Report.Recounted {
+		t.Error("Report.Recounted = false after the ledger disagreed")
+	}
+	services = withPort(services, 4, 9004)
+	snap = mustBuildWith(t, &b, services, desired)
+	if snap.Report.Recounted || !sameTallies(b.ledger, freshLedger(snap.Resources)) {
+		t.Errorf("the build after that: Recounted = %v, ledger like a fresh count = %v", snap.Report.Recounted, sameTallies(b.ledger, freshLedger(snap.Resources)))
 	}
 }
