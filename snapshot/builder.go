@@ -31,7 +31,7 @@ import (
 // ready for use; it is not safe for concurrent use, and must not be copied
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
-	services map[string]*builtService
+	services []*builtService // the last build's, sorted by name
 	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
 	ledger   ledger // the names of the last build's resources (see recount)
@@ -60,17 +60,19 @@ type builtService struct {
 	routes     hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
 }
 
+// unbuilt stands for the last build of a service that had none: nothing
+// to reuse. It is only read.
+var unbuilt = new(builtService)
+
 // Build returns the resources for in, reusing what an earlier Build made
 // for services whose inputs are unchanged.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	services := in.Model.Services()
 	built, errs := b.buildServices(services, in.Routing)
-	next := make(map[string]*builtService, len(services))
 	p := newParts(len(services))
 	for i, bs := range built {
 		if errs[i] == nil {
-			next[bs.svc.Name] = bs
 			p.add(bs)
 		}
 	}
@@ -86,35 +88,43 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	snap, d := p.snapshot(routes, sidecar)
 	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
 	// Every service built (else Build returned above), so built holds them all.
-	recounted, err := b.recount(snap.Resources, built, next, routes.msg, sidecar.msg)
+	recounted, err := b.recount(snap.Resources, built, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Report.Recounted = recounted
 	snap.Version = version(d)
-	b.services, b.routes, b.sidecar = next, routes, sidecar
+	b.services, b.routes, b.sidecar = built, routes, sidecar
 	return snap, nil
 }
 
 // buildServices returns service of each of svcs, in order, and the
-// errors.
+// errors. svcs, like b.services, are sorted by name: walking both in step
+// finds each service's last build without a map.
 func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, []error) {
 	built := make([]*builtService, len(svcs))
 	errs := make([]error, len(svcs))
+	last := b.services
 	for i, svc := range svcs {
-		built[i], errs[i] = b.service(&b.buf, svc, routing)
+		for len(last) > 0 && last[0].svc.Name < svc.Name {
+			last = last[1:]
+		}
+		var prev *builtService
+		if len(last) > 0 && last[0].svc.Name == svc.Name {
+			prev = last[0]
+		}
+		built[i], errs[i] = b.service(&b.buf, svc, routing, prev)
 	}
 	return built, errs
 }
 
-// service returns svc's resources: those built last time if its instances
-// and routing are unchanged, else new ones. It only reads b; buf is
-// scratch space for encoding.
-func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing) (*builtService, error) {
+// service returns svc's resources: prev, its last build (nil if none), if
+// its instances and routing are unchanged, else new ones. buf is scratch
+// space for encoding.
+func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing, prev *builtService) (*builtService, error) {
 	r, hasPolicy := routing[svc.Name]
-	prev, ok := b.services[svc.Name]
-	if !ok {
-		prev = &builtService{}
+	if prev == nil {
+		prev = unbuilt
 	} else if prev.hasPolicy == hasPolicy && slices.Equal(prev.svc.Instances, svc.Instances) && routingEqual(prev.routing, r) {
 		return prev, nil
 	}

@@ -118,24 +118,24 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 	snap := mustBuildWith(t, &b, services, desired)
 	before := freshLedger(snap.Resources)
 
-	broken := *b.services["svc-00003"]
+	i := slices.IndexFunc(b.services, func(bs *builtService) bool { return bs.svc.Name == "svc-00003" })
+	broken := *b.services[i]
 	broken.clusters = broken.clusters[:1]
-	next := maps.Clone(b.services)
-	next["svc-00003"] = &broken
-	built := slices.Collect(maps.Values(next))
+	built := slices.Clone(b.services)
+	built[i] = &broken
 	r := snap.Resources
 	r.Clusters = slices.DeleteFunc(slices.Clone(r.Clusters), func(c *clusterv3.Cluster) bool {
 		return c.GetName() == "svc-00003/v2"
 	})
 
-	_, err := b.recount(r, built, next, b.routes.msg, b.sidecar.msg)
+	_, err := b.recount(r, built, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if _, err := b.recount(snap.Resources, slices.Collect(maps.Values(b.services)), b.services, b.routes.msg, b.sidecar.msg); err != nil {
+	if _, err := b.recount(snap.Resources, b.services, b.routes.msg, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
 	}
 }
