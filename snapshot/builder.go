@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -35,6 +34,7 @@ type Builder struct {
 	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
 	ledger   ledger // the names of the last build's resources (see recount)
+	last     *lists // the last build's lists (see Builder.lists)
 	buf      []byte // scratch space for encoding, reused across builds
 }
 
@@ -68,42 +68,53 @@ var unbuilt = new(builtService)
 // for services whose inputs are unchanged.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
-	services := in.Model.Services()
-	built, errs := b.buildServices(services, in.Routing)
-	p := newParts(len(services))
-	for i, bs := range built {
-		if errs[i] == nil {
-			p.add(bs)
-		}
-	}
-	routes, err := routeConfiguration(&b.buf, b.routes, RouteConfigName, p.vhosts, p.vhostFields)
-	errs = append(errs, err)
-	sidecar, err := hashResource(&b.buf, listenerType,
-		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
-		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	built, err := b.buildServices(in.Model.Services(), in.Routing)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	snap, d := p.snapshot(routes, sidecar)
-	snap.Report.UnknownServices = unknownServices(in.Model, in.Routing)
-	// Every service built (else Build returned above), so built holds them all.
+	l := b.lists(built)
+	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostFields)
+	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
+		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
+		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
+	if err := errors.Join(routesErr, sidecarErr); err != nil {
+		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
+	}
+	snap, d := l.snapshot(routes, sidecar)
+	snap.Report = report(built, in)
 	recounted, err := b.recount(snap.Resources, built, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Report.Recounted = recounted
 	snap.Version = version(d)
-	b.services, b.routes, b.sidecar = built, routes, sidecar
+	b.services, b.routes, b.sidecar, b.last = built, routes, sidecar, l
 	return snap, nil
 }
 
-// buildServices returns service of each of svcs, in order, and the
-// errors. svcs, like b.services, are sorted by name: walking both in step
-// finds each service's last build without a map.
-func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, []error) {
+// report returns what an operator should know about built, the services of
+// in's model.
+func report(built []*builtService, in Input) Report {
+	var r Report
+	withPolicy := 0
+	for _, bs := range built {
+		r.add(bs.svc.Name, bs.report)
+		if bs.hasPolicy {
+			withPolicy++
+		}
+	}
+	if withPolicy < len(in.Routing) { // else every policy's service is known
+		r.UnknownServices = unknownServices(in.Model, in.Routing)
+	}
+	return r
+}
+
+// buildServices returns service of each of svcs, in order, or the errors.
+// svcs, like b.services, are sorted by name: walking both in step finds
+// each service's last build without a map.
+func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, error) {
 	built := make([]*builtService, len(svcs))
-	errs := make([]error, len(svcs))
+	var errs []error
 	last := b.services
 	for i, svc := range svcs {
 		for len(last) > 0 && last[0].svc.Name < svc.Name {
@@ -113,9 +124,12 @@ func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]pol
 		if len(last) > 0 && last[0].svc.Name == svc.Name {
 			prev = last[0]
 		}
-		built[i], errs[i] = b.service(&b.buf, svc, routing, prev)
+		var err error
+		if built[i], err = b.service(&b.buf, svc, routing, prev); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return built, errs
+	return built, errors.Join(errs...)
 }
 
 // service returns svc's resources: prev, its last build (nil if none), if
@@ -234,65 +248,4 @@ func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], n
 	}
 	rc.VirtualHosts = vhosts
 	return hashed[*routev3.RouteConfiguration]{rc, routesDigest(rest, fields)}, nil
-}
-
-// parts gathers what every service contributes to one snapshot.
-type parts struct {
-	clusters    []hashed[*clusterv3.Cluster]
-	endpoints   []hashed[*endpointv3.ClusterLoadAssignment]
-	listeners   []hashed[*listenerv3.Listener]
-	routes      []hashed[*routev3.RouteConfiguration] // the services' own
-	vhosts      []*routev3.VirtualHost
-	vhostFields [][]byte
-	report      Report
-}
-
-// newParts returns parts sized for services with two versions each.
-func newParts(services int) *parts {
-	return &parts{
-		clusters:    make([]hashed[*clusterv3.Cluster], 0, 2*services),
-		endpoints:   make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*services),
-		listeners:   make([]hashed[*listenerv3.Listener], 0, services),
-		routes:      make([]hashed[*routev3.RouteConfiguration], 0, services+1),
-		vhosts:      make([]*routev3.VirtualHost, 0, services),
-		vhostFields: make([][]byte, 0, services),
-	}
-}
-
-// add gathers bs. Build adds services in name order, which keeps the
-// virtual hosts and the report sorted.
-func (p *parts) add(bs *builtService) {
-	p.clusters = append(p.clusters, bs.clusters...)
-	p.endpoints = append(p.endpoints, bs.endpoints...)
-	p.listeners = append(p.listeners, bs.listener)
-	p.routes = append(p.routes, bs.routes)
-	p.vhosts = append(p.vhosts, bs.vhost)
-	p.vhostFields = append(p.vhostFields, bs.vhostField)
-	p.report.add(bs.svc.Name, bs.report)
-}
-
-// snapshot returns the gathered resources, each slice sorted by name, and
-// their digests.
-func (p *parts) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, digests) {
-	snap := &Snapshot{Report: p.report}
-	var d digests
-	snap.Clusters, d.clusters = sortedByName(p.clusters, (*clusterv3.Cluster).GetName)
-	snap.Endpoints, d.endpoints = sortedByName(p.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	snap.APIListeners, d.api = sortedByName(p.listeners, (*listenerv3.Listener).GetName)
-	snap.SidecarListeners, d.sidecar = []*listenerv3.Listener{sidecar.msg}, []digest{sidecar.sum}
-	snap.Routes, d.routes = sortedByName(append(p.routes, routes), (*routev3.RouteConfiguration).GetName)
-	return snap, d
-}
-
-// sortedByName sorts items by name and splits them into messages and digests.
-// Services come sorted, but ClusterName's "/" separator does not sort like
-// the service name alone ("a/v1" > "a-b/v1" although "a" < "a-b").
-func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, []digest) {
-	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
-	msgs := make([]M, len(items))
-	sums := make([]digest, len(items))
-	for i, it := range items {
-		msgs[i], sums[i] = it.msg, it.sum
-	}
-	return msgs, sums
 }

@@ -106,6 +106,9 @@ func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 		if fresh.Version != snap.Version {
 			t.Errorf("%s: Builder's version %s, Build's %s", step.name, snap.Version, fresh.Version)
 		}
+		if got, want := listedNames(snap.Resources), listedNames(fresh.Resources); !slices.Equal(got, want) {
+			t.Errorf("%s: the Builder lists\n%v\nBuild lists\n%v", step.name, got, want)
+		}
 	}
 }
 
@@ -160,4 +163,26 @@ func TestRecountStartsOverWhenItDisagrees(t *testing.T) {
 	if snap.Report.Recounted || !sameTallies(b.ledger, freshLedger(snap.Resources)) {
 		t.Errorf("the build after that: Recounted = %v, ledger like a fresh count = %v", snap.Report.Recounted, sameTallies(b.ledger, freshLedger(snap.Resources)))
 	}
+}
+
+// listedNames returns the names of r's resources, list by list, in the
+// order r lists them.
+func listedNames(r Resources) []string {
+	var out []string
+	for _, c := range r.Clusters {
+		out = append(out, "cluster "+c.GetName())
+	}
+	for _, e := range r.Endpoints {
+		out = append(out, "endpoints "+e.GetClusterName())
+	}
+	for _, rc := range r.Routes {
+		out = append(out, "routes "+rc.GetName())
+	}
+	for _, l := range r.SidecarListeners {
+		out = append(out, "sidecar "+l.GetName())
+	}
+	for _, l := range r.APIListeners {
+		out = append(out, "api "+l.GetName())
+	}
+	return out
 }

@@ -1,0 +1,164 @@
+package snapshot
+
+import (
+	"cmp"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// lists are what a build's services add to a snapshot, in the order the
+// snapshot lists them, with their digests: clusters and assignments sorted
+// by name, API listeners and route configurations in service order, which
+// is their names' order too (a service's listener is named after it, its
+// route configuration after RouteConfigName and it). With them go the
+// virtual hosts RouteConfigName holds, and their encodings, in service
+// order. A snapshot shares its lists' slices: they are never changed once
+// made.
+type lists struct {
+	clusters    []*clusterv3.Cluster
+	endpoints   []*endpointv3.ClusterLoadAssignment
+	listeners   []*listenerv3.Listener
+	routes      []*routev3.RouteConfiguration
+	sums        digests // of the above: clusters, endpoints, api, routes
+	vhosts      []*routev3.VirtualHost
+	vhostFields [][]byte
+}
+
+// lists returns the lists of built, the services of a build in name order:
+// the last build's with the changed services' resources put in place of
+// their old ones when that is possible (see patchable), else gathered and
+// sorted anew.
+func (b *Builder) lists(built []*builtService) *lists {
+	if changed, ok := b.patchable(built); ok {
+		return b.last.patched(built, changed)
+	}
+	return gathered(built)
+}
+
+// patchable returns the indexes of the services of built that changed
+// since the last build, and whether its lists can be patched with theirs:
+// no service came or went, and each changed one names its clusters and
+// assignments as before, which leaves every resource where it was in the
+// sorted lists. An endpoint or weight change is such a change; a new
+// version is not. Past an eighth of the services changed, sorting anew
+// costs less than looking each resource up.
+func (b *Builder) patchable(built []*builtService) (changed []int, ok bool) {
+	if b.last == nil || len(built) != len(b.services) {
+		return nil, false
+	}
+	for i, bs := range built {
+		prev := b.services[i]
+		if bs == prev {
+			continue
+		}
+		if bs.svc.Name != prev.svc.Name || len(changed) >= len(built)/8 ||
+			!sameNames(bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
+			!sameNames(bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
+			return nil, false
+		}
+		changed = append(changed, i)
+	}
+	return changed, true
+}
+
+func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
+	return slices.EqualFunc(a, b, func(x, y hashed[M]) bool { return name(x.msg) == name(y.msg) })
+}
+
+// patched returns a copy of l with the resources of the changed services
+// of built (their indexes) in place of their old ones.
+func (l *lists) patched(built []*builtService, changed []int) *lists {
+	out := &lists{
+		clusters:    slices.Clone(l.clusters),
+		endpoints:   slices.Clone(l.endpoints),
+		listeners:   slices.Clone(l.listeners),
+		routes:      slices.Clone(l.routes),
+		vhosts:      slices.Clone(l.vhosts),
+		vhostFields: slices.Clone(l.vhostFields),
+		sums: digests{
+			clusters:  slices.Clone(l.sums.clusters),
+			endpoints: slices.Clone(l.sums.endpoints),
+			api:       slices.Clone(l.sums.api),
+			routes:    slices.Clone(l.sums.routes),
+		},
+	}
+	for _, i := range changed {
+		bs := built[i]
+		out.listeners[i], out.sums.api[i] = bs.listener.msg, bs.listener.sum
+		out.routes[i], out.sums.routes[i] = bs.routes.msg, bs.routes.sum
+		out.vhosts[i], out.vhostFields[i] = bs.vhost, bs.vhostField
+		for _, c := range bs.clusters {
+			j := indexByName(out.clusters, c.msg.GetName(), (*clusterv3.Cluster).GetName)
+			out.clusters[j], out.sums.clusters[j] = c.msg, c.sum
+		}
+		for _, e := range bs.endpoints {
+			j := indexByName(out.endpoints, e.msg.GetClusterName(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
+			out.endpoints[j], out.sums.endpoints[j] = e.msg, e.sum
+		}
+	}
+	return out
+}
+
+// indexByName returns the index of the one of sorted, which holds it,
+// named name.
+func indexByName[M any](sorted []M, name string, nameOf func(M) string) int {
+	i, _ := slices.BinarySearchFunc(sorted, name, func(m M, n string) int { return cmp.Compare(nameOf(m), n) })
+	return i
+}
+
+// gathered returns the lists of built.
+func gathered(built []*builtService) *lists {
+	n := len(built)
+	l := &lists{
+		listeners:   make([]*listenerv3.Listener, n),
+		routes:      make([]*routev3.RouteConfiguration, n),
+		vhosts:      make([]*routev3.VirtualHost, n),
+		vhostFields: make([][]byte, n),
+		sums:        digests{api: make([]digest, n), routes: make([]digest, n)},
+	}
+	clusters := make([]hashed[*clusterv3.Cluster], 0, 2*n)
+	endpoints := make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*n)
+	for i, bs := range built {
+		clusters = append(clusters, bs.clusters...)
+		endpoints = append(endpoints, bs.endpoints...)
+		l.listeners[i], l.sums.api[i] = bs.listener.msg, bs.listener.sum
+		l.routes[i], l.sums.routes[i] = bs.routes.msg, bs.routes.sum
+		l.vhosts[i], l.vhostFields[i] = bs.vhost, bs.vhostField
+	}
+	l.clusters, l.sums.clusters = sortedByName(clusters, (*clusterv3.Cluster).GetName)
+	l.endpoints, l.sums.endpoints = sortedByName(endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	return l
+}
+
+// sortedByName sorts items by name and splits them into messages and digests.
+// Services come sorted, but ClusterName's "/" separator does not sort like
+// the service name alone ("a/v1" > "a-b/v1" although "a" < "a-b").
+func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, []digest) {
+	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
+	msgs := make([]M, len(items))
+	sums := make([]digest, len(items))
+	for i, it := range items {
+		msgs[i], sums[i] = it.msg, it.sum
+	}
+	return msgs, sums
+}
+
+// snapshot returns the resources of l, routes (RouteConfigName, which
+// sorts before every service's own) and sidecar, and their digests.
+func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, digests) {
+	snap := &Snapshot{Resources: Resources{
+		Clusters:         l.clusters,
+		Endpoints:        l.endpoints,
+		APIListeners:     l.listeners,
+		SidecarListeners: []*listenerv3.Listener{sidecar.msg},
+		Routes:           append([]*routev3.RouteConfiguration{routes.msg}, l.routes...),
+	}}
+	d := l.sums
+	d.sidecar = []digest{sidecar.sum}
+	d.routes = append([]digest{routes.sum}, l.sums.routes...)
+	return snap, d
+}
