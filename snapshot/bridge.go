@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,7 +47,6 @@ func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 	if withheld+kept == 0 {
 		return next, nil
 	}
-	bridged.sort()
 	if err := Consistent(bridged); err != nil {
 		return nil, fmt.Errorf("snapshot: bridge is inconsistent: %w", err)
 	}
@@ -174,7 +174,9 @@ func mainRoutes(r Resources) map[string]*routev3.Route {
 
 // keepLeaving adds back to r, with prev's endpoints, every cluster in
 // leaving that next does not route to and that r would remove or leave
-// without serving endpoints. It returns how many it kept.
+// without serving endpoints, keeping r's clusters and assignments sorted.
+// It returns how many it kept. It changes copies of r's lists only: a
+// Builder's later snapshots share them.
 func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int {
 	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
 	prevCLAs := byName(prev.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
@@ -199,6 +201,10 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int
 		}
 		kept++
 	}
+	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+	})
 	return kept
 }
 

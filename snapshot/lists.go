@@ -19,11 +19,14 @@ import (
 // order. A snapshot shares its lists' slices: they are never changed once
 // made.
 type lists struct {
-	clusters    []*clusterv3.Cluster
-	endpoints   []*endpointv3.ClusterLoadAssignment
-	listeners   []*listenerv3.Listener
-	routes      []*routev3.RouteConfiguration
-	sums        digests // of the above: clusters, endpoints, api, routes
+	clusters  []*clusterv3.Cluster
+	endpoints []*endpointv3.ClusterLoadAssignment
+	listeners []*listenerv3.Listener
+	routes    []*routev3.RouteConfiguration
+	// sums are the digests of the above (clusters, endpoints, api,
+	// routes); routes' leave out RouteConfigName and sidecar is empty:
+	// snapshot adds them.
+	sums        digests
 	vhosts      []*routev3.VirtualHost
 	vhostFields [][]byte
 }
@@ -34,7 +37,9 @@ type lists struct {
 // sorted anew.
 func (b *Builder) lists(built []*builtService) *lists {
 	if changed, ok := b.patchable(built); ok {
-		return b.last.patched(built, changed)
+		if l, ok := b.last.patched(built, changed); ok {
+			return l
+		}
 	}
 	return gathered(built)
 }
@@ -43,9 +48,11 @@ func (b *Builder) lists(built []*builtService) *lists {
 // since the last build, and whether its lists can be patched with theirs:
 // no service came or went, and each changed one names its clusters and
 // assignments as before, which leaves every resource where it was in the
-// sorted lists. An endpoint or weight change is such a change; a new
-// version is not. Past an eighth of the services changed, sorting anew
-// costs less than looking each resource up.
+// sorted lists. An endpoint or weight change is such a change; a new or
+// gone version is not, nor is stickiness turned on or off (which adds or
+// removes the service's combined cluster). More than len(built)/8 changed
+// services are gathered and sorted anew, which then costs less than
+// looking each resource up.
 func (b *Builder) patchable(built []*builtService) (changed []int, ok bool) {
 	if b.last == nil || len(built) != len(b.services) {
 		return nil, false
@@ -70,8 +77,13 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 }
 
 // patched returns a copy of l with the resources of the changed services
-// of built (their indexes) in place of their old ones.
-func (l *lists) patched(built []*builtService, changed []int) *lists {
+// of built (their indexes) in place of their old ones, or l itself if
+// none changed. It reports false should a resource not be found where
+// patchable promised, and then the lists are to be gathered anew.
+func (l *lists) patched(built []*builtService, changed []int) (*lists, bool) {
+	if len(changed) == 0 {
+		return l, true
+	}
 	out := &lists{
 		clusters:    slices.Clone(l.clusters),
 		endpoints:   slices.Clone(l.endpoints),
@@ -92,22 +104,27 @@ func (l *lists) patched(built []*builtService, changed []int) *lists {
 		out.routes[i], out.sums.routes[i] = bs.routes.msg, bs.routes.sum
 		out.vhosts[i], out.vhostFields[i] = bs.vhost, bs.vhostField
 		for _, c := range bs.clusters {
-			j := indexByName(out.clusters, c.msg.GetName(), (*clusterv3.Cluster).GetName)
+			j, found := indexByName(out.clusters, c.msg.GetName(), (*clusterv3.Cluster).GetName)
+			if !found {
+				return nil, false
+			}
 			out.clusters[j], out.sums.clusters[j] = c.msg, c.sum
 		}
 		for _, e := range bs.endpoints {
-			j := indexByName(out.endpoints, e.msg.GetClusterName(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
+			j, found := indexByName(out.endpoints, e.msg.GetClusterName(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
+			if !found {
+				return nil, false
+			}
 			out.endpoints[j], out.sums.endpoints[j] = e.msg, e.sum
 		}
 	}
-	return out
+	return out, true
 }
 
-// indexByName returns the index of the one of sorted, which holds it,
-// named name.
-func indexByName[M any](sorted []M, name string, nameOf func(M) string) int {
-	i, _ := slices.BinarySearchFunc(sorted, name, func(m M, n string) int { return cmp.Compare(nameOf(m), n) })
-	return i
+// indexByName returns the index of the one of sorted named name, and
+// whether there is one.
+func indexByName[M any](sorted []M, name string, nameOf func(M) string) (int, bool) {
+	return slices.BinarySearchFunc(sorted, name, func(m M, n string) int { return cmp.Compare(nameOf(m), n) })
 }
 
 // gathered returns the lists of built.

@@ -7,12 +7,13 @@ import (
 )
 
 // recount checks the consistency of r, the resources built from built
-// (services sorted by name), routes and sidecar (see Consistent), and brings b's ledger from the last build's
-// resources to them. It counts only what changed (see ledgerChange). If r
-// is not consistent, it leaves the ledger as it was and returns why, as
-// Consistent would. Should the ledger find a fault that Consistent does
-// not, it is dropped, to be counted anew on the next build, and recounted
-// is true: a bug, reported rather than left to refuse every build.
+// (services sorted by name), routes and sidecar (see Consistent), and
+// brings b's ledger from the last build's resources to them. It counts
+// only what changed (see ledgerChange). If r is not consistent, it leaves
+// the ledger as it was and returns why, as Consistent would. Should the
+// ledger find a fault that Consistent does not, it is dropped, to be
+// counted anew on the next build, and recounted is true: a bug, reported
+// rather than left to refuse every build.
 func (b *Builder) recount(r Resources, built []*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
 	c := b.ledgerChange(built, routes, sidecar)
 	last := b.ledger
@@ -52,8 +53,9 @@ type ledgerChange struct {
 }
 
 // ledgerChange returns what changes from the last build to one of built
-// (services sorted by name), routes and sidecar: the services whose builtService is new or gone and, if the
-// shared route configuration or the sidecar listener is new, the frame.
+// (services sorted by name), routes and sidecar: the services whose
+// builtService is new or gone and, if the shared route configuration or
+// the sidecar listener is new, the frame.
 // The first build, and one whose shared route configuration crosses
 // between one virtual host and more (which decides whether its domains are
 // counted), count everything anew.

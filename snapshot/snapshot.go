@@ -5,7 +5,6 @@
 package snapshot
 
 import (
-	"cmp"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -103,16 +102,4 @@ func unknownServices(model discovery.Model, routing map[string]policy.Routing) [
 	}
 	slices.Sort(unknown)
 	return unknown
-}
-
-// sort orders every resource by name.
-func (r *Resources) sort() {
-	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
-	})
-	byName := func(a, b *listenerv3.Listener) int { return cmp.Compare(a.GetName(), b.GetName()) }
-	slices.SortFunc(r.SidecarListeners, byName)
-	slices.SortFunc(r.APIListeners, byName)
-	slices.SortFunc(r.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.GetName(), b.GetName()) })
 }
