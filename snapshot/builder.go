@@ -68,11 +68,11 @@ var unbuilt = new(builtService)
 // for services whose inputs are unchanged.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
-	built, err := b.buildServices(in.Model.Services(), in.Routing)
+	built, ch, err := b.buildServices(in.Model.Services(), in.Routing)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	l := b.lists(built)
+	l := b.lists(built, ch)
 	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostFields)
 	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
 		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
@@ -82,7 +82,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	}
 	snap, d := l.snapshot(routes, sidecar)
 	snap.Report = report(built, in)
-	recounted, err := b.recount(snap.Resources, built, routes.msg, sidecar.msg)
+	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
@@ -109,27 +109,53 @@ func report(built []*builtService, in Input) Report {
 	return r
 }
 
-// buildServices returns service of each of svcs, in order, or the errors.
-// svcs, like b.services, are sorted by name: walking both in step finds
-// each service's last build without a map.
-func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, error) {
+// buildServices returns service of each of svcs, in order, and how they
+// differ from the last build's, or the errors. svcs, like b.services, are
+// sorted by name: walking both in step finds each service's last build
+// without a map.
+func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, serviceChanges, error) {
 	built := make([]*builtService, len(svcs))
+	ch := serviceChanges{sameSet: true}
 	var errs []error
 	last := b.services
 	for i, svc := range svcs {
 		for len(last) > 0 && last[0].svc.Name < svc.Name {
-			last = last[1:]
+			ch.gone, last, ch.sameSet = append(ch.gone, last[0]), last[1:], false
 		}
 		var prev *builtService
 		if len(last) > 0 && last[0].svc.Name == svc.Name {
-			prev = last[0]
+			prev, last = last[0], last[1:]
 		}
 		var err error
 		if built[i], err = b.service(&b.buf, svc, routing, prev); err != nil {
 			errs = append(errs, err)
 		}
+		ch.add(i, prev, built[i])
 	}
-	return built, errors.Join(errs...)
+	if len(last) > 0 {
+		ch.gone, ch.sameSet = append(ch.gone, last...), false
+	}
+	return built, ch, errors.Join(errs...)
+}
+
+// serviceChanges is how a build's services differ from the last build's.
+type serviceChanges struct {
+	gone    []*builtService // the last build's services that are gone or rebuilt
+	came    []*builtService // the services that are new or rebuilt
+	rebuilt []int           // the indexes, among the build's services, of those rebuilt
+	sameSet bool            // whether no service came or went
+}
+
+// add records that the build's i-th service is bs, whose last build was
+// prev (nil if it had none).
+func (ch *serviceChanges) add(i int, prev, bs *builtService) {
+	switch {
+	case bs == prev:
+	case prev == nil:
+		ch.came, ch.sameSet = append(ch.came, bs), false
+	default:
+		ch.gone, ch.came, ch.rebuilt = append(ch.gone, prev), append(ch.came, bs), append(ch.rebuilt, i)
+	}
 }
 
 // service returns svc's resources: prev, its last build (nil if none), if

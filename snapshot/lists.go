@@ -31,54 +31,48 @@ type lists struct {
 	vhostFields [][]byte
 }
 
-// lists returns the lists of built, the services of a build in name order:
-// the last build's with the changed services' resources put in place of
-// their old ones when that is possible (see patchable), else gathered and
-// sorted anew.
-func (b *Builder) lists(built []*builtService) *lists {
-	if changed, ok := b.patchable(built); ok {
-		if l, ok := b.last.patched(built, changed); ok {
+// lists returns the lists of built, the services of a build in name order,
+// which differ from the last build's by ch: the last build's lists with
+// the rebuilt services' resources put in place of their old ones when
+// that is possible (see patchable), else gathered and sorted anew.
+func (b *Builder) lists(built []*builtService, ch serviceChanges) *lists {
+	if b.patchable(built, ch) {
+		if l, ok := b.last.patched(built, ch.rebuilt); ok {
 			return l
 		}
 	}
 	return gathered(built)
 }
 
-// patchable returns the indexes of the services of built that changed
-// since the last build, and whether its lists can be patched with theirs:
-// no service came or went, and each changed one names its clusters and
-// assignments as before, which leaves every resource where it was in the
-// sorted lists. An endpoint or weight change is such a change; a new or
-// gone version is not, nor is stickiness turned on or off (which adds or
-// removes the service's combined cluster). More than len(built)/8 changed
-// services are gathered and sorted anew, which then costs less than
-// looking each resource up.
-func (b *Builder) patchable(built []*builtService) (changed []int, ok bool) {
-	if b.last == nil || len(built) != len(b.services) {
-		return nil, false
+// patchable reports whether the last build's lists can be patched with
+// the rebuilt services' resources: no service came or went, and each
+// rebuilt one names its clusters and assignments as before, which leaves
+// every resource where it was in the sorted lists. An endpoint or weight
+// change is such a change; a new or gone version is not, nor is
+// stickiness turned on or off (which adds or removes the service's
+// combined cluster). More than len(built)/8 rebuilt services are gathered
+// and sorted anew, which then costs less than looking each resource up.
+func (b *Builder) patchable(built []*builtService, ch serviceChanges) bool {
+	if b.last == nil || !ch.sameSet || len(ch.rebuilt) > len(built)/8 {
+		return false
 	}
-	for i, bs := range built {
-		prev := b.services[i]
-		if bs == prev {
-			continue
-		}
-		if bs.svc.Name != prev.svc.Name || len(changed) >= len(built)/8 ||
-			!sameNames(bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
+	for k, i := range ch.rebuilt {
+		bs, prev := built[i], ch.gone[k] // with no service gone, gone holds the rebuilt ones' last builds, in order
+		if !sameNames(bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
 			!sameNames(bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
-			return nil, false
+			return false
 		}
-		changed = append(changed, i)
 	}
-	return changed, true
+	return true
 }
 
 func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 	return slices.EqualFunc(a, b, func(x, y hashed[M]) bool { return name(x.msg) == name(y.msg) })
 }
 
-// patched returns a copy of l with the resources of the changed services
+// patched returns a copy of l with the resources of the rebuilt services
 // of built (their indexes) in place of their old ones, or l itself if
-// none changed. It reports false should a resource not be found where
+// none was rebuilt. It reports false should a resource not be found where
 // patchable promised, and then the lists are to be gathered anew.
 func (l *lists) patched(built []*builtService, changed []int) (*lists, bool) {
 	if len(changed) == 0 {

@@ -7,15 +7,16 @@ import (
 )
 
 // recount checks the consistency of r, the resources built from built
-// (services sorted by name), routes and sidecar (see Consistent), and
+// (services sorted by name, which differ from the last build's by ch),
+// routes and sidecar (see Consistent), and
 // brings b's ledger from the last build's resources to them. It counts
 // only what changed (see ledgerChange). If r is not consistent, it leaves
 // the ledger as it was and returns why, as Consistent would. Should the
 // ledger find a fault that Consistent does not, it is dropped, to be
 // counted anew on the next build, and recounted is true: a bug, reported
 // rather than left to refuse every build.
-func (b *Builder) recount(r Resources, built []*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
-	c := b.ledgerChange(built, routes, sidecar)
+func (b *Builder) recount(r Resources, built []*builtService, ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
+	c := b.ledgerChange(built, ch, routes, sidecar)
 	last := b.ledger
 	if c.anew {
 		b.ledger = ledger{}
@@ -53,13 +54,13 @@ type ledgerChange struct {
 }
 
 // ledgerChange returns what changes from the last build to one of built
-// (services sorted by name), routes and sidecar: the services whose
-// builtService is new or gone and, if the shared route configuration or
-// the sidecar listener is new, the frame.
+// (whose services differ from the last build's by ch), routes and
+// sidecar: the services whose builtService is new or gone and, if the
+// shared route configuration or the sidecar listener is new, the frame.
 // The first build, and one whose shared route configuration crosses
 // between one virtual host and more (which decides whether its domains are
 // counted), count everything anew.
-func (b *Builder) ledgerChange(built []*builtService, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
+func (b *Builder) ledgerChange(built []*builtService, ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
 	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
 	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
 	if c.anew {
@@ -67,36 +68,12 @@ func (b *Builder) ledgerChange(built []*builtService, routes *routev3.RouteConfi
 		c.cameFrame = &frame{routes, sidecar}
 		return c
 	}
-	c.gone, c.came = b.changedServices(built)
+	c.gone, c.came = ch.gone, ch.came
 	if routes != b.routes.msg || sidecar != b.sidecar.msg {
 		c.goneFrame = &frame{b.routes.msg, b.sidecar.msg}
 		c.cameFrame = &frame{routes, sidecar}
 	}
 	return c
-}
-
-// changedServices returns the services of the last build that built no
-// longer has, or has rebuilt, and those of built that the last build had
-// not. Both lists are sorted by name, and walked in step.
-func (b *Builder) changedServices(built []*builtService) (gone, came []*builtService) {
-	last := b.services
-	for _, bs := range built {
-		for len(last) > 0 && last[0].svc.Name < bs.svc.Name {
-			gone, last = append(gone, last[0]), last[1:]
-		}
-		var prev *builtService
-		if len(last) > 0 && last[0].svc.Name == bs.svc.Name {
-			prev, last = last[0], last[1:]
-		}
-		if prev == bs {
-			continue
-		}
-		came = append(came, bs)
-		if prev != nil {
-			gone = append(gone, prev)
-		}
-	}
-	return append(gone, last...), came
 }
 
 // frame is what a snapshot has besides its services' resources.

@@ -131,14 +131,15 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 		return c.GetName() == "svc-00003/v2"
 	})
 
-	_, err := b.recount(r, built, b.routes.msg, b.sidecar.msg)
+	ch := serviceChanges{gone: []*builtService{b.services[i]}, came: []*builtService{&broken}, rebuilt: []int{i}, sameSet: true}
+	_, err := b.recount(r, built, ch, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if _, err := b.recount(snap.Resources, b.services, b.routes.msg, b.sidecar.msg); err != nil {
+	if _, err := b.recount(snap.Resources, b.services, serviceChanges{sameSet: true}, b.routes.msg, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
 	}
 }
