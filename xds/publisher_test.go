@@ -174,6 +174,20 @@ func settledPublisher(t *testing.T, debounce time.Duration) (*Publisher, *Metric
 	return p, m
 }
 
+// expectPublishes lets a second pass and fails unless p then serves the
+// model of port and made want publishes since it had made published.
+func expectPublishes(t *testing.T, p *Publisher, m *Metrics, port uint32, published, want float64) {
+	t.Helper()
+	time.Sleep(time.Second)
+	synctest.Wait()
+	if !serves(t, p, portModel(t, port))() {
+		t.Fatalf("the last change (port %d) is not served a second after it", port)
+	}
+	if got := testutil.ToFloat64(m.Publishes) - published; got != want {
+		t.Errorf("the changes caused %v publishes, want %v", got, want)
+	}
+}
+
 // TestPublisherGathersASpreadBurst checks that a burst spread over longer
 // than Debounce is still two pushes: its first change at once, and the
 // rest once changes stopped coming for a quarter of Debounce.
@@ -191,14 +205,7 @@ func TestPublisherGathersASpreadBurst(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 			p.Update(portModel(t, port))
 		}
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if !serves(t, p, portModel(t, 9028))() {
-			t.Fatal("the burst's last change is not served a second after it")
-		}
-		if got := testutil.ToFloat64(m.Publishes) - published; got != 2 {
-			t.Errorf("a burst spread over 1.4 s caused %v publishes, want 2", got)
-		}
+		expectPublishes(t, p, m, 9028, published, 2)
 	})
 }
 
@@ -218,14 +225,7 @@ func TestPublisherDoesNotHoldASlowStream(t *testing.T) {
 			time.Sleep(400 * time.Millisecond)
 			p.Update(portModel(t, port))
 		}
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if !serves(t, p, portModel(t, 9007))() {
-			t.Fatal("the stream's last change is not served")
-		}
-		if got := testutil.ToFloat64(m.Publishes) - published; got != 4 {
-			t.Errorf("8 changes 400 ms apart caused %v publishes, want 4", got)
-		}
+		expectPublishes(t, p, m, 9007, published, 4)
 	})
 }
 
@@ -270,14 +270,7 @@ func TestPublisherBuildsABurstsFirstChangeWithinDebounce(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if !serves(t, p, portModel(t, 9100))() {
-			t.Fatal("the burst's last change is not served")
-		}
-		if got := testutil.ToFloat64(m.Publishes) - published; got != 2 {
-			t.Errorf("a burst of 100 changes over 100 ms caused %v publishes, want 2", got)
-		}
+		expectPublishes(t, p, m, 9100, published, 2)
 	})
 }
 
