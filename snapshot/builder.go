@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -47,17 +46,17 @@ type hashed[M resource] struct {
 
 // builtService is one service's inputs and what was built from them.
 type builtService struct {
-	svc        discovery.Service
-	routing    policy.Routing
-	hasPolicy  bool
-	report     serviceReport
-	clusters   []hashed[*clusterv3.Cluster]
-	endpoints  []hashed[*endpointv3.ClusterLoadAssignment]
-	listener   hashed[*listenerv3.Listener]
-	hcms       []*hcmv3.HttpConnectionManager // listener's one, for the consistency check
-	vhost      *routev3.VirtualHost
-	vhostField []byte                              // vhost as a virtual_hosts field, see virtualHostField
-	routes     hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
+	svc       discovery.Service
+	routing   policy.Routing
+	hasPolicy bool
+	report    serviceReport
+	clusters  []hashed[*clusterv3.Cluster]
+	endpoints []hashed[*endpointv3.ClusterLoadAssignment]
+	listener  hashed[*listenerv3.Listener]
+	hcms      []*hcmv3.HttpConnectionManager // listener's one, for the consistency check
+	vhost     *routev3.VirtualHost
+	vhostSum  digest                              // of vhost
+	routes    hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
 }
 
 // unbuilt stands for the last build of a service that had none: nothing
@@ -73,21 +72,21 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	l := b.lists(built, ch)
-	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostFields)
+	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostSum)
 	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
 		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
 	if err := errors.Join(routesErr, sidecarErr); err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	snap, d := l.snapshot(routes, sidecar)
+	snap, sums := l.snapshot(routes, sidecar)
 	snap.Report = report(built, in)
 	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Report.Recounted = recounted
-	snap.Version = version(d)
+	snap.Version = sums.version()
 	b.services, b.routes, b.sidecar, b.last = built, routes, sidecar, l
 	return snap, nil
 }
@@ -182,9 +181,10 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 	if bs.listener.msg != prev.listener.msg {
 		bs.hcms = []*hcmv3.HttpConnectionManager{hcm}
 	}
-	bs.vhost, bs.vhostField, errs[3] = virtualHost(buf, out.vhost, prev)
-	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName,
-		[]*routev3.VirtualHost{bs.vhost}, [][]byte{bs.vhostField})
+	bs.vhost, bs.vhostSum, errs[3] = virtualHost(buf, out.vhost, prev)
+	var vhostSum digestSum
+	vhostSum.add(&bs.vhostSum)
+	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, []*routev3.VirtualHost{bs.vhost}, vhostSum)
 	return bs, errors.Join(errs[:]...)
 }
 
@@ -235,43 +235,44 @@ func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string,
 }
 
 // virtualHost returns prev's virtual host if it encodes like vh, else vh,
-// validated; and its encoding as a virtual_hosts field. buf is scratch
-// space for encoding.
-func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, []byte, error) {
-	field, err := virtualHostField(vh, buf)
+// validated; and its digest. buf is scratch space for encoding.
+func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, digest, error) {
+	sum, b, err := digestOf(vh, *buf)
+	*buf = b
 	if err != nil {
-		return nil, nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
+		return nil, digest{}, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
-	if bytes.Equal(field, prev.vhostField) {
-		return prev.vhost, prev.vhostField, nil
+	if prev.vhost != nil && sum == prev.vhostSum {
+		return prev.vhost, prev.vhostSum, nil
 	}
 	if err := vh.ValidateAll(); err != nil {
-		return nil, nil, fmt.Errorf("%s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
+		return nil, digest{}, fmt.Errorf("%s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
-	return vh, field, nil
+	return vh, sum, nil
 }
 
-// routeConfiguration returns the route configuration name holding vhosts:
-// last if it holds these very virtual hosts, else a new one. fields are the
-// virtual hosts' encodings (see virtualHostField); they were validated with
-// their services, so neither they nor unchanged ones are encoded again.
-// buf is scratch space for encoding.
-func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, fields [][]byte) (hashed[*routev3.RouteConfiguration], error) {
-	if last.msg != nil && last.msg.GetName() == name && slices.Equal(last.msg.GetVirtualHosts(), vhosts) {
-		return last, nil
-	}
+// routeConfiguration returns the route configuration name holding vhosts,
+// whose digests add up to vhostSum: last if it is the same, else a new
+// one. The virtual hosts were validated with their services, so neither
+// they nor unchanged ones are encoded again. buf is scratch space for
+// encoding.
+func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, vhostSum digestSum) (hashed[*routev3.RouteConfiguration], error) {
 	// Validate and encode the other fields before the virtual hosts join
 	// them: rc is nobody else's yet, and this saves copying it without them
 	// (see withoutVirtualHosts).
 	rc := envoy.RouteConfiguration(name, nil)
-	if err := rc.ValidateAll(); err != nil {
-		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
-	}
 	rest, err := envoy.AppendDeterministic((*buf)[:0], rc)
 	*buf = rest
 	if err != nil {
 		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}
+	sum := routesDigest(rest, vhostSum)
+	if last.msg != nil && last.sum == sum {
+		return last, nil
+	}
+	if err := rc.ValidateAll(); err != nil {
+		return hashed[*routev3.RouteConfiguration]{}, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
+	}
 	rc.VirtualHosts = vhosts
-	return hashed[*routev3.RouteConfiguration]{rc, routesDigest(rest, fields)}, nil
+	return hashed[*routev3.RouteConfiguration]{rc, sum}, nil
 }

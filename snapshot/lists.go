@@ -11,24 +11,23 @@ import (
 )
 
 // lists are what a build's services add to a snapshot, in the order the
-// snapshot lists them, with their digests: clusters and assignments sorted
-// by name, API listeners and route configurations in service order, which
-// is their names' order too (a service's listener is named after it, its
-// route configuration after RouteConfigName and it). With them go the
-// virtual hosts RouteConfigName holds, and their encodings, in service
-// order. A snapshot shares its lists' slices: they are never changed once
+// snapshot lists them, with the sums of their digests: clusters and
+// assignments sorted by name, API listeners and route configurations in
+// service order, which is their names' order too (a service's listener is
+// named after it, its route configuration after RouteConfigName and it).
+// With them go the virtual hosts RouteConfigName holds, in service order,
+// and the sum of their digests. A snapshot shares its lists' slices: they are never changed once
 // made.
 type lists struct {
 	clusters  []*clusterv3.Cluster
 	endpoints []*endpointv3.ClusterLoadAssignment
 	listeners []*listenerv3.Listener
 	routes    []*routev3.RouteConfiguration
-	// sums are the digests of the above (clusters, endpoints, api,
-	// routes); routes' leave out RouteConfigName and sidecar is empty:
-	// snapshot adds them.
-	sums        digests
-	vhosts      []*routev3.VirtualHost
-	vhostFields [][]byte
+	// sums add up the digests of the above; snapshot adds the sidecar
+	// listener's and RouteConfigName's.
+	sums     typeSums
+	vhosts   []*routev3.VirtualHost
+	vhostSum digestSum // of vhosts
 }
 
 // lists returns the lists of built, the services of a build in name order,
@@ -37,7 +36,7 @@ type lists struct {
 // that is possible (see patchable), else gathered and sorted anew.
 func (b *Builder) lists(built []*builtService, ch serviceChanges) *lists {
 	if b.patchable(built, ch) {
-		if l, ok := b.last.patched(built, ch.rebuilt); ok {
+		if l, ok := b.last.patched(built, ch); ok {
 			return l
 		}
 	}
@@ -70,49 +69,53 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 	return slices.EqualFunc(a, b, func(x, y hashed[M]) bool { return name(x.msg) == name(y.msg) })
 }
 
-// patched returns a copy of l with the resources of the rebuilt services
-// of built (their indexes) in place of their old ones, or l itself if
-// none was rebuilt. It reports false should a resource not be found where
-// patchable promised, and then the lists are to be gathered anew.
-func (l *lists) patched(built []*builtService, changed []int) (*lists, bool) {
-	if len(changed) == 0 {
+// patched returns a copy of l with the resources of ch's rebuilt
+// services of built in place of their old ones, or l itself if none was
+// rebuilt; the sums lose the old resources' digests and gain the new ones'.
+// It reports false should a resource not be found where patchable
+// promised, and then the lists are to be gathered anew.
+func (l *lists) patched(built []*builtService, ch serviceChanges) (*lists, bool) {
+	if len(ch.rebuilt) == 0 {
 		return l, true
 	}
 	out := &lists{
-		clusters:    slices.Clone(l.clusters),
-		endpoints:   slices.Clone(l.endpoints),
-		listeners:   slices.Clone(l.listeners),
-		routes:      slices.Clone(l.routes),
-		vhosts:      slices.Clone(l.vhosts),
-		vhostFields: slices.Clone(l.vhostFields),
-		sums: digests{
-			clusters:  slices.Clone(l.sums.clusters),
-			endpoints: slices.Clone(l.sums.endpoints),
-			api:       slices.Clone(l.sums.api),
-			routes:    slices.Clone(l.sums.routes),
-		},
+		clusters:  slices.Clone(l.clusters),
+		endpoints: slices.Clone(l.endpoints),
+		listeners: slices.Clone(l.listeners),
+		routes:    slices.Clone(l.routes),
+		sums:      l.sums,
+		vhosts:    slices.Clone(l.vhosts),
+		vhostSum:  l.vhostSum,
 	}
-	for _, i := range changed {
-		bs := built[i]
-		out.listeners[i], out.sums.api[i] = bs.listener.msg, bs.listener.sum
-		out.routes[i], out.sums.routes[i] = bs.routes.msg, bs.routes.sum
-		out.vhosts[i], out.vhostFields[i] = bs.vhost, bs.vhostField
-		for _, c := range bs.clusters {
-			j, found := indexByName(out.clusters, c.msg.GetName(), (*clusterv3.Cluster).GetName)
-			if !found {
-				return nil, false
-			}
-			out.clusters[j], out.sums.clusters[j] = c.msg, c.sum
-		}
-		for _, e := range bs.endpoints {
-			j, found := indexByName(out.endpoints, e.msg.GetClusterName(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
-			if !found {
-				return nil, false
-			}
-			out.endpoints[j], out.sums.endpoints[j] = e.msg, e.sum
+	for k, i := range ch.rebuilt {
+		bs, prev := built[i], ch.gone[k] // as in patchable
+		out.listeners[i] = bs.listener.msg
+		out.sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
+		out.routes[i] = bs.routes.msg
+		out.sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
+		out.vhosts[i] = bs.vhost
+		out.vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
+		if !patch(out.clusters, &out.sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
+			!patch(out.endpoints, &out.sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
+			return nil, false
 		}
 	}
 	return out, true
+}
+
+// patch puts each of rebuilt in place of the one of sorted with its name,
+// and swaps its digest for that of old, the same-named resources it
+// replaces, in sum. It reports false if one is not found.
+func patch[M resource](sorted []M, sum *digestSum, rebuilt, old []hashed[M], name func(M) string) bool {
+	for j, r := range rebuilt {
+		at, found := indexByName(sorted, name(r.msg), name)
+		if !found {
+			return false
+		}
+		sorted[at] = r.msg
+		sum.swap(&old[j].sum, &r.sum)
+	}
+	return true
 }
 
 // indexByName returns the index of the one of sorted named name, and
@@ -125,42 +128,46 @@ func indexByName[M any](sorted []M, name string, nameOf func(M) string) (int, bo
 func gathered(built []*builtService) *lists {
 	n := len(built)
 	l := &lists{
-		listeners:   make([]*listenerv3.Listener, n),
-		routes:      make([]*routev3.RouteConfiguration, n),
-		vhosts:      make([]*routev3.VirtualHost, n),
-		vhostFields: make([][]byte, n),
-		sums:        digests{api: make([]digest, n), routes: make([]digest, n)},
+		listeners: make([]*listenerv3.Listener, n),
+		routes:    make([]*routev3.RouteConfiguration, n),
+		vhosts:    make([]*routev3.VirtualHost, n),
 	}
 	clusters := make([]hashed[*clusterv3.Cluster], 0, 2*n)
 	endpoints := make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*n)
 	for i, bs := range built {
 		clusters = append(clusters, bs.clusters...)
 		endpoints = append(endpoints, bs.endpoints...)
-		l.listeners[i], l.sums.api[i] = bs.listener.msg, bs.listener.sum
-		l.routes[i], l.sums.routes[i] = bs.routes.msg, bs.routes.sum
-		l.vhosts[i], l.vhostFields[i] = bs.vhost, bs.vhostField
+		l.listeners[i] = bs.listener.msg
+		l.sums.listeners.add(&bs.listener.sum)
+		l.routes[i] = bs.routes.msg
+		l.sums.routes.add(&bs.routes.sum)
+		l.vhosts[i] = bs.vhost
+		l.vhostSum.add(&bs.vhostSum)
 	}
 	l.clusters, l.sums.clusters = sortedByName(clusters, (*clusterv3.Cluster).GetName)
 	l.endpoints, l.sums.endpoints = sortedByName(endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	return l
 }
 
-// sortedByName sorts items by name and splits them into messages and digests.
-// Services come sorted, but ClusterName's "/" separator does not sort like
-// the service name alone ("a/v1" > "a-b/v1" although "a" < "a-b").
-func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, []digest) {
+// sortedByName sorts items by name and returns their messages and the sum
+// of their digests. Services come sorted, but ClusterName's "/" separator
+// does not sort like the service name alone ("a/v1" > "a-b/v1" although
+// "a" < "a-b").
+func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, digestSum) {
 	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
 	msgs := make([]M, len(items))
-	sums := make([]digest, len(items))
-	for i, it := range items {
-		msgs[i], sums[i] = it.msg, it.sum
+	var sum digestSum
+	for i := range items {
+		msgs[i] = items[i].msg
+		sum.add(&items[i].sum)
 	}
-	return msgs, sums
+	return msgs, sum
 }
 
 // snapshot returns the resources of l, routes (RouteConfigName, which
-// sorts before every service's own) and sidecar, and their digests.
-func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, digests) {
+// sorts before every service's own) and sidecar, and the sums of their
+// digests.
+func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, typeSums) {
 	snap := &Snapshot{Resources: Resources{
 		Clusters:         l.clusters,
 		Endpoints:        l.endpoints,
@@ -168,8 +175,8 @@ func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar has
 		SidecarListeners: []*listenerv3.Listener{sidecar.msg},
 		Routes:           append([]*routev3.RouteConfiguration{routes.msg}, l.routes...),
 	}}
-	d := l.sums
-	d.sidecar = []digest{sidecar.sum}
-	d.routes = append([]digest{routes.sum}, l.sums.routes...)
-	return snap, d
+	sums := l.sums
+	sums.listeners.add(&sidecar.sum)
+	sums.routes.add(&routes.sum)
+	return snap, sums
 }
