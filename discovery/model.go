@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -97,7 +98,31 @@ func (s Service) ServingCount() map[string]int {
 // empty model, ready for use.
 type Model struct {
 	services []Service // sorted by name
+	history  history
 }
+
+// history is where a model came from: the models before it, each made
+// from the one before by Next, and which services differ between each and
+// the next. Every model made by NewModel or Next has its own id.
+type history struct {
+	id    uint64 // 0 for the zero Model
+	steps []step // oldest first, the last one's model is this one's parent
+}
+
+// step is one model of a history, and the services that differ between
+// it and the model made after it.
+type step struct {
+	id      uint64
+	changed []string // sorted
+}
+
+// maxHistory is how many models back ChangedSince looks: enough for the
+// models a consumer skips between two looks (a debounced build skips those
+// of a burst), few enough that what a model keeps of its past stays small.
+const maxHistory = 64
+
+// modelIDs numbers the models.
+var modelIDs atomic.Uint64
 
 // NewModel returns a Model holding copies of services, sorted by name, with each
 // service's instances sorted by ID. Callers validate names before; NewModel only
@@ -114,7 +139,71 @@ func NewModel(services []Service) (Model, error) {
 			return Model{}, fmt.Errorf("service %q is listed twice", out[i].Name)
 		}
 	}
-	return Model{services: out}, nil
+	return Model{services: out, history: history{id: modelIDs.Add(1)}}, nil
+}
+
+// Next returns next, as the model that follows m: it holds next's
+// services, sharing those whose instances are as in m with m, and
+// remembers which services differ, so that a consumer that used m (or a
+// model before it) learns from ChangedSince which services to look at
+// rather than comparing every one. If nothing differs, it returns m.
+// Sources call it with every new model they make.
+func (m Model) Next(next Model) Model {
+	out := make([]Service, 0, len(next.services))
+	var changed []string
+	old := m.services
+	for _, svc := range next.services {
+		for len(old) > 0 && old[0].Name < svc.Name {
+			changed, old = append(changed, old[0].Name), old[1:] // gone
+		}
+		var prev *Service
+		if len(old) > 0 && old[0].Name == svc.Name {
+			prev, old = &old[0], old[1:]
+		}
+		if prev != nil && slices.Equal(prev.Instances, svc.Instances) {
+			out = append(out, *prev)
+			continue
+		}
+		out, changed = append(out, svc), append(changed, svc.Name) // new or changed
+	}
+	for _, gone := range old {
+		changed = append(changed, gone.Name)
+	}
+	if m.history.id == 0 { // the zero Model: no history to keep
+		return Model{services: out, history: history{id: modelIDs.Add(1)}}
+	}
+	if len(changed) == 0 {
+		return m
+	}
+	steps := m.history.steps[max(0, len(m.history.steps)-maxHistory+1):]
+	steps = append(slices.Clip(steps), step{m.history.id, changed}) // changed is sorted, as both lists are
+	return Model{services: out, history: history{id: modelIDs.Add(1), steps: steps}}
+}
+
+// ChangedSince returns the names of the services whose instances may
+// differ between earlier and m, sorted, and true; or false when m did not
+// come from earlier through at most maxHistory calls of Next, and only
+// comparing every service tells.
+func (m Model) ChangedSince(earlier Model) ([]string, bool) {
+	if earlier.history.id == 0 {
+		return nil, false
+	}
+	if earlier.history.id == m.history.id {
+		return nil, true
+	}
+	steps := m.history.steps
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].id != earlier.history.id {
+			continue
+		}
+		var changed []string
+		for _, st := range steps[i:] {
+			changed = append(changed, st.changed...)
+		}
+		slices.Sort(changed)
+		return slices.Compact(changed), true
+	}
+	return nil, false
 }
 
 // Services returns the services sorted by name. The slice must not be modified.
@@ -131,6 +220,9 @@ func (m Model) Service(name string) (Service, bool) {
 
 // Equal reports whether m and o hold the same services and instances.
 func (m Model) Equal(o Model) bool {
+	if m.history.id != 0 && m.history.id == o.history.id {
+		return true
+	}
 	return slices.EqualFunc(m.services, o.services, func(a, b Service) bool {
 		return a.Name == b.Name && slices.Equal(a.Instances, b.Instances)
 	})

@@ -1,9 +1,11 @@
 package snapshot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -30,11 +32,16 @@ import (
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
 	services []*builtService // the last build's, sorted by name
-	routes   hashed[*routev3.RouteConfiguration]
-	sidecar  hashed[*listenerv3.Listener]
-	ledger   ledger // the names of the last build's resources (see recount)
-	last     *lists // the last build's lists (see Builder.lists)
-	buf      []byte // scratch space for encoding, reused across builds
+	model    discovery.Model // the last build's
+	routing  map[string]policy.Routing
+	noted    []*builtService // the last build's services with findings to report, sorted by name
+	// withPolicy is how many of the last build's services have a policy.
+	withPolicy int
+	routes     hashed[*routev3.RouteConfiguration]
+	sidecar    hashed[*listenerv3.Listener]
+	ledger     ledger // the names of the last build's resources (see recount)
+	last       *lists // the last build's lists (see Builder.lists)
+	buf        []byte // scratch space for encoding, reused across builds
 }
 
 // hashed is a validated resource with the digest of its deterministic
@@ -64,10 +71,14 @@ type builtService struct {
 var unbuilt = new(builtService)
 
 // Build returns the resources for in, reusing what an earlier Build made
-// for services whose inputs are unchanged.
+// for services whose inputs are unchanged. When in.Model came from the last
+// build's model by discovery.Model.Next, and in.Routing is that build's
+// map or differs from it for few services, only the services that changed
+// are looked at: the work follows the change, not the catalog, but for
+// copying the lists of resources into the snapshot.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
-	built, ch, err := b.buildServices(in.Model.Services(), in.Routing)
+	built, ch, err := b.buildServices(in)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
@@ -80,27 +91,51 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	snap, sums := l.snapshot(routes, sidecar)
-	snap.Report = report(built, in)
+	noted, withPolicy := b.notedAfter(ch), b.withPolicy+ch.withPolicy()
+	snap.Report = report(noted, withPolicy, in)
 	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
 	snap.Report.Recounted = recounted
 	snap.Version = sums.version()
-	b.services, b.routes, b.sidecar, b.last = built, routes, sidecar, l
+	b.services, b.model, b.routing, b.routes, b.sidecar, b.last = built, in.Model, in.Routing, routes, sidecar, l
+	b.noted, b.withPolicy = noted, withPolicy
 	return snap, nil
 }
 
-// report returns what an operator should know about built, the services of
-// in's model.
-func report(built []*builtService, in Input) Report {
-	var r Report
-	withPolicy := 0
-	for _, bs := range built {
-		r.add(bs.svc.Name, bs.report)
-		if bs.hasPolicy {
-			withPolicy++
+// notedAfter returns the services with findings to report after a build
+// whose services differ from the last build's by ch, in name order.
+func (b *Builder) notedAfter(ch serviceChanges) []*builtService {
+	var came []*builtService
+	for _, bs := range ch.came {
+		if bs.report.any() {
+			came = append(came, bs)
 		}
+	}
+	if len(b.noted) == 0 && len(came) == 0 {
+		return nil
+	}
+	gone := make(map[*builtService]bool, len(ch.gone))
+	for _, bs := range ch.gone {
+		gone[bs] = true
+	}
+	noted := slices.DeleteFunc(slices.Clone(b.noted), func(bs *builtService) bool { return gone[bs] })
+	noted = append(noted, came...)
+	slices.SortFunc(noted, byServiceName)
+	return noted
+}
+
+func byServiceName(a, b *builtService) int { return cmp.Compare(a.svc.Name, b.svc.Name) }
+
+// report returns what an operator should know about a build: the findings
+// of noted, its services that have any, in name order, and the services
+// that have a policy but that in's model does not know, unless all
+// withPolicy of its services have a policy.
+func report(noted []*builtService, withPolicy int, in Input) Report {
+	var r Report
+	for _, bs := range noted {
+		r.add(bs.svc.Name, bs.report)
 	}
 	if withPolicy < len(in.Routing) { // else every policy's service is known
 		r.UnknownServices = unknownServices(in.Model, in.Routing)
@@ -108,11 +143,98 @@ func report(built []*builtService, in Input) Report {
 	return r
 }
 
-// buildServices returns service of each of svcs, in order, and how they
-// differ from the last build's, or the errors. svcs, like b.services, are
-// sorted by name: walking both in step finds each service's last build
-// without a map.
-func (b *Builder) buildServices(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, serviceChanges, error) {
+// buildServices returns the build of each of in's services, in name order,
+// and how they differ from the last build's, or the errors. It looks only
+// at the services that may have changed when it can tell which (see
+// changedSince and rebuilt), else at all of them.
+func (b *Builder) buildServices(in Input) ([]*builtService, serviceChanges, error) {
+	if names, ok := b.changedSince(in); ok {
+		if built, ch, ok, err := b.rebuilt(names, in); ok {
+			return built, ch, err
+		}
+	}
+	return b.buildAll(in.Model.Services(), in.Routing)
+}
+
+// changedSince returns the names of the services whose instances or
+// routing may differ from the last build's, and whether it could tell.
+func (b *Builder) changedSince(in Input) ([]string, bool) {
+	if b.last == nil {
+		return nil, false
+	}
+	names, ok := in.Model.ChangedSince(b.model)
+	if !ok {
+		return nil, false
+	}
+	names = append(names, changedRouting(b.routing, in.Routing)...)
+	slices.Sort(names)
+	return slices.Compact(names), true
+}
+
+// changedRouting returns, in no order, the services whose routing differs
+// between last and next: none if they are the same map, which a caller of
+// Build does not change afterwards (see Input.Routing).
+func changedRouting(last, next map[string]policy.Routing) []string {
+	if sameMap(last, next) {
+		return nil
+	}
+	var changed []string
+	kept := 0
+	for name, r := range next {
+		l, ok := last[name]
+		if ok {
+			kept++
+		}
+		if !ok || !routingEqual(l, r) {
+			changed = append(changed, name)
+		}
+	}
+	if kept < len(last) {
+		for name := range last {
+			if _, ok := next[name]; !ok {
+				changed = append(changed, name)
+			}
+		}
+	}
+	return changed
+}
+
+// sameMap reports whether a and b are the very same map (or both nil).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// rebuilt returns the build of each of in's services when only those
+// named, sorted, may differ from the last build's: the last build's
+// services, with those named built again. It reports false, building
+// nothing, when one of them came or went, which moves the others.
+func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceChanges, bool, error) {
+	built := slices.Clone(b.services)
+	ch := serviceChanges{sameSet: true}
+	var errs []error
+	for _, name := range names {
+		i, found := slices.BinarySearchFunc(built, name, func(bs *builtService, name string) int { return cmp.Compare(bs.svc.Name, name) })
+		svc, known := in.Model.Service(name)
+		if found != known {
+			return nil, serviceChanges{}, false, nil
+		}
+		if !found { // a policy of a service discovery does not know
+			continue
+		}
+		var err error
+		prev := built[i]
+		if built[i], err = b.service(&b.buf, svc, in.Routing, prev); err != nil {
+			errs = append(errs, err)
+		}
+		ch.add(i, prev, built[i])
+	}
+	return built, ch, true, errors.Join(errs...)
+}
+
+// buildAll returns the build of each of svcs and how they differ from the
+// last build's, or the errors. svcs, like b.services, are sorted by name:
+// walking both in step finds each service's last build without a map.
+func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, serviceChanges, error) {
 	built := make([]*builtService, len(svcs))
 	ch := serviceChanges{sameSet: true}
 	var errs []error
@@ -157,6 +279,23 @@ func (ch *serviceChanges) add(i int, prev, bs *builtService) {
 	}
 }
 
+// withPolicy returns how many more of the build's services than of the
+// last build's have a policy.
+func (ch *serviceChanges) withPolicy() int {
+	n := 0
+	for _, bs := range ch.came {
+		if bs.hasPolicy {
+			n++
+		}
+	}
+	for _, bs := range ch.gone {
+		if bs.hasPolicy {
+			n--
+		}
+	}
+	return n
+}
+
 // service returns svc's resources: prev, its last build (nil if none), if
 // its instances and routing are unchanged, else new ones. buf is scratch
 // space for encoding.
@@ -192,7 +331,7 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 // of reflect.DeepEqual's cost, which Build would pay for every service.
 // TestRoutingEqualComparesEveryField fails when policy adds a field.
 func routingEqual(a, b policy.Routing) bool {
-	return maps.Equal(a.Weights, b.Weights) &&
+	return (sameMap(a.Weights, b.Weights) || maps.Equal(a.Weights, b.Weights)) &&
 		slices.EqualFunc(a.Matches, b.Matches, func(x, y policy.MatchRoute) bool {
 			return x.Version == y.Version && slices.Equal(x.Conditions, y.Conditions)
 		}) &&

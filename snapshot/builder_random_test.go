@@ -42,7 +42,7 @@ func TestBuilderAgreesWithBuildOnRandomChanges(t *testing.T) {
 		var names [][]string
 		for step := range 40 {
 			w.change(rng)
-			in := w.input(t)
+			in := w.input(t, rng)
 			got, gotErr := b.Build(in)
 			want, wantErr := Build(in)
 			where := fmt.Sprintf("seed %d step %d", seed, step)
@@ -118,6 +118,11 @@ type randomWorld struct {
 	services map[string]discovery.Service
 	routing  map[string]policy.Routing
 	port     uint32
+	// model and routed are the last input's; routingChanged is whether
+	// routing has changed since.
+	model          discovery.Model
+	routed         map[string]policy.Routing
+	routingChanged bool
 }
 
 func newRandomWorld(rng *rand.Rand) *randomWorld {
@@ -169,6 +174,7 @@ func (w *randomWorld) change(rng *rand.Rand) {
 			r := w.routing[name]
 			r.Weights = policy.Weights{"v1": policy.Weight(rng.IntN(10001)), "v2": policy.Weight(rng.IntN(10001))}
 			w.routing[name] = r
+			w.routingChanged = true
 		case 5:
 			r := w.routing[name]
 			if r.Sticky == nil {
@@ -177,16 +183,29 @@ func (w *randomWorld) change(rng *rand.Rand) {
 				r.Sticky = nil
 			}
 			w.routing[name] = r
+			w.routingChanged = true
 		default:
 			w.port = uint32(rng.IntN(3)) * 15001
 		}
 	}
 }
 
-func (w *randomWorld) input(t *testing.T) Input {
+// input returns the world as a Build's input. Mostly its model follows
+// the last input's (discovery.Model.Next), which tells a Builder what
+// changed, and its routing is the last input's very map unless routing
+// changed; sometimes both are new, and a Builder compares every service.
+func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 	model, err := discovery.NewModel(slices.Collect(maps.Values(w.services)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Input{Model: model, Routing: maps.Clone(w.routing), SidecarPort: w.port}
+	fresh := rng.IntN(4) == 0
+	if !fresh {
+		model = w.model.Next(model)
+	}
+	if fresh || w.routingChanged || w.routed == nil {
+		w.routed, w.routingChanged = maps.Clone(w.routing), false
+	}
+	w.model = model
+	return Input{Model: model, Routing: w.routed, SidecarPort: w.port}
 }

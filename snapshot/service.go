@@ -31,6 +31,11 @@ type serviceReport struct {
 	unservedMatches []string // match route versions without serving instances
 }
 
+// any reports whether r has a finding.
+func (r serviceReport) any() bool {
+	return len(r.unserved) > 0 || r.noServing || len(r.duplicates) > 0 || len(r.unservedMatches) > 0
+}
+
 // buildService returns a cluster and endpoints per version of svc (and the
 // combined cluster of a sticky service) and the virtual host routing to
 // them: match routes first, in policy order, then the catch-all route, then

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -258,36 +259,50 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	}
 }
 
-// BenchmarkBuildIncremental changes one endpoint of one service per
-// build, in catalogs of 1,000, 5,000 and 20,000 services: the work should
-// follow the change, not the catalog. Making the model is left out of the
-// time: it is discovery's work, not the Builder's.
+// BenchmarkBuildIncremental changes one service per build, in catalogs
+// of 1,000, 5,000 and 20,000 services, half of them with a policy: an
+// instance moves to another port (discovery's model follows the last one,
+// see discovery.Model.Next, and the routing is the very map of the last
+// build) or a service's weights change (the policy engine's new routing
+// map, which the Builder compares with the last one policy by policy).
+// The work should follow the change, not the catalog. Making the model and
+// the routing is left out of the time: it is discovery's and the policy
+// engine's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {
-	for _, n := range []int{1000, 5000, 20000} {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchmarkBuildIncremental(b, n) })
+	for _, change := range []string{"endpoint", "weights"} {
+		for _, n := range []int{1000, 5000, 20000} {
+			b.Run(fmt.Sprintf("change=%s/services=%d", change, n), func(b *testing.B) { benchmarkBuildIncremental(b, n, change) })
+		}
 	}
 }
 
-func benchmarkBuildIncremental(b *testing.B, n int) {
+func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 	services, desired := world(n, 10)
 	routing := weightsOnly(desired)
-	var builder Builder
 	model, err := discovery.NewModel(services)
 	if err != nil {
 		b.Fatal(err)
 	}
+	var builder Builder
 	if _, err := builder.Build(Input{Model: model, Routing: routing}); err != nil {
 		b.Fatal(err)
 	}
-	port := uint32(20000)
+	step := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		port++
-		services = withPort(services, int(port)%len(services), port)
-		model, err := discovery.NewModel(services)
-		if err != nil {
-			b.Fatal(err)
+		step++
+		switch change {
+		case "endpoint":
+			services = withPort(services, step%n, uint32(20000+step))
+			next, err := discovery.NewModel(services)
+			if err != nil {
+				b.Fatal(err)
+			}
+			model = model.Next(next)
+		case "weights":
+			routing = maps.Clone(routing)
+			routing[services[2*step%n].Name] = policy.Routing{Weights: policy.Weights{"v1": policy.Weight(step % 10001), "v2": policy.Weight(10000 - step%10001)}}
 		}
 		b.StartTimer()
 		if _, err := builder.Build(Input{Model: model, Routing: routing}); err != nil {

@@ -158,7 +158,10 @@ func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
 			sink.Reject(err)
 			continue
 		}
-		if !ok || (emitted && last.Equal(m)) {
+		if !ok {
+			continue
+		}
+		if m = last.Next(m); emitted && m.Equal(last) {
 			continue
 		}
 		if !emitted {

@@ -66,6 +66,7 @@ func (st *state) load() {
 	}
 	wasRejected := st.rejected != ""
 	st.rejected = ""
+	m = st.applied.Next(m) // tells consumers which services changed
 	if st.hasApplied && m.Equal(st.applied) && !wasRejected {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,31 @@ func TestSourceFollowsEdits(t *testing.T) {
 	writeRename(t, path, catalog("e"))
 	writeRename(t, path, catalog("f"))
 	sink.wantUpdate(t, "f")
+}
+
+// TestSourceTellsWhatChanged: each model follows the one before
+// (discovery.Model.Next), so a consumer learns which services an edit
+// changed without comparing them all.
+func TestSourceTellsWhatChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	two := func(alphaPort, betaPort int) string {
+		return fmt.Sprintf("services:\n  - name: alpha\n    instances: [{id: a1, address: 127.0.0.1, port: %d}]\n"+
+			"  - name: beta\n    instances: [{id: b1, address: 127.0.0.1, port: %d}]\n", alphaPort, betaPort)
+	}
+	writeInPlace(t, path, two(9100, 9200))
+	sink := start(t, path)
+	first, ok := sink.next(t).(discovery.Model)
+	if !ok {
+		t.Fatal("the first delivery is not a model")
+	}
+	writeRename(t, path, two(9100, 9201))
+	second, ok := sink.next(t).(discovery.Model)
+	if !ok {
+		t.Fatal("the second delivery is not a model")
+	}
+	if changed, ok := second.ChangedSince(first); !ok || !slices.Equal(changed, []string{"beta"}) {
+		t.Errorf("ChangedSince(first) = %q, %v; want [beta], true", changed, ok)
+	}
 }
 
 func TestSourceFileRemoved(t *testing.T) {
