@@ -42,8 +42,10 @@ import (
 func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 	bridged := next.Resources
 	withheld := withholdNew(&bridged, prev.Resources)
-	leaving := slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged), stillRouted)
-	kept := keepLeaving(&bridged, prev.Resources, leaving, RoutedClusters(next.Resources))
+	leaving := func() []string {
+		return slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged), stillRouted)
+	}
+	kept := keepLeaving(&bridged, prev.Resources, leaving, func() []string { return RoutedClusters(next.Resources) })
 	if withheld+kept == 0 {
 		return next, nil
 	}
@@ -62,19 +64,29 @@ func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 // dropped (its requests follow the catch-all route, as they did in prev). A
 // catch-all route left with no cluster takes prev's catch-all route of the
 // same virtual host instead; a virtual host that prev did not have is new,
-// and nothing routes to it yet. A route configuration with nothing to
-// withhold stays the very message it was, so that a service's own route
-// configuration (see ServiceRouteConfigName) that a change does not touch
-// is neither encoded nor sent again. It returns how many routes it changed.
+// and nothing routes to it yet. A route configuration or virtual host with
+// nothing to withhold stays the very message it was, so that a service's
+// own route configuration (see ServiceRouteConfigName) that a change does
+// not touch is neither encoded nor sent again. It returns how many routes
+// it changed.
+//
+// Only what prev did not serve is looked at: a route configuration or
+// virtual host that prev served as the very same message names no cluster
+// prev does not, so a change of one service costs the walk over the
+// messages, not a look at every route.
 func withholdNew(r *Resources, prev Resources) int {
-	known := ReferencedClusters(prev)
-	prevRoutes := mainRoutes(prev)
+	w := &withholder{prev: prev}
 	changed := 0
-	routes := slices.Clone(r.Routes)
-	for i, rc := range routes {
-		out, n := withholdIn(rc, known, prevRoutes)
-		routes[i] = out
-		changed += n
+	var routes []*routev3.RouteConfiguration
+	for i, rc := range r.Routes {
+		out, n := w.withholdIn(rc)
+		if n == 0 {
+			continue
+		}
+		if routes == nil {
+			routes = slices.Clone(r.Routes)
+		}
+		routes[i], changed = out, changed+n
 	}
 	if changed > 0 {
 		r.Routes = routes
@@ -82,42 +94,172 @@ func withholdNew(r *Resources, prev Resources) int {
 	return changed
 }
 
+// withholder finds what prev served, building its indexes only when a
+// new message needs them.
+type withholder struct {
+	prev       Resources
+	prevRCs    map[string]*routev3.RouteConfiguration
+	prevVhosts map[*routev3.RouteConfiguration]map[string]*routev3.VirtualHost
+	known      []string                  // ReferencedClusters(prev), once needed
+	mainRoutes map[string]*routev3.Route // mainRoutes(prev), once needed
+}
+
 // withholdIn returns rc, or a copy of it with the routes withhold changes,
-// and how many it changed.
-func withholdIn(rc *routev3.RouteConfiguration, known []string, prevRoutes map[string]*routev3.Route) (*routev3.RouteConfiguration, int) {
-	out := proto.Clone(rc).(*routev3.RouteConfiguration)
+// and how many it changed. The copy shares the virtual hosts it does not
+// change.
+func (w *withholder) withholdIn(rc *routev3.RouteConfiguration) (*routev3.RouteConfiguration, int) {
+	prevRC := w.prevRC(rc.GetName())
+	if rc == prevRC {
+		return rc, 0
+	}
+	var vhosts []*routev3.VirtualHost
 	changed := 0
-	for _, vh := range out.GetVirtualHosts() {
-		kept := make([]*routev3.Route, 0, len(vh.GetRoutes()))
-		for _, route := range vh.GetRoutes() {
-			r, withheld := withhold(route, known, prevRoutes[vh.GetName()])
-			if withheld {
-				changed++
-			}
-			if r != nil {
-				kept = append(kept, r)
-			}
+	for i, vh := range rc.GetVirtualHosts() {
+		prevVH := w.prevVhost(prevRC, i, vh.GetName())
+		if vh == prevVH || !w.namesUnknown(vh, prevVH) {
+			continue
 		}
-		vh.Routes = kept
+		out, n := w.withholdInHost(vh, prevVH)
+		if n == 0 {
+			continue
+		}
+		if vhosts == nil {
+			vhosts = slices.Clone(rc.GetVirtualHosts())
+		}
+		vhosts[i], changed = out, changed+n
 	}
 	if changed == 0 {
 		return rc, 0
 	}
+	out := withoutVirtualHosts(rc)
+	out.VirtualHosts = vhosts
 	return out, changed
+}
+
+// withholdInHost returns a copy of vh with the routes withhold changes,
+// and how many it changed. prevVH is prev's virtual host of that name, if
+// it had one.
+func (w *withholder) withholdInHost(vh, prevVH *routev3.VirtualHost) (*routev3.VirtualHost, int) {
+	out := proto.Clone(vh).(*routev3.VirtualHost)
+	prevMain := w.prevMainRoute(vh.GetName(), prevVH)
+	kept := make([]*routev3.Route, 0, len(out.GetRoutes()))
+	changed := 0
+	for _, route := range out.GetRoutes() {
+		r, withheld := withhold(route, w.isKnown, prevMain)
+		if withheld {
+			changed++
+		}
+		if r != nil {
+			kept = append(kept, r)
+		}
+	}
+	out.Routes = kept
+	return out, changed
+}
+
+// namesUnknown reports whether a route of vh other than the warming route
+// names a cluster that no route of prev names. prevVH, prev's virtual host
+// of that name, is looked at first: it names most of the clusters vh does.
+func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
+	for _, route := range vh.GetRoutes() {
+		if route.GetName() == envoy.WarmingRouteName {
+			continue
+		}
+		for _, c := range routeClusterNames(route) {
+			if !namesCluster(prevVH, c) && !w.isKnown(c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// routeClusterNames returns the clusters route sends traffic to, whatever
+// their weight.
+func routeClusterNames(route *routev3.Route) []string {
+	if c := route.GetRoute().GetCluster(); c != "" {
+		return []string{c}
+	}
+	var names []string
+	for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
+		names = append(names, wc.GetName())
+	}
+	return names
+}
+
+// namesCluster reports whether a route of vh (nil: none) names cluster.
+func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
+	for _, route := range vh.GetRoutes() {
+		if slices.Contains(routeClusterNames(route), cluster) {
+			return true
+		}
+	}
+	return false
+}
+
+// isKnown reports whether a route of prev names cluster.
+func (w *withholder) isKnown(cluster string) bool {
+	if w.known == nil {
+		w.known = ReferencedClusters(w.prev)
+	}
+	_, found := slices.BinarySearch(w.known, cluster)
+	return found
+}
+
+// prevRC returns prev's route configuration named name, or nil.
+func (w *withholder) prevRC(name string) *routev3.RouteConfiguration {
+	if w.prevRCs == nil {
+		w.prevRCs = byName(w.prev.Routes, (*routev3.RouteConfiguration).GetName)
+	}
+	return w.prevRCs[name]
+}
+
+// prevVhost returns the virtual host of prevRC (nil: none) named name, or
+// nil; it is mostly at index i, where the new one is.
+func (w *withholder) prevVhost(prevRC *routev3.RouteConfiguration, i int, name string) *routev3.VirtualHost {
+	vhosts := prevRC.GetVirtualHosts()
+	if i < len(vhosts) && vhosts[i].GetName() == name {
+		return vhosts[i]
+	}
+	if prevRC == nil {
+		return nil
+	}
+	if w.prevVhosts == nil {
+		w.prevVhosts = map[*routev3.RouteConfiguration]map[string]*routev3.VirtualHost{}
+	}
+	if w.prevVhosts[prevRC] == nil {
+		w.prevVhosts[prevRC] = byName(vhosts, (*routev3.VirtualHost).GetName)
+	}
+	return w.prevVhosts[prevRC][name]
+}
+
+// prevMainRoute returns prev's catch-all route of the virtual host named
+// vhost: that of prevVH, prev's in the same route configuration, or else
+// of any route configuration of prev; nil if prev has none.
+func (w *withholder) prevMainRoute(vhost string, prevVH *routev3.VirtualHost) *routev3.Route {
+	if prevVH != nil {
+		if main := mainRoute(prevVH); main != nil {
+			return main
+		}
+	}
+	if w.mainRoutes == nil {
+		w.mainRoutes = mainRoutes(w.prev)
+	}
+	return w.mainRoutes[vhost]
 }
 
 // withhold returns route without traffic to clusters that are not known:
 // with fewer weighted clusters (changed in place: route is a clone),
 // replaced by prevMain, or nil when it is a match route to drop. withheld
 // reports whether it changed anything.
-func withhold(route *routev3.Route, known []string, prevMain *routev3.Route) (out *routev3.Route, withheld bool) {
+func withhold(route *routev3.Route, known func(string) bool, prevMain *routev3.Route) (out *routev3.Route, withheld bool) {
 	if route.GetName() == envoy.WarmingRouteName {
 		return route, false
 	}
 	action := route.GetRoute()
 	if c := action.GetCluster(); c != "" {
 		switch {
-		case slices.Contains(known, c):
+		case known(c):
 			return route, false
 		case isMatchRoute(route):
 			return nil, true
@@ -146,58 +288,74 @@ func isMatchRoute(route *routev3.Route) bool {
 	return strings.HasPrefix(route.GetName(), matchRoutePrefix)
 }
 
-func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []string) []*routev3.WeightedCluster_ClusterWeight {
+func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known func(string) bool) []*routev3.WeightedCluster_ClusterWeight {
 	var kept []*routev3.WeightedCluster_ClusterWeight
 	for _, c := range clusters {
-		if slices.Contains(known, c.GetName()) {
+		if known(c.GetName()) {
 			kept = append(kept, c)
 		}
 	}
 	return kept
 }
 
-// mainRoutes returns the catch-all route of every virtual host (neither a
-// match route nor the warming route), by virtual host name.
+// mainRoutes returns the catch-all route of every virtual host (see
+// mainRoute), by virtual host name.
 func mainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
 	for _, rc := range r.Routes {
 		for _, vh := range rc.GetVirtualHosts() {
-			for _, route := range vh.GetRoutes() {
-				if route.GetName() != envoy.WarmingRouteName && !isMatchRoute(route) {
-					m[vh.GetName()] = route
-				}
+			if main := mainRoute(vh); main != nil {
+				m[vh.GetName()] = main
 			}
 		}
 	}
 	return m
 }
 
-// keepLeaving adds back to r, with prev's endpoints, every cluster in
-// leaving that next does not route to and that r would remove or leave
-// without serving endpoints, keeping r's clusters and assignments sorted.
-// It returns how many it kept. It changes copies of r's lists only: a
-// Builder's later snapshots share them.
-func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int {
+// mainRoute returns vh's catch-all route: its last route that is neither a
+// match route nor the warming route, or nil.
+func mainRoute(vh *routev3.VirtualHost) *routev3.Route {
+	var main *routev3.Route
+	for _, route := range vh.GetRoutes() {
+		if route.GetName() != envoy.WarmingRouteName && !isMatchRoute(route) {
+			main = route
+		}
+	}
+	return main
+}
+
+// keepLeaving adds back to r, with prev's endpoints, every cluster that
+// leaving() names and routedNext() does not, and that r would remove or
+// leave without serving endpoints, keeping r's clusters and assignments
+// sorted. It returns how many it kept. It changes copies of r's lists
+// only: a Builder's later snapshots share them. Only the clusters r
+// removes or whose assignment it changes to one without serving endpoints
+// are candidates; leaving and routedNext, which walk every route, are
+// asked for only when there is one.
+func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []string) int {
+	candidates := leavingCandidates(*r, prev)
+	if len(candidates) == 0 {
+		return 0
+	}
+	stillRouted := slices.Clone(leaving())
+	slices.Sort(stillRouted)
+	routed := routedNext()
 	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
-	prevCLAs := byName(prev.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	nextClusters := byName(r.Clusters, (*clusterv3.Cluster).GetName)
-	nextCLAs := byName(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	r.Clusters = slices.Clone(r.Clusters)
 	r.Endpoints = slices.Clone(r.Endpoints)
 	kept := 0
-	slices.Sort(leaving)
-	for _, name := range slices.Compact(leaving) {
-		if slices.Contains(routedNext, name) || prevCLAs[name] == nil {
+	for _, c := range candidates {
+		if _, ok := slices.BinarySearch(stillRouted, c.name); !ok {
 			continue
 		}
-		switch {
-		case nextClusters[name] == nil:
-			r.Clusters = append(r.Clusters, prevClusters[name])
-			r.Endpoints = append(r.Endpoints, prevCLAs[name])
-		case !hasServing(nextCLAs[name]):
-			r.Endpoints[slices.Index(r.Endpoints, nextCLAs[name])] = prevCLAs[name]
-		default:
+		if _, ok := slices.BinarySearch(routed, c.name); ok {
 			continue
+		}
+		if c.at < 0 {
+			r.Clusters = append(r.Clusters, prevClusters[c.name])
+			r.Endpoints = append(r.Endpoints, c.prev)
+		} else {
+			r.Endpoints[c.at] = c.prev
 		}
 		kept++
 	}
@@ -206,6 +364,46 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int
 		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
 	})
 	return kept
+}
+
+// leavingCandidate is a cluster of prev that r removes (at < 0) or whose
+// assignment, r's at index at, has no serving endpoints; prev is prev's
+// assignment.
+type leavingCandidate struct {
+	name string
+	at   int
+	prev *endpointv3.ClusterLoadAssignment
+}
+
+// leavingCandidates returns, by name, the clusters with an assignment in
+// prev that r has no cluster of, or whose assignment in r is another
+// message without serving endpoints. Both lists of assignments are sorted
+// by name: one walk over them finds these.
+func leavingCandidates(r, prev Resources) []leavingCandidate {
+	var out []leavingCandidate
+	next := r.Endpoints
+	at := 0
+	for _, p := range prev.Endpoints {
+		name := p.GetClusterName()
+		for at < len(next) && next[at].GetClusterName() < name {
+			at++
+		}
+		switch {
+		case at < len(next) && next[at].GetClusterName() == name:
+			if next[at] != p && !hasServing(next[at]) {
+				out = append(out, leavingCandidate{name, at, p})
+			}
+		case !hasCluster(r.Clusters, name):
+			out = append(out, leavingCandidate{name, -1, p})
+		}
+	}
+	return out
+}
+
+// hasCluster reports whether clusters, sorted by name, has one named name.
+func hasCluster(clusters []*clusterv3.Cluster, name string) bool {
+	_, found := indexByName(clusters, name, (*clusterv3.Cluster).GetName)
+	return found
 }
 
 // RoutedClusters returns, sorted, the clusters that some route sends a
