@@ -103,7 +103,8 @@ type Model struct {
 
 // history is where a model came from: the models before it, each made
 // from the one before by Next, and which services differ between each and
-// the next. Every model made by NewModel or Next has its own id.
+// the next. NewModel gives every model a new id, and Next every model it
+// makes (it may return the model it was called on).
 type history struct {
 	id    uint64 // 0 for the zero Model
 	steps []step // oldest first, the last one's model is this one's parent
@@ -146,8 +147,9 @@ func NewModel(services []Service) (Model, error) {
 // services, sharing those whose instances are as in m with m, and
 // remembers which services differ, so that a consumer that used m (or a
 // model before it) learns from ChangedSince which services to look at
-// rather than comparing every one. If nothing differs, it returns m.
-// Sources call it with every new model they make.
+// rather than comparing every one. If nothing differs, it returns m
+// itself, unless m is the zero Model: then it returns a model without a
+// history. Sources call it with every new model they make.
 func (m Model) Next(next Model) Model {
 	out := make([]Service, 0, len(next.services))
 	var changed []string
@@ -182,8 +184,10 @@ func (m Model) Next(next Model) Model {
 
 // ChangedSince returns the names of the services whose instances may
 // differ between earlier and m, sorted, and true; or false when m did not
-// come from earlier through at most maxHistory calls of Next, and only
-// comparing every service tells.
+// come from earlier through at most maxHistory calls of Next that changed
+// something (one that changed nothing returned its model), and only
+// comparing every service tells. A model made by NewModel, or by Next on
+// the zero Model, has no history before it.
 func (m Model) ChangedSince(earlier Model) ([]string, bool) {
 	if earlier.history.id == 0 {
 		return nil, false

@@ -32,8 +32,12 @@ import (
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
 	services []*builtService // the last build's, sorted by name
+	index    map[string]int  // where each of services is, by name
 	model    discovery.Model // the last build's
-	routing  map[string]policy.Routing
+	// policies are the routing of each of services that has a policy, as
+	// it was built: a map of values, which compares with the next
+	// build's routing without visiting every built service.
+	policies map[string]policy.Routing
 	noted    []*builtService // the last build's services with findings to report, sorted by name
 	// withPolicy is how many of the last build's services have a policy.
 	withPolicy int
@@ -72,10 +76,12 @@ var unbuilt = new(builtService)
 
 // Build returns the resources for in, reusing what an earlier Build made
 // for services whose inputs are unchanged. When in.Model came from the last
-// build's model by discovery.Model.Next, and in.Routing is that build's
-// map or differs from it for few services, only the services that changed
-// are looked at: the work follows the change, not the catalog, but for
-// copying the lists of resources into the snapshot.
+// build's model through discovery.Model.Next and no service came or went,
+// only the services whose instances changed (the model's history names
+// them) or whose routing differs from the policy they were built with are
+// looked at, rather than every service: the work follows the change and
+// the number of policies, not the catalog, but for copying the lists of
+// resources into the snapshot.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	built, ch, err := b.buildServices(in)
@@ -99,9 +105,39 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	}
 	snap.Report.Recounted = recounted
 	snap.Version = sums.version()
-	b.services, b.model, b.routing, b.routes, b.sidecar, b.last = built, in.Model, in.Routing, routes, sidecar, l
+	b.services, b.model, b.routes, b.sidecar, b.last = built, in.Model, routes, sidecar, l
 	b.noted, b.withPolicy = noted, withPolicy
+	b.reindex(ch)
+	b.repolicy(ch)
 	return snap, nil
+}
+
+// repolicy updates b.policies to b.services, which differ from the last
+// build's by ch.
+func (b *Builder) repolicy(ch serviceChanges) {
+	if b.policies == nil {
+		b.policies = make(map[string]policy.Routing)
+	}
+	for _, bs := range ch.gone {
+		delete(b.policies, bs.svc.Name)
+	}
+	for _, bs := range ch.came {
+		if bs.hasPolicy {
+			b.policies[bs.svc.Name] = bs.routing
+		}
+	}
+}
+
+// reindex updates b.index to b.services, which differ from the last
+// build's by ch: when no service came or went, every one is where it was.
+func (b *Builder) reindex(ch serviceChanges) {
+	if b.index != nil && ch.sameSet {
+		return
+	}
+	b.index = make(map[string]int, len(b.services))
+	for i, bs := range b.services {
+		b.index[bs.svc.Name] = i
+	}
 }
 
 // notedAfter returns the services with findings to report after a build
@@ -130,8 +166,9 @@ func byServiceName(a, b *builtService) int { return cmp.Compare(a.svc.Name, b.sv
 
 // report returns what an operator should know about a build: the findings
 // of noted, its services that have any, in name order, and the services
-// that have a policy but that in's model does not know, unless all
-// withPolicy of its services have a policy.
+// that have a policy but that in's model does not know. withPolicy is how
+// many of its services have a policy: when every policy has one, no
+// policy's service is unknown, and none is looked up.
 func report(noted []*builtService, withPolicy int, in Input) Report {
 	var r Report
 	for _, bs := range noted {
@@ -166,32 +203,33 @@ func (b *Builder) changedSince(in Input) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	names = append(names, changedRouting(b.routing, in.Routing)...)
+	names = append(names, b.changedRouting(in.Routing)...)
 	slices.Sort(names)
 	return slices.Compact(names), true
 }
 
-// changedRouting returns, in no order, the services whose routing differs
-// between last and next: none if they are the same map, which a caller of
-// Build does not change afterwards (see Input.Routing).
-func changedRouting(last, next map[string]policy.Routing) []string {
-	if sameMap(last, next) {
-		return nil
-	}
+// changedRouting returns, in no order, the last build's services whose
+// routing in routing differs from what they were built with (see
+// b.policies). A policy without a service has nothing built; discovery's
+// model names the service when it comes.
+func (b *Builder) changedRouting(routing map[string]policy.Routing) []string {
 	var changed []string
-	kept := 0
-	for name, r := range next {
-		l, ok := last[name]
-		if ok {
+	kept := 0 // policies of the last build still in routing
+	for name, r := range routing {
+		last, had := b.policies[name]
+		if had {
 			kept++
 		}
-		if !ok || !routingEqual(l, r) {
+		if had && routingEqual(last, r) {
+			continue
+		}
+		if _, built := b.index[name]; built {
 			changed = append(changed, name)
 		}
 	}
-	if kept < len(last) {
-		for name := range last {
-			if _, ok := next[name]; !ok {
+	if kept < len(b.policies) { // some service's policy is gone
+		for name := range b.policies {
+			if _, ok := routing[name]; !ok {
 				changed = append(changed, name)
 			}
 		}
@@ -206,24 +244,32 @@ func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 
 // rebuilt returns the build of each of in's services when only those
 // named, sorted, may differ from the last build's: the last build's
-// services, with those named built again. It reports false, building
+// services, with those named built again. It reports false, having built
 // nothing, when one of them came or went, which moves the others.
 func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceChanges, bool, error) {
+	at := make([]int, len(names)) // -1: neither built last time nor known now
+	svcs := make([]discovery.Service, len(names))
+	for k, name := range names {
+		i, built := b.index[name]
+		svc, known := in.Model.Service(name)
+		if built != known {
+			return nil, serviceChanges{}, false, nil
+		}
+		at[k], svcs[k] = -1, svc
+		if built {
+			at[k] = i
+		}
+	}
 	built := slices.Clone(b.services)
 	ch := serviceChanges{sameSet: true}
 	var errs []error
-	for _, name := range names {
-		i, found := slices.BinarySearchFunc(built, name, func(bs *builtService, name string) int { return cmp.Compare(bs.svc.Name, name) })
-		svc, known := in.Model.Service(name)
-		if found != known {
-			return nil, serviceChanges{}, false, nil
-		}
-		if !found { // a policy of a service discovery does not know
+	for k, i := range at {
+		if i < 0 {
 			continue
 		}
 		var err error
 		prev := built[i]
-		if built[i], err = b.service(&b.buf, svc, in.Routing, prev); err != nil {
+		if built[i], err = b.service(&b.buf, svcs[k], in.Routing, prev); err != nil {
 			errs = append(errs, err)
 		}
 		ch.add(i, prev, built[i])

@@ -33,9 +33,10 @@ type Input struct {
 	Model discovery.Model
 	// Routing is, per service, what its traffic should do. A service
 	// without an entry has no policy: its traffic is spread over its
-	// serving instances. A Builder keeps the map and compares the next
-	// build's with it: change routing by passing a new map, never by
-	// changing one given before (nor the Weights maps it holds).
+	// serving instances. A Builder compares each policy with the one its
+	// service was last built with, which shares the policy's Weights map:
+	// change weights by giving a new Weights map, never by changing one
+	// given before.
 	Routing map[string]policy.Routing
 	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
 	SidecarPort uint32

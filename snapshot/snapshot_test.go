@@ -259,13 +259,40 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	}
 }
 
+// TestBuilderSeesRoutingChangedInPlace: a caller that changes the routing
+// map it gave the last build, rather than passing a new one, still gets
+// the new routing (a Builder compares each policy with what the service
+// was built with, not with the last map).
+func TestBuilderSeesRoutingChangedInPlace(t *testing.T) {
+	model, err := discovery.NewModel([]discovery.Service{{Name: "a", Instances: []discovery.Instance{
+		{ID: "1", Address: "10.0.0.1", Port: 80, Version: "v1"},
+		{ID: "2", Address: "10.0.0.2", Port: 80, Version: "v2"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing := map[string]policy.Routing{"a": {Weights: policy.Weights{"v1": 10000}}}
+	var b Builder
+	if _, err := b.Build(Input{Model: model, Routing: routing}); err != nil {
+		t.Fatal(err)
+	}
+	routing["a"] = policy.Routing{Weights: policy.Weights{"v2": 10000}}
+	got, err := b.Build(Input{Model: model, Routing: routing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustBuild(t, model.Services(), map[string]policy.Weights{"a": {"v2": 10000}}); got.Version != want.Version {
+		t.Errorf("Builder's version %s, Build's %s: the routing changed in place was missed", got.Version, want.Version)
+	}
+}
+
 // BenchmarkBuildIncremental changes one service per build, in catalogs
 // of 1,000, 5,000 and 20,000 services, half of them with a policy: an
 // instance moves to another port (discovery's model follows the last one,
-// see discovery.Model.Next, and the routing is the very map of the last
-// build) or a service's weights change (the policy engine's new routing
-// map, which the Builder compares with the last one policy by policy).
-// The work should follow the change, not the catalog. Making the model and
+// see discovery.Model.Next) or a service's weights change (a new routing
+// map, as the policy engine makes). Either way the Builder compares every
+// policy with what its service was built with. The work should follow the
+// change, not the catalog. Making the model and
 // the routing is left out of the time: it is discovery's and the policy
 // engine's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {

@@ -62,8 +62,10 @@ func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
 // other than virtual_hosts encode as rest and whose virtual hosts' digests
 // add up to vhosts: the sha256 of rest followed by vhosts' count and sum
 // (see digestSum.append). It is not the digest of the route configuration's
-// encoding, but like it, it stands for its name and content: its virtual
-// hosts are named, and listed by name. A Builder so changes
+// encoding, but like it, it stands for its name and content, but for the
+// order of its virtual hosts, which the sum leaves out: a Builder lists
+// them by name, and Envoy picks a virtual host by domain, which no two
+// share (see Consistent), whatever their order. A Builder so changes
 // RouteConfigName's digest by subtracting a changed virtual host's and
 // adding its new one, rather than hashing every service's virtual host
 // again (which was a sixth of an incremental build at 20,000 services).
