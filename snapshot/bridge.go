@@ -36,14 +36,19 @@ import (
 // repeating reaches next in at most three steps; Bridge returns next itself
 // when no bridge is needed.
 //
-// stillRouted names clusters that proxies may still route to although prev
-// does not — those of earlier snapshots not every proxy has applied yet —
-// which the bridge keeps as well.
-func Bridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
+// stillRouted, unless nil, returns the clusters that proxies may still
+// route to although prev does not — those of earlier snapshots not every
+// proxy has applied yet — which the bridge keeps as well. Bridge calls it
+// only when next removes a cluster or leaves one without serving endpoints.
+func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error) {
 	bridged := next.Resources
 	withheld := withholdNew(&bridged, prev.Resources)
 	leaving := func() []string {
-		return slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged), stillRouted)
+		var still []string
+		if stillRouted != nil {
+			still = stillRouted()
+		}
+		return slices.Concat(RoutedClusters(prev.Resources), RoutedClusters(bridged), still)
 	}
 	kept := keepLeaving(&bridged, prev.Resources, leaving, func() []string { return RoutedClusters(next.Resources) })
 	if withheld+kept == 0 {

@@ -199,7 +199,7 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 			}
 			where := fmt.Sprintf("seed %d step %d", seed, step)
 			prevVersion, nextVersion := mustContentVersion(t, current), mustContentVersion(t, next)
-			got, gotErr := Bridge(current, next, stillRouted...)
+			got, gotErr := Bridge(current, next, func() []string { return stillRouted })
 			want, wantErr := plainBridge(current, next, stillRouted...)
 			if (gotErr == nil) != (wantErr == nil) {
 				t.Fatalf("%s: Bridge: %v; plainBridge: %v", where, gotErr, wantErr)

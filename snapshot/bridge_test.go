@@ -62,7 +62,7 @@ func TestBridge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bridge, err := Bridge(tt.prev, tt.next)
+			bridge, err := Bridge(tt.prev, tt.next, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestBridge(t *testing.T) {
 func stepsToNext(t *testing.T, b, next *Snapshot) int {
 	t.Helper()
 	for steps := 0; steps < 5; steps++ {
-		nb, err := Bridge(b, next)
+		nb, err := Bridge(b, next, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func stepsToNext(t *testing.T, b, next *Snapshot) int {
 func TestBridgeSwitchesVersionInThreeSteps(t *testing.T) {
 	prev := build(t, policy.Weights{"v1": 10000}, inst("a", "v1", 9101, discovery.Passing))
 	next := build(t, policy.Weights{"v2": 10000}, inst("b", "v2", 9201, discovery.Passing))
-	warm, err := Bridge(prev, next)
+	warm, err := Bridge(prev, next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +132,14 @@ func TestBridgeSwitchesVersionInThreeSteps(t *testing.T) {
 	if claOf(warm, "greeter/v1") == nil || claOf(warm, "greeter/v2") == nil {
 		t.Fatal("step 1 must serve both clusters")
 	}
-	switched, err := Bridge(warm, next)
+	switched, err := Bridge(warm, next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := RoutedClusters(switched.Resources); !slices.Equal(got, []string{"greeter/v2"}) || claOf(switched, "greeter/v1") == nil {
 		t.Fatalf("step 2 routes to %v with greeter/v1 served: %v; want routes on v2 and v1 still served", got, claOf(switched, "greeter/v1") != nil)
 	}
-	if last, _ := Bridge(switched, next); last != next {
+	if last, _ := Bridge(switched, next, nil); last != next {
 		t.Fatal("step 3 is not next")
 	}
 }
@@ -214,7 +214,7 @@ func TestBridgeMatchAndSticky(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bridge, err := Bridge(tt.prev, tt.next)
+			bridge, err := Bridge(tt.prev, tt.next, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -96,7 +96,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	if err := errors.Join(routesErr, sidecarErr); err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	snap, sums := l.snapshot(routes, sidecar)
+	snap, sums := l.snapshot(routes, sidecar, b.last)
 	noted, withPolicy := b.notedAfter(ch), b.withPolicy+ch.withPolicy()
 	snap.Report = report(noted, withPolicy, in)
 	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)

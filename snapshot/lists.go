@@ -28,6 +28,12 @@ type lists struct {
 	sums     typeSums
 	vhosts   []*routev3.VirtualHost
 	vhostSum digestSum // of vhosts
+	// served are the lists of the last snapshot made of these: their
+	// slices serve again while nothing in them changes.
+	served struct {
+		routes   []*routev3.RouteConfiguration
+		sidecars []*listenerv3.Listener
+	}
 }
 
 // lists returns the lists of built, the services of a build in name order,
@@ -72,47 +78,68 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 // patched returns a copy of l with the resources of ch's rebuilt
 // services of built in place of their old ones, or l itself if none was
 // rebuilt; the sums lose the old resources' digests and gain the new ones'.
-// It reports false should a resource not be found where patchable
-// promised, and then the lists are to be gathered anew.
+// A list in which no message changes is l's very slice, which tells an xDS
+// cache that nothing of its type changed. It reports false should a
+// resource not be found where patchable promised, and then the lists are
+// to be gathered anew.
 func (l *lists) patched(built []*builtService, ch serviceChanges) (*lists, bool) {
 	if len(ch.rebuilt) == 0 {
 		return l, true
 	}
-	out := &lists{
-		clusters:  slices.Clone(l.clusters),
-		endpoints: slices.Clone(l.endpoints),
-		listeners: slices.Clone(l.listeners),
-		routes:    slices.Clone(l.routes),
-		sums:      l.sums,
-		vhosts:    slices.Clone(l.vhosts),
-		vhostSum:  l.vhostSum,
-	}
+	clusters, endpoints := cow[*clusterv3.Cluster]{list: l.clusters}, cow[*endpointv3.ClusterLoadAssignment]{list: l.endpoints}
+	listeners, routes := cow[*listenerv3.Listener]{list: l.listeners}, cow[*routev3.RouteConfiguration]{list: l.routes}
+	vhosts := cow[*routev3.VirtualHost]{list: l.vhosts}
+	sums, vhostSum := l.sums, l.vhostSum
 	for k, i := range ch.rebuilt {
 		bs, prev := built[i], ch.gone[k] // as in patchable
-		out.listeners[i] = bs.listener.msg
-		out.sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
-		out.routes[i] = bs.routes.msg
-		out.sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
-		out.vhosts[i] = bs.vhost
-		out.vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
-		if !patch(out.clusters, &out.sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
-			!patch(out.endpoints, &out.sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
+		listeners.set(i, bs.listener.msg)
+		sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
+		routes.set(i, bs.routes.msg)
+		sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
+		vhosts.set(i, bs.vhost)
+		vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
+		if !patch(&clusters, &sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
+			!patch(&endpoints, &sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
 			return nil, false
 		}
 	}
-	return out, true
+	return &lists{
+		clusters: clusters.list, endpoints: endpoints.list, listeners: listeners.list, routes: routes.list,
+		sums: sums, vhosts: vhosts.list, vhostSum: vhostSum,
+	}, true
+}
+
+// cow is a list shared with earlier lists until it first changes, when it
+// is copied.
+type cow[M comparable] struct {
+	list   []M
+	copied bool
+}
+
+// set puts m at index i.
+func (c *cow[M]) set(i int, m M) {
+	if c.list[i] == m {
+		return
+	}
+	if !c.copied {
+		c.list, c.copied = slices.Clone(c.list), true
+	}
+	c.list[i] = m
 }
 
 // patch puts each of rebuilt in place of the one of sorted with its name,
 // and swaps its digest for that of old, the same-named resources it
 // replaces, in sum. It reports false if one is not found.
-func patch[M resource](sorted []M, sum *digestSum, rebuilt, old []hashed[M], name func(M) string) bool {
+func patch[M interface {
+	resource
+	comparable
+}](sorted *cow[M], sum *digestSum, rebuilt, old []hashed[M], name func(M) string) bool {
 	for j, r := range rebuilt {
-		at, found := indexByName(sorted, name(r.msg), name)
+		at, found := indexByName(sorted.list, name(r.msg), name)
 		if !found {
 			return false
 		}
-		sorted[at] = r.msg
+		sorted.set(at, r.msg)
 		sum.swap(&old[j].sum, &r.sum)
 	}
 	return true
@@ -166,17 +193,35 @@ func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, dige
 
 // snapshot returns the resources of l, routes (RouteConfigName, which
 // sorts before every service's own) and sidecar, and the sums of their
-// digests.
-func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener]) (*Snapshot, typeSums) {
+// digests. last are the lists of the last build: a list that holds what
+// it held then is the very same slice, which tells an xDS cache that
+// nothing of its type changed.
+func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
+	if last != nil && sameSlice(l.routes, last.routes) && len(last.served.routes) > 0 && last.served.routes[0] == routes.msg {
+		l.served.routes = last.served.routes
+	} else {
+		l.served.routes = append([]*routev3.RouteConfiguration{routes.msg}, l.routes...)
+	}
+	if last != nil && len(last.served.sidecars) == 1 && last.served.sidecars[0] == sidecar.msg {
+		l.served.sidecars = last.served.sidecars
+	} else {
+		l.served.sidecars = []*listenerv3.Listener{sidecar.msg}
+	}
 	snap := &Snapshot{Resources: Resources{
 		Clusters:         l.clusters,
 		Endpoints:        l.endpoints,
 		APIListeners:     l.listeners,
-		SidecarListeners: []*listenerv3.Listener{sidecar.msg},
-		Routes:           append([]*routev3.RouteConfiguration{routes.msg}, l.routes...),
+		SidecarListeners: l.served.sidecars,
+		Routes:           l.served.routes,
 	}}
 	sums := l.sums
 	sums.listeners.add(&sidecar.sum)
 	sums.routes.add(&routes.sum)
 	return snap, sums
+}
+
+// sameSlice reports whether a and b are the same slice: the same array and
+// length.
+func sameSlice[M any](a, b []M) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -127,7 +127,7 @@ func TestBridgeKeepsUntouchedServiceRoutes(t *testing.T) {
 	}
 	prev := build(policy.Routing{Weights: policy.Weights{"v1": 10000}}, greeterV1)
 	next := build(policy.Routing{Weights: policy.Weights{"v1": 5000, "v2": 5000}}, greeterV1, greeterV2)
-	bridge, err := Bridge(prev, next)
+	bridge, err := Bridge(prev, next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -256,6 +257,34 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	second, _ := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
 	if first.Clusters[10] != second.Clusters[10] || first.Endpoints[10] != second.Endpoints[10] {
 		t.Error("an unchanged service's resources were built again")
+	}
+}
+
+// TestBuilderSharesUnchangedLists: a list of a snapshot in which nothing
+// changed since the last build is the very same slice, which an xDS cache
+// takes as its type unchanged; an endpoint moving to another address
+// changes only the assignments.
+func TestBuilderSharesUnchangedLists(t *testing.T) {
+	services, desired := world(20, 4)
+	var b Builder
+	first := mustBuildWith(t, &b, services, desired)
+	services = slices.Clone(services)
+	services[3].Instances = slices.Clone(services[3].Instances)
+	services[3].Instances[0].Address = "10.9.9.9"
+	second := mustBuildWith(t, &b, services, desired)
+	same := func(name string, a, b any) {
+		t.Helper()
+		va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+		if va.Pointer() != vb.Pointer() || va.Len() != vb.Len() {
+			t.Errorf("%s: a new list, though none of them changed", name)
+		}
+	}
+	same("clusters", first.Clusters, second.Clusters)
+	same("routes", first.Routes, second.Routes)
+	same("API listeners", first.APIListeners, second.APIListeners)
+	same("sidecar listeners", first.SidecarListeners, second.SidecarListeners)
+	if reflect.ValueOf(first.Endpoints).Pointer() == reflect.ValueOf(second.Endpoints).Pointer() {
+		t.Error("assignments: the same list, though one changed")
 	}
 }
 

@@ -38,7 +38,7 @@ func (p *Publisher) checkApplied() {
 	}
 	p.mu.Lock()
 	if fleet.pending == 0 || timedOut {
-		p.unconfirmed = snapshot.RoutedClusters(current.Resources)
+		p.unconfirmed.confirmed(current)
 		p.status.AwaitingRoutes = nil
 	} else if bridging {
 		p.status.AwaitingRoutes = fleet.nodes
@@ -72,12 +72,50 @@ func (p *Publisher) InSync() (synced, total int) {
 	return p.synced, p.total
 }
 
-// unconfirmedClusters returns the clusters that snapshots not yet applied by
-// every proxy route to.
-func (p *Publisher) unconfirmedClusters() []string {
+// unconfirmedClusters returns a function that returns, sorted, the
+// clusters that snapshots not yet applied by every proxy route to: those
+// of the snapshots unconfirmed holds now. Finding them walks every route
+// of those snapshots, which a bridge needs only when a change removes or
+// empties a cluster.
+func (p *Publisher) unconfirmedClusters() func() []string {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.unconfirmed)
+	u := p.unconfirmed
+	p.mu.Unlock()
+	return u.routed
+}
+
+// unconfirmed are the snapshots served since every proxy last held what
+// was served, oldest first. It holds at most maxUnconfirmed: beyond that
+// (proxies that do not keep up), the clusters they route to are kept
+// instead.
+type unconfirmed struct {
+	snapshots []*snapshot.Snapshot
+	clusters  []string // sorted: those routed to by snapshots no longer held
+}
+
+const maxUnconfirmed = 8
+
+// served records that s is served.
+func (u *unconfirmed) served(s *snapshot.Snapshot) {
+	u.snapshots = append(u.snapshots, s)
+	if len(u.snapshots) > maxUnconfirmed {
+		u.clusters, u.snapshots = u.routed(), nil
+	}
+}
+
+// confirmed records that every proxy holds current, the snapshot served.
+func (u *unconfirmed) confirmed(current *snapshot.Snapshot) {
+	*u = unconfirmed{snapshots: []*snapshot.Snapshot{current}}
+}
+
+// routed returns, sorted, the clusters that u's snapshots route to.
+func (u unconfirmed) routed() []string {
+	out := slices.Clone(u.clusters)
+	for _, s := range u.snapshots {
+		out = append(out, snapshot.RoutedClusters(s.Resources)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // bridgeDeadline returns when a bridge being served stops waiting for
@@ -106,11 +144,4 @@ func (p *Publisher) lookAtFleet(list bool) fleetStatus {
 	}
 	epoch, current := p.cfg.Cache.Versions()
 	return p.cfg.Tracker.fleet(current, epoch, list)
-}
-
-// union returns the sorted union of two sorted lists of names.
-func union(a, b []string) []string {
-	out := slices.Concat(a, b)
-	slices.Sort(out)
-	return slices.Compact(out)
 }

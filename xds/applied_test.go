@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -156,5 +157,30 @@ func reply(tb testing.TB, t *Tracker, id int64, req *discoveryRequest) {
 	tb.Helper()
 	if err := t.OnStreamRequest(id, req); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// TestUnconfirmedKeepsWhatEverySnapshotRoutes: the clusters bridges keep
+// are those of every snapshot served since the fleet last held what was
+// served, also once there are more than maxUnconfirmed of them, and only
+// the current one's after the fleet held it.
+func TestUnconfirmedKeepsWhatEverySnapshotRoutes(t *testing.T) {
+	var u unconfirmed
+	var want []string
+	for i := range maxUnconfirmed + 3 {
+		name := fmt.Sprintf("svc-%02d", i)
+		u.served(snapshotOf(t, oneInstance(name, "127.0.0.1", uint32(9000+i))))
+		want = append(want, snapshot.ClusterName(name, "v1"))
+		if got := u.routed(); !slices.Equal(got, want) {
+			t.Fatalf("after %d snapshots: %v, want %v", i+1, got, want)
+		}
+	}
+	if len(u.snapshots) > maxUnconfirmed {
+		t.Errorf("holds %d snapshots, more than %d", len(u.snapshots), maxUnconfirmed)
+	}
+	current := snapshotOf(t, oneInstance("last", "127.0.0.1", 9999))
+	u.confirmed(current)
+	if got := u.routed(); !slices.Equal(got, []string{"last/v1"}) {
+		t.Errorf("after the fleet held the current snapshot: %v, want [last/v1]", got)
 	}
 }

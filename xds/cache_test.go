@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -309,6 +310,52 @@ func TestUnchangedResourcesAreNotMarshalledAgain(t *testing.T) {
 	// included, are untouched: none is marshalled again.
 	if got := c.Marshalled() - 10; got != 3 {
 		t.Errorf("second snapshot marshalled %d resources, want 3 (b's endpoints, b's routes, the shared routes)", got)
+	}
+}
+
+// TestPrepareKeepsUnchangedTypeSets: a list the snapshot builder reused
+// whole is the same type set, neither marshalled nor indexed again; an
+// endpoint moving to another address changes only the endpoints'. (The
+// builder patches its lists when at most an eighth of the services
+// changed: there are 16.)
+func TestPrepareKeepsUnchangedTypeSets(t *testing.T) {
+	model := func(address string) discovery.Model {
+		services := []discovery.Service{oneInstance("b", address, 9100)}
+		for i := range 15 {
+			services = append(services, oneInstance(fmt.Sprintf("s%02d", i), "127.0.0.1", uint32(9000+i)))
+		}
+		m, err := discovery.NewModel(services)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var b snapshot.Builder
+	var memo marshalMemo
+	prepareBuilt := func(address string) *prepared {
+		t.Helper()
+		s, err := b.Build(snapshot.Input{Model: model(address)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := prepare(s, &memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := prepareBuilt("127.0.0.1")
+	second := prepareBuilt("127.0.0.2")
+	for _, typ := range []string{resourcev3.ClusterType, resourcev3.RouteType} {
+		if first.types[typ] != second.types[typ] {
+			t.Errorf("%s: a new type set, though no resource of the type changed", typ)
+		}
+	}
+	if first.lds != second.lds {
+		t.Error("listeners: new type sets, though no listener changed")
+	}
+	if first.types[resourcev3.EndpointType] == second.types[resourcev3.EndpointType] {
+		t.Error("endpoints: the same type set, though b's endpoint moved")
 	}
 }
 

@@ -79,9 +79,9 @@ type Publisher struct {
 	lastReport []string
 	current    *snapshot.Snapshot // being served; only publish writes it
 	builder    snapshot.Builder   // remembers services; only publish uses it
-	// unconfirmed lists the clusters routed to by the snapshots served
-	// since every proxy last held what was served: bridges keep them.
-	unconfirmed []string
+	// unconfirmed are the snapshots served since every proxy last held
+	// what was served: bridges keep the clusters they route to.
+	unconfirmed unconfirmed
 	// bridgeSince is when the bridge being served was first served; zero
 	// while a target is served.
 	bridgeSince time.Time
@@ -254,7 +254,7 @@ func (p *Publisher) publish() bool {
 	target, err := p.builder.Build(in)
 	step := target
 	if err == nil && p.current != nil {
-		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters()...)
+		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters())
 	}
 	if err != nil {
 		p.failed(err)
@@ -281,7 +281,7 @@ func (p *Publisher) publish() bool {
 	if step == target {
 		p.target = routing
 	}
-	p.unconfirmed = union(p.unconfirmed, snapshot.RoutedClusters(step.Resources))
+	p.unconfirmed.served(step)
 	bridging := step != target
 	if bridging && p.bridgeSince.IsZero() {
 		p.bridgeSince = time.Now()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -148,14 +149,42 @@ func (p *prepared) versionFor(typeURL string, class Class, names []string, wildc
 	return versionOf(ts, selectNamed(ts, names), false)
 }
 
-// marshalMemo remembers the entries of the last snapshot prepared, by
-// message: a resource the snapshot builder reused (an unchanged service's)
-// is the same message, and is not marshalled again. It also remembers the
-// type sets of the last rememberedSnapshots snapshots (see prepared.recent).
+// marshalMemo remembers, for each list of the last snapshot prepared, the
+// entries of its resources, by message: a resource the snapshot builder
+// reused (an unchanged service's) is the same message, and is not
+// marshalled again; and a list the builder reused whole (no resource of
+// its type changed) is the same type set. It also remembers the type sets
+// of the last rememberedSnapshots snapshots (see prepared.recent).
 type marshalMemo struct {
-	entries    map[proto.Message]entry
+	lists      [memoLists]memoList
 	marshalled atomic.Uint64 // resources marshalled since start
 	recent     [][]*typeSet  // of the last rememberedSnapshots snapshots, oldest first
+}
+
+// The lists of a snapshot, as marshalMemo remembers them.
+const (
+	memoClusters = iota
+	memoEndpoints
+	memoRoutes
+	memoSidecarListeners
+	memoAPIListeners
+	memoLists
+)
+
+// memoList is one list of resources as last prepared.
+type memoList struct {
+	list    any // the very slice: held, so that no other list can have its address
+	set     *typeSet
+	entries map[proto.Message]entry
+}
+
+// sameList reports whether a and b are the same slice: the same array
+// and length. Snapshot lists are never changed once made, so the same
+// slice holds the same resources.
+func sameList(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.IsValid() && vb.IsValid() && va.Type() == vb.Type() &&
+		va.Pointer() == vb.Pointer() && va.Len() == vb.Len()
 }
 
 // prepare marshals every resource of s that memo does not already hold,
@@ -163,24 +192,22 @@ type marshalMemo struct {
 // recent ones memo remembers.
 func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
-	next := make(map[proto.Message]entry, len(memo.entries))
 	var err error
-	if p.types[resourcev3.ClusterType], err = newTypeSet(resourcev3.ClusterType, s.Clusters, memo, next); err != nil {
+	if p.types[resourcev3.ClusterType], err = prepareList(resourcev3.ClusterType, s.Clusters, memo, memoClusters); err != nil {
 		return nil, err
 	}
-	if p.types[resourcev3.EndpointType], err = newTypeSet(resourcev3.EndpointType, s.Endpoints, memo, next); err != nil {
+	if p.types[resourcev3.EndpointType], err = prepareList(resourcev3.EndpointType, s.Endpoints, memo, memoEndpoints); err != nil {
 		return nil, err
 	}
-	if p.types[resourcev3.RouteType], err = newTypeSet(resourcev3.RouteType, s.Routes, memo, next); err != nil {
+	if p.types[resourcev3.RouteType], err = prepareList(resourcev3.RouteType, s.Routes, memo, memoRoutes); err != nil {
 		return nil, err
 	}
-	if p.lds[Envoy], err = newTypeSet(resourcev3.ListenerType, s.SidecarListeners, memo, next); err != nil {
+	if p.lds[Envoy], err = prepareList(resourcev3.ListenerType, s.SidecarListeners, memo, memoSidecarListeners); err != nil {
 		return nil, err
 	}
-	if p.lds[GRPC], err = newTypeSet(resourcev3.ListenerType, s.APIListeners, memo, next); err != nil {
+	if p.lds[GRPC], err = prepareList(resourcev3.ListenerType, s.APIListeners, memo, memoAPIListeners); err != nil {
 		return nil, err
 	}
-	memo.entries = next
 	// A fresh slice each time: sliding along one array would keep the
 	// dropped snapshots' type sets reachable until it grew.
 	memo.recent = append(slices.Clone(memo.recent[max(0, len(memo.recent)-rememberedSnapshots+1):]), p.sets())
@@ -193,20 +220,40 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	return p, nil
 }
 
-func newTypeSet[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, next map[proto.Message]entry) (*typeSet, error) {
+// prepareList returns the type set of msgs, memo's list which: the one
+// prepared last if msgs is the very list it was prepared from, else a new
+// one, which memo then remembers.
+func prepareList[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, which int) (*typeSet, error) {
+	last := &memo.lists[which]
+	if last.set != nil && sameList(last.list, msgs) {
+		return last.set, nil
+	}
+	entries := make(map[proto.Message]entry, len(msgs))
+	ts, err := newTypeSet(typeURL, msgs, last.entries, entries, &memo.marshalled)
+	if err != nil {
+		return nil, err
+	}
+	*last = memoList{list: msgs, set: ts, entries: entries}
+	return ts, nil
+}
+
+// newTypeSet returns the type set of msgs, taking the entries of those
+// that known has and marshalling the others (counted in marshalled), and
+// puts every one's entry in entries.
+func newTypeSet[M proto.Message](typeURL string, msgs []M, known, entries map[proto.Message]entry, marshalled *atomic.Uint64) (*typeSet, error) {
 	ts := &typeSet{entries: make([]entry, 0, len(msgs)), index: make(map[string]int, len(msgs))}
 	for _, m := range msgs {
-		e, ok := memo.entries[m]
+		e, ok := known[m]
 		if !ok {
 			name := cachev3.GetResourceName(m)
 			b, err := envoy.AppendDeterministic(nil, m)
 			if err != nil {
 				return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
 			}
-			memo.marshalled.Add(1)
+			marshalled.Add(1)
 			e = entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}}
 		}
-		next[m] = e
+		entries[m] = e
 		ts.entries = append(ts.entries, e)
 	}
 	slices.SortFunc(ts.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
