@@ -43,7 +43,7 @@ type Engine struct {
 	rollouts map[string]Rollout // services with a canary, blueGreen or rolling policy
 	frozen   map[string]Routing // services whose policy file was deleted mid-rollout
 	applied  map[string]Routing // the routing the fleet has applied, per service
-	serving  map[string]map[string]int
+	model    discovery.Model    // the last observed: serving instances per version
 	nack     *Nack
 	journal  []Event // recent events, newest last
 	// overrides are set-weights operations on services with a fixed
@@ -75,7 +75,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
-		applied: map[string]Routing{}, serving: map[string]map[string]int{}, overrides: map[string]FixedOverride{}}
+		applied: map[string]Routing{}, overrides: map[string]FixedOverride{}}
 	if cfg.Store != nil {
 		var err error
 		if e.rollouts, e.frozen, e.overrides, err = cfg.Store.Load(); err != nil {
@@ -218,14 +218,23 @@ func routingOf(set Set, rollouts map[string]Rollout, frozen map[string]Routing, 
 	return out
 }
 
-// ObserveModel records how many instances of each version serve.
+// ObserveModel records how many instances of each version serve: m, which
+// is counted only for the services the engine asks about (see servingOf),
+// so that a change of one service costs nothing per service here.
 func (e *Engine) ObserveModel(m discovery.Model) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.serving = make(map[string]map[string]int, len(m.Services()))
-	for _, svc := range m.Services() {
-		e.serving[svc.Name] = svc.ServingCount()
+	e.model = m
+}
+
+// servingOf returns the serving instances per version of service in the
+// last model observed; nil if it has none. e.mu must be held.
+func (e *Engine) servingOf(service string) map[string]int {
+	svc, ok := e.model.Service(service)
+	if !ok {
+		return nil
 	}
+	return svc.ServingCount()
 }
 
 // Applied records the routing that the fleet has applied: that of the
@@ -277,7 +286,7 @@ func (e *Engine) Tick() {
 	var changed []Rollout
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
-		obs := Observation{Now: now, Serving: e.serving[svc], Nack: e.nack,
+		obs := Observation{Now: now, Serving: e.servingOf(svc), Nack: e.nack,
 			Applied: reflect.DeepEqual(e.applied[svc], r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {

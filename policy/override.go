@@ -105,7 +105,7 @@ func (e *Engine) Policies() Set {
 func (e *Engine) Serving(service string) map[string]int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return maps.Clone(e.serving[service])
+	return e.servingOf(service)
 }
 
 // EventsSince returns the journal entries committed after sequence number

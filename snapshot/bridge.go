@@ -84,6 +84,9 @@ func withholdNew(r *Resources, prev Resources) int {
 	changed := 0
 	var routes []*routev3.RouteConfiguration
 	for i, rc := range r.Routes {
+		if i < len(prev.Routes) && rc == prev.Routes[i] {
+			continue // served by prev as it is: see withholdIn
+		}
 		out, n := w.withholdIn(rc)
 		if n == 0 {
 			continue

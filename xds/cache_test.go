@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -354,8 +355,21 @@ func TestPrepareKeepsUnchangedTypeSets(t *testing.T) {
 	if first.lds != second.lds {
 		t.Error("listeners: new type sets, though no listener changed")
 	}
-	if first.types[resourcev3.EndpointType] == second.types[resourcev3.EndpointType] {
-		t.Error("endpoints: the same type set, though b's endpoint moved")
+	before, after := first.types[resourcev3.EndpointType], second.types[resourcev3.EndpointType]
+	if before == after {
+		t.Fatal("endpoints: the same type set, though b's endpoint moved")
+	}
+	// Same names in the same places: the new set is the old one patched.
+	if reflect.ValueOf(before.index).Pointer() != reflect.ValueOf(after.index).Pointer() {
+		t.Error("endpoints: indexed again, though the names did not change")
+	}
+	for i, e := range after.entries {
+		if moved := e.name == "b/v1"; (e == before.entries[i]) == moved {
+			t.Errorf("endpoints: entry %q kept %v, want kept %v", e.name, e == before.entries[i], !moved)
+		}
+	}
+	if after.version == before.version {
+		t.Error("endpoints: the version did not change")
 	}
 }
 

@@ -173,9 +173,13 @@ const (
 
 // memoList is one list of resources as last prepared.
 type memoList struct {
-	list    any // the very slice: held, so that no other list can have its address
-	set     *typeSet
-	entries map[proto.Message]entry
+	list any // the very slice: held, so that no other list can have its address
+	set  *typeSet
+	// entries are those of list's resources, in list's order; sorted
+	// tells whether that is name order, as a snapshot's lists are, and
+	// then they are set's entries too.
+	entries []entry
+	sorted  bool
 }
 
 // sameList reports whether a and b are the same slice: the same array
@@ -228,43 +232,97 @@ func prepareList[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, w
 	if last.set != nil && sameList(last.list, msgs) {
 		return last.set, nil
 	}
-	entries := make(map[proto.Message]entry, len(msgs))
-	ts, err := newTypeSet(typeURL, msgs, last.entries, entries, &memo.marshalled)
+	next, err := listOf(typeURL, msgs, last, &memo.marshalled)
 	if err != nil {
 		return nil, err
 	}
-	*last = memoList{list: msgs, set: ts, entries: entries}
-	return ts, nil
+	*last = next
+	return next.set, nil
 }
 
-// newTypeSet returns the type set of msgs, taking the entries of those
-// that known has and marshalling the others (counted in marshalled), and
-// puts every one's entry in entries.
-func newTypeSet[M proto.Message](typeURL string, msgs []M, known, entries map[proto.Message]entry, marshalled *atomic.Uint64) (*typeSet, error) {
-	ts := &typeSet{entries: make([]entry, 0, len(msgs)), index: make(map[string]int, len(msgs))}
-	for _, m := range msgs {
+// listOf returns msgs prepared, taking from last the entries of the
+// messages it holds: by position when msgs lists by name what last listed
+// by name, with the same names in the same places (an endpoint change),
+// else by message. Only messages last does not hold are marshalled
+// (counted in marshalled).
+func listOf[M proto.Message](typeURL string, msgs []M, last *memoList, marshalled *atomic.Uint64) (memoList, error) {
+	old, _ := last.list.([]M)
+	if last.sorted && len(old) == len(msgs) {
+		if l, ok, err := patchedList(typeURL, msgs, old, last, marshalled); ok || err != nil {
+			return l, err
+		}
+	}
+	known := make(map[proto.Message]entry, len(old))
+	for i, m := range old {
+		known[m] = last.entries[i]
+	}
+	l := memoList{list: msgs, entries: make([]entry, len(msgs)), set: &typeSet{index: make(map[string]int, len(msgs))}}
+	for i, m := range msgs {
 		e, ok := known[m]
 		if !ok {
-			name := cachev3.GetResourceName(m)
-			b, err := envoy.AppendDeterministic(nil, m)
-			if err != nil {
-				return nil, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
+			var err error
+			if e, err = marshalEntry(typeURL, m, marshalled); err != nil {
+				return memoList{}, err
 			}
-			marshalled.Add(1)
-			e = entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}}
 		}
-		entries[m] = e
-		ts.entries = append(ts.entries, e)
+		l.entries[i] = e
 	}
-	slices.SortFunc(ts.entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	for i, e := range ts.entries {
-		if i > 0 && ts.entries[i-1].name == e.name {
-			return nil, fmt.Errorf("%s %q appears twice", typeURL, e.name)
+	byName := func(a, b entry) int { return strings.Compare(a.name, b.name) }
+	l.sorted = slices.IsSortedFunc(l.entries, byName)
+	l.set.entries = l.entries
+	if !l.sorted {
+		l.set.entries = slices.SortedFunc(slices.Values(l.entries), byName)
+	}
+	for i, e := range l.set.entries {
+		if i > 0 && l.set.entries[i-1].name == e.name {
+			return memoList{}, fmt.Errorf("%s %q appears twice", typeURL, e.name)
 		}
-		ts.index[e.name] = i
+		l.set.index[e.name] = i
 	}
-	ts.version = selectionVersion(ts.entries)
-	return ts, nil
+	l.set.version = selectionVersion(l.set.entries)
+	return l, nil
+}
+
+// patchedList returns msgs prepared from last, whose list old has as many
+// messages and was in name order: each message that is old's at its
+// place keeps its entry, and the others must have the name old's had
+// there, so that the names, their order and the index stay. It reports
+// false when one has another name.
+func patchedList[M proto.Message](typeURL string, msgs, old []M, last *memoList, marshalled *atomic.Uint64) (memoList, bool, error) {
+	var entries []entry
+	for i, m := range msgs {
+		if any(m) == any(old[i]) {
+			continue
+		}
+		if cachev3.GetResourceName(m) != last.entries[i].name {
+			return memoList{}, false, nil
+		}
+		e, err := marshalEntry(typeURL, m, marshalled)
+		if err != nil {
+			return memoList{}, false, err
+		}
+		if entries == nil {
+			entries = slices.Clone(last.entries)
+		}
+		entries[i] = e
+	}
+	if entries == nil {
+		entries = last.entries
+	}
+	set := &typeSet{entries: entries, index: last.set.index, version: selectionVersion(entries)}
+	return memoList{list: msgs, set: set, entries: entries, sorted: true}, true, nil
+}
+
+// marshalEntry returns m marshalled as an entry of type typeURL, counted
+// in marshalled.
+func marshalEntry(typeURL string, m proto.Message, marshalled *atomic.Uint64) (entry, error) {
+	name := cachev3.GetResourceName(m)
+	b, err := envoy.AppendDeterministic(nil, m)
+	if err != nil {
+		return entry{}, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
+	}
+	marshalled.Add(1)
+	return entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}}, nil
 }
 
 // selectionVersion is the version_info of a response carrying entries
