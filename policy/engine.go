@@ -201,16 +201,16 @@ func (e *Engine) Routing() map[string]Routing {
 // routingOf returns the routing of every service with a policy or frozen
 // weights.
 func routingOf(set Set, rollouts map[string]Rollout, frozen map[string]Routing, overrides map[string]FixedOverride) map[string]Routing {
-	out := maps.Clone(frozen)
-	if out == nil {
-		out = map[string]Routing{}
-	}
-	for _, svc := range set.Services() {
-		p, _ := set.Get(svc)
+	out := make(map[string]Routing, len(frozen)+set.Len())
+	maps.Copy(out, frozen)
+	// The policies' and overrides' weights are shared, not copied: neither
+	// changes once set (NewSet and Get copy a policy's), and a snapshot
+	// builder tells an unchanged policy by its very Weights map.
+	for svc, p := range set.policies {
 		if r, ok := rollouts[svc]; ok {
 			out[svc] = r.Routing(p)
 		} else if o, ok := overrides[svc]; ok {
-			out[svc] = Routing{Weights: maps.Clone(o.Weights)}
+			out[svc] = Routing{Weights: o.Weights}
 		} else {
 			out[svc] = Routing{Weights: p.Weights}
 		}

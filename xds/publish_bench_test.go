@@ -13,24 +13,40 @@ import (
 	"github.com/weir-mesh/weir/policy"
 )
 
-// BenchmarkPublishEndpointChange is the control plane's side of an
-// endpoint change with no proxy connected, in catalogs of 1,000, 5,000 and
-// 20,000 services: the publisher takes the model (made by discovery outside
-// the timer, following the last one), builds and prepares the snapshot.
-func BenchmarkPublishEndpointChange(b *testing.B) {
-	for _, n := range []int{1000, 5000, 20000} {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchmarkPublishEndpointChange(b, n) })
+// BenchmarkPublish is the control plane's side of one change with no
+// proxy connected, in catalogs of 1,000, 5,000 and 20,000 services (two
+// versions each, half of them with a fixed 90/10 policy): an instance
+// moves to another address (discovery's model, made outside the timer,
+// follows the last one) or one service's weights change through the
+// rollout engine, as the admin API changes them. The publisher takes the
+// change, builds, bridges if need be and prepares the snapshot. A weight
+// change also encodes weir_outbound again, which holds every service's
+// virtual host: Envoy is sent it whole.
+func BenchmarkPublish(b *testing.B) {
+	for _, change := range []string{"endpoint", "weights"} {
+		for _, n := range []int{1000, 5000, 20000} {
+			b.Run(fmt.Sprintf("change=%s/services=%d", change, n), func(b *testing.B) { benchmarkPublish(b, n, change) })
+		}
 	}
 }
 
-func benchmarkPublishEndpointChange(b *testing.B, n int) {
+func benchmarkPublish(b *testing.B, n int, change string) {
 	services := make([]discovery.Service, n)
+	var policies []policy.Policy
 	for i := range services {
 		name := fmt.Sprintf("svc-%05d", i)
 		services[i] = discovery.Service{Name: name, Instances: []discovery.Instance{
 			{ID: name + "-1", Address: "10.0.0.1", Port: 9000, Version: "v1"},
 			{ID: name + "-2", Address: "10.0.0.2", Port: 9000, Version: "v2"},
 		}}
+		if i%2 == 0 {
+			policies = append(policies, policy.Policy{Service: name, Strategy: policy.Fixed,
+				Weights: policy.Weights{"v1": 9000, "v2": 1000}, File: name + ".yaml", Line: 1})
+		}
+	}
+	set, err := policy.NewSet(policies...)
+	if err != nil {
+		b.Fatal(err)
 	}
 	model, err := discovery.NewModel(services)
 	if err != nil {
@@ -39,25 +55,33 @@ func benchmarkPublishEndpointChange(b *testing.B, n int) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
 	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: NewTracker(logger, metrics), Metrics: metrics, Logger: logger})
-	p.SetPolicies(policy.Set{}, nil)
+	p.SetPolicies(set, nil)
 	p.Update(model)
 	p.publish()
 	b.ReportAllocs()
 	step := 0
 	for b.Loop() {
-		b.StopTimer()
 		step++
-		i := step % n
-		services = slices.Clone(services)
-		services[i].Instances = slices.Clone(services[i].Instances)
-		services[i].Instances[0].Address = fmt.Sprintf("10.1.%d.%d", step/256%256, step%256)
-		next, err := discovery.NewModel(services)
-		if err != nil {
-			b.Fatal(err)
+		switch change {
+		case "endpoint":
+			b.StopTimer()
+			i := step % n
+			services = slices.Clone(services)
+			services[i].Instances = slices.Clone(services[i].Instances)
+			services[i].Instances[0].Address = fmt.Sprintf("10.1.%d.%d", step/256%256, step%256)
+			next, err := discovery.NewModel(services)
+			if err != nil {
+				b.Fatal(err)
+			}
+			model = model.Next(next)
+			b.StartTimer()
+			p.Update(model)
+		case "weights":
+			v1 := policy.Weight(1000 + step%8000)
+			if err := p.cfg.Engine.SetFixedWeights(services[2*step%n].Name, policy.Weights{"v1": v1, "v2": 10000 - v1}, "bench", ""); err != nil {
+				b.Fatal(err)
+			}
 		}
-		model = model.Next(next)
-		b.StartTimer()
-		p.Update(model)
 		p.publish()
 	}
 }
