@@ -243,7 +243,9 @@ func (w *withholder) prevVhost(prevRC *routev3.RouteConfiguration, i int, name s
 
 // prevMainRoute returns prev's catch-all route of the virtual host named
 // vhost: that of prevVH, prev's in the same route configuration, or else
-// of any route configuration of prev; nil if prev has none.
+// of any route configuration of prev; nil if prev has none. (A build puts
+// the very same virtual host in RouteConfigName and in its service's own,
+// and a bridge withholds both alike, so prev's copies agree.)
 func (w *withholder) prevMainRoute(vhost string, prevVH *routev3.VirtualHost) *routev3.Route {
 	if prevVH != nil {
 		if main := mainRoute(prevVH); main != nil {
@@ -348,10 +350,8 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []stri
 	stillRouted := slices.Clone(leaving())
 	slices.Sort(stillRouted)
 	routed := routedNext()
-	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
-	r.Clusters = slices.Clone(r.Clusters)
-	r.Endpoints = slices.Clone(r.Endpoints)
-	kept := 0
+	var prevClusters map[string]*clusterv3.Cluster
+	kept, added := 0, false
 	for _, c := range candidates {
 		if _, ok := slices.BinarySearch(stillRouted, c.name); !ok {
 			continue
@@ -359,18 +359,25 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []stri
 		if _, ok := slices.BinarySearch(routed, c.name); ok {
 			continue
 		}
+		if kept == 0 {
+			r.Clusters, r.Endpoints = slices.Clone(r.Clusters), slices.Clone(r.Endpoints)
+			prevClusters = byName(prev.Clusters, (*clusterv3.Cluster).GetName)
+		}
 		if c.at < 0 {
 			r.Clusters = append(r.Clusters, prevClusters[c.name])
 			r.Endpoints = append(r.Endpoints, c.prev)
+			added = true
 		} else {
 			r.Endpoints[c.at] = c.prev
 		}
 		kept++
 	}
-	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
-	})
+	if added {
+		slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+		slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+			return cmp.Compare(a.GetClusterName(), b.GetClusterName())
+		})
+	}
 	return kept
 }
 

@@ -198,13 +198,15 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 				stillRouted = append(stillRouted, RoutedClusters(s.Resources)...)
 			}
 			where := fmt.Sprintf("seed %d step %d", seed, step)
+			prevMsgs, nextMsgs := messages(current.Resources), messages(next.Resources)
 			prevVersion, nextVersion := mustContentVersion(t, current), mustContentVersion(t, next)
 			got, gotErr := Bridge(current, next, func() []string { return stillRouted })
 			want, wantErr := plainBridge(current, next, stillRouted...)
 			if (gotErr == nil) != (wantErr == nil) {
 				t.Fatalf("%s: Bridge: %v; plainBridge: %v", where, gotErr, wantErr)
 			}
-			if mustContentVersion(t, current) != prevVersion || mustContentVersion(t, next) != nextVersion {
+			if !slices.Equal(messages(current.Resources), prevMsgs) || !slices.Equal(messages(next.Resources), nextMsgs) ||
+				mustContentVersion(t, current) != prevVersion || mustContentVersion(t, next) != nextVersion {
 				t.Fatalf("%s: Bridge changed a snapshot it was given", where)
 			}
 			if gotErr != nil {
@@ -229,6 +231,24 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 		t.Fatal("no bridge was made: the test compares nothing")
 	}
 	t.Logf("%d bridges compared", bridges)
+}
+
+// messages lists every message of r, list by list, in order.
+func messages(r Resources) []proto.Message {
+	var out []proto.Message
+	for _, c := range r.Clusters {
+		out = append(out, c)
+	}
+	for _, e := range r.Endpoints {
+		out = append(out, e)
+	}
+	for _, rc := range r.Routes {
+		out = append(out, rc)
+	}
+	for _, l := range slices.Concat(r.SidecarListeners, r.APIListeners) {
+		out = append(out, l)
+	}
+	return out
 }
 
 func mustContentVersion(t *testing.T, s *Snapshot) string {

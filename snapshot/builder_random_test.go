@@ -28,7 +28,8 @@ var (
 
 // TestBuilderAgreesWithBuildOnRandomChanges makes random changes — a
 // service comes or goes, an endpoint moves or changes health, a version
-// changes, weights change, stickiness turns on or off, the sidecar moves
+// changes, weights change, stickiness or a match route turns on or off,
+// the sidecar moves
 // — and checks after each build that one long-lived Builder says what a
 // fresh Build says, lists it in name order, keeps its ledger like a fresh
 // count (also after a refused build), and never changes a snapshot it
@@ -152,7 +153,7 @@ func (w *randomWorld) change(rng *rand.Rand) {
 		name := randomNames[rng.IntN(len(randomNames))]
 		svc, known := w.services[name]
 		svc.Instances = slices.Clone(svc.Instances)
-		switch rng.IntN(7) {
+		switch rng.IntN(8) {
 		case 0:
 			if known && rng.IntN(2) == 0 {
 				delete(w.services, name)
@@ -181,6 +182,16 @@ func (w *randomWorld) change(rng *rand.Rand) {
 				r.Sticky = &policy.Sticky{Header: "x-user"}
 			} else {
 				r.Sticky = nil
+			}
+			w.routing[name] = r
+			w.routingChanged = true
+		case 6:
+			r := w.routing[name]
+			if len(r.Matches) == 0 {
+				r.Matches = []policy.MatchRoute{{Version: randomVersions[rng.IntN(len(randomVersions))],
+					Conditions: []policy.Match{{Header: "x-canary", Exact: "1"}}}}
+			} else {
+				r.Matches = nil
 			}
 			w.routing[name] = r
 			w.routingChanged = true

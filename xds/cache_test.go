@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -370,6 +371,29 @@ func TestPrepareKeepsUnchangedTypeSets(t *testing.T) {
 	}
 	if after.version == before.version {
 		t.Error("endpoints: the version did not change")
+	}
+}
+
+// TestFailedPrepareLeavesTheMemo: a snapshot that cannot be prepared (a
+// route configuration listed twice) changes nothing the memo remembers,
+// though its clusters and endpoints were prepared before its routes
+// failed.
+func TestFailedPrepareLeavesTheMemo(t *testing.T) {
+	var memo marshalMemo
+	good := snapshotOf(t, oneInstance("a", "127.0.0.1", 9000))
+	if _, err := prepare(good, &memo); err != nil {
+		t.Fatal(err)
+	}
+	before := memo.lists
+	bad := snapshotOf(t, oneInstance("a", "127.0.0.2", 9001))
+	bad.Routes = append(slices.Clone(bad.Routes), bad.Routes[0])
+	if _, err := prepare(bad, &memo); err == nil || !strings.Contains(err.Error(), "appears twice") {
+		t.Fatalf("prepare of a snapshot listing a route configuration twice: %v, want it refused", err)
+	}
+	for i := range memo.lists {
+		if memo.lists[i].set != before[i].set || !sameList(memo.lists[i].list, before[i].list) {
+			t.Errorf("list %d: the failed snapshot's is remembered", i)
+		}
 	}
 }
 

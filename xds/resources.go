@@ -3,6 +3,7 @@ package xds
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -193,25 +194,20 @@ func sameList(a, b any) bool {
 
 // prepare marshals every resource of s that memo does not already hold,
 // makes memo hold exactly s's resources, and adds s's type sets to the
-// recent ones memo remembers.
+// recent ones memo remembers. When it fails, memo is as it was.
 func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
-	var err error
-	if p.types[resourcev3.ClusterType], err = prepareList(resourcev3.ClusterType, s.Clusters, memo, memoClusters); err != nil {
+	lists := memo.lists
+	var errs [memoLists]error
+	p.types[resourcev3.ClusterType], errs[memoClusters] = prepareList(resourcev3.ClusterType, s.Clusters, &lists[memoClusters], &memo.marshalled)
+	p.types[resourcev3.EndpointType], errs[memoEndpoints] = prepareList(resourcev3.EndpointType, s.Endpoints, &lists[memoEndpoints], &memo.marshalled)
+	p.types[resourcev3.RouteType], errs[memoRoutes] = prepareList(resourcev3.RouteType, s.Routes, &lists[memoRoutes], &memo.marshalled)
+	p.lds[Envoy], errs[memoSidecarListeners] = prepareList(resourcev3.ListenerType, s.SidecarListeners, &lists[memoSidecarListeners], &memo.marshalled)
+	p.lds[GRPC], errs[memoAPIListeners] = prepareList(resourcev3.ListenerType, s.APIListeners, &lists[memoAPIListeners], &memo.marshalled)
+	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
-	if p.types[resourcev3.EndpointType], err = prepareList(resourcev3.EndpointType, s.Endpoints, memo, memoEndpoints); err != nil {
-		return nil, err
-	}
-	if p.types[resourcev3.RouteType], err = prepareList(resourcev3.RouteType, s.Routes, memo, memoRoutes); err != nil {
-		return nil, err
-	}
-	if p.lds[Envoy], err = prepareList(resourcev3.ListenerType, s.SidecarListeners, memo, memoSidecarListeners); err != nil {
-		return nil, err
-	}
-	if p.lds[GRPC], err = prepareList(resourcev3.ListenerType, s.APIListeners, memo, memoAPIListeners); err != nil {
-		return nil, err
-	}
+	memo.lists = lists
 	// A fresh slice each time: sliding along one array would keep the
 	// dropped snapshots' type sets reachable until it grew.
 	memo.recent = append(slices.Clone(memo.recent[max(0, len(memo.recent)-rememberedSnapshots+1):]), p.sets())
@@ -224,15 +220,15 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	return p, nil
 }
 
-// prepareList returns the type set of msgs, memo's list which: the one
-// prepared last if msgs is the very list it was prepared from, else a new
-// one, which memo then remembers.
-func prepareList[M proto.Message](typeURL string, msgs []M, memo *marshalMemo, which int) (*typeSet, error) {
-	last := &memo.lists[which]
+// prepareList returns the type set of msgs: that of last, the list as
+// prepared last time, if msgs is the very list it was prepared from, else
+// a new one, which last then becomes. marshalled counts the resources
+// marshalled.
+func prepareList[M proto.Message](typeURL string, msgs []M, last *memoList, marshalled *atomic.Uint64) (*typeSet, error) {
 	if last.set != nil && sameList(last.list, msgs) {
 		return last.set, nil
 	}
-	next, err := listOf(typeURL, msgs, last, &memo.marshalled)
+	next, err := listOf(typeURL, msgs, last, marshalled)
 	if err != nil {
 		return nil, err
 	}
