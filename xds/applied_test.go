@@ -86,10 +86,17 @@ func benchPublisher(b testing.TB, services int) *Publisher {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return publishing(b, m, policy.Set{})
+}
+
+// publishing returns a publisher with a tracker that has published the
+// snapshot of m under set, with nothing logged.
+func publishing(b testing.TB, m discovery.Model, set policy.Set) *Publisher {
+	b.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
 	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: NewTracker(logger, metrics), Metrics: metrics, Logger: logger})
-	p.SetPolicies(policy.Set{}, nil)
+	p.SetPolicies(set, nil)
 	p.Update(m)
 	p.publish()
 	if p.Current() == nil || !p.ServingTarget() {

@@ -2,12 +2,8 @@ package xds
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/policy"
@@ -52,12 +48,7 @@ func benchmarkPublish(b *testing.B, n int, change string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	metrics := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
-	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: NewTracker(logger, metrics), Metrics: metrics, Logger: logger})
-	p.SetPolicies(set, nil)
-	p.Update(model)
-	p.publish()
+	p := publishing(b, model, set)
 	b.ReportAllocs()
 	step := 0
 	for b.Loop() {
