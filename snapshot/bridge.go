@@ -338,7 +338,9 @@ func mainRoute(vh *routev3.VirtualHost) *routev3.Route {
 // leaving() names and routedNext() does not, and that r would remove or
 // leave without serving endpoints, keeping r's clusters and assignments
 // sorted. It returns how many it kept. It changes copies of r's lists
-// only: a Builder's later snapshots share them. Only the clusters r
+// only, made when it first changes them: a Builder's later snapshots
+// share them, and a list the bridge does not change stays next's very
+// slice (see the xDS cache's prepare). Only the clusters r
 // removes or whose assignment it changes to one without serving endpoints
 // are candidates; leaving and routedNext, which walk every route, are
 // asked for only when there is one.
@@ -360,7 +362,10 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []stri
 			continue
 		}
 		if kept == 0 {
-			r.Clusters, r.Endpoints = slices.Clone(r.Clusters), slices.Clone(r.Endpoints)
+			r.Endpoints = slices.Clone(r.Endpoints)
+		}
+		if c.at < 0 && !added {
+			r.Clusters = slices.Clone(r.Clusters)
 			prevClusters = byName(prev.Clusters, (*clusterv3.Cluster).GetName)
 		}
 		if c.at < 0 {

@@ -302,8 +302,8 @@ func patchedList[M proto.Message](typeURL string, msgs, old []M, last *memoList,
 		}
 		entries[i] = e
 	}
-	if entries == nil {
-		entries = last.entries
+	if entries == nil { // the same messages in a new slice: the same set
+		return memoList{list: msgs, set: last.set, entries: last.entries, sorted: true}, true, nil
 	}
 	set := &typeSet{entries: entries, index: last.set.index, version: selectionVersion(entries)}
 	return memoList{list: msgs, set: set, entries: entries, sorted: true}, true, nil
