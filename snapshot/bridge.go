@@ -340,10 +340,10 @@ func mainRoute(vh *routev3.VirtualHost) *routev3.Route {
 // sorted. It returns how many it kept. It changes copies of r's lists
 // only, made when it first changes them: a Builder's later snapshots
 // share them, and a list the bridge does not change stays next's very
-// slice (see the xDS cache's prepare). Only the clusters r
-// removes or whose assignment it changes to one without serving endpoints
-// are candidates; leaving and routedNext, which walk every route, are
-// asked for only when there is one.
+// slice (see the xDS cache's prepare). Only the clusters r removes or
+// whose assignment it changes to one without serving endpoints are
+// candidates; leaving and routedNext, which walk every route, are asked
+// for only when there is one.
 func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []string) int {
 	candidates := leavingCandidates(*r, prev)
 	if len(candidates) == 0 {
