@@ -173,36 +173,24 @@ func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
 		if route.GetName() == envoy.WarmingRouteName {
 			continue
 		}
-		for _, c := range routeClusterNames(route) {
-			if !namesCluster(prevVH, c) && !w.isKnown(c) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// routeClusterNames returns the clusters route sends traffic to, whatever
-// their weight.
-func routeClusterNames(route *routev3.Route) []string {
-	if c := route.GetRoute().GetCluster(); c != "" {
-		return []string{c}
-	}
-	var names []string
-	for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
-		names = append(names, wc.GetName())
-	}
-	return names
-}
-
-// namesCluster reports whether a route of vh (nil: none) names cluster.
-func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
-	for _, route := range vh.GetRoutes() {
-		if slices.Contains(routeClusterNames(route), cluster) {
+		unknown := false
+		eachCluster(route, func(c string, _ uint32) {
+			unknown = unknown || !namesCluster(prevVH, c) && !w.isKnown(c)
+		})
+		if unknown {
 			return true
 		}
 	}
 	return false
+}
+
+// namesCluster reports whether a route of vh (nil: none) names cluster.
+func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
+	found := false
+	for _, route := range vh.GetRoutes() {
+		eachCluster(route, func(c string, _ uint32) { found = found || c == cluster })
+	}
+	return found
 }
 
 // isKnown reports whether a route of prev names cluster.
@@ -449,19 +437,27 @@ func routeClusters(r Resources, include func(route *routev3.Route, weight uint32
 	for _, rc := range r.Routes {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
-				if c := route.GetRoute().GetCluster(); c != "" && include(route, uint32(policy.Full)) {
-					names = append(names, c)
-				}
-				for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
-					if include(route, wc.GetWeight().GetValue()) {
-						names = append(names, wc.GetName())
+				eachCluster(route, func(c string, weight uint32) {
+					if include(route, weight) {
+						names = append(names, c)
 					}
-				}
+				})
 			}
 		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// eachCluster calls f with each cluster route names and its weight; a
+// route's one cluster has all of its traffic.
+func eachCluster(route *routev3.Route, f func(cluster string, weight uint32)) {
+	if c := route.GetRoute().GetCluster(); c != "" {
+		f(c, uint32(policy.Full))
+	}
+	for _, wc := range route.GetRoute().GetWeightedClusters().GetClusters() {
+		f(wc.GetName(), wc.GetWeight().GetValue())
+	}
 }
 
 // hasServing reports whether an assignment has an endpoint that takes new

@@ -39,13 +39,11 @@ type Builder struct {
 	// build's routing without visiting every built service.
 	policies map[string]policy.Routing
 	noted    []*builtService // the last build's services with findings to report, sorted by name
-	// withPolicy is how many of the last build's services have a policy.
-	withPolicy int
-	routes     hashed[*routev3.RouteConfiguration]
-	sidecar    hashed[*listenerv3.Listener]
-	ledger     ledger // the names of the last build's resources (see recount)
-	last       *lists // the last build's lists (see Builder.lists)
-	buf        []byte // scratch space for encoding, reused across builds
+	routes   hashed[*routev3.RouteConfiguration]
+	sidecar  hashed[*listenerv3.Listener]
+	ledger   ledger // the names of the last build's resources (see recount)
+	last     *lists // the last build's lists (see Builder.lists)
+	buf      []byte // scratch space for encoding, reused across builds
 }
 
 // hashed is a validated resource with the digest of its deterministic
@@ -97,18 +95,17 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	snap, sums := l.snapshot(routes, sidecar, b.last)
-	noted, withPolicy := b.notedAfter(ch), b.withPolicy+ch.withPolicy()
-	snap.Report = report(noted, withPolicy, in)
 	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
-	snap.Report.Recounted = recounted
-	snap.Version = sums.version()
 	b.services, b.model, b.routes, b.sidecar, b.last = built, in.Model, routes, sidecar, l
-	b.noted, b.withPolicy = noted, withPolicy
 	b.reindex(ch)
 	b.repolicy(ch)
+	b.noted = b.notedAfter(ch)
+	snap.Report = report(b.noted, len(b.policies), in)
+	snap.Report.Recounted = recounted
+	snap.Version = sums.version()
 	return snap, nil
 }
 
@@ -167,7 +164,7 @@ func byServiceName(a, b *builtService) int { return cmp.Compare(a.svc.Name, b.sv
 // report returns what an operator should know about a build: the findings
 // of noted, its services that have any, in name order, and the services
 // that have a policy but that in's model does not know. withPolicy is how
-// many of its services have a policy: when every policy has one, no
+// many of its services have a policy: when every policy has a service, no
 // policy's service is unknown, and none is looked up.
 func report(noted []*builtService, withPolicy int, in Input) Report {
 	var r Report
@@ -325,23 +322,6 @@ func (ch *serviceChanges) add(i int, prev, bs *builtService) {
 	}
 }
 
-// withPolicy returns how many more of the build's services than of the
-// last build's have a policy.
-func (ch *serviceChanges) withPolicy() int {
-	n := 0
-	for _, bs := range ch.came {
-		if bs.hasPolicy {
-			n++
-		}
-	}
-	for _, bs := range ch.gone {
-		if bs.hasPolicy {
-			n--
-		}
-	}
-	return n
-}
-
 // service returns svc's resources: prev, its last build (nil if none), if
 // its instances and routing are unchanged, else new ones. buf is scratch
 // space for encoding.
@@ -438,13 +418,12 @@ func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*rou
 
 // routeConfiguration returns the route configuration name holding vhosts,
 // whose digests add up to vhostSum: last if it is the same, else a new
-// one. The virtual hosts were validated with their services, so neither
-// they nor unchanged ones are encoded again. buf is scratch space for
-// encoding.
+// one. The virtual hosts were validated and hashed with their services, so
+// none is encoded again. buf is scratch space for encoding.
 func routeConfiguration(buf *[]byte, last hashed[*routev3.RouteConfiguration], name string, vhosts []*routev3.VirtualHost, vhostSum digestSum) (hashed[*routev3.RouteConfiguration], error) {
-	// Validate and encode the other fields before the virtual hosts join
-	// them: rc is nobody else's yet, and this saves copying it without them
-	// (see withoutVirtualHosts).
+	// Encode (and, if it is new, validate) the other fields before the
+	// virtual hosts join them: rc is nobody else's yet, and this saves
+	// copying it without them (see withoutVirtualHosts).
 	rc := envoy.RouteConfiguration(name, nil)
 	rest, err := envoy.AppendDeterministic((*buf)[:0], rc)
 	*buf = rest

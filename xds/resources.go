@@ -150,11 +150,11 @@ func (p *prepared) versionFor(typeURL string, class Class, names []string, wildc
 	return versionOf(ts, selectNamed(ts, names), false)
 }
 
-// marshalMemo remembers, for each list of the last snapshot prepared, the
-// entries of its resources, by message: a resource the snapshot builder
-// reused (an unchanged service's) is the same message, and is not
-// marshalled again; and a list the builder reused whole (no resource of
-// its type changed) is the same type set. It also remembers the type sets
+// marshalMemo remembers, for each list of the last snapshot prepared, its
+// messages and their entries: a resource the snapshot builder reused (an
+// unchanged service's) is the same message, and is not marshalled again;
+// and a list the builder reused whole (no resource of its type changed) is
+// the same type set. It also remembers the type sets
 // of the last rememberedSnapshots snapshots (see prepared.recent).
 type marshalMemo struct {
 	lists      [memoLists]memoList
