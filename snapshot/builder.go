@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"runtime"
 	"slices"
-	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -268,7 +266,7 @@ func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceCha
 		}
 		var err error
 		prev := built[i]
-		if built[i], err = buildOne(&b.buf, svcs[k], in.Routing, prev); err != nil {
+		if built[i], err = b.service(&b.buf, svcs[k], in.Routing, prev); err != nil {
 			errs = append(errs, err)
 		}
 		ch.add(i, prev, built[i])
@@ -279,60 +277,29 @@ func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceCha
 // buildAll returns the build of each of svcs and how they differ from the
 // last build's, or the errors. svcs, like b.services, are sorted by name:
 // walking both in step finds each service's last build without a map.
-// Services are built independently of one another, so they are built on
-// every processor (see buildEach).
 func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, serviceChanges, error) {
-	prevs := make([]*builtService, len(svcs)) // nil: none
-	var gone []*builtService
+	built := make([]*builtService, len(svcs))
+	ch := serviceChanges{sameSet: true}
+	var errs []error
 	last := b.services
 	for i, svc := range svcs {
 		for len(last) > 0 && last[0].svc.Name < svc.Name {
-			gone, last = append(gone, last[0]), last[1:]
+			ch.gone, last, ch.sameSet = append(ch.gone, last[0]), last[1:], false
 		}
+		var prev *builtService
 		if len(last) > 0 && last[0].svc.Name == svc.Name {
-			prevs[i], last = last[0], last[1:]
+			prev, last = last[0], last[1:]
 		}
+		var err error
+		if built[i], err = b.service(&b.buf, svc, routing, prev); err != nil {
+			errs = append(errs, err)
+		}
+		ch.add(i, prev, built[i])
 	}
-	gone = append(gone, last...)
-	built, errs := b.buildEach(svcs, routing, prevs)
-	ch := serviceChanges{gone: gone, sameSet: len(gone) == 0}
-	for i, bs := range built {
-		ch.add(i, prevs[i], bs)
+	if len(last) > 0 {
+		ch.gone, ch.sameSet = append(ch.gone, last...), false
 	}
 	return built, ch, errors.Join(errs...)
-}
-
-// parallelAbove is the number of services above which buildEach builds on
-// more than one goroutine: fewer take less time than starting them. Tests
-// lower it to build small worlds in parallel.
-var parallelAbove = 256
-
-// buildEach returns the build of each of svcs, given the last build of each
-// (prevs, nil if none), and the errors in svcs' order. It splits svcs into
-// one contiguous part per processor, each built with its own scratch
-// buffer.
-func (b *Builder) buildEach(svcs []discovery.Service, routing map[string]policy.Routing, prevs []*builtService) ([]*builtService, []error) {
-	built := make([]*builtService, len(svcs))
-	errs := make([]error, len(svcs))
-	buildPart := func(buf *[]byte, from, to int) {
-		for i := from; i < to; i++ {
-			built[i], errs[i] = buildOne(buf, svcs[i], routing, prevs[i])
-		}
-	}
-	parts := 1
-	if len(svcs) > parallelAbove {
-		parts = runtime.GOMAXPROCS(0)
-	}
-	var wg sync.WaitGroup
-	for p := 1; p < parts; p++ {
-		wg.Go(func() {
-			var buf []byte
-			buildPart(&buf, p*len(svcs)/parts, (p+1)*len(svcs)/parts)
-		})
-	}
-	buildPart(&b.buf, 0, len(svcs)/parts)
-	wg.Wait()
-	return built, errs
 }
 
 // serviceChanges is how a build's services differ from the last build's.
@@ -355,11 +322,10 @@ func (ch *serviceChanges) add(i int, prev, bs *builtService) {
 	}
 }
 
-// buildOne returns svc's resources: prev, its last build (nil if none), if
+// service returns svc's resources: prev, its last build (nil if none), if
 // its instances and routing are unchanged, else new ones. buf is scratch
-// space for encoding. It reads only its arguments and writes only buf and
-// what it returns, so several services build at once (see buildEach).
-func buildOne(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing, prev *builtService) (*builtService, error) {
+// space for encoding.
+func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing, prev *builtService) (*builtService, error) {
 	r, hasPolicy := routing[svc.Name]
 	if prev == nil {
 		prev = unbuilt

@@ -33,16 +33,9 @@ var (
 // — and checks after each build that one long-lived Builder says what a
 // fresh Build says, lists it in name order, keeps its ledger like a fresh
 // count (also after a refused build), and never changes a snapshot it
-// returned before. With odd seeds, the Builder builds every service in
-// parallel (see buildEach) and Build one after another.
+// returned before.
 func TestBuilderAgreesWithBuildOnRandomChanges(t *testing.T) {
-	defer func(n int) { parallelAbove = n }(parallelAbove)
-	const serial = 1 << 30
 	for seed := range uint64(20) {
-		builderParallelAbove := serial
-		if seed%2 == 1 {
-			builderParallelAbove = 1
-		}
 		rng := rand.New(rand.NewPCG(seed, 7))
 		w := newRandomWorld(rng)
 		var b Builder
@@ -51,9 +44,7 @@ func TestBuilderAgreesWithBuildOnRandomChanges(t *testing.T) {
 		for step := range 40 {
 			w.change(rng)
 			in := w.input(t, rng)
-			parallelAbove = builderParallelAbove
 			got, gotErr := b.Build(in)
-			parallelAbove = serial
 			want, wantErr := Build(in)
 			where := fmt.Sprintf("seed %d step %d", seed, step)
 			if (gotErr == nil) != (wantErr == nil) {
