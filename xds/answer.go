@@ -263,17 +263,47 @@ func selectNamed(ts *typeSet, names []string) []entry {
 	return out
 }
 
+// deltaAnswer returns the incremental response a delta watch needs (see
+// deltaResponse), or nil. rejected are the names sent or removed by the
+// response the watch's request rejected, if it is a NACK (see
+// Cache.deltaRejected): go-control-plane takes a response as held once it
+// is sent, but the client kept what it had before, which weir does not
+// know. A NACK is answered only once the client's selection changes, as
+// re-sending what was just rejected would start a resend storm, and then
+// the answer sends the rejected names' resources again, or removes them
+// again, with the change: a client that ACKs it holds what its version
+// says, as over state of the world.
+func deltaAnswer(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription, rejected []string) cachev3.DeltaResponse {
+	resp := deltaResponse(p, req, sub, nil)
+	if resp == nil || len(rejected) == 0 {
+		return resp
+	}
+	return deltaResponse(p, req, sub, rejected)
+}
+
+// unknownHeld stands, among the versions a client holds, for one weir does
+// not know: no resource has it, so the resource is sent, or, if it no
+// longer exists, reported removed.
+const unknownHeld = "?"
+
 // deltaResponse returns the incremental response a watch needs: resources
 // whose content the client lacks, names it holds that no longer exist, and
-// names it newly asked for that do not exist. It returns nil when there is
-// nothing to say, except that the first request of a stream is always
-// answered.
-func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
+// names it newly asked for that do not exist. The client holds what sub
+// returned, but for the names in unknown (see unknownHeld). It returns nil
+// when there is nothing to say, except that the first request of a stream
+// is always answered.
+func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription, unknown []string) cachev3.DeltaResponse {
 	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
 	if ts == nil {
 		ts = &typeSet{}
 	}
 	known := sub.ReturnedResources()
+	if len(unknown) > 0 {
+		known = maps.Clone(known)
+		for _, name := range unknown {
+			known[name] = unknownHeld
+		}
+	}
 	next := make(map[string]string)
 	var changed []*discoveryv3.Resource
 	selected := selectEntries(ts, sub)

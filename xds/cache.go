@@ -27,6 +27,8 @@ type Cache struct {
 	prepMu sync.Mutex // serialises SetSnapshot's preparation
 	memo   marshalMemo
 
+	rejected sync.Map // *cachev3.DeltaRequest → []string: see deltaRejected
+
 	mu      sync.Mutex
 	current *prepared // nil until the first SetSnapshot
 	sotw    watchSet[*sotwWatch]
@@ -74,7 +76,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 			if !concerns.watch(w.req.GetTypeUrl(), w.class, w.sub) {
 				continue
 			}
-			if resp := deltaResponse(p, w.req, w.sub); resp != nil {
+			if resp := deltaAnswer(p, w.req, w.sub, w.rejected); resp != nil {
 				w.ch <- resp
 				delete(c.delta[order], w)
 			}
@@ -173,11 +175,12 @@ type sotwWatch struct {
 }
 
 type deltaWatch struct {
-	req   *cachev3.DeltaRequest
-	sub   cachev3.Subscription
-	ch    chan cachev3.DeltaResponse
-	class Class
-	order int // pushOrder of the request's type
+	req      *cachev3.DeltaRequest
+	sub      cachev3.Subscription
+	ch       chan cachev3.DeltaResponse
+	class    Class
+	order    int      // pushOrder of the request's type
+	rejected []string // see deltaAnswer
 }
 
 // CreateWatch answers a state-of-the-world request now if the client's view
@@ -202,19 +205,32 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 
 // CreateDeltaWatch is CreateWatch for the incremental protocol.
 func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	var rejected []string
+	if names, ok := c.rejected.LoadAndDelete(req); ok {
+		rejected = names.([]string)
+	}
 	for {
 		p := c.snapshot()
 		if p != nil {
-			if resp := deltaResponse(p, req, sub); resp != nil {
+			if resp := deltaAnswer(p, req, sub, rejected); resp != nil {
 				ch <- resp
 				return func() {}, nil
 			}
 		}
-		w := &deltaWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl())}
+		w := &deltaWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl()), rejected: rejected}
 		if c.register(p, func() { c.delta[w.order][w] = struct{}{} }) {
 			return func() { c.cancelDelta(w) }, nil
 		}
 	}
+}
+
+// deltaRejected records that req, a delta request, rejected a response
+// that sent or removed names, for the watch about to be created for req
+// (see deltaAnswer). The Tracker calls it from the request's callback,
+// which go-control-plane runs on the stream just before CreateDeltaWatch
+// for the same request, which takes it.
+func (c *Cache) deltaRejected(req *cachev3.DeltaRequest, names []string) {
+	c.rejected.Store(req, names)
 }
 
 // snapshot returns the prepared snapshot being served, nil before the first.

@@ -95,7 +95,8 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 	}
 
 	// A NACK is recorded against the version it rejects and not answered
-	// with the same content again: the next response is the next change.
+	// with the same content again: the next response is the next change,
+	// which removes greeter/v1 again, as the client rejected its removal.
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: second.Nonce,
 		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad cluster"}})
 	eventually(t, "delta NACK recorded", func() bool {
@@ -106,8 +107,58 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 		t.Errorf("NACK recorded for version %q, want %q", nack.Version, second.SystemVersionInfo)
 	}
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v3": 10000}, "v2", "v3"))
-	if third := c.recv(); !slices.Equal(deltaNames(third), []string{"greeter/v3"}) {
-		t.Fatalf("third delta CDS = %v, want only the new greeter/v3", deltaNames(third))
+	third := c.recv()
+	if !slices.Equal(deltaNames(third), []string{"greeter/v3"}) || !slices.Equal(third.RemovedResources, []string{"greeter/v1"}) {
+		t.Fatalf("third delta CDS: resources %v, removed %v; want the new greeter/v3, and greeter/v1 removed again",
+			deltaNames(third), third.RemovedResources)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: third.Nonce})
+
+	// Once the client ACKs, nothing rejected is owed: the next change
+	// sends only itself.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v3": 10000}, "v3"))
+	if fourth := c.recv(); len(fourth.Resources) != 0 || !slices.Equal(fourth.RemovedResources, []string{"greeter/v2"}) {
+		t.Fatalf("fourth delta CDS: resources %v, removed %v; want only greeter/v2 removed", deltaNames(fourth), fourth.RemovedResources)
+	}
+}
+
+// TestDeltaResendsWhatANackRejected: a client that rejects a changed
+// resource keeps the one it had. go-control-plane takes the response as
+// held once sent, so without weir's help the resource would be sent again
+// only when it changes again, and an ACK of a later response would claim
+// a version whose content the client does not hold.
+func TestDeltaResendsWhatANackRejected(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialDelta(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
+	first := c.recv()
+	if !slices.Equal(deltaNames(first), []string{"greeter/v1"}) {
+		t.Fatalf("first delta EDS = %v, want greeter/v1", deltaNames(first))
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: first.Nonce})
+
+	// greeter/v1's endpoint moves to another port; the client rejects it.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
+	second := c.recv()
+	if !slices.Equal(deltaNames(second), []string{"greeter/v1"}) {
+		t.Fatalf("second delta EDS = %v, want greeter/v1", deltaNames(second))
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: second.Nonce,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
+
+	// greeter/v2 appears: the answer sends it and greeter/v1's rejected
+	// assignment again, unchanged since it was rejected.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
+	third := c.recv()
+	if got, want := deltaNames(third), []string{"greeter/v1", "greeter/v2"}; !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+		t.Fatalf("third delta EDS = %v, want %v", got, want)
+	}
+	for _, r := range third.Resources {
+		if r.Name == "greeter/v1" && r.Version != second.Resources[0].Version {
+			t.Errorf("greeter/v1 re-sent at version %q, want the rejected %q", r.Version, second.Resources[0].Version)
+		}
 	}
 }
 

@@ -67,6 +67,9 @@ type Proxy struct {
 	// fleet can tell that judged is still true.
 	changes uint64
 	judged  judgement
+	// unanswered is, by type, the delta response the stream was last
+	// sent, until the client ACKs or NACKs it (see rejectedNames).
+	unanswered map[string]*discoveryv3.DeltaDiscoveryResponse
 }
 
 // Tracker records, per stream and resource type, the versions sent, ACKed and
@@ -78,6 +81,10 @@ type Tracker struct {
 	now     func() time.Time
 
 	onNack func(node, typeURL, err string) // see OnNack
+	// onDeltaNack is told the names a NACKed delta response sent or
+	// removed, before the server watches for the NACK (see
+	// Cache.deltaRejected).
+	onDeltaNack func(req *discoveryv3.DeltaDiscoveryRequest, names []string)
 
 	mu      sync.Mutex
 	proxies map[int64]*Proxy
@@ -100,6 +107,7 @@ func (t *Tracker) Proxies() []Proxy {
 	for _, p := range t.proxies {
 		c := *p
 		c.Types = maps.Clone(p.Types)
+		c.unanswered = nil // the tracker's own
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Proxy) int {
@@ -152,8 +160,9 @@ func (t *Tracker) closed(id int64) {
 
 // request records an ACK or NACK carried by a request. nonce is the response
 // it answers ("" for the first request of a type on a stream); version is the
-// version the client reports as applied.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) {
+// version the client reports as applied. It returns the delta response a
+// NACK rejects, if any.
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (rejected *discoveryv3.DeltaDiscoveryResponse) {
 	var afterUnlock func()
 	t.mu.Lock()
 	defer func() {
@@ -164,7 +173,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}()
 	p, ok := t.proxies[id]
 	if !ok {
-		return
+		return nil
 	}
 	p.changes++
 	st, seen := p.Types[typeURL]
@@ -181,8 +190,10 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			st.Acked, st.AckedAt = version, t.now()
 		}
 	case nonce != st.SentNonce:
-		return // answers an older response; a newer one is in flight
+		return nil // answers an older response; a newer one is in flight
 	case errDetail != "":
+		rejected = p.unanswered[typeURL]
+		delete(p.unanswered, typeURL)
 		st.LastNack = &Nack{Version: st.Sent, Error: errDetail, At: t.now()}
 		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
 		t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", id, "type", shortType(typeURL),
@@ -192,18 +203,28 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			afterUnlock = func() { t.onNack(node, typeURL, errDetail) }
 		}
 	default:
+		delete(p.unanswered, typeURL)
 		st.Acked, st.AckedAt = st.Sent, t.now()
 	}
 	p.Types[typeURL] = st
 	t.signal()
+	return rejected
 }
 
-func (t *Tracker) response(id int64, typeURL, version, nonce string) {
+// response records a response sent on stream id; delta is the response
+// itself over delta xDS, nil over state of the world.
+func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *discoveryv3.DeltaDiscoveryResponse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.proxies[id]
 	if !ok {
 		return
+	}
+	if delta != nil {
+		if p.unanswered == nil {
+			p.unanswered = make(map[string]*discoveryv3.DeltaDiscoveryResponse)
+		}
+		p.unanswered[typeURL] = delta
 	}
 	p.changes++
 	st := p.Types[typeURL]
@@ -311,22 +332,36 @@ func isWildcardName(n string) bool { return n == wildcardName }
 
 // OnStreamResponse implements serverv3.Callbacks.
 func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	t.response(id, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
+	t.response(id, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), nil)
 }
 
 // OnStreamDeltaRequest implements serverv3.Callbacks. Delta requests carry no
-// version, so an ACK applies the version sent with the nonce it echoes.
+// version, so an ACK applies the version sent with the nonce it echoes. A
+// NACK's rejected names go to onDeltaNack, as the server is about to watch
+// for this request.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
+	rejected := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, first bool) {
 			subscribeDelta(st, first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
 		})
+	if rejected != nil && t.onDeltaNack != nil {
+		t.onDeltaNack(req, rejectedNames(rejected))
+	}
 	return nil
+}
+
+// rejectedNames returns the names a rejected delta response sent or removed.
+func rejectedNames(resp *discoveryv3.DeltaDiscoveryResponse) []string {
+	names := slices.Clone(resp.GetRemovedResources())
+	for _, r := range resp.GetResources() {
+		names = append(names, r.GetName())
+	}
+	return names
 }
 
 // OnStreamDeltaResponse implements serverv3.Callbacks.
 func (t *Tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	t.response(id, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
+	t.response(id, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), resp)
 }
 
 // OnFetchRequest implements serverv3.Callbacks.
