@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"strings"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/internal/tlsfiles"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/policy/admin"
 	"github.com/weir-mesh/weir/snapshot"
@@ -133,38 +131,9 @@ func serveOps(ctx context.Context, lis net.Listener, h http.Handler) error {
 	}
 }
 
-// tlsFiles configure a TLS listener; ClientCA makes it mutual TLS.
-type tlsFiles struct {
-	Cert, Key, ClientCA string
-}
-
-// config returns the TLS configuration, nil when no file is given. prefix
-// names the flags in errors ("--admin", "--xds").
-func (f tlsFiles) config(prefix string) (*tls.Config, error) {
-	switch {
-	case f == tlsFiles{}:
-		return nil, nil
-	case f.Cert == "" || f.Key == "":
-		return nil, fmt.Errorf("%s-tls-cert and %s-tls-key go together: give both to serve TLS (and %s-client-ca to require client certificates)", prefix, prefix, prefix)
-	}
-	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%s-tls-cert/%s-tls-key: %w", prefix, prefix, err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if f.ClientCA != "" {
-		pem, err := os.ReadFile(f.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("%s-client-ca: %w", prefix, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s-client-ca %s: no PEM certificate in it", prefix, f.ClientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
-}
+// tlsFiles configure a TLS listener; ClientCA makes it mutual TLS. Replaced
+// files are picked up while weir runs (see package tlsfiles).
+type tlsFiles = tlsfiles.Files
 
 // loopback reports whether addr (HOST:PORT) listens on loopback only.
 func loopback(addr string) bool {
@@ -203,8 +172,8 @@ func (c serveConfig) checkExposure() error {
 }
 
 // xdsServerOptions serves xDS over TLS when configured.
-func xdsServerOptions(f tlsFiles) ([]grpc.ServerOption, error) {
-	cfg, err := f.config("--xds")
+func xdsServerOptions(f tlsFiles, logger *slog.Logger) ([]grpc.ServerOption, error) {
+	cfg, err := tlsfiles.Config(f, "--xds", logger)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
@@ -221,7 +190,7 @@ func adminServerOptions(c adminConfig, logger *slog.Logger) ([]grpc.ServerOption
 			return nil, fmt.Errorf("--admin-token-file: %w", err)
 		}
 	}
-	cfg, err := c.TLS.config("--admin")
+	cfg, err := tlsfiles.Config(c.TLS, "--admin", logger)
 	if err != nil {
 		return nil, err
 	}

@@ -166,7 +166,7 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	var err error
-	if s.xdsOpts, err = xdsServerOptions(cfg.XDSTLS); err != nil {
+	if s.xdsOpts, err = xdsServerOptions(cfg.XDSTLS, logger); err != nil {
 		return nil, err
 	}
 	if s.adminOpts, err = adminServerOptions(cfg.Admin, logger); err != nil {
