@@ -264,21 +264,20 @@ func selectNamed(ts *typeSet, names []string) []entry {
 }
 
 // deltaAnswer returns the incremental response a delta watch needs (see
-// deltaResponse), or nil. rejected are the names sent or removed by the
-// response the watch's request rejected, if it is a NACK (see
-// Cache.deltaRejected): go-control-plane takes a response as held once it
-// is sent, but the client kept what it had before, which weir does not
-// know. A NACK is answered only once the client's selection changes, as
-// re-sending what was just rejected would start a resend storm, and then
-// the answer sends the rejected names' resources again, or removes them
-// again, with the change: a client that ACKs it holds what its version
-// says, as over state of the world.
-func deltaAnswer(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription, rejected []string) cachev3.DeltaResponse {
+// deltaResponse), or nil. owed are the names the stream is owed after
+// NACKs (see deltaOwed), whose resources it holds at versions weir does
+// not know. They do not make an answer on their own, as re-sending what was
+// just rejected would start a resend storm: a watch is answered once the
+// client's selection changes or it asks for something, and then the answer
+// sends the owed names' resources again, or removes them again, with the
+// change. A client that ACKs it holds what its version says, as over the
+// state of the world.
+func deltaAnswer(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription, owed []string) cachev3.DeltaResponse {
 	resp := deltaResponse(p, req, sub, nil)
-	if resp == nil || len(rejected) == 0 {
+	if resp == nil || len(owed) == 0 {
 		return resp
 	}
-	return deltaResponse(p, req, sub, rejected)
+	return deltaResponse(p, req, sub, owed)
 }
 
 // unknownHeld stands, among the versions a client holds, for one weir does

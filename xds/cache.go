@@ -27,7 +27,7 @@ type Cache struct {
 	prepMu sync.Mutex // serialises SetSnapshot's preparation
 	memo   marshalMemo
 
-	rejected sync.Map // *cachev3.DeltaRequest → []string: see deltaRejected
+	owed sync.Map // *cachev3.DeltaRequest → []string: see owe
 
 	mu      sync.Mutex
 	current *prepared // nil until the first SetSnapshot
@@ -76,7 +76,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
 			if !concerns.watch(w.req.GetTypeUrl(), w.class, w.sub) {
 				continue
 			}
-			if resp := deltaAnswer(p, w.req, w.sub, w.rejected); resp != nil {
+			if resp := deltaAnswer(p, w.req, w.sub, w.owed); resp != nil {
 				w.ch <- resp
 				delete(c.delta[order], w)
 			}
@@ -175,12 +175,12 @@ type sotwWatch struct {
 }
 
 type deltaWatch struct {
-	req      *cachev3.DeltaRequest
-	sub      cachev3.Subscription
-	ch       chan cachev3.DeltaResponse
-	class    Class
-	order    int      // pushOrder of the request's type
-	rejected []string // see deltaAnswer
+	req   *cachev3.DeltaRequest
+	sub   cachev3.Subscription
+	ch    chan cachev3.DeltaResponse
+	class Class
+	order int      // pushOrder of the request's type
+	owed  []string // see deltaAnswer
 }
 
 // CreateWatch answers a state-of-the-world request now if the client's view
@@ -205,32 +205,32 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 
 // CreateDeltaWatch is CreateWatch for the incremental protocol.
 func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	var rejected []string
-	if names, ok := c.rejected.LoadAndDelete(req); ok {
-		rejected = names.([]string)
+	var owed []string
+	if names, ok := c.owed.LoadAndDelete(req); ok {
+		owed = names.([]string)
 	}
 	for {
 		p := c.snapshot()
 		if p != nil {
-			if resp := deltaAnswer(p, req, sub, rejected); resp != nil {
+			if resp := deltaAnswer(p, req, sub, owed); resp != nil {
 				ch <- resp
 				return func() {}, nil
 			}
 		}
-		w := &deltaWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl()), rejected: rejected}
+		w := &deltaWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl()), owed: owed}
 		if c.register(p, func() { c.delta[w.order][w] = struct{}{} }) {
 			return func() { c.cancelDelta(w) }, nil
 		}
 	}
 }
 
-// deltaRejected records that req, a delta request, rejected a response
-// that sent or removed names, for the watch about to be created for req
-// (see deltaAnswer). The Tracker calls it from the request's callback,
-// which go-control-plane runs on the stream just before CreateDeltaWatch
-// for the same request, which takes it.
-func (c *Cache) deltaRejected(req *cachev3.DeltaRequest, names []string) {
-	c.rejected.Store(req, names)
+// owe records that the stream of req, a delta request, is owed names (see
+// deltaOwed), for the watch about to be created for req (see deltaAnswer).
+// The Tracker calls it from the request's callback, which go-control-plane
+// runs on the stream just before CreateDeltaWatch for the same request,
+// which takes it.
+func (c *Cache) owe(req *cachev3.DeltaRequest, names []string) {
+	c.owed.Store(req, names)
 }
 
 // snapshot returns the prepared snapshot being served, nil before the first.

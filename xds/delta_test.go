@@ -162,6 +162,61 @@ func TestDeltaResendsWhatANackRejected(t *testing.T) {
 	}
 }
 
+// rejectedEndpoint connects a delta EDS client subscribed to greeter/v1 and
+// greeter/v2, moves greeter/v1's endpoint, and returns the client and the
+// response that moved it, not yet answered.
+func rejectedEndpoint(t *testing.T) (*testServer, *deltaClient, *discoveryv3.DeltaDiscoveryResponse) {
+	t.Helper()
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialDelta(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
+	first := c.recv()
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: first.Nonce})
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
+	moved := c.recv()
+	if !slices.Equal(deltaNames(moved), []string{"greeter/v1"}) {
+		t.Fatalf("delta EDS after the move = %v, want greeter/v1", deltaNames(moved))
+	}
+	return srv, c, moved
+}
+
+// TestDeltaOwesARejectedResourceAcrossSubscriptions: after a NACK, the
+// client subscribes to another name before anything changes (as Envoy
+// does when new clusters need endpoints); the answer to that sends the
+// rejected resource again too.
+func TestDeltaOwesARejectedResourceAcrossSubscriptions(t *testing.T) {
+	_, c, moved := rejectedEndpoint(t)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: moved.Nonce,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"greeter/v0"}})
+	next := c.recv()
+	if got := slices.Sorted(slices.Values(deltaNames(next))); !slices.Equal(got, []string{"greeter/v0", "greeter/v1"}) {
+		t.Fatalf("answer to the new subscription = %v, want greeter/v0 and the rejected greeter/v1", got)
+	}
+}
+
+// TestDeltaOwesWhatAnOlderResponseCarried: the client NACKs a response
+// after a newer one was sent, computed as if the older were held; once it
+// ACKs the newer one, the next change sends the rejected resource again.
+func TestDeltaOwesWhatAnOlderResponseCarried(t *testing.T) {
+	srv, c, moved := rejectedEndpoint(t)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"greeter/v0"}})
+	newer := c.recv()
+	if !slices.Equal(deltaNames(newer), []string{"greeter/v0"}) {
+		t.Fatalf("answer to the new subscription = %v, want greeter/v0", deltaNames(newer))
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: moved.Nonce,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: newer.Nonce})
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
+	next := c.recv()
+	if got := slices.Sorted(slices.Values(deltaNames(next))); !slices.Equal(got, []string{"greeter/v1", "greeter/v2"}) {
+		t.Fatalf("next change = %v, want greeter/v2 and the rejected greeter/v1", got)
+	}
+}
+
 func TestDeltaNamedSubscriptions(t *testing.T) {
 	srv := startServer(t)
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))

@@ -43,7 +43,7 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 		grpc.ForceServerCodecV2(newResponseCodec()),
 	}, opts...)
 	gs := grpc.NewServer(opts...)
-	tracker.onDeltaNack = cache.deltaRejected
+	tracker.onDeltaOwed = cache.owe
 	// Ordered ADS sends one stream's responses in the order the cache
 	// produces them (clusters, endpoints, listeners, routes); without it
 	// go-control-plane picks among ready types at random.

@@ -67,9 +67,8 @@ type Proxy struct {
 	// fleet can tell that judged is still true.
 	changes uint64
 	judged  judgement
-	// unanswered is, by type, the delta response the stream was last
-	// sent, until the client ACKs or NACKs it (see rejectedNames).
-	unanswered map[string]*discoveryv3.DeltaDiscoveryResponse
+	// owed is, by type, what a delta stream may be owed after NACKs.
+	owed map[string]*deltaOwed
 }
 
 // Tracker records, per stream and resource type, the versions sent, ACKed and
@@ -81,10 +80,9 @@ type Tracker struct {
 	now     func() time.Time
 
 	onNack func(node, typeURL, err string) // see OnNack
-	// onDeltaNack is told the names a NACKed delta response sent or
-	// removed, before the server watches for the NACK (see
-	// Cache.deltaRejected).
-	onDeltaNack func(req *discoveryv3.DeltaDiscoveryRequest, names []string)
+	// onDeltaOwed is told the names a delta stream is owed (see
+	// deltaOwed) before the server watches for its request: Cache.owe.
+	onDeltaOwed func(req *discoveryv3.DeltaDiscoveryRequest, names []string)
 
 	mu      sync.Mutex
 	proxies map[int64]*Proxy
@@ -107,7 +105,7 @@ func (t *Tracker) Proxies() []Proxy {
 	for _, p := range t.proxies {
 		c := *p
 		c.Types = maps.Clone(p.Types)
-		c.unanswered = nil // the tracker's own
+		c.owed = nil // the tracker's own
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Proxy) int {
@@ -160,9 +158,8 @@ func (t *Tracker) closed(id int64) {
 
 // request records an ACK or NACK carried by a request. nonce is the response
 // it answers ("" for the first request of a type on a stream); version is the
-// version the client reports as applied. It returns the delta response a
-// NACK rejects, if any.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (rejected *discoveryv3.DeltaDiscoveryResponse) {
+// version the client reports as applied.
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) {
 	var afterUnlock func()
 	t.mu.Lock()
 	defer func() {
@@ -173,7 +170,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}()
 	p, ok := t.proxies[id]
 	if !ok {
-		return nil
+		return
 	}
 	p.changes++
 	st, seen := p.Types[typeURL]
@@ -190,10 +187,8 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			st.Acked, st.AckedAt = version, t.now()
 		}
 	case nonce != st.SentNonce:
-		return nil // answers an older response; a newer one is in flight
+		return // answers an older response; a newer one is in flight
 	case errDetail != "":
-		rejected = p.unanswered[typeURL]
-		delete(p.unanswered, typeURL)
 		st.LastNack = &Nack{Version: st.Sent, Error: errDetail, At: t.now()}
 		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
 		t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", id, "type", shortType(typeURL),
@@ -203,12 +198,10 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			afterUnlock = func() { t.onNack(node, typeURL, errDetail) }
 		}
 	default:
-		delete(p.unanswered, typeURL)
 		st.Acked, st.AckedAt = st.Sent, t.now()
 	}
 	p.Types[typeURL] = st
 	t.signal()
-	return rejected
 }
 
 // response records a response sent on stream id; delta is the response
@@ -221,10 +214,7 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *disc
 		return
 	}
 	if delta != nil {
-		if p.unanswered == nil {
-			p.unanswered = make(map[string]*discoveryv3.DeltaDiscoveryResponse)
-		}
-		p.unanswered[typeURL] = delta
+		p.deltaOwed(typeURL).sent(delta)
 	}
 	p.changes++
 	st := p.Types[typeURL]
@@ -336,27 +326,37 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 }
 
 // OnStreamDeltaRequest implements serverv3.Callbacks. Delta requests carry no
-// version, so an ACK applies the version sent with the nonce it echoes. A
-// NACK's rejected names go to onDeltaNack, as the server is about to watch
-// for this request.
+// version, so an ACK applies the version sent with the nonce it echoes. The
+// names the stream is owed go to onDeltaOwed, as the server is about to
+// watch for this request.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	rejected := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
+	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, first bool) {
 			subscribeDelta(st, first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
 		})
-	if rejected != nil && t.onDeltaNack != nil {
-		t.onDeltaNack(req, rejectedNames(rejected))
+	if owed := t.owedAfter(id, req); len(owed) > 0 && t.onDeltaOwed != nil {
+		t.onDeltaOwed(req, owed)
 	}
 	return nil
 }
 
-// rejectedNames returns the names a rejected delta response sent or removed.
-func rejectedNames(resp *discoveryv3.DeltaDiscoveryResponse) []string {
-	names := slices.Clone(resp.GetRemovedResources())
-	for _, r := range resp.GetResources() {
-		names = append(names, r.GetName())
+// owedAfter records which of stream id's delta responses req answers, and
+// returns the names the stream is owed of req's type (see deltaOwed).
+func (t *Tracker) owedAfter(id int64, req *discoveryv3.DeltaDiscoveryRequest) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.proxies[id]
+	if !ok {
+		return nil
 	}
-	return names
+	o := p.owed[req.GetTypeUrl()]
+	if o == nil {
+		return nil
+	}
+	if nonce := req.GetResponseNonce(); nonce != "" {
+		o.answered(nonce, req.GetErrorDetail() != nil)
+	}
+	return o.names(p.Types[req.GetTypeUrl()])
 }
 
 // OnStreamDeltaResponse implements serverv3.Callbacks.

@@ -1,0 +1,96 @@
+package xds
+
+import (
+	"maps"
+	"slices"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+)
+
+// deltaOwed is what one delta stream may be owed of one resource type after
+// NACKs. go-control-plane takes a delta response as held by the client once
+// it is sent, and does nothing on a NACK: the resources a rejected response
+// sent, and the removals it made, would be sent again only when they
+// change, and what the client holds of them is unknown (Envoy may apply
+// part of a rejected update). So weir keeps the names of rejected responses
+// until a response that sends or removes them is ACKed, and the cache
+// answers the stream's next change with them (see deltaAnswer). Its zero
+// value owes nothing.
+type deltaOwed struct {
+	// unanswered are the responses sent and not yet ACKed or NACKed,
+	// oldest first: a client answers them in order, but may answer an
+	// older one after a newer one was sent.
+	unanswered []*discoveryv3.DeltaDiscoveryResponse
+	rejected   map[string]struct{}
+}
+
+// maxUnanswered bounds unanswered for a client that stops answering: each
+// response answers a request, so a well-behaved client has a few at most.
+const maxUnanswered = 16
+
+// deltaOwed returns what p is owed of typeURL, made if need be.
+func (p *Proxy) deltaOwed(typeURL string) *deltaOwed {
+	if p.owed == nil {
+		p.owed = make(map[string]*deltaOwed)
+	}
+	o := p.owed[typeURL]
+	if o == nil {
+		o = new(deltaOwed)
+		p.owed[typeURL] = o
+	}
+	return o
+}
+
+// sent records a response sent.
+func (o *deltaOwed) sent(resp *discoveryv3.DeltaDiscoveryResponse) {
+	if len(o.unanswered) == maxUnanswered {
+		o.unanswered = slices.Delete(o.unanswered, 0, 1)
+	}
+	o.unanswered = append(o.unanswered, resp)
+}
+
+// answered records that the client ACKed the response with nonce, or
+// NACKed it, and so has answered those sent before it.
+func (o *deltaOwed) answered(nonce string, nack bool) {
+	i := slices.IndexFunc(o.unanswered, func(r *discoveryv3.DeltaDiscoveryResponse) bool { return r.GetNonce() == nonce })
+	if i < 0 {
+		return
+	}
+	resp := o.unanswered[i]
+	o.unanswered = slices.Delete(o.unanswered, 0, i+1)
+	if !nack && len(o.rejected) == 0 {
+		return
+	}
+	if o.rejected == nil {
+		o.rejected = make(map[string]struct{})
+	}
+	mark := func(name string) {
+		if nack {
+			o.rejected[name] = struct{}{}
+		} else {
+			delete(o.rejected, name)
+		}
+	}
+	for _, r := range resp.GetResources() {
+		mark(r.GetName())
+	}
+	for _, name := range resp.GetRemovedResources() {
+		mark(name)
+	}
+}
+
+// names returns, sorted, the names owed that st, the stream's subscription
+// to the type, still asks for; it forgets the others.
+func (o *deltaOwed) names(st TypeStatus) []string {
+	if len(o.rejected) == 0 {
+		return nil
+	}
+	if !st.Wildcard {
+		for name := range o.rejected {
+			if _, ok := slices.BinarySearch(st.Names, name); !ok {
+				delete(o.rejected, name)
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(o.rejected))
+}
