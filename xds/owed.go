@@ -28,17 +28,17 @@ type deltaOwed struct {
 // response answers a request, so a well-behaved client has a few at most.
 const maxUnanswered = 16
 
-// deltaOwed returns what p is owed of typeURL, made if need be.
+// owedTypes counts the resource types a delta stream can be owed: those
+// weir serves, by pushOrder.
+const owedTypes = len(orderTypes)
+
+// deltaOwed returns what p, a delta stream, is owed of typeURL; nil on a
+// state-of-the-world stream or for a type weir does not serve.
 func (p *Proxy) deltaOwed(typeURL string) *deltaOwed {
-	if p.owed == nil {
-		p.owed = make(map[string]*deltaOwed)
+	if i := pushOrder(typeURL); p.owed != nil && i < owedTypes {
+		return &p.owed[i]
 	}
-	o := p.owed[typeURL]
-	if o == nil {
-		o = new(deltaOwed)
-		p.owed[typeURL] = o
-	}
-	return o
+	return nil
 }
 
 // sent records a response sent.
@@ -77,6 +77,16 @@ func (o *deltaOwed) answered(nonce string, nack bool) {
 	for _, name := range resp.GetRemovedResources() {
 		mark(name)
 	}
+}
+
+// after records what a request answered (the response with nonce, if not
+// ""; nack if it was rejected) and returns, sorted, the names still owed
+// that st, the stream's subscription after the request, asks for.
+func (o *deltaOwed) after(nonce string, nack bool, st TypeStatus) []string {
+	if nonce != "" {
+		o.answered(nonce, nack)
+	}
+	return o.names(st)
 }
 
 // names returns, sorted, the names owed that st, the stream's subscription

@@ -67,8 +67,9 @@ type Proxy struct {
 	// fleet can tell that judged is still true.
 	changes uint64
 	judged  judgement
-	// owed is, by type, what a delta stream may be owed after NACKs.
-	owed map[string]*deltaOwed
+	// owed is, by type (see owedIndex), what a delta stream may be owed
+	// after NACKs; nil for a state-of-the-world stream.
+	owed *[owedTypes]deltaOwed
 }
 
 // Tracker records, per stream and resource type, the versions sent, ACKed and
@@ -135,6 +136,9 @@ func (t *Tracker) signal() {
 
 func (t *Tracker) open(ctx context.Context, id int64, delta bool) {
 	p := &Proxy{StreamID: id, Delta: delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus)}
+	if delta {
+		p.owed = new([owedTypes]deltaOwed)
+	}
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		p.Address = pr.Addr.String()
 	}
@@ -158,8 +162,9 @@ func (t *Tracker) closed(id int64) {
 
 // request records an ACK or NACK carried by a request. nonce is the response
 // it answers ("" for the first request of a type on a stream); version is the
-// version the client reports as applied.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) {
+// version the client reports as applied. On a delta stream, it returns the
+// names the stream is owed (see deltaOwed).
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (owed []string) {
 	var afterUnlock func()
 	t.mu.Lock()
 	defer func() {
@@ -170,12 +175,15 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}()
 	p, ok := t.proxies[id]
 	if !ok {
-		return
+		return nil
 	}
 	p.changes++
 	st, seen := p.Types[typeURL]
 	resubscribe(&st, typeURL, !seen, subscribe)
 	p.Types[typeURL] = st
+	if o := p.deltaOwed(typeURL); o != nil {
+		owed = o.after(nonce, errDetail != "", st)
+	}
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
 		t.logger.Info("proxy connected", "node", p.NodeID, "stream", id, "class", p.Class.String(), "address", p.Address)
@@ -187,7 +195,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			st.Acked, st.AckedAt = version, t.now()
 		}
 	case nonce != st.SentNonce:
-		return // answers an older response; a newer one is in flight
+		return owed // answers an older response; a newer one is in flight
 	case errDetail != "":
 		st.LastNack = &Nack{Version: st.Sent, Error: errDetail, At: t.now()}
 		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
@@ -202,6 +210,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}
 	p.Types[typeURL] = st
 	t.signal()
+	return owed
 }
 
 // response records a response sent on stream id; delta is the response
@@ -213,8 +222,8 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *disc
 	if !ok {
 		return
 	}
-	if delta != nil {
-		p.deltaOwed(typeURL).sent(delta)
+	if o := p.deltaOwed(typeURL); o != nil && delta != nil {
+		o.sent(delta)
 	}
 	p.changes++
 	st := p.Types[typeURL]
@@ -330,33 +339,14 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 // names the stream is owed go to onDeltaOwed, as the server is about to
 // watch for this request.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
+	owed := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, first bool) {
 			subscribeDelta(st, first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
 		})
-	if owed := t.owedAfter(id, req); len(owed) > 0 && t.onDeltaOwed != nil {
+	if len(owed) > 0 && t.onDeltaOwed != nil {
 		t.onDeltaOwed(req, owed)
 	}
 	return nil
-}
-
-// owedAfter records which of stream id's delta responses req answers, and
-// returns the names the stream is owed of req's type (see deltaOwed).
-func (t *Tracker) owedAfter(id int64, req *discoveryv3.DeltaDiscoveryRequest) []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p, ok := t.proxies[id]
-	if !ok {
-		return nil
-	}
-	o := p.owed[req.GetTypeUrl()]
-	if o == nil {
-		return nil
-	}
-	if nonce := req.GetResponseNonce(); nonce != "" {
-		o.answered(nonce, req.GetErrorDetail() != nil)
-	}
-	return o.names(p.Types[req.GetTypeUrl()])
 }
 
 // OnStreamDeltaResponse implements serverv3.Callbacks.
