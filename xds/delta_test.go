@@ -7,6 +7,7 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -17,18 +18,40 @@ import (
 
 type deltaClient struct {
 	t      *testing.T
-	stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	stream deltaStream
 	resps  chan *discoveryv3.DeltaDiscoveryResponse
 }
 
+// deltaStream is a delta xDS stream: ADS, or one type's service.
+type deltaStream interface {
+	Send(*discoveryv3.DeltaDiscoveryRequest) error
+	Recv() (*discoveryv3.DeltaDiscoveryResponse, error)
+}
+
 func dialDelta(t *testing.T, addr string) *deltaClient {
+	t.Helper()
+	return dialDeltaWith(t, addr, func(ctx context.Context, conn *grpc.ClientConn) (deltaStream, error) {
+		return discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	})
+}
+
+// dialDeltaEDS opens a stream of the endpoint discovery service, whose
+// requests may leave their type out.
+func dialDeltaEDS(t *testing.T, addr string) *deltaClient {
+	t.Helper()
+	return dialDeltaWith(t, addr, func(ctx context.Context, conn *grpc.ClientConn) (deltaStream, error) {
+		return endpointservice.NewEndpointDiscoveryServiceClient(conn).DeltaEndpoints(ctx)
+	})
+}
+
+func dialDeltaWith(t *testing.T, addr string, open func(context.Context, *grpc.ClientConn) (deltaStream, error)) *deltaClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	stream, err := open(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,11 +233,33 @@ func TestDeltaOwesWhatAnOlderResponseCarried(t *testing.T) {
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: moved.Nonce,
 		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: newer.Nonce})
+
+	// The NACK is recorded against the version it rejected.
+	eds := func() TypeStatus {
+		ps := srv.tracker.Proxies()
+		if len(ps) != 1 {
+			return TypeStatus{}
+		}
+		return ps[0].Types[resourcev3.EndpointType]
+	}
+	eventually(t, "the NACK of the older response recorded", func() bool { return eds().LastNack != nil })
+	if got := eds().LastNack.Version; got != moved.SystemVersionInfo {
+		t.Errorf("NACK recorded for version %q, want the rejected %q", got, moved.SystemVersionInfo)
+	}
+
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
 	next := c.recv()
 	if got := slices.Sorted(slices.Values(deltaNames(next))); !slices.Equal(got, []string{"greeter/v1", "greeter/v2"}) {
 		t.Fatalf("next change = %v, want greeter/v2 and the rejected greeter/v1", got)
 	}
+	// next answers the watch the ACK of newer made, so that ACK is
+	// recorded by now: it does not count as applying newer, as the client
+	// lacked greeter/v1's new endpoint.
+	if got := eds().Acked; got == newer.SystemVersionInfo {
+		t.Errorf("ACKed %q while greeter/v1 was owed", got)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: next.Nonce})
+	eventually(t, "the ACK of what was owed recorded", func() bool { return eds().Acked == next.SystemVersionInfo })
 }
 
 func TestDeltaNamedSubscriptions(t *testing.T) {
@@ -241,5 +286,28 @@ func TestDeltaNamedSubscriptions(t *testing.T) {
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v9"))
 	if third := c.recv(); !slices.Equal(deltaNames(third), []string{"greeter/v9"}) {
 		t.Fatalf("third: resources %v, want greeter/v9", deltaNames(third))
+	}
+}
+
+// TestDeltaOwesOverATypesOwnService: on the endpoint discovery service,
+// requests may leave their type out; a NACK still makes the rejected
+// assignment owed.
+func TestDeltaOwesOverATypesOwnService(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	c := dialDeltaEDS(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
+	first := c.recv()
+	c.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: first.Nonce})
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
+	moved := c.recv()
+	c.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: moved.Nonce, ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
+	if got := slices.Sorted(slices.Values(deltaNames(c.recv()))); !slices.Equal(got, []string{"greeter/v1", "greeter/v2"}) {
+		t.Fatalf("next change = %v, want greeter/v2 and the rejected greeter/v1", got)
+	}
+	ps := srv.tracker.Proxies()
+	if _, ok := ps[0].Types[""]; ok || len(ps) != 1 {
+		t.Errorf("requests without a type recorded under %q: %v", "", ps)
 	}
 }

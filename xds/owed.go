@@ -20,8 +20,15 @@ type deltaOwed struct {
 	// unanswered are the responses sent and not yet ACKed or NACKed,
 	// oldest first: a client answers them in order, but may answer an
 	// older one after a newer one was sent.
-	unanswered []*discoveryv3.DeltaDiscoveryResponse
+	unanswered []sentResponse
 	rejected   map[string]struct{}
+}
+
+// sentResponse is what deltaOwed keeps of a response: not the response,
+// whose resources would stay in memory until the client answers.
+type sentResponse struct {
+	nonce, version string
+	names          []string // the resources it sent and the names it removed
 }
 
 // maxUnanswered bounds unanswered for a client that stops answering: each
@@ -46,47 +53,46 @@ func (o *deltaOwed) sent(resp *discoveryv3.DeltaDiscoveryResponse) {
 	if len(o.unanswered) == maxUnanswered {
 		o.unanswered = slices.Delete(o.unanswered, 0, 1)
 	}
-	o.unanswered = append(o.unanswered, resp)
+	names := make([]string, 0, len(resp.GetResources())+len(resp.GetRemovedResources()))
+	for _, r := range resp.GetResources() {
+		names = append(names, r.GetName())
+	}
+	names = append(names, resp.GetRemovedResources()...)
+	o.unanswered = append(o.unanswered, sentResponse{resp.GetNonce(), resp.GetSystemVersionInfo(), names})
 }
 
 // answered records that the client ACKed the response with nonce, or
-// NACKed it, and so has answered those sent before it.
-func (o *deltaOwed) answered(nonce string, nack bool) {
-	i := slices.IndexFunc(o.unanswered, func(r *discoveryv3.DeltaDiscoveryResponse) bool { return r.GetNonce() == nonce })
+// NACKed it, and so has answered those sent before it. It returns the
+// version of that response ("" if it is not one of the unanswered).
+func (o *deltaOwed) answered(nonce string, nack bool) (version string) {
+	i := slices.IndexFunc(o.unanswered, func(r sentResponse) bool { return r.nonce == nonce })
 	if i < 0 {
-		return
+		return ""
 	}
 	resp := o.unanswered[i]
 	o.unanswered = slices.Delete(o.unanswered, 0, i+1)
-	if !nack && len(o.rejected) == 0 {
-		return
-	}
-	if o.rejected == nil {
+	if nack && o.rejected == nil {
 		o.rejected = make(map[string]struct{})
 	}
-	mark := func(name string) {
+	for _, name := range resp.names {
 		if nack {
 			o.rejected[name] = struct{}{}
 		} else {
 			delete(o.rejected, name)
 		}
 	}
-	for _, r := range resp.GetResources() {
-		mark(r.GetName())
-	}
-	for _, name := range resp.GetRemovedResources() {
-		mark(name)
-	}
+	return resp.version
 }
 
 // after records what a request answered (the response with nonce, if not
 // ""; nack if it was rejected) and returns, sorted, the names still owed
-// that st, the stream's subscription after the request, asks for.
-func (o *deltaOwed) after(nonce string, nack bool, st TypeStatus) []string {
+// that st, the stream's subscription after the request, asks for, and the
+// version of the response answered ("" if none).
+func (o *deltaOwed) after(nonce string, nack bool, st TypeStatus) (owed []string, version string) {
 	if nonce != "" {
-		o.answered(nonce, nack)
+		version = o.answered(nonce, nack)
 	}
-	return o.names(st)
+	return o.names(st), version
 }
 
 // names returns, sorted, the names owed that st, the stream's subscription

@@ -67,9 +67,12 @@ type Proxy struct {
 	// fleet can tell that judged is still true.
 	changes uint64
 	judged  judgement
-	// owed is, by type (see owedIndex), what a delta stream may be owed
-	// after NACKs; nil for a state-of-the-world stream.
+	// owed is, by type (see Proxy.deltaOwed), what a delta stream may be
+	// owed after NACKs; nil for a state-of-the-world stream.
 	owed *[owedTypes]deltaOwed
+	// defaultType is the type of a per-type xDS service's stream, whose
+	// requests may leave theirs out; "" for ADS.
+	defaultType string
 }
 
 // Tracker records, per stream and resource type, the versions sent, ACKed and
@@ -134,8 +137,8 @@ func (t *Tracker) signal() {
 	}
 }
 
-func (t *Tracker) open(ctx context.Context, id int64, delta bool) {
-	p := &Proxy{StreamID: id, Delta: delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus)}
+func (t *Tracker) open(ctx context.Context, id int64, delta bool, typeURL string) {
+	p := &Proxy{StreamID: id, Delta: delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus), defaultType: typeURL}
 	if delta {
 		p.owed = new([owedTypes]deltaOwed)
 	}
@@ -163,7 +166,10 @@ func (t *Tracker) closed(id int64) {
 // request records an ACK or NACK carried by a request. nonce is the response
 // it answers ("" for the first request of a type on a stream); version is the
 // version the client reports as applied. On a delta stream, it returns the
-// names the stream is owed (see deltaOwed).
+// names the stream is owed (see deltaOwed), and a stream that is owed names
+// has not applied the version it ACKs; a NACK of a response older than the
+// last is recorded too, as the client holds less than the newer response
+// assumed.
 func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (owed []string) {
 	var afterUnlock func()
 	t.mu.Lock()
@@ -178,11 +184,13 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 		return nil
 	}
 	p.changes++
+	typeURL = cmp.Or(typeURL, p.defaultType)
 	st, seen := p.Types[typeURL]
 	resubscribe(&st, typeURL, !seen, subscribe)
 	p.Types[typeURL] = st
+	var answered string // the version of the delta response nonce names
 	if o := p.deltaOwed(typeURL); o != nil {
-		owed = o.after(nonce, errDetail != "", st)
+		owed, answered = o.after(nonce, errDetail != "", st)
 	}
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
@@ -194,23 +202,30 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 		if version != "" {
 			st.Acked, st.AckedAt = version, t.now()
 		}
-	case nonce != st.SentNonce:
+	case nonce != st.SentNonce && (errDetail == "" || answered == ""):
 		return owed // answers an older response; a newer one is in flight
 	case errDetail != "":
-		st.LastNack = &Nack{Version: st.Sent, Error: errDetail, At: t.now()}
-		t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
-		t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", id, "type", shortType(typeURL),
-			"version", st.Sent, "error", errDetail)
-		if t.onNack != nil {
-			node := p.NodeID
-			afterUnlock = func() { t.onNack(node, typeURL, errDetail) }
-		}
-	default:
+		afterUnlock = t.nacked(p, &st, typeURL, cmp.Or(answered, st.Sent), errDetail)
+	case len(owed) == 0:
 		st.Acked, st.AckedAt = st.Sent, t.now()
 	}
 	p.Types[typeURL] = st
 	t.signal()
 	return owed
+}
+
+// nacked records in st, p's status of typeURL, that p rejected version,
+// and returns what to call once the tracker's lock is released.
+func (t *Tracker) nacked(p *Proxy, st *TypeStatus, typeURL, version, errDetail string) (afterUnlock func()) {
+	st.LastNack = &Nack{Version: version, Error: errDetail, At: t.now()}
+	t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
+	t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", p.StreamID, "type", shortType(typeURL),
+		"version", version, "error", errDetail)
+	if t.onNack == nil {
+		return nil
+	}
+	node := p.NodeID
+	return func() { t.onNack(node, typeURL, errDetail) }
 }
 
 // response records a response sent on stream id; delta is the response
@@ -222,6 +237,7 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *disc
 	if !ok {
 		return
 	}
+	typeURL = cmp.Or(typeURL, p.defaultType)
 	if o := p.deltaOwed(typeURL); o != nil && delta != nil {
 		o.sent(delta)
 	}
@@ -233,8 +249,8 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *disc
 }
 
 // OnStreamOpen implements serverv3.Callbacks.
-func (t *Tracker) OnStreamOpen(ctx context.Context, id int64, _ string) error {
-	t.open(ctx, id, false)
+func (t *Tracker) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	t.open(ctx, id, false, typeURL)
 	return nil
 }
 
@@ -242,8 +258,8 @@ func (t *Tracker) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 func (t *Tracker) OnStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
 
 // OnDeltaStreamOpen implements serverv3.Callbacks.
-func (t *Tracker) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	t.open(ctx, id, true)
+func (t *Tracker) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	t.open(ctx, id, true, typeURL)
 	return nil
 }
 
