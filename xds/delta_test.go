@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -149,54 +150,54 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 // resource keeps the one it had. go-control-plane takes the response as
 // held once sent, so without weir's help the resource would be sent again
 // only when it changes again, and an ACK of a later response would claim
-// a version whose content the client does not hold.
+// a version whose content the client does not hold. Over the endpoint
+// discovery service, whose requests may leave their type out, too.
 func TestDeltaResendsWhatANackRejected(t *testing.T) {
+	for _, stream := range []struct {
+		name    string
+		dial    func(*testing.T, string) *deltaClient
+		typeURL string
+	}{{"ADS", dialDelta, resourcev3.EndpointType}, {"EDS without type", dialDeltaEDS, ""}} {
+		t.Run(stream.name, func(t *testing.T) {
+			srv, c, moved := movedEndpoint(t, stream.dial, stream.typeURL)
+			c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: stream.typeURL, ResponseNonce: moved.Nonce,
+				ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
+
+			// greeter/v2 appears: the answer sends it and greeter/v1's
+			// rejected assignment again, unchanged since it was rejected.
+			mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
+			next := c.recv()
+			if got := slices.Sorted(slices.Values(deltaNames(next))); !slices.Equal(got, []string{"greeter/v1", "greeter/v2"}) {
+				t.Fatalf("next change = %v, want greeter/v2 and the rejected greeter/v1", got)
+			}
+			for _, r := range next.Resources {
+				if r.Name == "greeter/v1" && r.Version != moved.Resources[0].Version {
+					t.Errorf("greeter/v1 re-sent at version %q, want the rejected %q", r.Version, moved.Resources[0].Version)
+				}
+			}
+			if ps := srv.tracker.Proxies(); len(ps) != 1 || !slices.Equal(slices.Sorted(maps.Keys(ps[0].Types)), []string{resourcev3.EndpointType}) {
+				t.Errorf("tracked %v, want one proxy with the endpoint type only", ps)
+			}
+		})
+	}
+}
+
+// movedEndpoint connects a delta client (with dial; its requests name
+// typeURL) subscribed to greeter/v1 and greeter/v2 endpoints, moves
+// greeter/v1's endpoint, and returns the client and the response that
+// moved it, not yet answered.
+func movedEndpoint(t *testing.T, dial func(*testing.T, string) *deltaClient, typeURL string) (*testServer, *deltaClient, *discoveryv3.DeltaDiscoveryResponse) {
+	t.Helper()
 	srv := startServer(t)
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
-	c := dialDelta(t, srv.addr)
-	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType,
+	c := dial(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: typeURL,
 		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
 	first := c.recv()
 	if !slices.Equal(deltaNames(first), []string{"greeter/v1"}) {
 		t.Fatalf("first delta EDS = %v, want greeter/v1", deltaNames(first))
 	}
-	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: first.Nonce})
-
-	// greeter/v1's endpoint moves to another port; the client rejects it.
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
-	second := c.recv()
-	if !slices.Equal(deltaNames(second), []string{"greeter/v1"}) {
-		t.Fatalf("second delta EDS = %v, want greeter/v1", deltaNames(second))
-	}
-	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: second.Nonce,
-		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
-
-	// greeter/v2 appears: the answer sends it and greeter/v1's rejected
-	// assignment again, unchanged since it was rejected.
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
-	third := c.recv()
-	if got, want := deltaNames(third), []string{"greeter/v1", "greeter/v2"}; !slices.Equal(slices.Sorted(slices.Values(got)), want) {
-		t.Fatalf("third delta EDS = %v, want %v", got, want)
-	}
-	for _, r := range third.Resources {
-		if r.Name == "greeter/v1" && r.Version != second.Resources[0].Version {
-			t.Errorf("greeter/v1 re-sent at version %q, want the rejected %q", r.Version, second.Resources[0].Version)
-		}
-	}
-}
-
-// rejectedEndpoint connects a delta EDS client subscribed to greeter/v1 and
-// greeter/v2, moves greeter/v1's endpoint, and returns the client and the
-// response that moved it, not yet answered.
-func rejectedEndpoint(t *testing.T) (*testServer, *deltaClient, *discoveryv3.DeltaDiscoveryResponse) {
-	t.Helper()
-	srv := startServer(t)
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
-	c := dialDelta(t, srv.addr)
-	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType,
-		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
-	first := c.recv()
-	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: first.Nonce})
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: first.Nonce})
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
 	moved := c.recv()
 	if !slices.Equal(deltaNames(moved), []string{"greeter/v1"}) {
@@ -210,7 +211,7 @@ func rejectedEndpoint(t *testing.T) (*testServer, *deltaClient, *discoveryv3.Del
 // does when new clusters need endpoints); the answer to that sends the
 // rejected resource again too.
 func TestDeltaOwesARejectedResourceAcrossSubscriptions(t *testing.T) {
-	_, c, moved := rejectedEndpoint(t)
+	_, c, moved := movedEndpoint(t, dialDelta, resourcev3.EndpointType)
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: moved.Nonce,
 		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"greeter/v0"}})
@@ -224,7 +225,7 @@ func TestDeltaOwesARejectedResourceAcrossSubscriptions(t *testing.T) {
 // after a newer one was sent, computed as if the older were held; once it
 // ACKs the newer one, the next change sends the rejected resource again.
 func TestDeltaOwesWhatAnOlderResponseCarried(t *testing.T) {
-	srv, c, moved := rejectedEndpoint(t)
+	srv, c, moved := movedEndpoint(t, dialDelta, resourcev3.EndpointType)
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"greeter/v0"}})
 	newer := c.recv()
 	if !slices.Equal(deltaNames(newer), []string{"greeter/v0"}) {
@@ -286,28 +287,5 @@ func TestDeltaNamedSubscriptions(t *testing.T) {
 	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1", "v9"))
 	if third := c.recv(); !slices.Equal(deltaNames(third), []string{"greeter/v9"}) {
 		t.Fatalf("third: resources %v, want greeter/v9", deltaNames(third))
-	}
-}
-
-// TestDeltaOwesOverATypesOwnService: on the endpoint discovery service,
-// requests may leave their type out; a NACK still makes the rejected
-// assignment owed.
-func TestDeltaOwesOverATypesOwnService(t *testing.T) {
-	srv := startServer(t)
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
-	c := dialDeltaEDS(t, srv.addr)
-	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
-	first := c.recv()
-	c.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: first.Nonce})
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1"))
-	moved := c.recv()
-	c.send(&discoveryv3.DeltaDiscoveryRequest{ResponseNonce: moved.Nonce, ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}})
-	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v0", "v1", "v2"))
-	if got := slices.Sorted(slices.Values(deltaNames(c.recv()))); !slices.Equal(got, []string{"greeter/v1", "greeter/v2"}) {
-		t.Fatalf("next change = %v, want greeter/v2 and the rejected greeter/v1", got)
-	}
-	ps := srv.tracker.Proxies()
-	if _, ok := ps[0].Types[""]; ok || len(ps) != 1 {
-		t.Errorf("requests without a type recorded under %q: %v", "", ps)
 	}
 }
