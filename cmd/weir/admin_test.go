@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
+	"github.com/weir-mesh/weir/internal/testca"
 	"github.com/weir-mesh/weir/policy/admin"
 	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
 	"github.com/weir-mesh/weir/snapshot"
@@ -211,39 +205,15 @@ func TestServeRefusesExposureWithoutCredentials(t *testing.T) {
 // CA.
 func writeCerts(t *testing.T, dir string) (tlsFiles, tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	must(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	must(t, err)
-	leaf := func(cn string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		must(t, err)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		must(t, err)
-		return der, key
-	}
-	pemFile := func(name, typ string, der []byte) string {
+	ca := testca.New(t, "test CA")
+	file := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)
-		must(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+		must(t, os.WriteFile(path, data, 0o600))
 		return path
 	}
-	srvDER, srvKey := leaf("weir", x509.ExtKeyUsageServerAuth)
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
-	must(t, err)
-	files := tlsFiles{Cert: pemFile("server.pem", "CERTIFICATE", srvDER), Key: pemFile("server-key.pem", "EC PRIVATE KEY", keyDER),
-		ClientCA: pemFile("ca.pem", "CERTIFICATE", caDER)}
-	cliDER, cliKey := leaf("proxy", x509.ExtKeyUsageClientAuth)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return files, tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}, pool
+	cert, key := ca.Server(t, "weir").PEM(t)
+	files := tlsFiles{Cert: file("server.pem", cert), Key: file("server-key.pem", key), ClientCA: file("ca.pem", ca.PEM())}
+	return files, ca.Client(t, "proxy").Certificate, ca.Pool()
 }
 
 // firstClusters opens an ADS stream with creds and waits for the first

@@ -93,7 +93,8 @@ func (r *reloader) config(*tls.ClientHelloInfo) (*tls.Config, error) {
 	cfg, err := load(r.files, r.flag)
 	if err != nil {
 		r.failed = now
-		r.logger.Error("TLS files changed but cannot be used; serving the last good ones", "error", err)
+		r.logger.Error("TLS files changed but cannot be used; serving the last good ones", "error", err,
+			"cert", r.files.Cert, "key", r.files.Key, "client_ca", r.files.ClientCA)
 		return r.current, nil
 	}
 	r.current, r.stamps = cfg, now

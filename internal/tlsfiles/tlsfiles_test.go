@@ -2,70 +2,19 @@ package tlsfiles
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-mesh/weir/internal/testca"
 )
-
-// authority is a test CA that signs server and client certificates.
-type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	der  []byte
-}
-
-func newAuthority(t *testing.T, name string) authority {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	cert, err := x509.ParseCertificate(der)
-	must(t, err)
-	return authority{cert, key, der}
-}
-
-// leaf returns a certificate for 127.0.0.1 with serial, signed by a, and
-// its key, PEM encoded.
-func (a authority) leaf(t *testing.T, serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "weir"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
-	must(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
-
-func (a authority) pem() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.der})
-}
-
-func (a authority) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(a.cert)
-	return p
-}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -130,85 +79,83 @@ func dial(addr string, roots *x509.CertPool, client []tls.Certificate) (tls.Conn
 // certificate serving and are reported once.
 func TestServesReplacedFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca := newAuthority(t, "test CA")
+	ca := testca.New(t, "test CA")
 	files := Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")}
-	certPEM, keyPEM := ca.leaf(t, 1, x509.ExtKeyUsageServerAuth)
-	replace(t, files.Cert, certPEM, 0)
-	replace(t, files.Key, keyPEM, 0)
+	write := func(leaf testca.Leaf, generation int) {
+		t.Helper()
+		certPEM, keyPEM := leaf.PEM(t)
+		replace(t, files.Cert, certPEM, generation)
+		replace(t, files.Key, keyPEM, generation)
+	}
+	first := ca.Server(t, "weir")
+	write(first, 0)
 	var logs bytes.Buffer
 	cfg, err := Config(files, "--xds", slog.New(slog.NewTextHandler(&logs, nil)))
 	must(t, err)
 	addr := serve(t, cfg)
 
-	served := func(want int64) {
+	served := func(want testca.Leaf) {
 		t.Helper()
-		st, err := dial(addr, ca.pool(), nil)
+		st, err := dial(addr, ca.Pool(), nil)
 		if err != nil {
 			t.Fatalf("handshake: %v", err)
 		}
-		if got := st.PeerCertificates[0].SerialNumber.Int64(); got != want {
-			t.Errorf("served certificate %d, want %d", got, want)
+		if got := st.PeerCertificates[0]; !slices.Equal(got.Raw, want.Certificate.Certificate[0]) {
+			t.Errorf("served another certificate (serial %d) than the one the files held last", got.SerialNumber)
 		}
 		if st.NegotiatedProtocol != "h2" {
 			t.Errorf("negotiated %q, want h2 (gRPC clients require it)", st.NegotiatedProtocol)
 		}
 	}
-	served(1)
+	served(first)
 
-	certPEM, keyPEM = ca.leaf(t, 2, x509.ExtKeyUsageServerAuth)
-	replace(t, files.Cert, certPEM, 1)
-	replace(t, files.Key, keyPEM, 1)
-	served(2)
+	second := ca.Server(t, "weir")
+	write(second, 1)
+	served(second)
 
 	replace(t, files.Cert, []byte("half written"), 2)
-	served(2)
-	served(2)
+	served(second)
+	served(second)
 	if n := strings.Count(logs.String(), "cannot be used"); n != 1 {
 		t.Errorf("bad files reported %d times, want once:\n%s", n, logs.String())
 	}
 
-	certPEM, _ = ca.leaf(t, 3, x509.ExtKeyUsageServerAuth) // with the key of 2: no pair
-	replace(t, files.Cert, certPEM, 3)
-	served(2)
+	unpaired, _ := ca.Server(t, "weir").PEM(t) // with second's key: no pair
+	replace(t, files.Cert, unpaired, 3)
+	served(second)
 
-	certPEM, keyPEM = ca.leaf(t, 4, x509.ExtKeyUsageServerAuth)
-	replace(t, files.Cert, certPEM, 4)
-	replace(t, files.Key, keyPEM, 4)
-	served(4)
+	fourth := ca.Server(t, "weir")
+	write(fourth, 4)
+	served(fourth)
 }
 
 // TestRequiresClientsOfTheReplacedCA: replacing the client CA file changes
 // which client certificates a mutual TLS listener accepts.
 func TestRequiresClientsOfTheReplacedCA(t *testing.T) {
 	dir := t.TempDir()
-	serverCA, oldCA, newCA := newAuthority(t, "server CA"), newAuthority(t, "old client CA"), newAuthority(t, "new client CA")
+	serverCA, oldCA, newCA := testca.New(t, "server CA"), testca.New(t, "old client CA"), testca.New(t, "new client CA")
 	files := Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), ClientCA: filepath.Join(dir, "ca.crt")}
-	certPEM, keyPEM := serverCA.leaf(t, 1, x509.ExtKeyUsageServerAuth)
+	certPEM, keyPEM := serverCA.Server(t, "weir").PEM(t)
 	replace(t, files.Cert, certPEM, 0)
 	replace(t, files.Key, keyPEM, 0)
-	replace(t, files.ClientCA, oldCA.pem(), 0)
+	replace(t, files.ClientCA, oldCA.PEM(), 0)
 	cfg, err := Config(files, "--admin", slog.New(slog.DiscardHandler))
 	must(t, err)
 	addr := serve(t, cfg)
-	client := func(a authority) []tls.Certificate {
-		c, k := a.leaf(t, 9, x509.ExtKeyUsageClientAuth)
-		pair, err := tls.X509KeyPair(c, k)
-		must(t, err)
-		return []tls.Certificate{pair}
-	}
-	oldClient, newClient := client(oldCA), client(newCA)
+	oldClient := []tls.Certificate{oldCA.Client(t, "proxy").Certificate}
+	newClient := []tls.Certificate{newCA.Client(t, "proxy").Certificate}
 
-	if _, err := dial(addr, serverCA.pool(), oldClient); err != nil {
+	if _, err := dial(addr, serverCA.Pool(), oldClient); err != nil {
 		t.Fatalf("a client of the configured CA was refused: %v", err)
 	}
-	if _, err := dial(addr, serverCA.pool(), newClient); err == nil {
+	if _, err := dial(addr, serverCA.Pool(), newClient); err == nil {
 		t.Fatal("a client of another CA was accepted")
 	}
-	replace(t, files.ClientCA, newCA.pem(), 1)
-	if _, err := dial(addr, serverCA.pool(), newClient); err != nil {
+	replace(t, files.ClientCA, newCA.PEM(), 1)
+	if _, err := dial(addr, serverCA.Pool(), newClient); err != nil {
 		t.Fatalf("a client of the new CA was refused: %v", err)
 	}
-	if _, err := dial(addr, serverCA.pool(), oldClient); err == nil {
+	if _, err := dial(addr, serverCA.Pool(), oldClient); err == nil {
 		t.Fatal("a client of the replaced CA was still accepted")
 	}
 }
