@@ -43,13 +43,18 @@ func NewCache() *Cache {
 }
 
 // SetSnapshot makes s the current snapshot and answers every open watch whose
-// view of the resources changed.
-func (c *Cache) SetSnapshot(s *snapshot.Snapshot) error {
+// view of the resources changed. accepted, if not nil, runs once s has been
+// found valid and before any stream can see it, so that whoever saw s can
+// also see what accepted recorded (a publish counter, say).
+func (c *Cache) SetSnapshot(s *snapshot.Snapshot, accepted func()) error {
 	c.prepMu.Lock()
 	p, err := prepare(s, &c.memo)
 	c.prepMu.Unlock()
 	if err != nil {
 		return err
+	}
+	if accepted != nil {
+		accepted()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -16,7 +16,7 @@ import (
 
 func mustSet(t *testing.T, c *Cache, s *snapshot.Snapshot) {
 	t.Helper()
-	if err := c.SetSnapshot(s); err != nil {
+	if err := c.SetSnapshot(s, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -33,6 +33,28 @@ func TestNothingServedBeforeFirstSnapshot(t *testing.T) {
 	r := c.recv()
 	if got, want := resourceNames(t, r), []string{"greeter/v1"}; !slices.Equal(got, want) {
 		t.Fatalf("first response = %v, want %v", got, want)
+	}
+}
+
+// TestAcceptedRunsBeforeAnyWatchIsAnswered checks that SetSnapshot runs its
+// accepted func before any stream can see the snapshot, so that whoever saw
+// a snapshot sees what accepted recorded: the publish counter weir-bench
+// reads once its proxy holds a change.
+func TestAcceptedRunsBeforeAnyWatchIsAnswered(t *testing.T) {
+	srv := startServer(t)
+	c := dialADS(t, srv.addr, envoyNode)
+	c.subscribe(resourcev3.ClusterType)
+	eventually(t, "the request to be held", func() bool { return srv.cache.watches() == 1 })
+	held := -1
+	snap := greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1")
+	if err := srv.cache.SetSnapshot(snap, func() { held = srv.cache.watches() }); err != nil {
+		t.Fatal(err)
+	}
+	if held != 1 {
+		t.Errorf("accepted ran while %d watches were held, want 1: the snapshot was already answering", held)
+	}
+	if got, want := resourceNames(t, c.recv()), []string{"greeter/v1"}; !slices.Equal(got, want) {
+		t.Errorf("response = %v, want %v", got, want)
 	}
 }
 

@@ -272,7 +272,8 @@ func (p *Publisher) publish() bool {
 		p.record(step, false)
 		return true
 	}
-	if err := p.cfg.Cache.SetSnapshot(step); err != nil {
+	// Counted before any proxy can see it: whoever saw the snapshot sees it counted.
+	if err := p.cfg.Cache.SetSnapshot(step, p.cfg.Metrics.Publishes.Inc); err != nil {
 		p.failed(err)
 		return true
 	}
@@ -324,7 +325,7 @@ func (p *Publisher) failed(err error) {
 	p.mu.Unlock()
 }
 
-// record updates status, logs and metrics after a successful build.
+// record updates status and logs after a successful build.
 func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 	warnings := snap.Report.Warnings()
 	p.mu.Lock()
@@ -338,7 +339,6 @@ func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 	p.mu.Unlock()
 
 	if published {
-		p.cfg.Metrics.Publishes.Inc()
 		p.cfg.Logger.Info("snapshot published", "version", snap.Version,
 			"services", len(snap.APIListeners), "clusters", len(snap.Clusters))
 	}
