@@ -71,7 +71,7 @@ func newAdminEnv(t *testing.T, policyText string) (*rolloutEnv, adminv1.AdminSer
 func TestAdminOverrideMovesTrafficAndSurvivesRestart(t *testing.T) {
 	env, client := newAdminEnv(t, greeterPolicy("90", "10"))
 	until(t, "90/10 applied", func() bool { return env.w.srv.engine.RoutingApplied("greeter") })
-	near(t, "policy file", env.share(t, 500), 10, 5)
+	near(t, "policy file", env.share(t, 500), 10, 6)
 	pushes := testutilValue(env.w.srv.metrics.Publishes)
 	r, err := client.SetWeights(context.Background(), &adminv1.SetWeightsRequest{Service: "greeter",
 		Weights: map[string]string{"v1": "20", "v2": "80"}, Reason: "canary looks good"})

@@ -44,6 +44,9 @@ type serveConfig struct {
 	AdminAddr string
 	Admin     adminConfig
 	XDSTLS    tlsFiles
+	// clock is the rollout engine's time source; nil is time.Now. Tests
+	// move one of their own, so that a timed step ends when they say.
+	clock func() time.Time
 }
 
 // adminConfig is how the admin API authenticates callers.
@@ -59,6 +62,9 @@ type consulConfig struct {
 	VersionTagPrefix string
 	ExcludeWarning   bool
 	WaitTime         time.Duration
+	// retryMax caps the backoff between failed queries; 0 is the
+	// source's default. Tests that stop Consul shorten it.
+	retryMax time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -180,7 +186,8 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
 	}
-	engine, err := policy.NewEngine(policy.EngineConfig{Store: s.store, Logger: logger, OnChange: func() { s.publisher.Wake() }})
+	engine, err := policy.NewEngine(policy.EngineConfig{Store: s.store, Logger: logger, Clock: cfg.clock,
+		OnChange: func() { s.publisher.Wake() }})
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +260,7 @@ func newSource(cfg serveConfig, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	src := consul.New(consul.Config{
 		Client: client, VersionMetaKey: cfg.Consul.VersionMetaKey, VersionTagPrefix: cfg.Consul.VersionTagPrefix,
-		ExcludeWarning: cfg.Consul.ExcludeWarning, WaitTime: cfg.Consul.WaitTime, Logger: logger, Registerer: reg,
+		ExcludeWarning: cfg.Consul.ExcludeWarning, WaitTime: cfg.Consul.WaitTime, RetryMax: cfg.Consul.retryMax, Logger: logger, Registerer: reg,
 	})
 	return src, "consul " + cfg.Consul.Address, nil
 }
