@@ -169,11 +169,12 @@ func TestSourceFollowsEdits(t *testing.T) {
 	writeRename(t, path, catalog("e"))
 	sink.wantUpdate(t, "e")
 
-	// Repairing a broken file back to the applied model delivers nothing
-	// either: the sink still has that model.
+	// Repairing a broken file back to the applied model delivers that model
+	// again: that is how the sink learns the rejection is over.
 	writeRename(t, path, "services: {}\n")
 	sink.wantReject(t, "must be a list")
 	writeRename(t, path, catalog("e"))
+	sink.wantUpdate(t, "e")
 	writeRename(t, path, catalog("f"))
 	sink.wantUpdate(t, "f")
 }
