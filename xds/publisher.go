@@ -155,12 +155,15 @@ func (p *Publisher) accept(source string) {
 	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(0)
 }
 
+// reject records a source's rejection. Its metrics change under mu, as
+// accept's do: whoever sees the rejection in status sees it counted, and a
+// later acceptance's gauge of 0 is never overwritten by this 1.
 func (p *Publisher) reject(source string, err error) {
 	p.mu.Lock()
-	p.rejected[source] = err.Error()
-	p.mu.Unlock()
 	p.cfg.Metrics.Rejections.WithLabelValues(source).Inc()
 	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(1)
+	p.rejected[source] = err.Error()
+	p.mu.Unlock()
 	p.cfg.Logger.Error("input rejected; the last good config keeps serving", "source", source, "error", err)
 }
 
