@@ -21,8 +21,8 @@ import (
 //
 //   - A cluster that next routes traffic to but that no route of prev even
 //     names is new to the clients: the bridge withholds its weight (keeping
-//     prev's routing where nothing else is left), while next's warming
-//     route (see envoy.WarmingRoute) already names it, so that clients set
+//     prev's routing where nothing else is left) and names it in its
+//     warming route (see envoy.WarmingRoute) instead, so that clients set
 //     it up before any traffic depends on it. A match route to such a
 //     cluster is left out of the bridge: its requests follow the catch-all
 //     route meanwhile, as they did under prev. A sticky service's combined
@@ -161,8 +161,30 @@ func (w *withholder) withholdInHost(vh, prevVH *routev3.VirtualHost) (*routev3.V
 			kept = append(kept, r)
 		}
 	}
-	out.Routes = kept
+	out.Routes = warmed(kept, namedClusters(vh))
 	return out, changed
+}
+
+// namedClusters returns, sorted, every cluster a route of vh names.
+func namedClusters(vh *routev3.VirtualHost) []string {
+	var named []string
+	for _, route := range vh.GetRoutes() {
+		eachCluster(route, func(c string, _ uint32) { named = append(named, c) })
+	}
+	slices.Sort(named)
+	return slices.Compact(named)
+}
+
+// warmed returns routes with their warming route naming those of named
+// that the other routes no longer name: the clusters a bridge withholds
+// traffic from stay named, so that clients set them up (or keep them)
+// before the next snapshot routes to them.
+func warmed(routes []*routev3.Route, named []string) []*routev3.Route {
+	routes = slices.DeleteFunc(routes, func(r *routev3.Route) bool { return r.GetName() == envoy.WarmingRouteName })
+	if warming := unrouted(named, routes); len(warming) > 0 {
+		routes = append(routes, envoy.WarmingRoute(warming))
+	}
+	return routes
 }
 
 // namesUnknown reports whether a route of vh other than the warming route
@@ -186,11 +208,7 @@ func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
 
 // namesCluster reports whether a route of vh (nil: none) names cluster.
 func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
-	found := false
-	for _, route := range vh.GetRoutes() {
-		eachCluster(route, func(c string, _ uint32) { found = found || c == cluster })
-	}
-	return found
+	return slices.ContainsFunc(vh.GetRoutes(), func(r *routev3.Route) bool { return routeNamesCluster(r, cluster) })
 }
 
 // isKnown reports whether a route of prev names cluster.

@@ -59,6 +59,7 @@ func plainWithholdIn(rc *routev3.RouteConfiguration, known []string, prevRoutes 
 	out := proto.Clone(rc).(*routev3.RouteConfiguration)
 	changed := 0
 	for _, vh := range out.GetVirtualHosts() {
+		named := namedClusters(vh) // before plainWithhold changes vh's routes in place
 		kept := make([]*routev3.Route, 0, len(vh.GetRoutes()))
 		for _, route := range vh.GetRoutes() {
 			r, withheld := plainWithhold(route, known, prevRoutes[vh.GetName()])
@@ -69,7 +70,7 @@ func plainWithholdIn(rc *routev3.RouteConfiguration, known []string, prevRoutes 
 				kept = append(kept, r)
 			}
 		}
-		vh.Routes = kept
+		vh.Routes = warmed(kept, named)
 	}
 	if changed == 0 {
 		return rc, 0

@@ -39,7 +39,7 @@ func (r serviceReport) any() bool {
 // buildService returns a cluster and endpoints per version of svc (and the
 // combined cluster of a sticky service) and the virtual host routing to
 // them: match routes first, in policy order, then the catch-all route, then
-// the warming route naming every cluster.
+// the warming route naming the clusters no other route names.
 func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool) serviceResources {
 	var out serviceResources
 	bv, dups := endpointsByVersion(svc)
@@ -62,13 +62,33 @@ func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool)
 	} else {
 		routes = append(routes, envoy.WeightedRoute(envoy.WeightedClusters(clusterWeights(bv, names, weights))))
 	}
-	warming := make([]string, len(out.clusters))
+	clusters := make([]string, len(out.clusters))
 	for i, c := range out.clusters {
-		warming[i] = c.GetName()
+		clusters[i] = c.GetName()
 	}
-	slices.Sort(warming)
-	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), routes, warming)
+	out.vhost = envoy.VirtualHost(svc.Name, domains(svc), routes, unrouted(clusters, routes))
 	return out
+}
+
+// unrouted returns, sorted, those of clusters that no route names: what a
+// warming route (see envoy.WarmingRoute) adds, so that a virtual host names
+// every cluster of its service without naming one twice.
+func unrouted(clusters []string, routes []*routev3.Route) []string {
+	var out []string
+	for _, c := range clusters {
+		if !slices.ContainsFunc(routes, func(r *routev3.Route) bool { return routeNamesCluster(r, c) }) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// routeNamesCluster reports whether route names cluster.
+func routeNamesCluster(route *routev3.Route, cluster string) bool {
+	found := false
+	eachCluster(route, func(c string, _ uint32) { found = found || c == cluster })
+	return found
 }
 
 // versionEndpoints are the endpoints of one version of a service.
