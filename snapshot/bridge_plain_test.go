@@ -219,6 +219,7 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 				t.Fatalf("%s: Bridge made a bridge: %v; plainBridge: %v", where, got != next, want != next)
 			default:
 				sameSnapshot(t, where, got, want)
+				namesWhatNextNames(t, where, got, next)
 				bridges++
 			}
 			current = got
@@ -232,6 +233,32 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 		t.Fatal("no bridge was made: the test compares nothing")
 	}
 	t.Logf("%d bridges compared", bridges)
+}
+
+// namesWhatNextNames fails unless every virtual host of bridge names
+// (in some route) every cluster that next's virtual host of that name, in
+// the route configuration of that name, names: clients must hold next's
+// clusters before next routes to them. plainBridge shares the bridge's
+// warming code, so its agreement does not show this.
+func namesWhatNextNames(t *testing.T, where string, bridge, next *Snapshot) {
+	t.Helper()
+	named := func(r Resources) map[[3]string]bool {
+		out := make(map[[3]string]bool)
+		for _, rc := range r.Routes {
+			for _, vh := range rc.GetVirtualHosts() {
+				for _, route := range vh.GetRoutes() {
+					eachCluster(route, func(c string, _ uint32) { out[[3]string{rc.GetName(), vh.GetName(), c}] = true })
+				}
+			}
+		}
+		return out
+	}
+	inBridge := named(bridge.Resources)
+	for k := range named(next.Resources) {
+		if !inBridge[k] {
+			t.Fatalf("%s: route configuration %q, virtual host %q: the bridge does not name %s, which next names", where, k[0], k[1], k[2])
+		}
+	}
 }
 
 // messages lists every message of r, list by list, in order.
