@@ -72,7 +72,7 @@ func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool)
 
 // unrouted returns, sorted, those of clusters that no route names: what a
 // warming route (see envoy.WarmingRoute) adds, so that a virtual host names
-// every cluster of its service without naming one twice.
+// every cluster of its service and the warming route repeats none.
 func unrouted(clusters []string, routes []*routev3.Route) []string {
 	var out []string
 	for _, c := range clusters {
