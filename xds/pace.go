@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -34,26 +35,63 @@ const maxGather = 4
 // quietGap is the fraction of Debounce without a change that ends a burst.
 const quietGap = 4
 
-// debounce returns when a build may start, and when the last change it
-// saw came; previous is when the change before the one that woke the
-// publisher came. A change Debounce or more after the last build is built
-// at once. Otherwise it waits until Debounce after the last build: a
-// change that starts a burst (one Debounce/quietGap or more after the
-// change before it) waits no longer, with whatever came meanwhile; a change
-// that goes on a burst waits on while changes come less than
-// Debounce/quietGap apart, at most maxGather × Debounce in all. So builds
-// are at least Debounce apart, a burst's first change is built within
-// Debounce, and the rest of the burst together after it, however long it
-// lasts (a slower stream of changes is built about every Debounce). It
-// reports false if ctx was done first.
-func (p *Publisher) debounce(ctx context.Context, lastBuild, previous time.Time) (lastChange time.Time, ok bool) {
-	lastChange = time.Now()
-	wait := p.cfg.Debounce - lastChange.Sub(lastBuild)
+// changeTimes records when inputs changed, for debounce: when the last
+// change came, and whether the first change since the last build went on
+// from the change before it.
+type changeTimes struct {
+	mu   sync.Mutex
+	last time.Time
+	// firstGap is how long after the change before it the first change
+	// since the last build came; pending tells there has been one.
+	firstGap time.Duration
+	pending  bool
+}
+
+// changed records a change at now.
+func (c *changeTimes) changed(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.pending {
+		c.pending, c.firstGap = true, now.Sub(c.last)
+	}
+	c.last = now
+}
+
+// building records that a build is reading the inputs: changes from now
+// on are the next build's.
+func (c *changeTimes) building() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = false
+}
+
+// lastChange returns when the last change came, and whether the first
+// change since the last build came less than gap after the one before.
+func (c *changeTimes) lastChange(gap time.Duration) (last time.Time, goesOn bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, c.pending && c.firstGap < gap
+}
+
+// debounce returns when a build may start. A change Debounce or more after
+// the last build is built at once. Otherwise it waits until Debounce after
+// the last build: a change that starts a burst (one Debounce/quietGap or
+// more after the change before it) waits no longer, with whatever came
+// meanwhile; a change that goes on a burst waits on while changes come
+// less than Debounce/quietGap apart, at most maxGather × Debounce in all.
+// A burst goes on through a build: changes that came while the last build
+// ran are judged by when they came, not by when the publisher looked. So
+// builds are at least Debounce apart, a burst's first change is built
+// within Debounce, and the rest of the burst together after it, however
+// long it lasts (a slower stream of changes is built about every
+// Debounce). It reports false if ctx was done first.
+func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
+	wait := p.cfg.Debounce - time.Since(lastBuild)
 	if wait <= 0 {
-		return lastChange, ctx.Err() == nil
+		return ctx.Err() == nil
 	}
 	gap := p.cfg.Debounce / quietGap
-	goesOn := lastChange.Sub(previous) < gap
+	_, goesOn := p.changes.lastChange(gap)
 	ready := time.NewTimer(wait)
 	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)
@@ -61,17 +99,17 @@ func (p *Publisher) debounce(ctx context.Context, lastBuild, previous time.Time)
 	for {
 		select {
 		case <-ctx.Done():
-			return lastChange, false
-		case <-p.kick:
-			lastChange = time.Now()
+			return false
+		case <-p.kick: // this build takes the change; changeTimes has its time
 		case <-ready.C:
-			if quiet := time.Since(lastChange); goesOn && quiet < gap {
+			last, _ := p.changes.lastChange(gap)
+			if quiet := time.Since(last); goesOn && quiet < gap {
 				ready.Reset(gap - quiet)
 				continue
 			}
-			return lastChange, true
+			return true
 		case <-longest.C:
-			return lastChange, true
+			return true
 		}
 	}
 }

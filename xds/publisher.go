@@ -68,8 +68,9 @@ type Status struct {
 // never replaces a good snapshot with a failed build: the last good config
 // keeps serving.
 type Publisher struct {
-	cfg  PublisherConfig
-	kick chan struct{}
+	cfg     PublisherConfig
+	kick    chan struct{}
+	changes changeTimes
 
 	mu         sync.Mutex
 	model      *discovery.Model
@@ -171,6 +172,7 @@ func (p *Publisher) reject(source string, err error) {
 func (p *Publisher) Wake() { p.wake() }
 
 func (p *Publisher) wake() {
+	p.changes.changed(time.Now())
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -207,7 +209,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	var gathered <-chan time.Time // nil: no tracker change waits for a look
 	window := minChangeWindow
-	var lastBuild, lastChange time.Time
+	var lastBuild time.Time
 	for {
 		var deadline <-chan time.Time // nil: no bridge waiting
 		if d := p.bridgeDeadline(); !d.IsZero() {
@@ -232,10 +234,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		case <-p.kick:
 		}
-		var ok bool
-		if lastChange, ok = p.debounce(ctx, lastBuild, lastChange); !ok {
+		if !p.debounce(ctx, lastBuild) {
 			return nil
 		}
+		p.changes.building()
 		if p.publish() {
 			lastBuild = time.Now()
 		}
