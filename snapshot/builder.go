@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -410,10 +411,34 @@ func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*rou
 	if prev.vhost != nil && sum == prev.vhostSum {
 		return prev.vhost, prev.vhostSum, nil
 	}
-	if err := vh.ValidateAll(); err != nil {
+	if err := validateVirtualHost(vh); err != nil {
 		return nil, digest{}, fmt.Errorf("%s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
 	return vh, sum, nil
+}
+
+// domainRule is the rule go-control-plane's validator checks each of a
+// virtual host's domains against (a header value, not strict).
+const domainRule = "^[^\x00\n\r]*$"
+
+// validateVirtualHost is vh.ValidateAll() with the domains after the first
+// checked without a regular expression: matching domainRule against every
+// domain took a tenth of a full build. They are checked by the same rule,
+// which rejects NUL, LF and CR, and the rest of vh, with its first domain,
+// by its validator. vh must be nobody else's: its domains are set aside
+// while the validator runs.
+func validateVirtualHost(vh *routev3.VirtualHost) error {
+	domains := vh.GetDomains()
+	for i, d := range domains[min(1, len(domains)):] {
+		if strings.ContainsAny(d, "\x00\n\r") {
+			return fmt.Errorf("invalid VirtualHost.Domains[%d]: value does not match regex pattern %q", i+1, domainRule)
+		}
+	}
+	if len(domains) > 1 {
+		vh.Domains = domains[:1]
+		defer func() { vh.Domains = domains }()
+	}
+	return vh.ValidateAll()
 }
 
 // routeConfiguration returns the route configuration name holding vhosts,

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,6 +30,36 @@ func TestDuplicateDomainsInOneVirtualHost(t *testing.T) {
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%d domains: got\n%s\nwant\n%s", len(domains), strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestValidateVirtualHostAgreesWithItsValidator checks that
+// validateVirtualHost accepts exactly the virtual hosts ValidateAll
+// accepts, and leaves their domains as they were.
+func TestValidateVirtualHostAgreesWithItsValidator(t *testing.T) {
+	for _, domains := range [][]string{
+		nil,
+		{},
+		{"greeter"},
+		{"greeter", "greeter.service.consul", "greeter:8080", "*"},
+		{"", "greeter"},
+		{"greeter", ""},
+		{"bad\x00", "greeter"},
+		{"greeter", "bad\nline"},
+		{"greeter", "a", "carriage\rreturn"},
+		{"greeter", "invalid-utf8-\xff", "ünïcode"},
+	} {
+		for _, name := range []string{"vh", ""} { // an empty name is invalid
+			vh := &routev3.VirtualHost{Name: name, Domains: slices.Clone(domains)}
+			want := vh.ValidateAll()
+			got := validateVirtualHost(vh)
+			if (got == nil) != (want == nil) {
+				t.Errorf("name %q, domains %q: validateVirtualHost says %v, ValidateAll %v", name, domains, got, want)
+			}
+			if !slices.Equal(vh.Domains, domains) || (domains != nil) != (vh.Domains != nil) {
+				t.Errorf("name %q: validateVirtualHost left domains %q, were %q", name, vh.Domains, domains)
+			}
 		}
 	}
 }
