@@ -46,7 +46,7 @@ type usage struct{ rss, heap, stacks float64 }
 // burstResult is what a burst of changes caused.
 type burstResult struct {
 	took   time.Duration // until every change was made (the server answered)
-	first  time.Duration // from the first change until the verifying proxy ACKed a new version
+	first  time.Duration // from the first change until the verifying proxy held one
 	last   time.Duration // … held the last change
 	pushes float64       // snapshots the server published meanwhile
 }
@@ -293,18 +293,36 @@ func holdsPort(svc string, port uint32) func(observed) bool {
 // burst makes cfg.Burst weight changes, started evenly over
 // cfg.BurstWindow each without waiting for the one before (an operator's
 // script, or many), and measures how many pushes they cause, how soon the
-// first reaches the verifying proxy, and when the last change the server
-// applied does.
+// first change the server applied reaches the verifying proxy, and when
+// the last does. Before it, the verifying proxy holds a split that none of
+// the changes makes (all on v1), so the first split it holds that differs
+// is the burst's, whatever else was still on its way.
 func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
+	before := weights{v1: 100, v2: 0}
+	if err := t.setWeights(ctx, before); err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	if err := f.awaitObserved(holdsWeights(before), cfg.Timeout); err != nil {
+		return fmt.Errorf("burst: all on v1 before it: %w", err)
+	}
 	published0, err := t.metric("weir_snapshots_published_total")
 	if err != nil {
 		return err
 	}
-	r := f.begin(resourcev3.RouteType, func(p *proxy) bool { return p.verify })
+	start := time.Now()
+	type seen struct {
+		after time.Duration
+		err   error
+	}
+	first := make(chan seen, 1)
+	go func() {
+		err := f.awaitObserved(func(o observed) bool { return !holdsWeights(before)(o) }, cfg.Timeout)
+		first <- seen{time.Since(start), err}
+	}()
 	gap := cfg.BurstWindow / time.Duration(cfg.Burst)
 	errs := make(chan error, cfg.Burst)
 	for k := range cfg.Burst {
-		if wait := time.Until(r.start.Add(time.Duration(k) * gap)); wait > 0 {
+		if wait := time.Until(start.Add(time.Duration(k) * gap)); wait > 0 {
 			time.Sleep(wait) // pacing the burst, not waiting for a condition
 		}
 		go func() { errs <- t.setWeights(ctx, weights{v1: k % 100, v2: 100 - k%100}) }()
@@ -314,12 +332,12 @@ func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *s
 			return fmt.Errorf("burst: %w", err)
 		}
 	}
-	sr.burst.took = time.Since(r.start)
-	times, err := f.await(r, cfg.Timeout)
-	if err != nil {
-		return fmt.Errorf("burst: first change: %w", err)
+	sr.burst.took = time.Since(start)
+	seenFirst := <-first
+	if seenFirst.err != nil {
+		return fmt.Errorf("burst: first change: %w", seenFirst.err)
 	}
-	sr.burst.first = times[0]
+	sr.burst.first = seenFirst.after
 	final, err := t.weights(ctx)
 	if err != nil {
 		return fmt.Errorf("burst: %w", err)
@@ -327,7 +345,7 @@ func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *s
 	if err := f.awaitObserved(holdsWeights(final), cfg.Timeout); err != nil {
 		return fmt.Errorf("burst: last change (%d/%d): %w", final.v1, final.v2, err)
 	}
-	sr.burst.last = time.Since(r.start)
+	sr.burst.last = time.Since(start)
 	published1, err := t.metric("weir_snapshots_published_total")
 	sr.burst.pushes = published1 - published0
 	return err
