@@ -35,24 +35,22 @@ const maxGather = 4
 // quietGap is the fraction of Debounce without a change that ends a burst.
 const quietGap = 4
 
-// changeTimes records when inputs changed, for debounce: when the last
-// change came, and whether the first change since the last build went on
-// from the change before it.
+// changeTimes records when inputs changed, for debounce.
 type changeTimes struct {
 	mu   sync.Mutex
-	last time.Time
-	// firstGap is how long after the change before it the first change
-	// since the last build came; pending tells there has been one.
-	firstGap time.Duration
-	pending  bool
+	last time.Time // when the last change came
+	// pending tells a change came since the last build; goesOn, that the
+	// first of them came less than a gap after the change before it.
+	pending, goesOn bool
 }
 
-// changed records a change at now.
-func (c *changeTimes) changed(now time.Time) {
+// changed records a change at now: if it is the first since the last
+// build, whether it came less than gap after the change before it.
+func (c *changeTimes) changed(now time.Time, gap time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.pending {
-		c.pending, c.firstGap = true, now.Sub(c.last)
+		c.pending, c.goesOn = true, now.Sub(c.last) < gap
 	}
 	c.last = now
 }
@@ -65,33 +63,34 @@ func (c *changeTimes) building() {
 	c.pending = false
 }
 
-// lastChange returns when the last change came, and whether the first
-// change since the last build came less than gap after the one before.
-func (c *changeTimes) lastChange(gap time.Duration) (last time.Time, goesOn bool) {
+// times returns when the last change came, and whether the first change
+// since the last build went on a burst.
+func (c *changeTimes) times() (last time.Time, goesOn bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.last, c.pending && c.firstGap < gap
+	return c.last, c.pending && c.goesOn
 }
 
 // debounce returns when a build may start. A change Debounce or more after
 // the last build is built at once. Otherwise it waits until Debounce after
 // the last build: a change that starts a burst (one Debounce/quietGap or
 // more after the change before it) waits no longer, with whatever came
-// meanwhile; a change that goes on a burst waits on while changes come
-// less than Debounce/quietGap apart, at most maxGather × Debounce in all.
-// A burst goes on through a build: changes that came while the last build
-// ran are judged by when they came, not by when the publisher looked. So
-// builds are at least Debounce apart, a burst's first change is built
-// within Debounce, and the rest of the burst together after it, however
-// long it lasts (a slower stream of changes is built about every
-// Debounce). It reports false if ctx was done first.
+// meanwhile; a change that goes on a burst waits on, from then, while
+// changes come less than Debounce/quietGap apart, at most maxGather ×
+// Debounce in all. A burst goes on through a build: changes that came
+// while the last build ran are judged by when they came, not by when the
+// publisher looked. So builds are at least Debounce apart, and a burst
+// that begins after a quiet spell has its first change built within
+// Debounce and the rest together after it, however long it lasts (a
+// slower stream of changes is built about every Debounce). A pause in a
+// burst before Debounce has passed does not end it: what comes after the
+// pause is gathered with it. It reports false if ctx was done first.
 func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 	wait := p.cfg.Debounce - time.Since(lastBuild)
 	if wait <= 0 {
 		return ctx.Err() == nil
 	}
 	gap := p.cfg.Debounce / quietGap
-	_, goesOn := p.changes.lastChange(gap)
 	ready := time.NewTimer(wait)
 	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)
@@ -102,7 +101,9 @@ func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 			return false
 		case <-p.kick: // this build takes the change; changeTimes has its time
 		case <-ready.C:
-			last, _ := p.changes.lastChange(gap)
+			// Judged now, not on entry: the kick that woke the publisher
+			// may be of a change the last build already took.
+			last, goesOn := p.changes.times()
 			if quiet := time.Since(last); goesOn && quiet < gap {
 				ready.Reset(gap - quiet)
 				continue

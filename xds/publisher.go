@@ -30,9 +30,9 @@ type PublisherConfig struct {
 	// comes sooner waits until Debounce after it, and, if it goes on a
 	// burst (it came less than a quarter of Debounce after the change
 	// before it), on while changes still come that close (at most
-	// maxGather × Debounce). So the first change of a burst is pushed
-	// within Debounce, and the rest of it becomes one more push. Default
-	// 50 ms.
+	// maxGather × Debounce). So the first change of a burst after a quiet
+	// spell is pushed within Debounce, and the rest of it becomes one more
+	// push (see debounce). Default 50 ms.
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new
@@ -71,6 +71,9 @@ type Publisher struct {
 	cfg     PublisherConfig
 	kick    chan struct{}
 	changes changeTimes
+	// afterBuild, if set, runs after each build: tests stand in for a
+	// build and fan-out that take time with it.
+	afterBuild func()
 
 	mu         sync.Mutex
 	model      *discovery.Model
@@ -172,7 +175,7 @@ func (p *Publisher) reject(source string, err error) {
 func (p *Publisher) Wake() { p.wake() }
 
 func (p *Publisher) wake() {
-	p.changes.changed(time.Now())
+	p.changes.changed(time.Now(), p.cfg.Debounce/quietGap)
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -238,7 +241,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		}
 		p.changes.building()
-		if p.publish() {
+		built := p.publish()
+		if p.afterBuild != nil {
+			p.afterBuild()
+		}
+		if built {
 			lastBuild = time.Now()
 		}
 	}

@@ -131,7 +131,7 @@ func (r *result) standardNotes() []string {
 		"times run from just before the change until a proxy ACKed a new version; p50/p99 are over changes; 100% is every proxy that sees the change: every Envoy-shaped proxy and the gRPC-shaped proxies of the changed service (weir serves a gRPC client only its own service's routes and endpoints; the baseline sends every proxy a new snapshot)",
 		"a verifying proxy checks that each change was served as made before the next; once connected, the other proxies only ACK (the scenarios never change which clusters exist)",
 		"memory is the server process's: RSS from /proc, live heap after a forced collection (/debug/pprof/heap?gc=1), peaks sampled every 50 ms (heap without forcing a collection); per stream = (with every stream connected − before any) / N; steady = once, after connecting, the RSS shrank by less than 1% in a second (at most 30 s: the runtime hands back the pages the first responses took); CPU from /proc",
-		"(e) the changes start evenly over --burst-window, each without waiting for the last; before it every proxy holds a split none of its changes makes, and first → a proxy held it is until the verifying proxy holds another split; the baseline rebuilds on every file event, and a file watcher waits for 50 ms of quiet, which coalesces its burst",
+		"(e) the changes start evenly over --burst-window, each without waiting for the last; before it the verifying proxy holds a split none of its changes makes and no change is made for 2 × --debounce, and first → a proxy held it is until the verifying proxy holds another split; the baseline rebuilds on every file event, and a file watcher waits for 50 ms of quiet, which coalesces its burst",
 	}
 	for _, s := range r.servers {
 		for _, e := range s.errs {

@@ -296,7 +296,8 @@ func holdsPort(svc string, port uint32) func(observed) bool {
 // first change the server applied reaches the verifying proxy, and when
 // the last does. Before it, the verifying proxy holds a split that none of
 // the changes makes (all on v1), so the first split it holds that differs
-// is the burst's, whatever else was still on its way.
+// is the burst's, whatever else was still on its way; then two debounces
+// pass without a change.
 func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
 	before := weights{v1: 100, v2: 0}
 	if err := t.setWeights(ctx, before); err != nil {
@@ -305,6 +306,10 @@ func burst(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *s
 	if err := f.awaitObserved(holdsWeights(before), cfg.Timeout); err != nil {
 		return fmt.Errorf("burst: all on v1 before it: %w", err)
 	}
+	// Pacing, not waiting for a condition: the burst begins after a quiet
+	// spell, as an operator's does, rather than within a debounce of the
+	// change above, which the server would take it to go on.
+	time.Sleep(2 * cfg.Debounce)
 	published0, err := t.metric("weir_snapshots_published_total")
 	if err != nil {
 		return err
