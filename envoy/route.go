@@ -73,12 +73,21 @@ func VirtualHost(name string, domains []string, routes []*routev3.Route, warming
 // WeightedRoute returns a route that sends every request ("/" prefix) to the
 // weighted clusters of action.
 func WeightedRoute(action *routev3.WeightedCluster) *routev3.Route {
-	return &routev3.Route{
-		Match: everyRequest,
-		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: action},
-		}},
-	}
+	p := new(weightedRouteParts)
+	p.weighted.WeightedClusters = action
+	p.action.ClusterSpecifier = &p.weighted
+	p.wrapper.Route = &p.action
+	p.route.Match, p.route.Action = everyRequest, &p.wrapper
+	return &p.route
+}
+
+// weightedRouteParts holds the messages of a WeightedRoute, allocated
+// together: every service's virtual host has one.
+type weightedRouteParts struct {
+	route    routev3.Route
+	wrapper  routev3.Route_Route
+	action   routev3.RouteAction
+	weighted routev3.RouteAction_WeightedClusters
 }
 
 // ClusterRoute returns a route named name that sends every request ("/"

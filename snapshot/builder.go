@@ -67,6 +67,10 @@ type builtService struct {
 	vhost     *routev3.VirtualHost
 	vhostSum  digest                              // of vhost
 	routes    hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
+	// The one-element lists of hcms and of routes' virtual hosts, allocated
+	// with the rest.
+	hcm    [1]*hcmv3.HttpConnectionManager
+	vhosts [1]*routev3.VirtualHost
 }
 
 // unbuilt stands for the last build of a service that had none: nothing
@@ -345,12 +349,14 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
 	bs.hcms = prev.hcms
 	if bs.listener.msg != prev.listener.msg {
-		bs.hcms = []*hcmv3.HttpConnectionManager{hcm}
+		bs.hcm[0] = hcm
+		bs.hcms = bs.hcm[:]
 	}
 	bs.vhost, bs.vhostSum, errs[3] = virtualHost(buf, out.vhost, prev)
 	var vhostSum digestSum
 	vhostSum.add(&bs.vhostSum)
-	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, []*routev3.VirtualHost{bs.vhost}, vhostSum)
+	bs.vhosts[0] = bs.vhost
+	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, bs.vhosts[:], vhostSum)
 	return bs, errors.Join(errs[:]...)
 }
 

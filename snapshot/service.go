@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -269,15 +270,35 @@ func clusterWeights(bv byVersion, names []string, weights policy.Weights) []envo
 // domains returns the names clients may use for svc, sorted: the bare name for
 // proxyless gRPC targets (xds:///svc, which must match exactly, port included)
 // and the Consul DNS name for sidecar traffic, each with and without every port.
+// Those but the bare name are substrings of one string: one allocation for
+// all of them.
 func domains(svc discovery.Service) []string {
+	const consul = ".service.consul"
 	ports := distinct(svc.Instances, func(in discovery.Instance) uint32 { return in.Port })
-	consul := svc.Name + ".service.consul"
-	out := make([]string, 0, 2*(1+len(ports)))
-	out = append(out, svc.Name, consul)
+	var b strings.Builder
+	b.Grow((2*len(svc.Name)+len(consul)+2*len(":65535"))*len(ports) + len(svc.Name) + len(consul))
+	ends := make([]int, 0, 1+2*len(ports)) // where each domain in b ends; each begins where the last ended
+	b.WriteString(svc.Name)
+	b.WriteString(consul)
+	ends = append(ends, b.Len())
 	var buf [1 + 10]byte // ":" and a uint32
 	for _, p := range ports {
 		port := strconv.AppendUint(append(buf[:0], ':'), uint64(p), 10)
-		out = append(out, svc.Name+string(port), consul+string(port))
+		b.WriteString(svc.Name)
+		b.Write(port)
+		ends = append(ends, b.Len())
+		b.WriteString(svc.Name)
+		b.WriteString(consul)
+		b.Write(port)
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	out := make([]string, 0, 1+len(ends))
+	out = append(out, svc.Name)
+	begin := 0
+	for _, end := range ends {
+		out = append(out, all[begin:end])
+		begin = end
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -44,3 +44,18 @@ func TestEndpointsByVersionManyDuplicates(t *testing.T) {
 		}
 	}
 }
+
+func TestDomainsNameEveryPort(t *testing.T) {
+	svc := discovery.Service{Name: "greeter", Instances: []discovery.Instance{
+		{ID: "a", Port: 8080}, {ID: "b", Port: 9090}, {ID: "c", Port: 8080}}}
+	want := []string{
+		"greeter", "greeter.service.consul", "greeter.service.consul:8080", "greeter.service.consul:9090",
+		"greeter:8080", "greeter:9090",
+	}
+	if got := domains(svc); !slices.Equal(got, want) {
+		t.Errorf("domains = %q, want %q", got, want)
+	}
+	if got := domains(discovery.Service{Name: "empty"}); !slices.Equal(got, []string{"empty", "empty.service.consul"}) {
+		t.Errorf("domains of a service without instances = %q", got)
+	}
+}
