@@ -50,6 +50,11 @@ type Engine struct {
 	// policy; each lasts until that policy changes.
 	overrides map[string]FixedOverride
 	seq       uint64 // events committed since start: the last one's sequence number
+	// routing is what Routing last returned, until policies, rollouts,
+	// frozen or overrides change: whatever changes one of them sets it to
+	// nil. Returning the very same map while nothing changed tells a
+	// snapshot builder so without comparing every service's routing.
+	routing map[string]Routing
 }
 
 // FixedOverride is a set-weights operation in force on a service with a
@@ -100,6 +105,7 @@ func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
 	st := e.next(set, e.cfg.Clock())
 	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
+	e.routing = nil
 	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
 	e.mu.Unlock()
 	e.changed()
@@ -191,11 +197,15 @@ func (p Policy) specHash() string {
 }
 
 // Routing returns, per service with a policy or frozen weights, what its
-// traffic should do now.
+// traffic should do now. It returns the very same map until some routing
+// changes, and callers must not change it.
 func (e *Engine) Routing() map[string]Routing {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+	if e.routing == nil {
+		e.routing = routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+	}
+	return e.routing
 }
 
 // routingOf returns the routing of every service with a policy or frozen
@@ -290,7 +300,7 @@ func (e *Engine) Tick() {
 			Applied: reflect.DeepEqual(e.applied[svc], r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
-			e.rollouts[svc] = next
+			e.rollouts[svc], e.routing = next, nil
 			changed = append(changed, next)
 		}
 		events = append(events, ev...)
@@ -347,7 +357,7 @@ func (e *Engine) Do(service string, op Operation) error {
 		e.mu.Unlock()
 		return err
 	}
-	e.rollouts[service] = next
+	e.rollouts[service], e.routing = next, nil
 	if err := e.commit([]Event{ev}, nil); err != nil {
 		e.rollouts[service] = r // nothing half-applied
 		e.mu.Unlock()

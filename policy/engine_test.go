@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -178,4 +179,59 @@ func TestEngineOperationNotSavedIsNotApplied(t *testing.T) {
 	if after := e.Rollouts()[0]; after.Phase != before.Phase || after.Weight != before.Weight {
 		t.Fatalf("an unsaved abort was applied: %s at %s", after.Phase, after.Weights())
 	}
+}
+
+// TestEngineRoutingIsSharedUntilItChanges checks that Routing returns the
+// very same map while no routing changed, and what routingOf makes of the
+// engine's state after every kind of change: a change that forgot to
+// clear the kept map would serve a stale routing.
+func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
+	e, clock := newTestEngine(t, nil)
+	fixed := Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: "echo.yaml", Line: 1}
+	var last map[string]Routing
+	check := func(step string, changed bool) {
+		t.Helper()
+		got := e.Routing()
+		e.mu.Lock()
+		want := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+		e.mu.Unlock()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: Routing() = %v, want %v", step, got, want)
+		}
+		if same := last != nil && sameRouting(got, last); same == changed {
+			t.Errorf("%s: Routing() returned the same map: %v, want %v", step, same, !changed)
+		}
+		last = got
+	}
+	check("no policy", true)
+	check("asked again", false)
+	e.SetPolicies(mustSet(t, canaryPolicy(), fixed))
+	check("policies set", true)
+	e.Applied(e.Routing()) // the fleet applies step 1; the rollout goes on to step 2
+	check("a step applied", true)
+	check("asked again", false)
+	clock.Add(31 * time.Second)
+	settle(e)
+	check("time passed", true)
+	if err := e.SetFixedWeights("echo", Weights{"v1": 5000, "v2": 5000}, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	check("fixed weights overridden", true)
+	if err := e.SetFixedWeights("echo", Weights{"v1": 5000}, "alice", "test"); err == nil {
+		t.Fatal("weights of 50 % were accepted")
+	}
+	check("a rejected override", false)
+	if err := e.Do("greeter", func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+		return Abort(r, now, "alice", "test")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("rollout aborted", true)
+	e.SetPolicies(mustSet(t))
+	check("policies deleted", true)
+}
+
+// sameRouting reports whether a and b are the very same map.
+func sameRouting(a, b map[string]Routing) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
