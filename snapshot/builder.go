@@ -32,9 +32,10 @@ import (
 // ready for use; it is not safe for concurrent use, and must not be copied
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
-	services []*builtService // the last build's, sorted by name
-	index    map[string]int  // where each of services is, by name
-	model    discovery.Model // the last build's
+	services []*builtService           // the last build's, sorted by name
+	index    map[string]int            // where each of services is, by name
+	model    discovery.Model           // the last build's
+	routing  map[string]policy.Routing // the last build's Input.Routing
 	// policies are the routing of each of services that has a policy, as
 	// it was built: a map of values, which compares with the next
 	// build's routing without visiting every built service.
@@ -104,7 +105,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
-	b.services, b.model, b.routes, b.sidecar, b.last = built, in.Model, routes, sidecar, l
+	b.services, b.model, b.routing, b.routes, b.sidecar, b.last = built, in.Model, in.Routing, routes, sidecar, l
 	b.reindex(ch)
 	b.repolicy(ch)
 	b.noted = b.notedAfter(ch)
@@ -205,7 +206,9 @@ func (b *Builder) changedSince(in Input) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	names = append(names, b.changedRouting(in.Routing)...)
+	if !sameMap(in.Routing, b.routing) { // else no routing changed (see Input.Routing)
+		names = append(names, b.changedRouting(in.Routing)...)
+	}
 	slices.Sort(names)
 	return slices.Compact(names), true
 }

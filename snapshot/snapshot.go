@@ -33,10 +33,13 @@ type Input struct {
 	Model discovery.Model
 	// Routing is, per service, what its traffic should do. A service
 	// without an entry has no policy: its traffic is spread over its
-	// serving instances. A Builder compares each policy with the one its
-	// service was last built with, which shares the policy's Weights map:
-	// change weights by giving a new Weights map, never by changing one
-	// given before.
+	// serving instances. A Builder takes the very map its last build was
+	// given as the same routing and compares no policy
+	// (policy.Engine.Routing returns one map until some routing changes);
+	// in a new map it compares each policy with the one its service was
+	// last built with, which shares the policy's Weights map. So change
+	// routing by giving a new map, and weights by giving a new Weights map:
+	// never change either once given.
 	Routing map[string]policy.Routing
 	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
 	SidecarPort uint32

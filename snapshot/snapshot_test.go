@@ -294,11 +294,11 @@ func TestBuilderSharesUnchangedLists(t *testing.T) {
 	}
 }
 
-// TestBuilderSeesRoutingChangedInPlace: a caller that changes the routing
-// map it gave the last build, rather than passing a new one, still gets
-// the new routing (a Builder compares each policy with what the service
-// was built with, not with the last map).
-func TestBuilderSeesRoutingChangedInPlace(t *testing.T) {
+// TestBuilderSeesRoutingInANewMap: a new routing map with one policy
+// changed gets that policy's routing (a Builder compares each policy of a
+// new map with what its service was built with), and the very same map
+// again builds the same snapshot.
+func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 	model, err := discovery.NewModel([]discovery.Service{{Name: "a", Instances: []discovery.Instance{
 		{ID: "1", Address: "10.0.0.1", Port: 80, Version: "v1"},
 		{ID: "2", Address: "10.0.0.2", Port: 80, Version: "v2"},
@@ -311,13 +311,22 @@ func TestBuilderSeesRoutingChangedInPlace(t *testing.T) {
 	if _, err := b.Build(Input{Model: model, Routing: routing}); err != nil {
 		t.Fatal(err)
 	}
+	routing = maps.Clone(routing)
 	routing["a"] = policy.Routing{Weights: policy.Weights{"v2": 10000}}
 	got, err := b.Build(Input{Model: model, Routing: routing})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mustBuild(t, model.Services(), map[string]policy.Weights{"a": {"v2": 10000}}); got.Version != want.Version {
-		t.Errorf("Builder's version %s, Build's %s: the routing changed in place was missed", got.Version, want.Version)
+	want := mustBuild(t, model.Services(), map[string]policy.Weights{"a": {"v2": 10000}})
+	if got.Version != want.Version {
+		t.Errorf("Builder's version %s, Build's %s: the routing in a new map was missed", got.Version, want.Version)
+	}
+	again, err := b.Build(Input{Model: model, Routing: routing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Version != want.Version {
+		t.Errorf("the same map again: version %s, want %s", again.Version, want.Version)
 	}
 }
 
