@@ -68,10 +68,10 @@ type builtService struct {
 	vhost     *routev3.VirtualHost
 	vhostSum  digest                              // of vhost
 	routes    hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
-	// The one-element lists of hcms and of routes' virtual hosts, allocated
-	// with the rest.
-	hcm    [1]*hcmv3.HttpConnectionManager
-	vhosts [1]*routev3.VirtualHost
+	// hcm backs hcms, allocated with the rest. A later build that keeps
+	// the listener copies it rather than sharing hcms: a slice into this
+	// builtService would keep all of it alive, old instances included.
+	hcm [1]*hcmv3.HttpConnectionManager
 }
 
 // unbuilt stands for the last build of a service that had none: nothing
@@ -350,16 +350,17 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string
 	hcm := envoy.HTTPConnectionManager(svc.Name, routeConfigName)
 	bs.listener, errs[2] = hashResource(buf, listenerType, envoy.APIListener(svc.Name, hcm),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
-	bs.hcms = prev.hcms
+	bs.hcm = prev.hcm
 	if bs.listener.msg != prev.listener.msg {
 		bs.hcm[0] = hcm
-		bs.hcms = bs.hcm[:]
 	}
+	bs.hcms = bs.hcm[:]
 	bs.vhost, bs.vhostSum, errs[3] = virtualHost(buf, out.vhost, prev)
 	var vhostSum digestSum
 	vhostSum.add(&bs.vhostSum)
-	bs.vhosts[0] = bs.vhost
-	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, bs.vhosts[:], vhostSum)
+	// A list of its own, not one inside bs: a later build may keep the
+	// route configuration, and with it whatever its list points into.
+	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, []*routev3.VirtualHost{bs.vhost}, vhostSum)
 	return bs, errors.Join(errs[:]...)
 }
 

@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
+	"weak"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -380,4 +382,40 @@ func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestBuilderLetsGoOfOldBuilds checks that a service's earlier builds can
+// be collected once it is rebuilt: what a rebuilt service keeps of its last
+// build (its listener's connection manager, its route configuration) must
+// not point into that build, which holds its old instances and resources.
+func TestBuilderLetsGoOfOldBuilds(t *testing.T) {
+	services, desired := world(3, 2)
+	model, err := discovery.NewModel(services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Builder
+	if _, err := b.Build(Input{Model: model, Routing: weightsOnly(desired)}); err != nil {
+		t.Fatal(err)
+	}
+	first := weak.Make(b.services[0])
+	routing := weightsOnly(desired)
+	for step := range 4 { // an instance moves: the listener and the route configuration stay
+		services = slices.Clone(services)
+		services[0].Instances = slices.Clone(services[0].Instances)
+		services[0].Instances[0].Address = fmt.Sprintf("10.9.0.%d", step+1)
+		next, err := discovery.NewModel(services)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model = model.Next(next)
+		if _, err := b.Build(Input{Model: model, Routing: routing}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	if first.Value() != nil {
+		t.Error("the first build of a service rebuilt four times since is still reachable")
+	}
+	runtime.KeepAlive(&b) // the builder and what it holds stay reachable through the check
 }
