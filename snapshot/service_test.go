@@ -45,6 +45,8 @@ func TestEndpointsByVersionManyDuplicates(t *testing.T) {
 	}
 }
 
+// TestDomainsNameEveryPort checks that domains names the service and its
+// Consul DNS name bare and with each distinct port, sorted, once each.
 func TestDomainsNameEveryPort(t *testing.T) {
 	svc := discovery.Service{Name: "greeter", Instances: []discovery.Instance{
 		{ID: "a", Port: 8080}, {ID: "b", Port: 9090}, {ID: "c", Port: 8080}}}

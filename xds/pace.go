@@ -35,6 +35,10 @@ const maxGather = 4
 // quietGap is the fraction of Debounce without a change that ends a burst.
 const quietGap = 4
 
+// burstGap is how long without a change ends a burst: changes closer
+// together than this make one.
+func (p *Publisher) burstGap() time.Duration { return p.cfg.Debounce / quietGap }
+
 // changeTimes records when inputs changed, for debounce.
 type changeTimes struct {
 	mu   sync.Mutex
@@ -90,7 +94,7 @@ func (p *Publisher) debounce(ctx context.Context, lastBuild time.Time) bool {
 	if wait <= 0 {
 		return ctx.Err() == nil
 	}
-	gap := p.cfg.Debounce / quietGap
+	gap := p.burstGap()
 	ready := time.NewTimer(wait)
 	defer ready.Stop()
 	longest := time.NewTimer(maxGather * p.cfg.Debounce)

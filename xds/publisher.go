@@ -175,7 +175,7 @@ func (p *Publisher) reject(source string, err error) {
 func (p *Publisher) Wake() { p.wake() }
 
 func (p *Publisher) wake() {
-	p.changes.changed(time.Now(), p.cfg.Debounce/quietGap)
+	p.changes.changed(time.Now(), p.burstGap())
 	select {
 	case p.kick <- struct{}{}:
 	default:
