@@ -3,6 +3,7 @@ package snapshot
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -77,28 +78,21 @@ func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error
 //
 // Only what prev did not serve is looked at: a route configuration or
 // virtual host that prev served as the very same message names no cluster
-// prev does not, so a change of one service costs the walk over the
-// messages, not a look at every route.
+// prev does not, and the lists of a Builder's snapshots tell which
+// messages are new (see Changed), so a change of one service costs a look
+// at its routes, not at every route.
 func withholdNew(r *Resources, prev Resources) int {
 	w := &withholder{prev: prev}
 	changed := 0
-	var routes []*routev3.RouteConfiguration
-	for i, rc := range r.Routes {
-		if i < len(prev.Routes) && rc == prev.Routes[i] {
-			continue // served by prev as it is: see withholdIn
-		}
-		out, n := w.withholdIn(rc)
+	routes := r.Routes
+	for i := range changedFrom(r.Routes, prev.Routes) {
+		out, n := w.withholdIn(r.Routes.At(i))
 		if n == 0 {
 			continue
 		}
-		if routes == nil {
-			routes = slices.Clone(r.Routes)
-		}
-		routes[i], changed = out, changed+n
+		routes, changed = routes.Set(i, out), changed+n
 	}
-	if changed > 0 {
-		r.Routes = routes
-	}
+	r.Routes = routes
 	return changed
 }
 
@@ -106,7 +100,6 @@ func withholdNew(r *Resources, prev Resources) int {
 // new message needs them.
 type withholder struct {
 	prev       Resources
-	prevRCs    map[string]*routev3.RouteConfiguration
 	prevVhosts map[*routev3.RouteConfiguration]map[string]*routev3.VirtualHost
 	known      []string                  // ReferencedClusters(prev), once needed
 	mainRoutes map[string]*routev3.Route // mainRoutes(prev), once needed
@@ -222,10 +215,8 @@ func (w *withholder) isKnown(cluster string) bool {
 
 // prevRC returns prev's route configuration named name, or nil.
 func (w *withholder) prevRC(name string) *routev3.RouteConfiguration {
-	if w.prevRCs == nil {
-		w.prevRCs = byName(w.prev.Routes, (*routev3.RouteConfiguration).GetName)
-	}
-	return w.prevRCs[name]
+	rc, _ := named(w.prev.Routes, name, (*routev3.RouteConfiguration).GetName)
+	return rc
 }
 
 // prevVhost returns the virtual host of prevRC (nil: none) named name, or
@@ -318,7 +309,7 @@ func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known func(str
 // mainRoute), by virtual host name.
 func mainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		for _, vh := range rc.GetVirtualHosts() {
 			if main := mainRoute(vh); main != nil {
 				m[vh.GetName()] = main
@@ -358,8 +349,9 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []stri
 	stillRouted := slices.Clone(leaving())
 	slices.Sort(stillRouted)
 	routed := routedNext()
-	var prevClusters map[string]*clusterv3.Cluster
-	kept, added := 0, false
+	var addedClusters []*clusterv3.Cluster
+	var addedEndpoints []*endpointv3.ClusterLoadAssignment
+	kept := 0
 	for _, c := range candidates {
 		if _, ok := slices.BinarySearch(stillRouted, c.name); !ok {
 			continue
@@ -367,27 +359,22 @@ func keepLeaving(r *Resources, prev Resources, leaving, routedNext func() []stri
 		if _, ok := slices.BinarySearch(routed, c.name); ok {
 			continue
 		}
-		if kept == 0 {
-			r.Endpoints = slices.Clone(r.Endpoints)
-		}
-		if c.at < 0 && !added {
-			r.Clusters = slices.Clone(r.Clusters)
-			prevClusters = byName(prev.Clusters, (*clusterv3.Cluster).GetName)
-		}
 		if c.at < 0 {
-			r.Clusters = append(r.Clusters, prevClusters[c.name])
-			r.Endpoints = append(r.Endpoints, c.prev)
-			added = true
+			cluster, _ := named(prev.Clusters, c.name, (*clusterv3.Cluster).GetName)
+			addedClusters, addedEndpoints = append(addedClusters, cluster), append(addedEndpoints, c.prev)
 		} else {
-			r.Endpoints[c.at] = c.prev
+			r.Endpoints = r.Endpoints.Set(c.at, c.prev)
 		}
 		kept++
 	}
-	if added {
-		slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
-		slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+	if len(addedClusters) > 0 {
+		clusters := append(r.Clusters.Slice(), addedClusters...)
+		slices.SortFunc(clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+		endpoints := append(r.Endpoints.Slice(), addedEndpoints...)
+		slices.SortFunc(endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
 			return cmp.Compare(a.GetClusterName(), b.GetClusterName())
 		})
+		r.Clusters, r.Endpoints = ListOf(clusters...), ListOf(endpoints...)
 	}
 	return kept
 }
@@ -404,19 +391,26 @@ type leavingCandidate struct {
 // leavingCandidates returns, by name, the clusters with an assignment in
 // prev that r has no cluster of, or whose assignment in r is another
 // message without serving endpoints. Both lists of assignments are sorted
-// by name: one walk over them finds these.
+// by name: when the assignments that changed kept their names, only they
+// are looked at (see changedCandidates), else one walk over both lists
+// finds these.
 func leavingCandidates(r, prev Resources) []leavingCandidate {
+	if changes, ok := Changed(r.Endpoints, prev.Endpoints); ok {
+		if out, ok := changedCandidates(r.Endpoints, prev.Endpoints, changes); ok {
+			return out
+		}
+	}
 	var out []leavingCandidate
 	next := r.Endpoints
 	at := 0
-	for _, p := range prev.Endpoints {
+	for p := range prev.Endpoints.Values() {
 		name := p.GetClusterName()
-		for at < len(next) && next[at].GetClusterName() < name {
+		for at < next.Len() && next.At(at).GetClusterName() < name {
 			at++
 		}
 		switch {
-		case at < len(next) && next[at].GetClusterName() == name:
-			if next[at] != p && !hasServing(next[at]) {
+		case at < next.Len() && next.At(at).GetClusterName() == name:
+			if n := next.At(at); n != p && !hasServing(n) {
 				out = append(out, leavingCandidate{name, at, p})
 			}
 		case !hasCluster(r.Clusters, name):
@@ -426,10 +420,41 @@ func leavingCandidates(r, prev Resources) []leavingCandidate {
 	return out
 }
 
+// changedCandidates returns leavingCandidates of next and prev, lists of
+// one length that differ only at the indexes changes yields, and true; or
+// false when an assignment at one of them has another name than prev's,
+// which may remove a cluster. With the same names everywhere, no cluster
+// is removed, and only the changed assignments can have lost their
+// serving endpoints.
+func changedCandidates(next, prev List[*endpointv3.ClusterLoadAssignment], changes iter.Seq[int]) ([]leavingCandidate, bool) {
+	var out []leavingCandidate
+	for i := range changes {
+		n, p := next.At(i), prev.At(i)
+		if n.GetClusterName() != p.GetClusterName() {
+			return nil, false
+		}
+		if !hasServing(n) {
+			out = append(out, leavingCandidate{p.GetClusterName(), i, p})
+		}
+	}
+	return out, true
+}
+
 // hasCluster reports whether clusters, sorted by name, has one named name.
-func hasCluster(clusters []*clusterv3.Cluster, name string) bool {
-	_, found := indexByName(clusters, name, (*clusterv3.Cluster).GetName)
+func hasCluster(clusters List[*clusterv3.Cluster], name string) bool {
+	_, found := named(clusters, name, (*clusterv3.Cluster).GetName)
 	return found
+}
+
+// named returns the one of sorted, a list sorted by name, named name, and
+// whether there is one.
+func named[M any](sorted List[M], name string, nameOf func(M) string) (M, bool) {
+	at, found := search(sorted, name, func(m M, n string) int { return cmp.Compare(nameOf(m), n) })
+	if !found {
+		var zero M
+		return zero, false
+	}
+	return sorted.At(at), true
 }
 
 // RoutedClusters returns, sorted, the clusters that some route sends a
@@ -452,7 +477,7 @@ func ReferencedClusters(r Resources) []string {
 // given the cluster's weight; a route's one cluster has all its traffic.
 func routeClusters(r Resources, include func(route *routev3.Route, weight uint32) bool) []string {
 	var names []string
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
 				eachCluster(route, func(c string, weight uint32) {

@@ -43,14 +43,14 @@ func plainWithholdNew(r *Resources, prev Resources) int {
 	known := ReferencedClusters(prev)
 	prevRoutes := plainMainRoutes(prev)
 	changed := 0
-	routes := slices.Clone(r.Routes)
+	routes := r.Routes.Slice()
 	for i, rc := range routes {
 		out, n := plainWithholdIn(rc, known, prevRoutes)
 		routes[i] = out
 		changed += n
 	}
 	if changed > 0 {
-		r.Routes = routes
+		r.Routes = ListOf(routes...)
 	}
 	return changed
 }
@@ -126,7 +126,7 @@ func plainKnownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []s
 
 func plainMainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
 				if route.GetName() != envoy.WarmingRouteName && !plainIsMatchRoute(route) {
@@ -139,12 +139,11 @@ func plainMainRoutes(r Resources) map[string]*routev3.Route {
 }
 
 func plainKeepLeaving(r *Resources, prev Resources, leaving, routedNext []string) int {
-	prevClusters := byName(prev.Clusters, (*clusterv3.Cluster).GetName)
-	prevCLAs := byName(prev.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	nextClusters := byName(r.Clusters, (*clusterv3.Cluster).GetName)
-	nextCLAs := byName(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	r.Clusters = slices.Clone(r.Clusters)
-	r.Endpoints = slices.Clone(r.Endpoints)
+	prevClusters := byName(prev.Clusters.Slice(), (*clusterv3.Cluster).GetName)
+	prevCLAs := byName(prev.Endpoints.Slice(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	nextClusters := byName(r.Clusters.Slice(), (*clusterv3.Cluster).GetName)
+	nextCLAs := byName(r.Endpoints.Slice(), (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	clusters, endpoints := r.Clusters.Slice(), r.Endpoints.Slice()
 	kept := 0
 	slices.Sort(leaving)
 	for _, name := range slices.Compact(leaving) {
@@ -153,19 +152,20 @@ func plainKeepLeaving(r *Resources, prev Resources, leaving, routedNext []string
 		}
 		switch {
 		case nextClusters[name] == nil:
-			r.Clusters = append(r.Clusters, prevClusters[name])
-			r.Endpoints = append(r.Endpoints, prevCLAs[name])
+			clusters = append(clusters, prevClusters[name])
+			endpoints = append(endpoints, prevCLAs[name])
 		case !hasServing(nextCLAs[name]):
-			r.Endpoints[slices.Index(r.Endpoints, nextCLAs[name])] = prevCLAs[name]
+			endpoints[slices.Index(endpoints, nextCLAs[name])] = prevCLAs[name]
 		default:
 			continue
 		}
 		kept++
 	}
-	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+	slices.SortFunc(clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	slices.SortFunc(endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
 		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
 	})
+	r.Clusters, r.Endpoints = ListOf(clusters...), ListOf(endpoints...)
 	return kept
 }
 
@@ -244,7 +244,7 @@ func namesWhatNextNames(t *testing.T, where string, bridge, next *Snapshot) {
 	t.Helper()
 	named := func(r Resources) map[[3]string]bool {
 		out := make(map[[3]string]bool)
-		for _, rc := range r.Routes {
+		for rc := range r.Routes.Values() {
 			for _, vh := range rc.GetVirtualHosts() {
 				for _, route := range vh.GetRoutes() {
 					eachCluster(route, func(c string, _ uint32) { out[[3]string{rc.GetName(), vh.GetName(), c}] = true })
@@ -264,16 +264,19 @@ func namesWhatNextNames(t *testing.T, where string, bridge, next *Snapshot) {
 // messages lists every message of r, list by list, in order.
 func messages(r Resources) []proto.Message {
 	var out []proto.Message
-	for _, c := range r.Clusters {
+	for c := range r.Clusters.Values() {
 		out = append(out, c)
 	}
-	for _, e := range r.Endpoints {
+	for e := range r.Endpoints.Values() {
 		out = append(out, e)
 	}
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		out = append(out, rc)
 	}
-	for _, l := range slices.Concat(r.SidecarListeners, r.APIListeners) {
+	for l := range r.SidecarListeners.Values() {
+		out = append(out, l)
+	}
+	for l := range r.APIListeners.Values() {
 		out = append(out, l)
 	}
 	return out

@@ -32,7 +32,7 @@ func inst(id, version string, port uint32, h discovery.Health) discovery.Instanc
 }
 
 func claOf(s *Snapshot, cluster string) *endpointv3.ClusterLoadAssignment {
-	for _, cla := range s.Endpoints {
+	for cla := range s.Endpoints.Values() {
 		if cla.GetClusterName() == cluster {
 			return cla
 		}

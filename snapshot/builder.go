@@ -32,7 +32,7 @@ import (
 // ready for use; it is not safe for concurrent use, and must not be copied
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
-	services []*builtService           // the last build's, sorted by name
+	services List[*builtService]       // the last build's, sorted by name
 	index    map[string]int            // where each of services is, by name
 	model    discovery.Model           // the last build's
 	routing  map[string]policy.Routing // the last build's Input.Routing
@@ -83,9 +83,9 @@ var unbuilt = new(builtService)
 // build's model through discovery.Model.Next and no service came or went,
 // only the services whose instances changed (the model's history names
 // them) or whose routing differs from the policy they were built with are
-// looked at, rather than every service: the work follows the change and
-// the number of policies, not the catalog, but for copying the lists of
-// resources into the snapshot.
+// looked at, rather than every service, and the snapshot's lists share
+// all but the changed resources with the last build's: the work follows
+// the change and the number of policies, not the catalog.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	built, ch, err := b.buildServices(in)
@@ -137,8 +137,8 @@ func (b *Builder) reindex(ch serviceChanges) {
 	if b.index != nil && ch.sameSet {
 		return
 	}
-	b.index = make(map[string]int, len(b.services))
-	for i, bs := range b.services {
+	b.index = make(map[string]int, b.services.Len())
+	for i, bs := range b.services.All() {
 		b.index[bs.svc.Name] = i
 	}
 }
@@ -187,7 +187,7 @@ func report(noted []*builtService, withPolicy int, in Input) Report {
 // and how they differ from the last build's, or the errors. It looks only
 // at the services that may have changed when it can tell which (see
 // changedSince and rebuilt), else at all of them.
-func (b *Builder) buildServices(in Input) ([]*builtService, serviceChanges, error) {
+func (b *Builder) buildServices(in Input) (List[*builtService], serviceChanges, error) {
 	if names, ok := b.changedSince(in); ok {
 		if built, ch, ok, err := b.rebuilt(names, in); ok {
 			return built, ch, err
@@ -251,33 +251,34 @@ func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 // named, sorted, may differ from the last build's: the last build's
 // services, with those named built again. It reports false, having built
 // nothing, when one of them came or went, which moves the others.
-func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceChanges, bool, error) {
+func (b *Builder) rebuilt(names []string, in Input) (List[*builtService], serviceChanges, bool, error) {
 	at := make([]int, len(names)) // -1: neither built last time nor known now
 	svcs := make([]discovery.Service, len(names))
 	for k, name := range names {
 		i, built := b.index[name]
 		svc, known := in.Model.Service(name)
 		if built != known {
-			return nil, serviceChanges{}, false, nil
+			return List[*builtService]{}, serviceChanges{}, false, nil
 		}
 		at[k], svcs[k] = -1, svc
 		if built {
 			at[k] = i
 		}
 	}
-	built := slices.Clone(b.services)
+	built := b.services
 	ch := serviceChanges{sameSet: true}
 	var errs []error
 	for k, i := range at {
 		if i < 0 {
 			continue
 		}
-		var err error
-		prev := built[i]
-		if built[i], err = b.service(&b.buf, svcs[k], in.Routing, prev); err != nil {
+		prev := built.At(i)
+		bs, err := b.service(&b.buf, svcs[k], in.Routing, prev)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		ch.add(i, prev, built[i])
+		set(&built, i, bs)
+		ch.add(i, prev, bs)
 	}
 	return built, ch, true, errors.Join(errs...)
 }
@@ -285,11 +286,11 @@ func (b *Builder) rebuilt(names []string, in Input) ([]*builtService, serviceCha
 // buildAll returns the build of each of svcs and how they differ from the
 // last build's, or the errors. svcs, like b.services, are sorted by name:
 // walking both in step finds each service's last build without a map.
-func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.Routing) ([]*builtService, serviceChanges, error) {
+func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.Routing) (List[*builtService], serviceChanges, error) {
 	built := make([]*builtService, len(svcs))
 	ch := serviceChanges{sameSet: true}
 	var errs []error
-	last := b.services
+	last := b.services.Slice()
 	for i, svc := range svcs {
 		for len(last) > 0 && last[0].svc.Name < svc.Name {
 			ch.gone, last, ch.sameSet = append(ch.gone, last[0]), last[1:], false
@@ -307,7 +308,7 @@ func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.R
 	if len(last) > 0 {
 		ch.gone, ch.sameSet = append(ch.gone, last...), false
 	}
-	return built, ch, errors.Join(errs...)
+	return ListOf(built...), ch, errors.Join(errs...)
 }
 
 // serviceChanges is how a build's services differ from the last build's.

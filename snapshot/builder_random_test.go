@@ -105,7 +105,8 @@ func sortedByNames(r Resources) bool {
 		increasing(r.APIListeners, (*listenerv3.Listener).GetName)
 }
 
-func increasing[M any](items []M, name func(M) string) bool {
+func increasing[M any](l List[M], name func(M) string) bool {
+	items := l.Slice()
 	for i := 1; i < len(items); i++ {
 		if name(items[i-1]) >= name(items[i]) {
 			return false

@@ -25,7 +25,7 @@ import (
 func Consistent(r Resources) error {
 	var l ledger
 	l.count(1, r, func(v visit) []error {
-		return visitResources(r, v, make(map[*routev3.VirtualHost]bool, len(r.Routes)))
+		return visitResources(r, v, make(map[*routev3.VirtualHost]bool, r.Routes.Len()))
 	})
 	if l.ok() {
 		return nil

@@ -32,7 +32,7 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(*Resources) {},
 	}, {
 		name:    "missing route configuration",
-		breakIt: func(r *Resources) { r.Routes = nil },
+		breakIt: func(r *Resources) { r.Routes = List[*routev3.RouteConfiguration]{} },
 		want: []string{
 			`listener "weir_outbound_http" references route configuration "weir_outbound", which is not served`,
 			`listener "greeter" references route configuration "weir_outbound/greeter", which is not served`,
@@ -43,18 +43,18 @@ func TestConsistent(t *testing.T) {
 		// uses is harmless, as an unused cluster is.
 		name: "route configuration no listener uses",
 		breakIt: func(r *Resources) {
-			r.SidecarListeners, r.APIListeners = nil, nil
+			r.SidecarListeners, r.APIListeners = List[*listenerv3.Listener]{}, List[*listenerv3.Listener]{}
 		},
 	}, {
 		name: "api listener alone references a missing route configuration",
 		breakIt: func(r *Resources) {
-			r.SidecarListeners = nil
-			r.APIListeners = append(r.APIListeners, envoy.APIListener("other", envoy.HTTPConnectionManager("other", "nope")))
+			r.SidecarListeners = List[*listenerv3.Listener]{}
+			r.APIListeners = appended(r.APIListeners, envoy.APIListener("other", envoy.HTTPConnectionManager("other", "nope")))
 		},
 		want: []string{`listener "other" references route configuration "nope", which is not served`},
 	}, {
 		name:    "missing cluster",
-		breakIt: func(r *Resources) { r.Clusters = r.Clusters[:1] },
+		breakIt: func(r *Resources) { r.Clusters = ListOf(r.Clusters.At(0)) },
 		want: []string{
 			`route configuration "weir_outbound" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
 			`route configuration "weir_outbound/greeter" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
@@ -62,15 +62,15 @@ func TestConsistent(t *testing.T) {
 		},
 	}, {
 		name:    "missing assignment",
-		breakIt: func(r *Resources) { r.Endpoints = r.Endpoints[1:] },
+		breakIt: func(r *Resources) { r.Endpoints = ListOf(r.Endpoints.Slice()[1:]...) },
 		want:    []string{`EDS cluster "greeter/v1" has no ClusterLoadAssignment "greeter/v1"`},
 	}, {
 		name: "duplicate names",
 		breakIt: func(r *Resources) {
-			r.Clusters = append(r.Clusters, r.Clusters[0])
-			r.Endpoints = append(r.Endpoints, r.Endpoints[0])
-			r.Routes = append(r.Routes, r.Routes[0])
-			r.APIListeners = append(r.APIListeners, r.APIListeners[0])
+			r.Clusters = appended(r.Clusters, r.Clusters.At(0))
+			r.Endpoints = appended(r.Endpoints, r.Endpoints.At(0))
+			r.Routes = appended(r.Routes, r.Routes.At(0))
+			r.APIListeners = appended(r.APIListeners, r.APIListeners.At(0))
 		},
 		want: []string{
 			`cluster "greeter/v1" is listed twice`,
@@ -83,7 +83,7 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(r *Resources) {
 			vh := envoy.VirtualHost("greeter.service.consul", []string{"greeter.service.consul"}, []*routev3.Route{envoy.WeightedRoute(
 				envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "greeter/v1", Weight: 1}}))}, nil)
-			r.Routes[0].VirtualHosts = append(r.Routes[0].VirtualHosts, vh)
+			r.Routes.At(0).VirtualHosts = append(r.Routes.At(0).VirtualHosts, vh)
 		},
 		want: []string{`domain "greeter.service.consul" is in virtual hosts "greeter" and "greeter.service.consul"`},
 	}, {
@@ -97,7 +97,7 @@ func TestConsistent(t *testing.T) {
 			}}
 			l := envoy.APIListener("x", envoy.HTTPConnectionManager("x", "unused"))
 			l.ApiListener.ApiListener = mustAnyT(t, hcm)
-			r.APIListeners = append(r.APIListeners, l)
+			r.APIListeners = appended(r.APIListeners, l)
 		},
 		want: []string{`listener "x" (virtual host "x") references cluster "x/v1", which is not served`},
 	}}
@@ -126,8 +126,8 @@ func TestConsistent(t *testing.T) {
 
 func TestValidateNamesResource(t *testing.T) {
 	r := good(t)
-	r.Endpoints = append(r.Endpoints, &endpointv3.ClusterLoadAssignment{}) // cluster_name is required
-	r.SidecarListeners = append(r.SidecarListeners, &listenerv3.Listener{Name: "bad", FilterChains: []*listenerv3.FilterChain{{
+	r.Endpoints = appended(r.Endpoints, &endpointv3.ClusterLoadAssignment{}) // cluster_name is required
+	r.SidecarListeners = appended(r.SidecarListeners, &listenerv3.Listener{Name: "bad", FilterChains: []*listenerv3.FilterChain{{
 		Filters: []*listenerv3.Filter{{}}, // a filter needs a name
 	}}})
 	err := validate(r)
@@ -163,7 +163,7 @@ func TestConsistentExplainsDomains(t *testing.T) {
 		return &routev3.VirtualHost{Name: name, Domains: domains}
 	}
 	rc := &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{vh("a", "x"), vh("b", "x"), vh("c", "x", "y")}}
-	err := Consistent(Resources{Routes: []*routev3.RouteConfiguration{rc}})
+	err := Consistent(Resources{Routes: ListOf(rc)})
 	want := `route configuration "rc": domain "x" is in virtual hosts "a" and "b"` + "\n" +
 		`route configuration "rc": domain "x" is in virtual hosts "a" and "c"`
 	if err == nil || err.Error() != want {
@@ -171,7 +171,7 @@ func TestConsistentExplainsDomains(t *testing.T) {
 	}
 
 	rc = &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{vh("a", "x"), vh("b", "y")}}
-	err = Consistent(Resources{Routes: []*routev3.RouteConfiguration{rc, rc}})
+	err = Consistent(Resources{Routes: ListOf(rc, rc)})
 	if want := `route configuration "rc" is listed twice`; err == nil || err.Error() != want {
 		t.Errorf("listed twice: Consistent = %v, want %s", err, want)
 	}

@@ -132,15 +132,15 @@ func (l *ledger) count(sign tally, r Resources, visitAll func(visit) []error) {
 // make makes l's maps, with room for the names of r.
 func (l *ledger) make(r Resources) {
 	l.tallies = [kinds]map[string]tally{
-		clusterName:    make(map[string]tally, len(r.Clusters)),
-		assignmentName: make(map[string]tally, len(r.Endpoints)),
-		edsName:        make(map[string]tally, len(r.Clusters)),
-		routesName:     make(map[string]tally, len(r.Routes)),
-		sidecarName:    make(map[string]tally, len(r.SidecarListeners)),
-		apiName:        make(map[string]tally, len(r.APIListeners)),
+		clusterName:    make(map[string]tally, r.Clusters.Len()),
+		assignmentName: make(map[string]tally, r.Endpoints.Len()),
+		edsName:        make(map[string]tally, r.Clusters.Len()),
+		routesName:     make(map[string]tally, r.Routes.Len()),
+		sidecarName:    make(map[string]tally, r.SidecarListeners.Len()),
+		apiName:        make(map[string]tally, r.APIListeners.Len()),
 	}
 	l.domains = make(map[string]map[string]tally)
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		if vhosts := rc.GetVirtualHosts(); len(vhosts) > 1 {
 			n := 0
 			for _, vh := range vhosts {
@@ -270,20 +270,20 @@ func notGiven(k key, from origin) error {
 // the same way (see visitService): that it holds the very same message in
 // both route configurations is what makes the two counts agree.
 func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []error {
-	for _, c := range r.Clusters {
+	for c := range r.Clusters.Values() {
 		visitCluster(c, v)
 	}
-	for _, cla := range r.Endpoints {
+	for cla := range r.Endpoints.Values() {
 		visitAssignment(cla, v)
 	}
 	var errs []error
-	for _, l := range r.SidecarListeners {
+	for l := range r.SidecarListeners.Values() {
 		errs = append(errs, visitListener(l, sidecarName, connectionManagers, v)...)
 	}
-	for _, l := range r.APIListeners {
+	for l := range r.APIListeners.Values() {
 		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		visitRouteConfiguration(rc, v, seen)
 		if len(rc.GetVirtualHosts()) > 1 {
 			for _, vh := range rc.GetVirtualHosts() {

@@ -15,32 +15,30 @@ import (
 // assignments sorted by name, API listeners and route configurations in
 // service order, which is their names' order too (a service's listener is
 // named after it, its route configuration after RouteConfigName and it).
-// With them go the virtual hosts RouteConfigName holds, in service order,
-// and the sum of their digests. A snapshot shares its lists' slices: they are never changed once
-// made.
+// routes begins with RouteConfigName, which sorts before every service's
+// own and which snapshot puts in. With them go the virtual hosts
+// RouteConfigName holds, in service order, and the sum of their digests: a
+// slice, which a new RouteConfigName needs anyway. A snapshot shares its
+// lists, and lists share with the last build's all that did not change;
+// none is changed once made.
 type lists struct {
-	clusters  []*clusterv3.Cluster
-	endpoints []*endpointv3.ClusterLoadAssignment
-	listeners []*listenerv3.Listener
-	routes    []*routev3.RouteConfiguration
-	// sums add up the digests of the above; snapshot adds the sidecar
-	// listener's and RouteConfigName's.
+	clusters  List[*clusterv3.Cluster]
+	endpoints List[*endpointv3.ClusterLoadAssignment]
+	listeners List[*listenerv3.Listener]
+	routes    List[*routev3.RouteConfiguration]
+	sidecars  List[*listenerv3.Listener]
+	// sums add up the digests of the services' resources; snapshot adds
+	// the sidecar listener's and RouteConfigName's.
 	sums     typeSums
 	vhosts   []*routev3.VirtualHost
 	vhostSum digestSum // of vhosts
-	// served are the lists of the last snapshot made of these: their
-	// slices serve again while nothing in them changes.
-	served struct {
-		routes   []*routev3.RouteConfiguration
-		sidecars []*listenerv3.Listener
-	}
 }
 
 // lists returns the lists of built, the services of a build in name order,
 // which differ from the last build's by ch: the last build's lists with
 // the rebuilt services' resources put in place of their old ones when
 // that is possible (see patchable), else gathered and sorted anew.
-func (b *Builder) lists(built []*builtService, ch serviceChanges) *lists {
+func (b *Builder) lists(built List[*builtService], ch serviceChanges) *lists {
 	if b.patchable(built, ch) {
 		if l, ok := b.last.patched(built, ch); ok {
 			return l
@@ -56,13 +54,13 @@ func (b *Builder) lists(built []*builtService, ch serviceChanges) *lists {
 // change is such a change; a new or gone version is not, nor is
 // stickiness turned on or off (which adds or removes the service's
 // combined cluster). More than len(built)/8 rebuilt services are gathered
-// and sorted anew, which then costs less than looking each resource up.
-func (b *Builder) patchable(built []*builtService, ch serviceChanges) bool {
-	if b.last == nil || !ch.sameSet || len(ch.rebuilt) > len(built)/8 {
+// anew, which then costs less than patching each.
+func (b *Builder) patchable(built List[*builtService], ch serviceChanges) bool {
+	if b.last == nil || !ch.sameSet || len(ch.rebuilt) > built.Len()/8 {
 		return false
 	}
 	for k, i := range ch.rebuilt {
-		bs, prev := built[i], ch.gone[k] // with no service gone, gone holds the rebuilt ones' last builds, in order
+		bs, prev := built.At(i), ch.gone[k] // with no service gone, gone holds the rebuilt ones' last builds, in order
 		if !sameNames(bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
 			!sameNames(bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
 			return false
@@ -75,41 +73,40 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 	return slices.EqualFunc(a, b, func(x, y hashed[M]) bool { return name(x.msg) == name(y.msg) })
 }
 
-// patched returns a copy of l with the resources of ch's rebuilt
-// services of built in place of their old ones, or l itself if none was
-// rebuilt; the sums lose the old resources' digests and gain the new ones'.
-// A list in which no message changes is l's very slice, which tells an xDS
-// cache that nothing of its type changed. It reports false should a
-// resource not be found where patchable promised, and then the lists are
-// to be gathered anew.
-func (l *lists) patched(built []*builtService, ch serviceChanges) (*lists, bool) {
-	if len(ch.rebuilt) == 0 {
-		return l, true
-	}
-	clusters, endpoints := cow[*clusterv3.Cluster]{list: l.clusters}, cow[*endpointv3.ClusterLoadAssignment]{list: l.endpoints}
-	listeners, routes := cow[*listenerv3.Listener]{list: l.listeners}, cow[*routev3.RouteConfiguration]{list: l.routes}
+// patched returns l with the resources of ch's rebuilt services of built
+// in place of their old ones; the sums lose the old resources' digests and
+// gain the new ones'. A list in which no message changes stays l's, the
+// Same list, which tells an xDS cache that nothing of its type changed. It
+// reports false should a resource not be found where patchable promised,
+// and then the lists are to be gathered anew.
+func (l *lists) patched(built List[*builtService], ch serviceChanges) (*lists, bool) {
+	out := *l
 	vhosts := cow[*routev3.VirtualHost]{list: l.vhosts}
-	sums, vhostSum := l.sums, l.vhostSum
 	for k, i := range ch.rebuilt {
-		bs, prev := built[i], ch.gone[k] // as in patchable
-		listeners.set(i, bs.listener.msg)
-		sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
-		routes.set(i, bs.routes.msg)
-		sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
+		bs, prev := built.At(i), ch.gone[k] // as in patchable
+		set(&out.listeners, i, bs.listener.msg)
+		out.sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
+		set(&out.routes, 1+i, bs.routes.msg)
+		out.sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
 		vhosts.set(i, bs.vhost)
-		vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
-		if !patch(&clusters, &sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
-			!patch(&endpoints, &sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
+		out.vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
+		if !patch(&out.clusters, &out.sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
+			!patch(&out.endpoints, &out.sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
 			return nil, false
 		}
 	}
-	return &lists{
-		clusters: clusters.list, endpoints: endpoints.list, listeners: listeners.list, routes: routes.list,
-		sums: sums, vhosts: vhosts.list, vhostSum: vhostSum,
-	}, true
+	out.vhosts = vhosts.list
+	return &out, true
 }
 
-// cow is a list shared with earlier lists until it first changes, when it
+// set puts m at index i of l, unless it is there already.
+func set[M comparable](l *List[M], i int, m M) {
+	if l.At(i) != m {
+		*l = l.Set(i, m)
+	}
+}
+
+// cow is a slice shared with earlier lists until it first changes, when it
 // is copied.
 type cow[M comparable] struct {
 	list   []M
@@ -133,44 +130,37 @@ func (c *cow[M]) set(i int, m M) {
 func patch[M interface {
 	resource
 	comparable
-}](sorted *cow[M], sum *digestSum, rebuilt, old []hashed[M], name func(M) string) bool {
+}](sorted *List[M], sum *digestSum, rebuilt, old []hashed[M], name func(M) string) bool {
 	for j, r := range rebuilt {
-		at, found := indexByName(sorted.list, name(r.msg), name)
+		at, found := search(*sorted, name(r.msg), func(m M, n string) int { return cmp.Compare(name(m), n) })
 		if !found {
 			return false
 		}
-		sorted.set(at, r.msg)
+		set(sorted, at, r.msg)
 		sum.swap(&old[j].sum, &r.sum)
 	}
 	return true
 }
 
-// indexByName returns the index of the one of sorted named name, and
-// whether there is one.
-func indexByName[M any](sorted []M, name string, nameOf func(M) string) (int, bool) {
-	return slices.BinarySearchFunc(sorted, name, func(m M, n string) int { return cmp.Compare(nameOf(m), n) })
-}
-
 // gathered returns the lists of built.
-func gathered(built []*builtService) *lists {
-	n := len(built)
-	l := &lists{
-		listeners: make([]*listenerv3.Listener, n),
-		routes:    make([]*routev3.RouteConfiguration, n),
-		vhosts:    make([]*routev3.VirtualHost, n),
-	}
+func gathered(built List[*builtService]) *lists {
+	n := built.Len()
+	l := &lists{vhosts: make([]*routev3.VirtualHost, n)}
+	listeners := make([]*listenerv3.Listener, n)
+	routes := make([]*routev3.RouteConfiguration, n+1) // routes[0] is snapshot's to fill
 	clusters := make([]hashed[*clusterv3.Cluster], 0, 2*n)
 	endpoints := make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*n)
-	for i, bs := range built {
+	for i, bs := range built.All() {
 		clusters = append(clusters, bs.clusters...)
 		endpoints = append(endpoints, bs.endpoints...)
-		l.listeners[i] = bs.listener.msg
+		listeners[i] = bs.listener.msg
 		l.sums.listeners.add(&bs.listener.sum)
-		l.routes[i] = bs.routes.msg
+		routes[1+i] = bs.routes.msg
 		l.sums.routes.add(&bs.routes.sum)
 		l.vhosts[i] = bs.vhost
 		l.vhostSum.add(&bs.vhostSum)
 	}
+	l.listeners, l.routes = ListOf(listeners...), ListOf(routes...)
 	l.clusters, l.sums.clusters = sortedByName(clusters, (*clusterv3.Cluster).GetName)
 	l.endpoints, l.sums.endpoints = sortedByName(endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	return l
@@ -180,7 +170,7 @@ func gathered(built []*builtService) *lists {
 // of their digests. Services come sorted, but ClusterName's "/" separator
 // does not sort like the service name alone ("a/v1" > "a-b/v1" although
 // "a" < "a-b").
-func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, digestSum) {
+func sortedByName[M resource](items []hashed[M], name func(M) string) (List[M], digestSum) {
 	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
 	msgs := make([]M, len(items))
 	var sum digestSum
@@ -188,40 +178,30 @@ func sortedByName[M resource](items []hashed[M], name func(M) string) ([]M, dige
 		msgs[i] = items[i].msg
 		sum.add(&items[i].sum)
 	}
-	return msgs, sum
+	return ListOf(msgs...), sum
 }
 
-// snapshot returns the resources of l, routes (RouteConfigName, which
-// sorts before every service's own) and sidecar, and the sums of their
-// digests. last are the lists of the last build: a list that holds what
-// it held then is the very same slice, which tells an xDS cache that
-// nothing of its type changed.
+// snapshot puts routes (RouteConfigName) and sidecar into l, which are the
+// lists of a build, and returns the snapshot of its resources and the sums
+// of their digests. last are the lists of the last build: a list that
+// holds what it held then stays the Same list, which tells an xDS cache
+// that nothing of its type changed.
 func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
-	if last != nil && sameSlice(l.routes, last.routes) && len(last.served.routes) > 0 && last.served.routes[0] == routes.msg {
-		l.served.routes = last.served.routes
+	set(&l.routes, 0, routes.msg)
+	if last != nil && last.sidecars.Len() == 1 && last.sidecars.At(0) == sidecar.msg {
+		l.sidecars = last.sidecars
 	} else {
-		l.served.routes = append([]*routev3.RouteConfiguration{routes.msg}, l.routes...)
-	}
-	if last != nil && len(last.served.sidecars) == 1 && last.served.sidecars[0] == sidecar.msg {
-		l.served.sidecars = last.served.sidecars
-	} else {
-		l.served.sidecars = []*listenerv3.Listener{sidecar.msg}
+		l.sidecars = ListOf(sidecar.msg)
 	}
 	snap := &Snapshot{Resources: Resources{
 		Clusters:         l.clusters,
 		Endpoints:        l.endpoints,
 		APIListeners:     l.listeners,
-		SidecarListeners: l.served.sidecars,
-		Routes:           l.served.routes,
+		SidecarListeners: l.sidecars,
+		Routes:           l.routes,
 	}}
 	sums := l.sums
 	sums.listeners.add(&sidecar.sum)
 	sums.routes.add(&routes.sum)
 	return snap, sums
-}
-
-// sameSlice reports whether a and b are the same slice: the same array and
-// length.
-func sameSlice[M any](a, b []M) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -15,7 +15,7 @@ import (
 // ledger find a fault that Consistent does not, it is dropped, to be
 // counted anew on the next build, and recounted is true: a bug, reported
 // rather than left to refuse every build.
-func (b *Builder) recount(r Resources, built []*builtService, ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
+func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
 	c := b.ledgerChange(built, ch, routes, sidecar)
 	last := b.ledger
 	if c.anew {
@@ -60,11 +60,11 @@ type ledgerChange struct {
 // The first build, and one whose shared route configuration crosses
 // between one virtual host and more (which decides whether its domains are
 // counted), count everything anew.
-func (b *Builder) ledgerChange(built []*builtService, ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
+func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
 	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
 	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
 	if c.anew {
-		c.came = built
+		c.came = built.Slice()
 		c.cameFrame = &frame{routes, sidecar}
 		return c
 	}

@@ -121,17 +121,16 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 	snap := mustBuildWith(t, &b, services, desired)
 	before := freshLedger(snap.Resources)
 
-	i := slices.IndexFunc(b.services, func(bs *builtService) bool { return bs.svc.Name == "svc-00003" })
-	broken := *b.services[i]
+	i := slices.IndexFunc(b.services.Slice(), func(bs *builtService) bool { return bs.svc.Name == "svc-00003" })
+	broken := *b.services.At(i)
 	broken.clusters = broken.clusters[:1]
-	built := slices.Clone(b.services)
-	built[i] = &broken
+	built := b.services.Set(i, &broken)
 	r := snap.Resources
-	r.Clusters = slices.DeleteFunc(slices.Clone(r.Clusters), func(c *clusterv3.Cluster) bool {
+	r.Clusters = ListOf(slices.DeleteFunc(r.Clusters.Slice(), func(c *clusterv3.Cluster) bool {
 		return c.GetName() == "svc-00003/v2"
-	})
+	})...)
 
-	ch := serviceChanges{gone: []*builtService{b.services[i]}, came: []*builtService{&broken}, rebuilt: []int{i}, sameSet: true}
+	ch := serviceChanges{gone: []*builtService{b.services.At(i)}, came: []*builtService{&broken}, rebuilt: []int{i}, sameSet: true}
 	_, err := b.recount(r, built, ch, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
@@ -170,19 +169,19 @@ func TestRecountStartsOverWhenItDisagrees(t *testing.T) {
 // order r lists them.
 func listedNames(r Resources) []string {
 	var out []string
-	for _, c := range r.Clusters {
+	for c := range r.Clusters.Values() {
 		out = append(out, "cluster "+c.GetName())
 	}
-	for _, e := range r.Endpoints {
+	for e := range r.Endpoints.Values() {
 		out = append(out, "endpoints "+e.GetClusterName())
 	}
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		out = append(out, "routes "+rc.GetName())
 	}
-	for _, l := range r.SidecarListeners {
+	for l := range r.SidecarListeners.Values() {
 		out = append(out, "sidecar "+l.GetName())
 	}
-	for _, l := range r.APIListeners {
+	for l := range r.APIListeners.Values() {
 		out = append(out, "api "+l.GetName())
 	}
 	return out

@@ -119,7 +119,7 @@ func TestRoutingGoldenSemantics(t *testing.T) {
 func TestStickyCluster(t *testing.T) {
 	snap := buildInput(t, filepath.Join("testdata", "sticky-header.yaml"))
 	var ring *clusterv3.Cluster
-	for _, c := range snap.Clusters {
+	for c := range snap.Clusters.Values() {
 		if c.GetName() == "greeter/*" {
 			ring = c
 		} else if c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN {
@@ -174,7 +174,7 @@ func TestStickyEndpoints(t *testing.T) {
 func TestCookieMatchRegexes(t *testing.T) {
 	snap := buildInput(t, filepath.Join("testdata", "cookie-match.yaml"))
 	cookieRegex := map[string]string{}
-	for _, rc := range snap.Routes {
+	for rc := range snap.Routes.Values() {
 		for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
 			for _, h := range r.GetMatch().GetHeaders() {
 				if h.GetName() == "cookie" {

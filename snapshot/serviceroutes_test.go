@@ -13,7 +13,7 @@ import (
 
 // sharedRoutes returns RouteConfigName of r (as a slice, to range over).
 func sharedRoutes(r Resources) []*routev3.RouteConfiguration {
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		if rc.GetName() == RouteConfigName {
 			return []*routev3.RouteConfiguration{rc}
 		}
@@ -28,7 +28,7 @@ func sharedRoutes(r Resources) []*routev3.RouteConfiguration {
 func checkServiceRoutes(t *testing.T, r Resources) {
 	t.Helper()
 	want := []string{RouteConfigName}
-	for _, l := range r.APIListeners {
+	for l := range r.APIListeners.Values() {
 		hcms, err := connectionManagers(l)
 		if err != nil || len(hcms) != 1 || hcms[0].GetRds().GetRouteConfigName() != ServiceRouteConfigName(l.GetName()) {
 			t.Errorf("API listener %q does not use route configuration %q (%v)", l.GetName(), ServiceRouteConfigName(l.GetName()), err)
@@ -36,7 +36,7 @@ func checkServiceRoutes(t *testing.T, r Resources) {
 		want = append(want, ServiceRouteConfigName(l.GetName()))
 	}
 	var got []string
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		got = append(got, rc.GetName())
 	}
 	if !slices.Equal(got, want) {
@@ -48,7 +48,7 @@ func checkServiceRoutes(t *testing.T, r Resources) {
 			shared[vh.GetName()] = vh
 		}
 	}
-	for _, rc := range r.Routes[min(1, len(r.Routes)):] {
+	for _, rc := range r.Routes.Slice()[min(1, r.Routes.Len()):] {
 		vhs := rc.GetVirtualHosts()
 		if len(vhs) != 1 || ServiceRouteConfigName(vhs[0].GetName()) != rc.GetName() || !proto.Equal(vhs[0], shared[vhs[0].GetName()]) {
 			t.Errorf("route configuration %q does not hold just its service's virtual host as %q has it", rc.GetName(), RouteConfigName)
@@ -62,7 +62,7 @@ func routesByName(t *testing.T, snap *Snapshot) (map[string]*routev3.RouteConfig
 	t.Helper()
 	msgs := map[string]*routev3.RouteConfiguration{}
 	sums := map[string]digest{}
-	for _, rc := range snap.Routes {
+	for rc := range snap.Routes.Values() {
 		sum, err := digestRoutes(rc)
 		if err != nil {
 			t.Fatal(err)
@@ -100,8 +100,8 @@ func TestWeightChangeTouchesOnlyItsServiceRoutes(t *testing.T) {
 			t.Errorf("route configuration %q changed with another service's weights", name)
 		}
 	}
-	for i, l := range after.APIListeners {
-		if l != before.APIListeners[i] {
+	for i, l := range after.APIListeners.All() {
+		if l != before.APIListeners.At(i) {
 			t.Errorf("API listener %q changed with a weight", l.GetName())
 		}
 	}

@@ -47,13 +47,16 @@ type Input struct {
 	SidecarAddress string
 }
 
-// Resources are the xDS resources of one snapshot, each slice sorted by name.
+// Resources are the xDS resources of one snapshot, each list sorted by
+// name. A Builder's snapshots share what did not change between them (see
+// List): a list that is Same as the last snapshot's holds the same
+// resources, and Changed finds the few that differ.
 type Resources struct {
-	Clusters         []*clusterv3.Cluster
-	Endpoints        []*endpointv3.ClusterLoadAssignment
-	Routes           []*routev3.RouteConfiguration // RouteConfigName, then each service's own (ServiceRouteConfigName)
-	SidecarListeners []*listenerv3.Listener        // served to Envoy proxies (wildcard LDS)
-	APIListeners     []*listenerv3.Listener        // served to proxyless gRPC clients (named LDS)
+	Clusters         List[*clusterv3.Cluster]
+	Endpoints        List[*endpointv3.ClusterLoadAssignment]
+	Routes           List[*routev3.RouteConfiguration] // RouteConfigName, then each service's own (ServiceRouteConfigName)
+	SidecarListeners List[*listenerv3.Listener]        // served to Envoy proxies (wildcard LDS)
+	APIListeners     List[*listenerv3.Listener]        // served to proxyless gRPC clients (named LDS)
 }
 
 // Snapshot is the result of Build.

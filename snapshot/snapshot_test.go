@@ -5,7 +5,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"testing"
@@ -32,7 +31,7 @@ func servedWeights(snap *Snapshot) map[string]uint32 {
 
 func clusterNames(snap *Snapshot) []string {
 	var out []string
-	for _, c := range snap.Clusters {
+	for c := range snap.Clusters.Values() {
 		out = append(out, c.GetName())
 	}
 	return out
@@ -80,7 +79,7 @@ func TestGoldenSemantics(t *testing.T) {
 func TestMaintenanceDrainsCriticalOmitted(t *testing.T) {
 	snap := buildInput(t, filepath.Join("testdata", "maintenance-critical.yaml"))
 	got := map[string]string{}
-	for _, lb := range snap.Endpoints[0].GetEndpoints()[0].GetLbEndpoints() {
+	for _, lb := range snap.Endpoints.At(0).GetEndpoints()[0].GetLbEndpoints() {
 		got[lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()] = lb.GetHealthStatus().String()
 	}
 	want := map[string]string{"10.0.0.1": "HEALTHY", "10.0.0.2": "HEALTHY", "10.0.0.3": "DRAINING"}
@@ -145,7 +144,7 @@ func TestDeterministic(t *testing.T) {
 	if first.Version != second.Version {
 		t.Errorf("Version = %s, then %s after shuffling", first.Version, second.Version)
 	}
-	if diff := cmp.Diff(first.Resources, second.Resources, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(messages(first.Resources), messages(second.Resources), protocmp.Transform()); diff != "" {
 		t.Errorf("resources differ after shuffling (-first +second):\n%s", diff)
 	}
 	if len(first.Version) != versionLen {
@@ -228,6 +227,15 @@ func weightsOnly(desired map[string]policy.Weights) map[string]policy.Routing {
 }
 
 // withPort returns services with one instance of service i moved to port.
+// withAddress returns services with the first instance of the i-th at
+// address.
+func withAddress(services []discovery.Service, i int, address string) []discovery.Service {
+	out := slices.Clone(services)
+	out[i].Instances = slices.Clone(out[i].Instances)
+	out[i].Instances[0].Address = address
+	return out
+}
+
 func withPort(services []discovery.Service, i int, port uint32) []discovery.Service {
 	out := slices.Clone(services)
 	out[i].Instances = slices.Clone(out[i].Instances)
@@ -263,15 +271,15 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	model, _ := discovery.NewModel(services)
 	first, _ := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
 	second, _ := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
-	if first.Clusters[10] != second.Clusters[10] || first.Endpoints[10] != second.Endpoints[10] {
+	if first.Clusters.At(10) != second.Clusters.At(10) || first.Endpoints.At(10) != second.Endpoints.At(10) {
 		t.Error("an unchanged service's resources were built again")
 	}
 }
 
 // TestBuilderSharesUnchangedLists: a list of a snapshot in which nothing
-// changed since the last build is the very same slice, which an xDS cache
-// takes as its type unchanged; an endpoint moving to another address
-// changes only the assignments.
+// changed since the last build is the Same list, which an xDS cache takes
+// as its type unchanged; an endpoint moving to another address changes
+// only the assignments, and Changed names only that service's.
 func TestBuilderSharesUnchangedLists(t *testing.T) {
 	services, desired := world(20, 4)
 	var b Builder
@@ -280,19 +288,20 @@ func TestBuilderSharesUnchangedLists(t *testing.T) {
 	services[3].Instances = slices.Clone(services[3].Instances)
 	services[3].Instances[0].Address = "10.9.9.9"
 	second := mustBuildWith(t, &b, services, desired)
-	same := func(name string, a, b any) {
-		t.Helper()
-		va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-		if va.Pointer() != vb.Pointer() || va.Len() != vb.Len() {
-			t.Errorf("%s: a new list, though none of them changed", name)
-		}
+	if !first.Clusters.Same(second.Clusters) || !first.Routes.Same(second.Routes) ||
+		!first.APIListeners.Same(second.APIListeners) || !first.SidecarListeners.Same(second.SidecarListeners) {
+		t.Error("a new list, though none of its resources changed")
 	}
-	same("clusters", first.Clusters, second.Clusters)
-	same("routes", first.Routes, second.Routes)
-	same("API listeners", first.APIListeners, second.APIListeners)
-	same("sidecar listeners", first.SidecarListeners, second.SidecarListeners)
-	if reflect.ValueOf(first.Endpoints).Pointer() == reflect.ValueOf(second.Endpoints).Pointer() {
-		t.Error("assignments: the same list, though one changed")
+	changes, ok := Changed(second.Endpoints, first.Endpoints)
+	if !ok {
+		t.Fatal("assignments: Changed could not tell")
+	}
+	var changed []string
+	for i := range changes {
+		changed = append(changed, second.Endpoints.At(i).GetClusterName())
+	}
+	if want := []string{ClusterName(services[3].Name, services[3].Instances[0].Version)}; !slices.Equal(changed, want) {
+		t.Errorf("assignments changed: %v, want %v", changed, want)
 	}
 }
 
@@ -334,15 +343,18 @@ func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 
 // BenchmarkBuildIncremental changes one service per build, in catalogs
 // of 1,000, 5,000 and 20,000 services, half of them with a policy: an
-// instance moves to another port (discovery's model follows the last one,
-// see discovery.Model.Next) or a service's weights change (a new routing
-// map, as the policy engine makes). Either way the Builder compares every
-// policy with what its service was built with. The work should follow the
-// change, not the catalog. Making the model and
-// the routing is left out of the time: it is discovery's and the policy
+// instance moves to another address (only its assignment changes) or
+// port (its virtual host's domains name ports, so RouteConfigName
+// changes too) — discovery's model follows the last one, see
+// discovery.Model.Next — or a service's weights change (a new routing
+// map, as the policy engine makes, in which the Builder compares every
+// policy with what its service was built with). The work should follow
+// the change, not the catalog, but for RouteConfigName's list of virtual
+// hosts, which a new virtual host makes anew. Making the model and the
+// routing is left out of the time: it is discovery's and the policy
 // engine's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {
-	for _, change := range []string{"endpoint", "weights"} {
+	for _, change := range []string{"address", "port", "weights"} {
 		for _, n := range []int{1000, 5000, 20000} {
 			b.Run(fmt.Sprintf("change=%s/services=%d", change, n), func(b *testing.B) { benchmarkBuildIncremental(b, n, change) })
 		}
@@ -366,8 +378,12 @@ func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 		b.StopTimer()
 		step++
 		switch change {
-		case "endpoint":
-			services = withPort(services, step%n, uint32(20000+step))
+		case "address", "port":
+			if change == "address" {
+				services = withAddress(services, step%n, fmt.Sprintf("11.%d.%d.%d", step>>16&255, step>>8&255, step&255))
+			} else {
+				services = withPort(services, step%n, uint32(20000+step))
+			}
 			next, err := discovery.NewModel(services)
 			if err != nil {
 				b.Fatal(err)
@@ -398,7 +414,7 @@ func TestBuilderLetsGoOfOldBuilds(t *testing.T) {
 	if _, err := b.Build(Input{Model: model, Routing: weightsOnly(desired)}); err != nil {
 		t.Fatal(err)
 	}
-	first := weak.Make(b.services[0])
+	first := weak.Make(b.services.At(0))
 	routing := weightsOnly(desired)
 	for step := range 4 { // an instance moves: the listener and the route configuration stay
 		services = slices.Clone(services)

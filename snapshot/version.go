@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -109,16 +108,18 @@ func digestAll(r Resources) (typeSums, error) {
 		}
 		to.add(&sum)
 	}
-	for _, c := range r.Clusters {
+	for c := range r.Clusters.Values() {
 		add(clusterType, c.GetName(), c, &s.clusters)
 	}
-	for _, e := range r.Endpoints {
+	for e := range r.Endpoints.Values() {
 		add(endpointType, e.GetClusterName(), e, &s.endpoints)
 	}
-	for _, l := range slices.Concat(r.SidecarListeners, r.APIListeners) {
-		add(listenerType, l.GetName(), l, &s.listeners)
+	for _, listeners := range []List[*listenerv3.Listener]{r.SidecarListeners, r.APIListeners} {
+		for l := range listeners.Values() {
+			add(listenerType, l.GetName(), l, &s.listeners)
+		}
 	}
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		sum, err := digestRoutes(rc)
 		if err != nil {
 			errs = append(errs, err)

@@ -29,19 +29,19 @@ type entry struct {
 // stable, so sidecar listeners precede API listeners of the same name.
 func entries(r Resources) []entry {
 	var out []entry
-	for _, c := range r.Clusters {
+	for c := range r.Clusters.Values() {
 		out = append(out, entry{clusterType, c.GetName(), c})
 	}
-	for _, e := range r.Endpoints {
+	for e := range r.Endpoints.Values() {
 		out = append(out, entry{endpointType, e.GetClusterName(), e})
 	}
-	for _, rc := range r.Routes {
+	for rc := range r.Routes.Values() {
 		out = append(out, entry{routeType, rc.GetName(), rc})
 	}
-	for _, l := range r.SidecarListeners {
+	for l := range r.SidecarListeners.Values() {
 		out = append(out, entry{listenerType, l.GetName(), l})
 	}
-	for _, l := range r.APIListeners {
+	for l := range r.APIListeners.Values() {
 		out = append(out, entry{listenerType, l.GetName(), l})
 	}
 	slices.SortStableFunc(out, func(a, b entry) int {

@@ -9,6 +9,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // What a watch is answered with: the selection a subscription covers, its
@@ -35,8 +37,8 @@ func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) c
 	}
 	onlyChanged := incremental(req) && req.GetVersionInfo() == heldVersion(held)
 	holds := p.heldHash(held)
-	anys := make([]*anypb.Any, 0, len(selected))
-	for _, e := range selected {
+	anys := make([]*anypb.Any, 0, selected.Len())
+	for e := range selected.Values() {
 		if onlyChanged && holds(e.name) == e.hash {
 			continue
 		}
@@ -68,14 +70,14 @@ const fullSelection = "\x00all:"
 
 // returnedBy returns what a response of version carrying selected from ts
 // to sub will have sent, as kept with the subscription.
-func returnedBy(ts *typeSet, selected []entry, sub cachev3.Subscription, version string) map[string]string {
+func returnedBy(ts *typeSet, selected snapshot.List[entry], sub cachev3.Subscription, version string) map[string]string {
 	names := sub.SubscribedResources()
-	full := sub.IsWildcard() || len(selected) == len(ts.entries) && len(names) == len(selected)
-	if full && len(selected) > 0 {
-		return map[string]string{selected[0].name: fullSelection + version}
+	full := sub.IsWildcard() || selected.Len() == ts.entries.Len() && len(names) == selected.Len()
+	if full && selected.Len() > 0 {
+		return map[string]string{selected.At(0).name: fullSelection + version}
 	}
-	returned := make(map[string]string, len(selected))
-	for _, e := range selected {
+	returned := make(map[string]string, selected.Len())
+	for e := range selected.Values() {
 		returned[e.name] = e.hash
 	}
 	if !sub.IsWildcard() {
@@ -129,14 +131,14 @@ func heldVersion(held map[string]string) string {
 	if version := fullVersion(held); version != "" {
 		return version
 	}
-	sent := make([]entry, 0, len(held))
+	var sent selectionSum
 	for name, hash := range held {
 		if hash != absent {
-			sent = append(sent, entry{name: name, hash: hash})
+			e := newEntry(name, hash, nil)
+			sent.add(&e)
 		}
 	}
-	slices.SortFunc(sent, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	return selectionVersion(sent)
+	return sent.version()
 }
 
 // versionOf returns the version of a selection from ts. A selection of
@@ -144,11 +146,11 @@ func heldVersion(held map[string]string) string {
 // whole sorted set, whose version is computed once per snapshot. An empty
 // selection is hashed like any other: a type weir does not serve has no
 // version of its own, and a named subscription to it must still get one.
-func versionOf(ts *typeSet, selected []entry, wildcard bool) string {
-	if wildcard || len(selected) > 0 && len(selected) == len(ts.entries) {
+func versionOf(ts *typeSet, selected snapshot.List[entry], wildcard bool) string {
+	if wildcard || selected.Len() > 0 && selected.Len() == ts.entries.Len() {
 		return ts.version
 	}
-	return selectionVersion(selected)
+	return selectionVersion(selected.Values())
 }
 
 // needsAnswer reports whether a state-of-the-world request must be answered
@@ -206,24 +208,24 @@ func fullVersion(returned map[string]string) string {
 }
 
 // selectEntries returns, sorted by name, the entries a subscription covers.
-func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
+func selectEntries(ts *typeSet, sub cachev3.Subscription) snapshot.List[entry] {
 	if sub.IsWildcard() {
 		return ts.entries
 	}
 	names := sub.SubscribedResources()
-	if len(names) == len(ts.entries) && namesAll(names, ts.entries) {
+	if len(names) == ts.entries.Len() && namesAll(names, ts.entries) {
 		return ts.entries // an Envoy's endpoints: every cluster's
 	}
-	if len(names) >= len(ts.entries)/4 {
+	if len(names) >= ts.entries.Len()/4 {
 		// Most of the type: filtering the sorted entries is cheaper than
 		// sorting what was found.
-		out := make([]entry, 0, min(len(names), len(ts.entries)))
-		for _, e := range ts.entries {
+		out := make([]entry, 0, min(len(names), ts.entries.Len()))
+		for e := range ts.entries.Values() {
 			if _, ok := names[e.name]; ok {
 				out = append(out, e)
 			}
 		}
-		return out
+		return snapshot.ListOf(out...)
 	}
 	out := make([]entry, 0, len(names))
 	for name := range names {
@@ -232,12 +234,12 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) []entry {
 		}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	return out
+	return snapshot.ListOf(out...)
 }
 
 // namesAll reports whether names holds the name of every one of entries.
-func namesAll(names map[string]struct{}, entries []entry) bool {
-	for _, e := range entries {
+func namesAll(names map[string]struct{}, entries snapshot.List[entry]) bool {
+	for e := range entries.Values() {
 		if _, ok := names[e.name]; !ok {
 			return false
 		}
@@ -247,7 +249,7 @@ func namesAll(names map[string]struct{}, entries []entry) bool {
 
 // selectNamed returns, sorted by name, the entries of ts that names (in any
 // order, perhaps repeated) asks for.
-func selectNamed(ts *typeSet, names []string) []entry {
+func selectNamed(ts *typeSet, names []string) snapshot.List[entry] {
 	if !slices.IsSorted(names) {
 		names = slices.Sorted(slices.Values(names))
 	}
@@ -260,7 +262,7 @@ func selectNamed(ts *typeSet, names []string) []entry {
 			out = append(out, e)
 		}
 	}
-	return out
+	return snapshot.ListOf(out...)
 }
 
 // deltaAnswer returns the incremental response a delta watch needs (see
@@ -306,7 +308,7 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	next := make(map[string]string)
 	var changed []*discoveryv3.Resource
 	selected := selectEntries(ts, sub)
-	for _, e := range selected {
+	for e := range selected.Values() {
 		next[e.name] = e.hash
 		if known[e.name] != e.hash {
 			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})

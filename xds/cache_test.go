@@ -386,9 +386,9 @@ func TestPrepareKeepsUnchangedTypeSets(t *testing.T) {
 	if reflect.ValueOf(before.index).Pointer() != reflect.ValueOf(after.index).Pointer() {
 		t.Error("endpoints: indexed again, though the names did not change")
 	}
-	for i, e := range after.entries {
-		if moved := e.name == "b/v1"; (e == before.entries[i]) == moved {
-			t.Errorf("endpoints: entry %q kept %v, want kept %v", e.name, e == before.entries[i], !moved)
+	for i, e := range after.entries.All() {
+		if moved := e.name == "b/v1"; (e == before.entries.At(i)) == moved {
+			t.Errorf("endpoints: entry %q kept %v, want kept %v", e.name, e == before.entries.At(i), !moved)
 		}
 	}
 	if after.version == before.version {
@@ -408,12 +408,12 @@ func TestFailedPrepareLeavesTheMemo(t *testing.T) {
 	}
 	before := memo.lists
 	bad := snapshotOf(t, oneInstance("a", "127.0.0.2", 9001))
-	bad.Routes = append(slices.Clone(bad.Routes), bad.Routes[0])
+	bad.Routes = snapshot.ListOf(append(bad.Routes.Slice(), bad.Routes.At(0))...)
 	if _, err := prepare(bad, &memo); err == nil || !strings.Contains(err.Error(), "appears twice") {
 		t.Fatalf("prepare of a snapshot listing a route configuration twice: %v, want it refused", err)
 	}
 	for i := range memo.lists {
-		if memo.lists[i].set != before[i].set || !sameList(memo.lists[i].list, before[i].list) {
+		if memo.lists[i].set != before[i].set || memo.lists[i].list != before[i].list {
 			t.Errorf("list %d: the failed snapshot's is remembered", i)
 		}
 	}

@@ -1,8 +1,12 @@
 package xds
 
 import (
+	"reflect"
+
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // concern tells which open watches a new snapshot may concern. An open
@@ -89,18 +93,33 @@ func intersect(a map[string]bool, b map[string]struct{}) bool {
 }
 
 // changedNames returns the names whose resource differs between two sets
-// of one type: changed, added or removed.
+// of one type: changed, added or removed. Sets with the very same index
+// have the same names in the same places, and differ where their entries
+// do (see snapshot.Changed).
 func changedNames(before, after *typeSet) map[string]bool {
 	out := map[string]bool{}
-	for _, e := range after.all() {
+	if before != nil && after != nil && sameIndex(before.index, after.index) {
+		if changes, ok := snapshot.Changed(after.entries, before.entries); ok {
+			for i := range changes {
+				out[after.entries.At(i).name] = true
+			}
+			return out
+		}
+	}
+	for e := range after.all().Values() {
 		if old, ok := before.lookup(e.name); !ok || old.hash != e.hash {
 			out[e.name] = true
 		}
 	}
-	for _, e := range before.all() {
+	for e := range before.all().Values() {
 		if _, ok := after.lookup(e.name); !ok {
 			out[e.name] = true
 		}
 	}
 	return out
+}
+
+// sameIndex reports whether a and b are the very same map.
+func sameIndex(a, b map[string]int) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

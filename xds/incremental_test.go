@@ -104,10 +104,12 @@ func TestRequestAfterANackGetsEverything(t *testing.T) {
 func TestChangedNames(t *testing.T) {
 	set := func(kv ...string) *typeSet {
 		ts := &typeSet{index: map[string]int{}}
+		var entries []entry
 		for i := 0; i < len(kv); i += 2 {
-			ts.index[kv[i]] = len(ts.entries)
-			ts.entries = append(ts.entries, entry{name: kv[i], hash: kv[i+1]})
+			ts.index[kv[i]] = len(entries)
+			entries = append(entries, newEntry(kv[i], kv[i+1], nil))
 		}
+		ts.entries = snapshot.ListOf(entries...)
 		return ts
 	}
 	got := changedNames(set("a", "1", "b", "1", "c", "1"), set("a", "1", "b", "2", "d", "1"))
@@ -117,6 +119,13 @@ func TestChangedNames(t *testing.T) {
 	}
 	if got := changedNames(nil, set("a", "1")); !got["a"] || len(got) != 1 {
 		t.Errorf("from nothing: %v, want a", got)
+	}
+	// A set patched from another (see patchedList) shares its index, and
+	// only its changed entries are looked at.
+	before := set("a", "1", "b", "1", "c", "1")
+	after := &typeSet{index: before.index, entries: before.entries.Set(1, newEntry("b", "2", nil))}
+	if got := changedNames(before, after); len(got) != 1 || !got["b"] {
+		t.Errorf("patched: changed %v, want b", got)
 	}
 }
 

@@ -352,7 +352,7 @@ func (p *Publisher) record(snap *snapshot.Snapshot, published bool) {
 
 	if published {
 		p.cfg.Logger.Info("snapshot published", "version", snap.Version,
-			"services", len(snap.APIListeners), "clusters", len(snap.Clusters))
+			"services", snap.APIListeners.Len(), "clusters", snap.Clusters.Len())
 	}
 	if changed {
 		for _, w := range warnings {

@@ -407,7 +407,7 @@ func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
 	p.Update(model([]string{"v2"}, 9901))
 	eventually(t, "the other service's change to be served", func() bool {
 		s := p.Current()
-		for _, cla := range s.Endpoints {
+		for cla := range s.Endpoints.Values() {
 			if cla.GetClusterName() == "other/v1" {
 				return cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue() == 9901
 			}
@@ -418,7 +418,7 @@ func TestPublisherKeepsPublishingWhileABridgeWaits(t *testing.T) {
 		t.Fatal("the bridge was given up instead of kept")
 	}
 	hasV1 := false
-	for _, cl := range p.Current().Clusters {
+	for cl := range p.Current().Clusters.Values() {
 		hasV1 = hasV1 || cl.GetName() == "greeter/v1"
 	}
 	if !hasV1 {

@@ -2,10 +2,11 @@ package xds
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"reflect"
+	"iter"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -53,15 +54,23 @@ func ClassOf(node *corev3.Node) Class {
 // entry is one resource, marshalled once and shared by every response that
 // carries it.
 type entry struct {
-	name string
-	hash string // content hash of the marshalled bytes
-	any  *anypb.Any
+	name   string
+	hash   string // content hash of the marshalled bytes
+	any    *anypb.Any
+	digest entryDigest // of name and hash, for selectionSum
+}
+
+// newEntry returns the entry of the resource named name whose content hash
+// is hash, marshalled as any.
+func newEntry(name, hash string, any *anypb.Any) entry {
+	return entry{name: name, hash: hash, any: any, digest: digestOf(name, hash)}
 }
 
 // typeSet is every resource of one type for one class, sorted by name.
 type typeSet struct {
-	version string // hash over the names and hashes of all entries
-	entries []entry
+	version string       // sum.version(): of the names and hashes of all entries
+	sum     selectionSum // of entries
+	entries snapshot.List[entry]
 	index   map[string]int
 }
 
@@ -74,21 +83,21 @@ func (ts *typeSet) lookup(name string) (entry, bool) {
 	if !ok {
 		return entry{}, false
 	}
-	return ts.entries[i], true
+	return ts.entries.At(i), true
 }
 
 // all returns the entries, sorted by name; a nil set has none.
-func (ts *typeSet) all() []entry {
+func (ts *typeSet) all() snapshot.List[entry] {
 	if ts == nil {
-		return nil
+		return snapshot.List[entry]{}
 	}
 	return ts.entries
 }
 
 // hashes returns the content hash of every entry, by name.
 func (ts *typeSet) hashes() map[string]string {
-	out := make(map[string]string, len(ts.entries))
-	for _, e := range ts.entries {
+	out := make(map[string]string, ts.entries.Len())
+	for e := range ts.entries.Values() {
 		out[e.name] = e.hash
 	}
 	return out
@@ -153,9 +162,11 @@ func (p *prepared) versionFor(typeURL string, class Class, names []string, wildc
 // marshalMemo remembers, for each list of the last snapshot prepared, its
 // messages and their entries: a resource the snapshot builder reused (an
 // unchanged service's) is the same message, and is not marshalled again;
-// and a list the builder reused whole (no resource of its type changed) is
-// the same type set. It also remembers the type sets
-// of the last rememberedSnapshots snapshots (see prepared.recent).
+// a list the builder reused whole (no resource of its type changed) is
+// the same type set; and in a list the builder changed in a few places
+// (see snapshot.Changed), only those are looked at. It also remembers the
+// type sets of the last rememberedSnapshots snapshots (see
+// prepared.recent).
 type marshalMemo struct {
 	lists      [memoLists]memoList
 	marshalled atomic.Uint64 // resources marshalled since start
@@ -174,22 +185,13 @@ const (
 
 // memoList is one list of resources as last prepared.
 type memoList struct {
-	list any // the very slice: held, so that no other list can have its address
+	list any // the snapshot.List of the snapshot's messages
 	set  *typeSet
 	// entries are those of list's resources, in list's order; sorted
 	// tells whether that is name order, as a snapshot's lists are, and
 	// then they are set's entries too.
-	entries []entry
+	entries snapshot.List[entry]
 	sorted  bool
-}
-
-// sameList reports whether a and b are the same slice: the same array
-// and length. Snapshot lists are never changed once made, so the same
-// slice holds the same resources.
-func sameList(a, b any) bool {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	return va.IsValid() && vb.IsValid() && va.Type() == vb.Type() &&
-		va.Pointer() == vb.Pointer() && va.Len() == vb.Len()
 }
 
 // prepare marshals every resource of s that memo does not already hold,
@@ -220,15 +222,22 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	return p, nil
 }
 
+// message is a resource of a snapshot.
+type message interface {
+	proto.Message
+	comparable
+}
+
 // prepareList returns the type set of msgs: that of last, the list as
-// prepared last time, if msgs is the very list it was prepared from, else
+// prepared last time, if msgs is the Same list it was prepared from, else
 // a new one, which last then becomes. marshalled counts the resources
 // marshalled.
-func prepareList[M proto.Message](typeURL string, msgs []M, last *memoList, marshalled *atomic.Uint64) (*typeSet, error) {
-	if last.set != nil && sameList(last.list, msgs) {
+func prepareList[M message](typeURL string, msgs snapshot.List[M], last *memoList, marshalled *atomic.Uint64) (*typeSet, error) {
+	old, _ := last.list.(snapshot.List[M])
+	if last.set != nil && old.Same(msgs) {
 		return last.set, nil
 	}
-	next, err := listOf(typeURL, msgs, last, marshalled)
+	next, err := listOf(typeURL, msgs, old, last, marshalled)
 	if err != nil {
 		return nil, err
 	}
@@ -236,24 +245,27 @@ func prepareList[M proto.Message](typeURL string, msgs []M, last *memoList, mars
 	return next.set, nil
 }
 
-// listOf returns msgs prepared, taking from last the entries of the
-// messages it holds: by position when msgs lists by name what last listed
-// by name, with the same names in the same places (an endpoint change),
-// else by message. Only messages last does not hold are marshalled
-// (counted in marshalled).
-func listOf[M proto.Message](typeURL string, msgs []M, last *memoList, marshalled *atomic.Uint64) (memoList, error) {
-	old, _ := last.list.([]M)
-	if last.sorted && len(old) == len(msgs) {
-		if l, ok, err := patchedList(typeURL, msgs, old, last, marshalled); ok || err != nil {
-			return l, err
+// listOf returns msgs prepared, taking from last, which was prepared from
+// old, the entries of the messages it holds: by position when msgs and
+// old are lists of one length and the messages msgs changed have the
+// names old's had there (an endpoint or weight change), else by message.
+// Only messages last does not hold are marshalled (counted in
+// marshalled).
+func listOf[M message](typeURL string, msgs, old snapshot.List[M], last *memoList, marshalled *atomic.Uint64) (memoList, error) {
+	if last.sorted {
+		if changes, ok := snapshot.Changed(msgs, old); ok {
+			if l, ok, err := patchedList(typeURL, msgs, changes, last, marshalled); ok || err != nil {
+				return l, err
+			}
 		}
 	}
-	known := make(map[proto.Message]entry, len(old))
-	for i, m := range old {
-		known[m] = last.entries[i]
+	known := make(map[M]entry, old.Len())
+	lastEntries := last.entries.Slice()
+	for i, m := range old.All() {
+		known[m] = lastEntries[i]
 	}
-	l := memoList{list: msgs, entries: make([]entry, len(msgs)), set: &typeSet{index: make(map[string]int, len(msgs))}}
-	for i, m := range msgs {
+	entries := make([]entry, msgs.Len())
+	for i, m := range msgs.All() {
 		e, ok := known[m]
 		if !ok {
 			var err error
@@ -261,51 +273,53 @@ func listOf[M proto.Message](typeURL string, msgs []M, last *memoList, marshalle
 				return memoList{}, err
 			}
 		}
-		l.entries[i] = e
+		entries[i] = e
 	}
 	byName := func(a, b entry) int { return strings.Compare(a.name, b.name) }
-	l.sorted = slices.IsSortedFunc(l.entries, byName)
-	l.set.entries = l.entries
+	l := memoList{list: msgs, entries: snapshot.ListOf(entries...), sorted: slices.IsSortedFunc(entries, byName)}
 	if !l.sorted {
-		l.set.entries = slices.SortedFunc(slices.Values(l.entries), byName)
+		slices.SortFunc(entries, byName)
 	}
-	for i, e := range l.set.entries {
-		if i > 0 && l.set.entries[i-1].name == e.name {
+	set := &typeSet{entries: l.entries, index: make(map[string]int, len(entries))}
+	if !l.sorted {
+		set.entries = snapshot.ListOf(entries...)
+	}
+	for i, e := range entries {
+		if i > 0 && entries[i-1].name == e.name {
 			return memoList{}, fmt.Errorf("%s %q appears twice", typeURL, e.name)
 		}
-		l.set.index[e.name] = i
+		set.index[e.name] = i
+		set.sum.add(&e)
 	}
-	l.set.version = selectionVersion(l.set.entries)
+	set.version = set.sum.version()
+	l.set = set
 	return l, nil
 }
 
-// patchedList returns msgs prepared from last, whose list old has as many
-// messages and was in name order: each message that is old's at its
-// place keeps its entry, and the others must have the name old's had
-// there, so that the names, their order and the index stay. It reports
-// false when one has another name.
-func patchedList[M proto.Message](typeURL string, msgs, old []M, last *memoList, marshalled *atomic.Uint64) (memoList, bool, error) {
-	var entries []entry
-	for i, m := range msgs {
-		if any(m) == any(old[i]) {
-			continue
-		}
-		if cachev3.GetResourceName(m) != last.entries[i].name {
+// patchedList returns msgs prepared from last, a list in name order of as
+// many messages, which differs from it at the indexes changes yields: the
+// messages there must have the names last's had, so that the names, their
+// order and the index stay, and only they are marshalled. It reports false
+// when one has another name.
+func patchedList[M message](typeURL string, msgs snapshot.List[M], changes iter.Seq[int], last *memoList, marshalled *atomic.Uint64) (memoList, bool, error) {
+	entries, sum := last.entries, last.set.sum
+	for i := range changes {
+		m, was := msgs.At(i), entries.At(i)
+		if cachev3.GetResourceName(m) != was.name {
 			return memoList{}, false, nil
 		}
 		e, err := marshalEntry(typeURL, m, marshalled)
 		if err != nil {
 			return memoList{}, false, err
 		}
-		if entries == nil {
-			entries = slices.Clone(last.entries)
-		}
-		entries[i] = e
+		entries = entries.Set(i, e)
+		sum.remove(&was)
+		sum.add(&e)
 	}
-	if entries == nil { // the same messages in a new slice: the same set
+	if entries.Same(last.entries) { // the same messages in a new list: the same set
 		return memoList{list: msgs, set: last.set, entries: last.entries, sorted: true}, true, nil
 	}
-	set := &typeSet{entries: entries, index: last.set.index, version: selectionVersion(entries)}
+	set := &typeSet{entries: entries, index: last.set.index, sum: sum, version: sum.version()}
 	return memoList{list: msgs, set: set, entries: entries, sorted: true}, true, nil
 }
 
@@ -318,25 +332,65 @@ func marshalEntry(typeURL string, m proto.Message, marshalled *atomic.Uint64) (e
 		return entry{}, fmt.Errorf("marshal %s %q: %w", typeURL, name, err)
 	}
 	marshalled.Add(1)
-	return entry{name: name, hash: shortHash(b), any: &anypb.Any{TypeUrl: typeURL, Value: b}}, nil
+	return newEntry(name, shortHash(b), &anypb.Any{TypeUrl: typeURL, Value: b}), nil
 }
 
-// selectionVersion is the version_info of a response carrying entries
-// (sorted by name): a hash of their names and contents. A proxy that ACKed
-// it holds exactly that content, whichever subset of a type it asked for,
-// so comparing it with the version of what it would be sent now tells
+// entryDigest is the digest of an entry's name and content hash.
+type entryDigest [2]uint64
+
+func digestOf(name, hash string) entryDigest {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(hash))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return entryDigest{binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])}
+}
+
+// selectionSum adds up the digests of a selection of entries of one type:
+// a sum, so that a type set's version follows a change of a few entries
+// without hashing the others again, and one that does not depend on the
+// order the entries are added in. Its zero value is the empty selection.
+type selectionSum struct {
+	lanes [2]uint64
+	n     int
+}
+
+func (s *selectionSum) add(e *entry) {
+	s.lanes[0] += e.digest[0]
+	s.lanes[1] += e.digest[1]
+	s.n++
+}
+
+func (s *selectionSum) remove(e *entry) {
+	s.lanes[0] -= e.digest[0]
+	s.lanes[1] -= e.digest[1]
+	s.n--
+}
+
+// version returns the version_info of a response carrying the selection:
+// a hash of its entries' names and contents. A proxy that ACKed it holds
+// exactly that content, whichever subset of a type it asked for, so
+// comparing it with the version of what it would be sent now tells
 // whether it is up to date.
-func selectionVersion(entries []entry) string {
-	size := 0
-	for _, e := range entries {
-		size += len(e.name) + len(e.hash) + 2
-	}
-	buf := make([]byte, 0, size)
-	for _, e := range entries {
-		buf = append(append(append(append(buf, e.name...), 0), e.hash...), 0)
-	}
-	sum := sha256.Sum256(buf)
+func (s selectionSum) version() string {
+	var buf [24]byte
+	binary.LittleEndian.PutUint64(buf[0:], s.lanes[0])
+	binary.LittleEndian.PutUint64(buf[8:], s.lanes[1])
+	binary.LittleEndian.PutUint64(buf[16:], uint64(s.n))
+	sum := sha256.Sum256(buf[:])
 	return hex.EncodeToString(sum[:8])
+}
+
+// selectionVersion returns the version of the selection of entries (see
+// selectionSum.version).
+func selectionVersion(entries iter.Seq[entry]) string {
+	var s selectionSum
+	for e := range entries {
+		s.add(&e)
+	}
+	return s.version()
 }
 
 func shortHash(b []byte) string {

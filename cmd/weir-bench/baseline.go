@@ -12,7 +12,6 @@ import (
 	"os"
 	"sync"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -183,16 +182,16 @@ func (b *baseline) seen(id string) error {
 // sidecar and api listeners together.
 func gcpSnapshot(s *snapshot.Snapshot) (*cachev3.Snapshot, error) {
 	res := map[resourcev3.Type][]types.Resource{}
-	for _, c := range s.Clusters {
+	for c := range s.Clusters.Values() {
 		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
 	}
-	for _, e := range s.Endpoints {
+	for e := range s.Endpoints.Values() {
 		res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], e)
 	}
-	for _, r := range s.Routes {
+	for r := range s.Routes.Values() {
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
 	}
-	for _, l := range append(append([]*listenerv3.Listener{}, s.APIListeners...), s.SidecarListeners...) {
+	for _, l := range append(s.APIListeners.Slice(), s.SidecarListeners.Slice()...) {
 		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], l)
 	}
 	snap, err := cachev3.NewSnapshot(s.Version, res)

@@ -101,7 +101,7 @@ func TestConsulFailStatic(t *testing.T) {
 	if got := testutil.ToFloat64(w.srv.metrics.Publishes); got != published+1 {
 		t.Errorf("resync after the outage published %v snapshots, want 1", got-published)
 	}
-	cla := w.srv.publisher.Current().Endpoints[0]
+	cla := w.srv.publisher.Current().Endpoints.At(0)
 	if n := len(cla.GetEndpoints()[0].GetLbEndpoints()); n != 2 {
 		t.Errorf("after the resync greeter/v1 has %d endpoints, want 2", n)
 	}
@@ -233,7 +233,7 @@ func TestConsulBurstCoalesces(t *testing.T) {
 	until(t, "all 51 instances to be served", func() bool {
 		s := w.srv.publisher.Current()
 		n := 0
-		for _, cla := range s.Endpoints {
+		for cla := range s.Endpoints.Values() {
 			n += len(cla.GetEndpoints()[0].GetLbEndpoints())
 		}
 		return n == 51 && slices.Contains(snapshot.RoutedClusters(s.Resources), "greeter/v2")
@@ -265,7 +265,7 @@ func TestConsulHealthReachesEndpoints(t *testing.T) {
 		if s == nil {
 			return "no snapshot"
 		}
-		for _, cla := range s.Endpoints {
+		for cla := range s.Endpoints.Values() {
 			if cla.GetClusterName() != "greeter/v1" {
 				continue
 			}

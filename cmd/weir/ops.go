@@ -300,13 +300,13 @@ func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.Servi
 		}
 		return sp
 	}
-	for _, c := range snap.Clusters {
+	for c := range snap.Clusters.Values() {
 		svc := c.GetName()[:max(0, strings.LastIndex(c.GetName(), "/"))]
 		sp := plan(svc)
 		sp.Clusters = append(sp.Clusters, c.GetName())
 		out[svc] = sp
 	}
-	for _, rc := range snap.Routes {
+	for rc := range snap.Routes.Values() {
 		if rc.GetName() != snapshot.RouteConfigName {
 			continue // a service's own holds its virtual host again
 		}
