@@ -50,11 +50,17 @@ type Engine struct {
 	// policy; each lasts until that policy changes.
 	overrides map[string]FixedOverride
 	seq       uint64 // events committed since start: the last one's sequence number
-	// routing is what Routing last returned, until policies, rollouts,
-	// frozen or overrides change: whatever changes one of them sets it to
-	// nil. Returning the very same map while nothing changed tells a
+	// routing is what Routing last returned. Whatever changes policies,
+	// rollouts, frozen or overrides calls invalidate, and the next call of
+	// Routing makes a table that follows it (see Table.Next), naming the
+	// services invalidate was given, or a table without a history if it
+	// was given none. Returning the very same table while nothing changed,
+	// and one that says which services changed when some did, tells a
 	// snapshot builder so without comparing every service's routing.
-	routing map[string]Routing
+	routing  Table
+	stale    bool     // whether routing is out of date
+	dirty    []string // the services whose routing may have changed since routing was made
+	allDirty bool     // whether any service's may have
 }
 
 // FixedOverride is a set-weights operation in force on a service with a
@@ -105,7 +111,7 @@ func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
 	st := e.next(set, e.cfg.Clock())
 	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
-	e.routing = nil
+	e.invalidate()
 	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
 	e.mu.Unlock()
 	e.changed()
@@ -197,15 +203,32 @@ func (p Policy) specHash() string {
 }
 
 // Routing returns, per service with a policy or frozen weights, what its
-// traffic should do now. It returns the very same map until some routing
-// changes, and callers must not change it.
-func (e *Engine) Routing() map[string]Routing {
+// traffic should do now. It returns the very same table until some routing
+// changes, and then one that follows it (see Table.ChangedSince).
+func (e *Engine) Routing() Table {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.routing == nil {
-		e.routing = routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+	if !e.stale && e.routing.history.id != 0 {
+		return e.routing
 	}
+	routes := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
+	if e.allDirty {
+		e.routing = TableOf(routes)
+	} else {
+		e.routing = e.routing.Next(routes, e.dirty)
+	}
+	e.stale, e.dirty, e.allDirty = false, nil, false
 	return e.routing
+}
+
+// invalidate records that the routing of services, or of any service if
+// none is named, may have changed. mu must be held.
+func (e *Engine) invalidate(services ...string) {
+	e.stale = true
+	if len(services) == 0 {
+		e.allDirty = true
+	}
+	e.dirty = append(e.dirty, services...)
 }
 
 // routingOf returns the routing of every service with a policy or frozen
@@ -249,9 +272,9 @@ func (e *Engine) servingOf(service string) map[string]int {
 
 // Applied records the routing that the fleet has applied: that of the
 // snapshot every proxy is now in sync with.
-func (e *Engine) Applied(routing map[string]Routing) {
+func (e *Engine) Applied(routing Table) {
 	e.mu.Lock()
-	e.applied = routing
+	e.applied = routing.Map()
 	e.mu.Unlock()
 	e.Tick()
 }
@@ -300,7 +323,8 @@ func (e *Engine) Tick() {
 			Applied: reflect.DeepEqual(e.applied[svc], r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
-			e.rollouts[svc], e.routing = next, nil
+			e.rollouts[svc] = next
+			e.invalidate(svc)
 			changed = append(changed, next)
 		}
 		events = append(events, ev...)
@@ -357,7 +381,8 @@ func (e *Engine) Do(service string, op Operation) error {
 		e.mu.Unlock()
 		return err
 	}
-	e.rollouts[service], e.routing = next, nil
+	e.rollouts[service] = next
+	e.invalidate(service)
 	if err := e.commit([]Event{ev}, nil); err != nil {
 		e.rollouts[service] = r // nothing half-applied
 		e.mu.Unlock()

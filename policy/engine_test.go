@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,14 +133,14 @@ func TestEnginePolicyEdits(t *testing.T) {
 	v3 := canaryPolicy()
 	v3.Canary.Version = "v3"
 	e.SetPolicies(mustSet(t, v3))
-	rt := e.Routing()["greeter"]
+	rt := e.Routing().Map()["greeter"]
 	if rt.Weights["v3"] != 500 || rt.Weights["v1"] != 9500 || rt.Weights["v2"] != 0 {
 		t.Fatalf("after a new canary version: %s, want v1=95 v3=5", rt.Weights)
 	}
 
 	// Deleting the policy freezes the current weights.
 	e.SetPolicies(mustSet(t))
-	if got := e.Routing()["greeter"].Weights; got["v3"] != 500 || got["v1"] != 9500 {
+	if got := e.Routing().Map()["greeter"].Weights; got["v3"] != 500 || got["v1"] != 9500 {
 		t.Fatalf("after the policy was deleted: %s, want frozen at v1=95 v3=5", got)
 	}
 	if evs := e.Events(); !strings.Contains(evs[len(evs)-1].Message, "frozen") {
@@ -182,56 +183,65 @@ func TestEngineOperationNotSavedIsNotApplied(t *testing.T) {
 }
 
 // TestEngineRoutingIsSharedUntilItChanges checks that Routing returns the
-// very same map while no routing changed, and what routingOf makes of the
-// engine's state after every kind of change: a change that forgot to
-// clear the kept map would serve a stale routing.
+// very same table while no routing changed, and what routingOf makes of
+// the engine's state after every kind of change: a change that forgot to
+// invalidate the kept table would serve a stale routing. A change to one
+// service's routing makes a table that follows the last and names that
+// service (see Table.ChangedSince); new policies make one that names none,
+// and a Builder compares every policy.
 func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	e, clock := newTestEngine(t, nil)
 	fixed := Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: "echo.yaml", Line: 1}
-	var last map[string]Routing
-	check := func(step string, changed bool) {
+	var last Table
+	// check checks Routing after step; changed names the services whose
+	// routing changed, "*" for a table without a history.
+	check := func(step string, changed ...string) {
 		t.Helper()
 		got := e.Routing()
 		e.mu.Lock()
 		want := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
 		e.mu.Unlock()
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: Routing() = %v, want %v", step, got, want)
+		if !reflect.DeepEqual(got.Map(), want) {
+			t.Fatalf("%s: Routing() = %v, want %v", step, got.Map(), want)
 		}
-		if same := last != nil && sameRouting(got, last); same == changed {
-			t.Errorf("%s: Routing() returned the same map: %v, want %v", step, same, !changed)
+		if same := got.Same(last); same != (len(changed) == 0) {
+			t.Errorf("%s: Routing() returned the same table: %v, want %v", step, same, !same)
+		}
+		names, ok := got.ChangedSince(last)
+		switch {
+		case len(changed) == 1 && changed[0] == "*":
+			if ok {
+				t.Errorf("%s: the table follows the last, naming %v; want one without a history", step, names)
+			}
+		case !ok || !slices.Equal(names, changed):
+			t.Errorf("%s: changed since the last table: %v, %v; want %v", step, names, ok, changed)
 		}
 		last = got
 	}
-	check("no policy", true)
-	check("asked again", false)
+	check("no policy", "*")
+	check("asked again")
 	e.SetPolicies(mustSet(t, canaryPolicy(), fixed))
-	check("policies set", true)
+	check("policies set", "*")
 	e.Applied(e.Routing()) // the fleet applies step 1; the rollout goes on to step 2
-	check("a step applied", true)
-	check("asked again", false)
+	check("a step applied", "greeter")
+	check("asked again")
 	clock.Add(31 * time.Second)
 	settle(e)
-	check("time passed", true)
+	check("time passed", "greeter")
 	if err := e.SetFixedWeights("echo", Weights{"v1": 5000, "v2": 5000}, "alice", "test"); err != nil {
 		t.Fatal(err)
 	}
-	check("fixed weights overridden", true)
+	check("fixed weights overridden", "echo")
 	if err := e.SetFixedWeights("echo", Weights{"v1": 5000}, "alice", "test"); err == nil {
 		t.Fatal("weights of 50 % were accepted")
 	}
-	check("a rejected override", false)
+	check("a rejected override")
 	if err := e.Do("greeter", func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
 		return Abort(r, now, "alice", "test")
 	}); err != nil {
 		t.Fatal(err)
 	}
-	check("rollout aborted", true)
+	check("rollout aborted", "greeter")
 	e.SetPolicies(mustSet(t))
-	check("policies deleted", true)
-}
-
-// sameRouting reports whether a and b are the very same map.
-func sameRouting(a, b map[string]Routing) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	check("policies deleted", "*")
 }

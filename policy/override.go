@@ -37,7 +37,8 @@ func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) e
 	now := e.cfg.Clock()
 	o := Override{Weights: maps.Clone(w), By: by, Reason: reason, At: now}
 	prev, had := e.overrides[service]
-	e.overrides[service], e.routing = FixedOverride{Override: o, Policy: fixedHash(p)}, nil
+	e.overrides[service] = FixedOverride{Override: o, Policy: fixedHash(p)}
+	e.invalidate(service)
 	ev := operatorEvent(Rollout{Service: service}, now, "weights-set", by, reason,
 		"weights overridden: %s (the policy file says %s)", w, p.Weights)
 	if err := e.commit([]Event{ev}, nil); err != nil {

@@ -20,7 +20,7 @@ func build(t *testing.T, weights policy.Weights, instances ...discovery.Instance
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Build(Input{Model: m, Routing: map[string]policy.Routing{"greeter": {Weights: weights}}})
+	s, err := Build(Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": {Weights: weights}})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func buildRouting(t *testing.T, routing policy.Routing, instances ...discovery.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Build(Input{Model: m, Routing: map[string]policy.Routing{"greeter": routing}})
+	s, err := Build(Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": routing})})
 	if err != nil {
 		t.Fatal(err)
 	}

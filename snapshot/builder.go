@@ -32,10 +32,10 @@ import (
 // ready for use; it is not safe for concurrent use, and must not be copied
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
-	services List[*builtService]       // the last build's, sorted by name
-	index    map[string]int            // where each of services is, by name
-	model    discovery.Model           // the last build's
-	routing  map[string]policy.Routing // the last build's Input.Routing
+	services List[*builtService] // the last build's, sorted by name
+	index    map[string]int      // where each of services is, by name
+	model    discovery.Model     // the last build's
+	routing  policy.Table        // the last build's Input.Routing
 	// policies are the routing of each of services that has a policy, as
 	// it was built: a map of values, which compares with the next
 	// build's routing without visiting every built service.
@@ -177,7 +177,7 @@ func report(noted []*builtService, withPolicy int, in Input) Report {
 	for _, bs := range noted {
 		r.add(bs.svc.Name, bs.report)
 	}
-	if withPolicy < len(in.Routing) { // else every policy's service is known
+	if withPolicy < in.Routing.Len() { // else every policy's service is known
 		r.UnknownServices = unknownServices(in.Model, in.Routing)
 	}
 	return r
@@ -198,6 +198,9 @@ func (b *Builder) buildServices(in Input) (List[*builtService], serviceChanges, 
 
 // changedSince returns the names of the services whose instances or
 // routing may differ from the last build's, and whether it could tell.
+// The routing table tells which services' routing changed when it follows
+// the last build's (see policy.Table.ChangedSince); else every policy is
+// compared with what its service was built with.
 func (b *Builder) changedSince(in Input) ([]string, bool) {
 	if b.last == nil {
 		return nil, false
@@ -206,7 +209,9 @@ func (b *Builder) changedSince(in Input) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	if !sameMap(in.Routing, b.routing) { // else no routing changed (see Input.Routing)
+	if routed, ok := in.Routing.ChangedSince(b.routing); ok {
+		names = append(names, routed...)
+	} else {
 		names = append(names, b.changedRouting(in.Routing)...)
 	}
 	slices.Sort(names)
@@ -217,10 +222,10 @@ func (b *Builder) changedSince(in Input) ([]string, bool) {
 // routing in routing differs from what they were built with (see
 // b.policies). A policy without a service has nothing built; discovery's
 // model names the service when it comes.
-func (b *Builder) changedRouting(routing map[string]policy.Routing) []string {
+func (b *Builder) changedRouting(routing policy.Table) []string {
 	var changed []string
 	kept := 0 // policies of the last build still in routing
-	for name, r := range routing {
+	for name, r := range routing.All() {
 		last, had := b.policies[name]
 		if had {
 			kept++
@@ -234,7 +239,7 @@ func (b *Builder) changedRouting(routing map[string]policy.Routing) []string {
 	}
 	if kept < len(b.policies) { // some service's policy is gone
 		for name := range b.policies {
-			if _, ok := routing[name]; !ok {
+			if _, ok := routing.Get(name); !ok {
 				changed = append(changed, name)
 			}
 		}
@@ -286,7 +291,7 @@ func (b *Builder) rebuilt(names []string, in Input) (List[*builtService], servic
 // buildAll returns the build of each of svcs and how they differ from the
 // last build's, or the errors. svcs, like b.services, are sorted by name:
 // walking both in step finds each service's last build without a map.
-func (b *Builder) buildAll(svcs []discovery.Service, routing map[string]policy.Routing) (List[*builtService], serviceChanges, error) {
+func (b *Builder) buildAll(svcs []discovery.Service, routing policy.Table) (List[*builtService], serviceChanges, error) {
 	built := make([]*builtService, len(svcs))
 	ch := serviceChanges{sameSet: true}
 	var errs []error
@@ -334,8 +339,8 @@ func (ch *serviceChanges) add(i int, prev, bs *builtService) {
 // service returns svc's resources: prev, its last build (nil if none), if
 // its instances and routing are unchanged, else new ones. buf is scratch
 // space for encoding.
-func (b *Builder) service(buf *[]byte, svc discovery.Service, routing map[string]policy.Routing, prev *builtService) (*builtService, error) {
-	r, hasPolicy := routing[svc.Name]
+func (b *Builder) service(buf *[]byte, svc discovery.Service, routing policy.Table, prev *builtService) (*builtService, error) {
+	r, hasPolicy := routing.Get(svc.Name)
 	if prev == nil {
 		prev = unbuilt
 	} else if prev.hasPolicy == hasPolicy && slices.Equal(prev.svc.Instances, svc.Instances) && routingEqual(prev.routing, r) {

@@ -120,11 +120,11 @@ type randomWorld struct {
 	services map[string]discovery.Service
 	routing  map[string]policy.Routing
 	port     uint32
-	// model and routed are the last input's; routingChanged is whether
-	// routing has changed since.
-	model          discovery.Model
-	routed         map[string]policy.Routing
-	routingChanged bool
+	// model and routed are the last input's; rerouted are the services
+	// whose routing has changed since.
+	model    discovery.Model
+	routed   policy.Table
+	rerouted []string
 }
 
 func newRandomWorld(rng *rand.Rand) *randomWorld {
@@ -176,7 +176,7 @@ func (w *randomWorld) change(rng *rand.Rand) {
 			r := w.routing[name]
 			r.Weights = policy.Weights{"v1": policy.Weight(rng.IntN(10001)), "v2": policy.Weight(rng.IntN(10001))}
 			w.routing[name] = r
-			w.routingChanged = true
+			w.rerouted = append(w.rerouted, name)
 		case 5:
 			r := w.routing[name]
 			if r.Sticky == nil {
@@ -185,7 +185,7 @@ func (w *randomWorld) change(rng *rand.Rand) {
 				r.Sticky = nil
 			}
 			w.routing[name] = r
-			w.routingChanged = true
+			w.rerouted = append(w.rerouted, name)
 		case 6:
 			r := w.routing[name]
 			if len(r.Matches) == 0 {
@@ -195,7 +195,7 @@ func (w *randomWorld) change(rng *rand.Rand) {
 				r.Matches = nil
 			}
 			w.routing[name] = r
-			w.routingChanged = true
+			w.rerouted = append(w.rerouted, name)
 		default:
 			w.port = uint32(rng.IntN(3)) * 15001
 		}
@@ -203,9 +203,10 @@ func (w *randomWorld) change(rng *rand.Rand) {
 }
 
 // input returns the world as a Build's input. Mostly its model follows
-// the last input's (discovery.Model.Next), which tells a Builder what
-// changed, and its routing is the last input's very map unless routing
-// changed; sometimes both are new, and a Builder compares every service.
+// the last input's (discovery.Model.Next), and its routing is the last
+// input's very table, or one that follows it and names the services whose
+// routing changed (policy.Table.Next), which tells a Builder what changed;
+// sometimes both are new, and a Builder compares every service.
 func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 	model, err := discovery.NewModel(slices.Collect(maps.Values(w.services)))
 	if err != nil {
@@ -215,9 +216,12 @@ func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 	if !fresh {
 		model = w.model.Next(model)
 	}
-	if fresh || w.routingChanged || w.routed == nil {
-		w.routed, w.routingChanged = maps.Clone(w.routing), false
+	switch {
+	case fresh || w.routed.Same(policy.Table{}): // the first input, or a fresh one
+		w.routed = policy.TableOf(maps.Clone(w.routing))
+	case len(w.rerouted) > 0:
+		w.routed = w.routed.Next(maps.Clone(w.routing), w.rerouted)
 	}
-	w.model = model
+	w.model, w.rerouted = model, nil
 	return Input{Model: model, Routing: w.routed, SidecarPort: w.port}
 }

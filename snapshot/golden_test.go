@@ -94,7 +94,7 @@ func loadInput(t testing.TB, path string) Input {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return Input{Model: model, Routing: parseRouting(t, path, tc), SidecarPort: tc.SidecarPort, SidecarAddress: tc.SidecarAddress}
+	return Input{Model: model, Routing: policy.TableOf(parseRouting(t, path, tc)), SidecarPort: tc.SidecarPort, SidecarAddress: tc.SidecarAddress}
 }
 
 // parseRouting combines a case's desired weights, matches and stickiness

@@ -81,7 +81,7 @@ func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := Input{Model: model, Routing: weightsOnly(desired), SidecarPort: step.port}
+		in := Input{Model: model, Routing: policy.TableOf(weightsOnly(desired)), SidecarPort: step.port}
 		snap, err := b.Build(in)
 		if step.reject {
 			if err == nil {

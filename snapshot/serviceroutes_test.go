@@ -119,7 +119,7 @@ func TestBridgeKeepsUntouchedServiceRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Build(Input{Model: m, Routing: map[string]policy.Routing{"greeter": routing}})
+		s, err := Build(Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": routing})})
 		if err != nil {
 			t.Fatal(err)
 		}

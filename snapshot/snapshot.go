@@ -33,14 +33,15 @@ type Input struct {
 	Model discovery.Model
 	// Routing is, per service, what its traffic should do. A service
 	// without an entry has no policy: its traffic is spread over its
-	// serving instances. A Builder takes the very map its last build was
+	// serving instances. A Builder takes the very table its last build was
 	// given as the same routing and compares no policy
-	// (policy.Engine.Routing returns one map until some routing changes);
-	// in a new map it compares each policy with the one its service was
-	// last built with, which shares the policy's Weights map. So change
-	// routing by giving a new map, and weights by giving a new Weights map:
-	// never change either once given.
-	Routing map[string]policy.Routing
+	// (policy.Engine.Routing returns one table until some routing
+	// changes); in a table that follows it (see policy.Table.Next) it
+	// looks at the services the table says changed; in another, it
+	// compares each policy with the one its service was last built with,
+	// which shares the policy's Weights map. So change weights by giving a
+	// new Weights map, never by changing one once given.
+	Routing policy.Table
 	// SidecarPort is the Envoy outbound listener port; 0 means 15001.
 	SidecarPort uint32
 	// SidecarAddress is the Envoy outbound listener address; "" means 127.0.0.1.
@@ -102,9 +103,9 @@ func withDefaults(in Input) Input {
 
 // unknownServices returns, sorted, the services that have a policy but that
 // discovery does not know.
-func unknownServices(model discovery.Model, routing map[string]policy.Routing) []string {
+func unknownServices(model discovery.Model, routing policy.Table) []string {
 	var unknown []string
-	for name := range routing {
+	for name := range routing.All() {
 		if _, ok := model.Service(name); !ok {
 			unknown = append(unknown, name)
 		}

@@ -123,7 +123,7 @@ func mustBuildWith(t testing.TB, b *Builder, services []discovery.Service, desir
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
+	snap, err := b.Build(Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func BenchmarkBuild(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := Input{Model: model, Routing: weightsOnly(desired)}
+	in := Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))}
 	// One build first, untimed: a process's first build also sets up
 	// protobuf's message types and grows the heap, which the first of
 	// -count runs would otherwise pay for (about 10 % of its time).
@@ -254,7 +254,7 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := Input{Model: model, Routing: weightsOnly(desired)}
+		in := Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))}
 		fresh, err := Build(in)
 		if err != nil {
 			t.Fatal(err)
@@ -269,8 +269,8 @@ func TestBuilderReusesAndAgreesWithBuild(t *testing.T) {
 	}
 	// An unchanged service keeps the very same messages.
 	model, _ := discovery.NewModel(services)
-	first, _ := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
-	second, _ := b.Build(Input{Model: model, Routing: weightsOnly(desired)})
+	first, _ := b.Build(Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))})
+	second, _ := b.Build(Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))})
 	if first.Clusters.At(10) != second.Clusters.At(10) || first.Endpoints.At(10) != second.Endpoints.At(10) {
 		t.Error("an unchanged service's resources were built again")
 	}
@@ -319,12 +319,12 @@ func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 	}
 	routing := map[string]policy.Routing{"a": {Weights: policy.Weights{"v1": 10000}}}
 	var b Builder
-	if _, err := b.Build(Input{Model: model, Routing: routing}); err != nil {
+	if _, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)}); err != nil {
 		t.Fatal(err)
 	}
 	routing = maps.Clone(routing)
 	routing["a"] = policy.Routing{Weights: policy.Weights{"v2": 10000}}
-	got, err := b.Build(Input{Model: model, Routing: routing})
+	got, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 	if got.Version != want.Version {
 		t.Errorf("Builder's version %s, Build's %s: the routing in a new map was missed", got.Version, want.Version)
 	}
-	again, err := b.Build(Input{Model: model, Routing: routing})
+	again, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,9 +346,9 @@ func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 // instance moves to another address (only its assignment changes) or
 // port (its virtual host's domains name ports, so RouteConfigName
 // changes too) — discovery's model follows the last one, see
-// discovery.Model.Next — or a service's weights change (a new routing
-// map, as the policy engine makes, in which the Builder compares every
-// policy with what its service was built with). The work should follow
+// discovery.Model.Next — or a service's weights change (a routing table
+// that follows the last and names that service, as the policy engine
+// makes: see policy.Table.Next). The work should follow
 // the change, not the catalog, but for RouteConfigName's list of virtual
 // hosts, which a new virtual host makes anew. Making the model and the
 // routing is left out of the time: it is discovery's and the policy
@@ -364,12 +364,13 @@ func BenchmarkBuildIncremental(b *testing.B) {
 func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 	services, desired := world(n, 10)
 	routing := weightsOnly(desired)
+	table := policy.TableOf(routing)
 	model, err := discovery.NewModel(services)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var builder Builder
-	if _, err := builder.Build(Input{Model: model, Routing: routing}); err != nil {
+	if _, err := builder.Build(Input{Model: model, Routing: table}); err != nil {
 		b.Fatal(err)
 	}
 	step := 0
@@ -390,11 +391,13 @@ func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 			}
 			model = model.Next(next)
 		case "weights":
+			name := services[2*step%n].Name
 			routing = maps.Clone(routing)
-			routing[services[2*step%n].Name] = policy.Routing{Weights: policy.Weights{"v1": policy.Weight(step % 10001), "v2": policy.Weight(10000 - step%10001)}}
+			routing[name] = policy.Routing{Weights: policy.Weights{"v1": policy.Weight(step % 10001), "v2": policy.Weight(10000 - step%10001)}}
+			table = table.Next(routing, []string{name})
 		}
 		b.StartTimer()
-		if _, err := builder.Build(Input{Model: model, Routing: routing}); err != nil {
+		if _, err := builder.Build(Input{Model: model, Routing: table}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -411,7 +414,7 @@ func TestBuilderLetsGoOfOldBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b Builder
-	if _, err := b.Build(Input{Model: model, Routing: weightsOnly(desired)}); err != nil {
+	if _, err := b.Build(Input{Model: model, Routing: policy.TableOf(weightsOnly(desired))}); err != nil {
 		t.Fatal(err)
 	}
 	first := weak.Make(b.services.At(0))
@@ -425,7 +428,7 @@ func TestBuilderLetsGoOfOldBuilds(t *testing.T) {
 			t.Fatal(err)
 		}
 		model = model.Next(next)
-		if _, err := b.Build(Input{Model: model, Routing: routing}); err != nil {
+		if _, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -56,7 +56,7 @@ func (p *Publisher) checkApplied() {
 			return
 		}
 	}
-	p.cfg.Engine.Applied(target)
+	p.cfg.Engine.Applied(*target)
 }
 
 // InSync counts, as the last look at the fleet saw them, the connected

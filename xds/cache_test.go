@@ -436,7 +436,7 @@ func TestWeightChangeReachesOnlyItsServiceClients(t *testing.T) {
 	var b snapshot.Builder
 	c := NewCache()
 	routes := func(ws policy.Weights) (greeter, other, shared string) {
-		s, err := b.Build(snapshot.Input{Model: m, Routing: map[string]policy.Routing{"greeter": {Weights: ws}}})
+		s, err := b.Build(snapshot.Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": {Weights: ws}})})
 		if err != nil {
 			t.Fatal(err)
 		}

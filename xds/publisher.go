@@ -91,7 +91,7 @@ type Publisher struct {
 	bridgeSince time.Time
 	// target is the routing the current snapshot was built for, when it
 	// is not a bridge; nil while a bridge is served.
-	target map[string]policy.Routing
+	target *policy.Table
 	// synced of total connected proxies held what they should at the
 	// last look at the fleet (see InSync).
 	synced, total int
@@ -313,7 +313,7 @@ func (p *Publisher) publish() bool {
 
 // input returns the inputs of the next build, and false while the first
 // snapshot still waits for one of them.
-func (p *Publisher) input() (snapshot.Input, map[string]policy.Routing, bool) {
+func (p *Publisher) input() (snapshot.Input, *policy.Table, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.waiting()) > 0 {
@@ -325,7 +325,7 @@ func (p *Publisher) input() (snapshot.Input, map[string]policy.Routing, bool) {
 		Routing:        routing,
 		SidecarAddress: p.cfg.SidecarAddress,
 		SidecarPort:    p.cfg.SidecarPort,
-	}, routing, true
+	}, &routing, true
 }
 
 // failed records a build or publish failure; the last good snapshot stays.

@@ -62,7 +62,7 @@ func greeterSnapshot(t *testing.T, weights policy.Weights, versions ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := snapshot.Build(snapshot.Input{Model: m, Routing: map[string]policy.Routing{"greeter": {Weights: weights}}})
+	s, err := snapshot.Build(snapshot.Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": {Weights: weights}})})
 	if err != nil {
 		t.Fatal(err)
 	}

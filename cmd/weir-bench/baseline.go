@@ -151,7 +151,7 @@ func (b *baseline) rebuild() {
 			routing[svc] = policy.Routing{Weights: p.Weights}
 		}
 	}
-	snap, err := snapshot.Build(snapshot.Input{Model: *b.model, Routing: routing})
+	snap, err := snapshot.Build(snapshot.Input{Model: *b.model, Routing: policy.TableOf(routing)})
 	if err == nil {
 		b.latest, err = gcpSnapshot(snap)
 	}

@@ -169,7 +169,7 @@ func TestAdminDiffAppliesNothing(t *testing.T) {
 		len(d.RoutesChanged) != 1 || len(d.ClustersAdded)+len(d.ClustersRemoved) != 0 {
 		t.Errorf("greeter's diff: %v, want 90/10 → 50/50 with one route changed", d)
 	}
-	if got := env.w.srv.engine.Routing()["greeter"].Weights.String(); got != "v1=90 v2=10" || env.w.srv.publisher.Current().Version != version {
+	if got := env.w.srv.engine.Routing().Map()["greeter"].Weights.String(); got != "v1=90 v2=10" || env.w.srv.publisher.Current().Version != version {
 		t.Errorf("Diff applied something: routing %s, snapshot %s (was %s)", got, env.w.srv.publisher.Current().Version, version)
 	}
 }

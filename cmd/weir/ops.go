@@ -287,7 +287,7 @@ func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.Servi
 	if !ok {
 		return nil, errors.New("discovery has not synced yet")
 	}
-	snap, err := snapshot.Build(snapshot.Input{Model: m, Routing: routing,
+	snap, err := snapshot.Build(snapshot.Input{Model: m, Routing: policy.TableOf(routing),
 		SidecarAddress: p.cfg.SidecarAddress, SidecarPort: p.cfg.SidecarPort})
 	if err != nil {
 		return nil, err

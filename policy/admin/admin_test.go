@@ -51,7 +51,7 @@ func TestSetWeightsOnRollout(t *testing.T) {
 	if !maps.Equal(r.Weights, want) || r.Override == nil || r.Override.By != "alice" || r.Override.Reason != "more canary" {
 		t.Errorf("after SetWeights: %v, want weights %v overridden by alice", r, want)
 	}
-	if got := env.engine.Routing()["greeter"].Weights; got.String() != "v1=62.5 v2=37.5" {
+	if got := env.engine.Routing().Map()["greeter"].Weights; got.String() != "v1=62.5 v2=37.5" {
 		t.Errorf("engine routes %s", got)
 	}
 	last := r.Events[len(r.Events)-1]
@@ -81,7 +81,7 @@ func TestSetWeightsErrors(t *testing.T) {
 		_, err := env.client.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: tt.service, Weights: tt.weights, Reason: "x"})
 		wantCode(t, tt.service+" "+policy.Weights{}.String(), err, tt.code, tt.msg)
 	}
-	if after := env.engine.Routing(); !routingEqual(before, after) {
+	if after := env.engine.Routing(); !routingEqual(before.Map(), after.Map()) {
 		t.Errorf("refused calls changed routing: %v → %v", before, after)
 	}
 }
@@ -100,7 +100,7 @@ func TestSetWeightsOnFixedPolicyLastsUntilItsFileChanges(t *testing.T) {
 	if r.Override == nil || r.Override.By != "alice" || r.Weights["v1"] != 7000 {
 		t.Fatalf("after SetWeights: %v, want a 70/30 override by alice", r)
 	}
-	if got := env.engine.Routing()["catalog"].Weights.String(); got != "v1=70 v2=30 v3=0" {
+	if got := env.engine.Routing().Map()["catalog"].Weights.String(); got != "v1=70 v2=30 v3=0" {
 		t.Errorf("engine routes catalog %s", got)
 	}
 	same := map[string]string{"greeter.yaml": canaryFile, "catalog.yaml": fixedFile("90", "10")}

@@ -23,7 +23,7 @@ func (s *Server) Diff(_ context.Context, req *adminv1.DiffRequest) (*adminv1.Dif
 	}
 	e := s.cfg.Engine
 	current := e.Policies()
-	before, after := e.Routing(), e.Preview(set)
+	before, after := e.Routing().Map(), e.Preview(set)
 	out := &adminv1.DiffResponse{}
 	var planBefore, planAfter map[string]ServicePlan
 	if s.cfg.Planner != nil {

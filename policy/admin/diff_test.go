@@ -47,7 +47,7 @@ func TestDiffReportsExactlyTheChange(t *testing.T) {
 	if d := cmp.Diff(want, resp, protocmp.Transform()); d != "" {
 		t.Errorf("Diff (-want +got):\n%s", d)
 	}
-	if after := env.engine.Routing(); !routingEqual(before, after) {
+	if after := env.engine.Routing(); !routingEqual(before.Map(), after.Map()) {
 		t.Errorf("Diff applied something: %v → %v", before, after)
 	}
 }
