@@ -30,23 +30,22 @@ const (
 	listMask  = listWidth - 1
 )
 
-// ListOf returns a List of items, which it copies.
+// ListOf returns a List of items, which it copies. Each node gets an
+// array of its own: nodes cut from one array would keep an item that Set
+// replaced reachable through the nodes that share the array.
 func ListOf[M any](items ...M) List[M] {
 	if len(items) == 0 {
 		return List[M]{}
 	}
-	items = slices.Clone(items)
 	level := make([]*listNode[M], 0, (len(items)+listMask)/listWidth)
 	for i := 0; i < len(items); i += listWidth {
-		end := min(i+listWidth, len(items))
-		level = append(level, &listNode[M]{items: items[i:end:end]})
+		level = append(level, &listNode[M]{items: slices.Clone(items[i:min(i+listWidth, len(items))])})
 	}
 	depth := 0
 	for len(level) > 1 {
 		up := make([]*listNode[M], 0, (len(level)+listMask)/listWidth)
 		for i := 0; i < len(level); i += listWidth {
-			end := min(i+listWidth, len(level))
-			up = append(up, &listNode[M]{kids: level[i:end:end]})
+			up = append(up, &listNode[M]{kids: slices.Clone(level[i:min(i+listWidth, len(level))])})
 		}
 		level, depth = up, depth+1
 	}

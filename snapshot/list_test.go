@@ -3,8 +3,10 @@ package snapshot
 import (
 	"cmp"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"weak"
 )
 
 // TestListIsASliceThatSharesItsPast checks List against a slice at lengths
@@ -135,3 +137,22 @@ func BenchmarkListSet(b *testing.B) {
 
 // appended returns l with ms after its items.
 func appended[M any](l List[M], ms ...M) List[M] { return ListOf(append(l.Slice(), ms...)...) }
+
+// TestListLetsGoOfReplacedItems checks that an item Set replaced, in a list
+// made by ListOf, can be collected once no version holds it: a Builder's
+// lists replace a rebuilt service's resources, and the old ones, with the
+// instances they were built from, must not stay in memory.
+func TestListLetsGoOfReplacedItems(t *testing.T) {
+	items := make([]*[64]byte, 2000)
+	for i := range items {
+		items[i] = new([64]byte)
+	}
+	old := weak.Make(items[5])
+	l := ListOf(items...).Set(5, new([64]byte))
+	items = nil
+	runtime.GC()
+	if old.Value() != nil {
+		t.Error("the item Set replaced is still reachable")
+	}
+	runtime.KeepAlive(l)
+}

@@ -299,8 +299,9 @@ func listOf[M message](typeURL string, msgs, old snapshot.List[M], last *memoLis
 // patchedList returns msgs prepared from last, a list in name order of as
 // many messages, which differs from it at the indexes changes yields: the
 // messages there must have the names last's had, so that the names, their
-// order and the index stay, and only they are marshalled. It reports false
-// when one has another name.
+// order and the index stay, and only they are marshalled; one that
+// marshals as before keeps its entry. It reports false when one has
+// another name.
 func patchedList[M message](typeURL string, msgs snapshot.List[M], changes iter.Seq[int], last *memoList, marshalled *atomic.Uint64) (memoList, bool, error) {
 	entries, sum := last.entries, last.set.sum
 	for i := range changes {
@@ -311,6 +312,9 @@ func patchedList[M message](typeURL string, msgs snapshot.List[M], changes iter.
 		e, err := marshalEntry(typeURL, m, marshalled)
 		if err != nil {
 			return memoList{}, false, err
+		}
+		if e.hash == was.hash {
+			continue // a new message with the same content: the entry stays, and no stream is sent it again
 		}
 		entries = entries.Set(i, e)
 		sum.remove(&was)
