@@ -50,17 +50,15 @@ type Engine struct {
 	// policy; each lasts until that policy changes.
 	overrides map[string]FixedOverride
 	seq       uint64 // events committed since start: the last one's sequence number
-	// routing is what Routing last returned. Whatever changes policies,
-	// rollouts, frozen or overrides calls invalidate, and the next call of
-	// Routing makes a table that follows it (see Table.Next), naming the
-	// services invalidate was given, or a table without a history if it
-	// was given none. Returning the very same table while nothing changed,
-	// and one that says which services changed when some did, tells a
-	// snapshot builder so without comparing every service's routing.
-	routing  Table
-	stale    bool     // whether routing is out of date
-	dirty    []string // the services whose routing may have changed since routing was made
-	allDirty bool     // whether any service's may have
+	// routing is what Routing last returned. Whatever changes a service's
+	// routing (policies, rollouts, frozen or overrides) names it to
+	// invalidate, and the next call of Routing makes a table that follows
+	// routing (see Table.Next) and names those services. Returning the
+	// very same table while no routing changed, and one that says which
+	// services' did when some did, tells a snapshot builder so without
+	// comparing every service's routing.
+	routing Table
+	dirty   map[string]bool // the services whose routing may have changed since routing was made
 }
 
 // FixedOverride is a set-weights operation in force on a service with a
@@ -110,8 +108,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
 	st := e.next(set, e.cfg.Clock())
+	before := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
 	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
-	e.invalidate()
+	e.invalidate(changedServices(before, routingOf(set, st.rollouts, st.frozen, st.overrides))...)
 	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
 	e.mu.Unlock()
 	e.changed()
@@ -203,32 +202,48 @@ func (p Policy) specHash() string {
 }
 
 // Routing returns, per service with a policy or frozen weights, what its
-// traffic should do now. It returns the very same table until some routing
-// changes, and then one that follows it (see Table.ChangedSince).
+// traffic should do now. It returns the very same table until some
+// service's routing changes, and then one that follows it and names the
+// services whose routing changed (see Table.ChangedSince).
 func (e *Engine) Routing() Table {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.stale && e.routing.history.id != 0 {
+	if len(e.dirty) == 0 && e.routing.history.id != 0 {
 		return e.routing
 	}
-	routes := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
-	if e.allDirty {
-		e.routing = TableOf(routes)
-	} else {
-		e.routing = e.routing.Next(routes, e.dirty)
-	}
-	e.stale, e.dirty, e.allDirty = false, nil, false
+	changed := slices.Sorted(maps.Keys(e.dirty))
+	e.routing = e.routing.Next(routingOf(e.policies, e.rollouts, e.frozen, e.overrides), changed)
+	clear(e.dirty)
 	return e.routing
 }
 
-// invalidate records that the routing of services, or of any service if
-// none is named, may have changed. mu must be held.
+// invalidate records that the routing of services may have changed. mu
+// must be held.
 func (e *Engine) invalidate(services ...string) {
-	e.stale = true
-	if len(services) == 0 {
-		e.allDirty = true
+	if e.dirty == nil {
+		e.dirty = make(map[string]bool)
 	}
-	e.dirty = append(e.dirty, services...)
+	for _, svc := range services {
+		e.dirty[svc] = true
+	}
+}
+
+// changedServices returns, sorted, the services whose routing differs
+// between before and after, or that only one of them routes.
+func changedServices(before, after map[string]Routing) []string {
+	var changed []string
+	for svc, r := range after {
+		if b, ok := before[svc]; !ok || !reflect.DeepEqual(b, r) {
+			changed = append(changed, svc)
+		}
+	}
+	for svc := range before {
+		if _, ok := after[svc]; !ok {
+			changed = append(changed, svc)
+		}
+	}
+	slices.Sort(changed)
+	return changed
 }
 
 // routingOf returns the routing of every service with a policy or frozen
@@ -314,9 +329,9 @@ func (e *Engine) Nack(proxy, err string) {
 func (e *Engine) Tick() {
 	e.mu.Lock()
 	now := e.cfg.Clock()
-	before := e.routingLocked()
 	var events []Event
 	var changed []Rollout
+	routingChanged := false
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
 		obs := Observation{Now: now, Serving: e.servingOf(svc), Nack: e.nack,
@@ -324,13 +339,15 @@ func (e *Engine) Tick() {
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
 			e.rollouts[svc] = next
-			e.invalidate(svc)
 			changed = append(changed, next)
+			if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
+				e.invalidate(svc)
+				routingChanged = true
+			}
 		}
 		events = append(events, ev...)
 	}
 	e.nack = nil
-	routingChanged := !reflect.DeepEqual(before, e.routingLocked())
 	if len(changed) > 0 || len(events) > 0 {
 		_ = e.commit(events, nil) // logged; the engine's own decisions stand in memory
 	}
@@ -338,16 +355,6 @@ func (e *Engine) Tick() {
 	if routingChanged {
 		e.changed()
 	}
-}
-
-// routingLocked is Routing with mu held, for change detection.
-func (e *Engine) routingLocked() map[string]Routing {
-	out := make(map[string]Routing, len(e.rollouts))
-	for svc, r := range e.rollouts {
-		p, _ := e.policies.Get(svc)
-		out[svc] = r.Routing(p)
-	}
-	return out
 }
 
 // Run ticks the engine every interval until ctx is done.
@@ -382,7 +389,9 @@ func (e *Engine) Do(service string, op Operation) error {
 		return err
 	}
 	e.rollouts[service] = next
-	e.invalidate(service)
+	if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
+		e.invalidate(service)
+	}
 	if err := e.commit([]Event{ev}, nil); err != nil {
 		e.rollouts[service] = r // nothing half-applied
 		e.mu.Unlock()

@@ -185,10 +185,9 @@ func TestEngineOperationNotSavedIsNotApplied(t *testing.T) {
 // TestEngineRoutingIsSharedUntilItChanges checks that Routing returns the
 // very same table while no routing changed, and what routingOf makes of
 // the engine's state after every kind of change: a change that forgot to
-// invalidate the kept table would serve a stale routing. A change to one
-// service's routing makes a table that follows the last and names that
-// service (see Table.ChangedSince); new policies make one that names none,
-// and a Builder compares every policy.
+// invalidate the kept table would serve a stale routing. A change makes a
+// table that follows the last and names the services whose routing
+// changed (see Table.ChangedSince).
 func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	e, clock := newTestEngine(t, nil)
 	fixed := Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: "echo.yaml", Line: 1}
@@ -221,13 +220,15 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	check("no policy", "*")
 	check("asked again")
 	e.SetPolicies(mustSet(t, canaryPolicy(), fixed))
-	check("policies set", "*")
-	e.Applied(e.Routing()) // the fleet applies step 1; the rollout goes on to step 2
-	check("a step applied", "greeter")
-	check("asked again")
+	check("policies set", "echo", "greeter")
+	e.Applied(e.Routing()) // the fleet applies step 0; step 1 pauses at the same weights
+	check("a step applied, the next a pause")
 	clock.Add(31 * time.Second)
 	settle(e)
-	check("time passed", "greeter")
+	clock.Add(31 * time.Second)
+	settle(e)
+	check("the pause over", "greeter")
+	check("asked again")
 	if err := e.SetFixedWeights("echo", Weights{"v1": 5000, "v2": 5000}, "alice", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +243,8 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("rollout aborted", "greeter")
+	e.SetPolicies(mustSet(t, fixed))
+	check("the canary policy deleted (its weights are frozen as they are)")
 	e.SetPolicies(mustSet(t))
-	check("policies deleted", "*")
+	check("the fixed policy deleted", "echo")
 }

@@ -82,10 +82,12 @@ var unbuilt = new(builtService)
 // for services whose inputs are unchanged. When in.Model came from the last
 // build's model through discovery.Model.Next and no service came or went,
 // only the services whose instances changed (the model's history names
-// them) or whose routing differs from the policy they were built with are
-// looked at, rather than every service, and the snapshot's lists share
-// all but the changed resources with the last build's: the work follows
-// the change and the number of policies, not the catalog.
+// them) or whose routing changed (in.Routing's history names them, when
+// it follows the last build's table; else every policy is compared with
+// what its service was built with) are looked at, rather than every
+// service, and the snapshot's lists share all but the changed resources
+// with the last build's: the work follows the change, not the catalog,
+// but for RouteConfigName, which holds every service's virtual host.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	built, ch, err := b.buildServices(in)

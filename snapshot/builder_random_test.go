@@ -115,6 +115,38 @@ func increasing[M any](l List[M], name func(M) string) bool {
 	return true
 }
 
+// TestBuilderAgreesWithBuildWhenInputsAreSkipped: a debounced publisher
+// builds from some inputs only, so a model and a routing table reach the
+// Builder through steps it never saw (their histories must tell it all
+// that changed since its last build), and sometimes the routing table is
+// one made apart, without that history, while the model still follows.
+func TestBuilderAgreesWithBuildWhenInputsAreSkipped(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		w := newRandomWorld(rng)
+		var b Builder
+		for step := range 60 {
+			w.change(rng)
+			in := w.input(t, rng)
+			if rng.IntN(2) == 0 {
+				continue // not built
+			}
+			if rng.IntN(4) == 0 {
+				in.Routing = policy.TableOf(in.Routing.Map())
+			}
+			got, gotErr := b.Build(in)
+			want, wantErr := Build(in)
+			where := fmt.Sprintf("seed %d step %d", seed, step)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("%s: Builder: %v; Build: %v", where, gotErr, wantErr)
+			}
+			if gotErr == nil {
+				sameSnapshot(t, where, got, want)
+			}
+		}
+	}
+}
+
 // randomWorld is a catalog and policies that change at random.
 type randomWorld struct {
 	services map[string]discovery.Service

@@ -305,11 +305,12 @@ func TestBuilderSharesUnchangedLists(t *testing.T) {
 	}
 }
 
-// TestBuilderSeesRoutingInANewMap: a new routing map with one policy
-// changed gets that policy's routing (a Builder compares each policy of a
-// new map with what its service was built with), and the very same map
-// again builds the same snapshot.
-func TestBuilderSeesRoutingInANewMap(t *testing.T) {
+// TestBuilderSeesRoutingInAnUnrelatedTable: a routing table made apart
+// from the last build's (policy.TableOf, no history) with one policy
+// changed gets that policy's routing (a Builder compares each policy of
+// such a table with what its service was built with), and the very same
+// table again builds the same snapshot.
+func TestBuilderSeesRoutingInAnUnrelatedTable(t *testing.T) {
 	model, err := discovery.NewModel([]discovery.Service{{Name: "a", Instances: []discovery.Instance{
 		{ID: "1", Address: "10.0.0.1", Port: 80, Version: "v1"},
 		{ID: "2", Address: "10.0.0.2", Port: 80, Version: "v2"},
@@ -324,20 +325,21 @@ func TestBuilderSeesRoutingInANewMap(t *testing.T) {
 	}
 	routing = maps.Clone(routing)
 	routing["a"] = policy.Routing{Weights: policy.Weights{"v2": 10000}}
-	got, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)})
+	table := policy.TableOf(routing)
+	got, err := b.Build(Input{Model: model, Routing: table})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := mustBuild(t, model.Services(), map[string]policy.Weights{"a": {"v2": 10000}})
 	if got.Version != want.Version {
-		t.Errorf("Builder's version %s, Build's %s: the routing in a new map was missed", got.Version, want.Version)
+		t.Errorf("Builder's version %s, Build's %s: the routing in an unrelated table was missed", got.Version, want.Version)
 	}
-	again, err := b.Build(Input{Model: model, Routing: policy.TableOf(routing)})
+	again, err := b.Build(Input{Model: model, Routing: table})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.Version != want.Version {
-		t.Errorf("the same map again: version %s, want %s", again.Version, want.Version)
+		t.Errorf("the same table again: version %s, want %s", again.Version, want.Version)
 	}
 }
 

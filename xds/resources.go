@@ -300,15 +300,17 @@ func listOf[M message](typeURL string, msgs, old snapshot.List[M], last *memoLis
 // many messages, which differs from it at the indexes changes yields: the
 // messages there must have the names last's had, so that the names, their
 // order and the index stay, and only they are marshalled; one that
-// marshals as before keeps its entry. It reports false when one has
-// another name.
+// marshals as before keeps its entry. It reports false, having marshalled
+// nothing, when one has another name.
 func patchedList[M message](typeURL string, msgs snapshot.List[M], changes iter.Seq[int], last *memoList, marshalled *atomic.Uint64) (memoList, bool, error) {
+	for i := range changes {
+		if cachev3.GetResourceName(msgs.At(i)) != last.entries.At(i).name {
+			return memoList{}, false, nil
+		}
+	}
 	entries, sum := last.entries, last.set.sum
 	for i := range changes {
 		m, was := msgs.At(i), entries.At(i)
-		if cachev3.GetResourceName(m) != was.name {
-			return memoList{}, false, nil
-		}
 		e, err := marshalEntry(typeURL, m, marshalled)
 		if err != nil {
 			return memoList{}, false, err
