@@ -9,8 +9,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"time"
+
+	"github.com/weir-mesh/weir/internal/history"
 )
 
 // Health is the health of one instance, in Consul's vocabulary.
@@ -98,32 +99,12 @@ func (s Service) ServingCount() map[string]int {
 // empty model, ready for use.
 type Model struct {
 	services []Service // sorted by name
-	history  history
+	// history is where the model came from: the models before it, each
+	// made from the one before by Next, and which services differ between
+	// each and the next. NewModel gives every model a new one, and Next
+	// every model it makes (it may return the model it was called on).
+	history history.History
 }
-
-// history is where a model came from: the models before it, each made
-// from the one before by Next, and which services differ between each and
-// the next. NewModel gives every model a new id, and Next every model it
-// makes (it may return the model it was called on).
-type history struct {
-	id    uint64 // 0 for the zero Model
-	steps []step // oldest first, the last one's model is this one's parent
-}
-
-// step is one model of a history, and the services that differ between
-// it and the model made after it.
-type step struct {
-	id      uint64
-	changed []string // sorted
-}
-
-// maxHistory is how many models back ChangedSince looks: enough for the
-// models a consumer skips between two looks (a debounced build skips those
-// of a burst), few enough that what a model keeps of its past stays small.
-const maxHistory = 64
-
-// modelIDs numbers the models.
-var modelIDs atomic.Uint64
 
 // NewModel returns a Model holding copies of services, sorted by name, with each
 // service's instances sorted by ID. Callers validate names before; NewModel only
@@ -140,7 +121,7 @@ func NewModel(services []Service) (Model, error) {
 			return Model{}, fmt.Errorf("service %q is listed twice", out[i].Name)
 		}
 	}
-	return Model{services: out, history: history{id: modelIDs.Add(1)}}, nil
+	return Model{services: out, history: history.New()}, nil
 }
 
 // Next returns next, as the model that follows m: it holds next's
@@ -171,43 +152,23 @@ func (m Model) Next(next Model) Model {
 	for _, gone := range old {
 		changed = append(changed, gone.Name)
 	}
-	if m.history.id == 0 { // the zero Model: no history to keep
-		return Model{services: out, history: history{id: modelIDs.Add(1)}}
+	if m.history.IsZero() { // the zero Model: no history to keep
+		return Model{services: out, history: history.New()}
 	}
 	if len(changed) == 0 {
 		return m
 	}
-	steps := m.history.steps[max(0, len(m.history.steps)-maxHistory+1):]
-	steps = append(slices.Clip(steps), step{m.history.id, changed}) // changed is sorted, as both lists are
-	return Model{services: out, history: history{id: modelIDs.Add(1), steps: steps}}
+	return Model{services: out, history: m.history.Next(changed)}
 }
 
 // ChangedSince returns the names of the services whose instances may
 // differ between earlier and m, sorted, and true; or false when m did not
-// come from earlier through at most maxHistory calls of Next that changed
+// come from earlier through at most history.Max calls of Next that changed
 // something (one that changed nothing returned its model), and only
 // comparing every service tells. A model made by NewModel, or by Next on
 // the zero Model, has no history before it.
 func (m Model) ChangedSince(earlier Model) ([]string, bool) {
-	if earlier.history.id == 0 {
-		return nil, false
-	}
-	if earlier.history.id == m.history.id {
-		return nil, true
-	}
-	steps := m.history.steps
-	for i := len(steps) - 1; i >= 0; i-- {
-		if steps[i].id != earlier.history.id {
-			continue
-		}
-		var changed []string
-		for _, st := range steps[i:] {
-			changed = append(changed, st.changed...)
-		}
-		slices.Sort(changed)
-		return slices.Compact(changed), true
-	}
-	return nil, false
+	return m.history.ChangedSince(earlier.history)
 }
 
 // Services returns the services sorted by name. The slice must not be modified.
@@ -224,7 +185,7 @@ func (m Model) Service(name string) (Service, bool) {
 
 // Equal reports whether m and o hold the same services and instances.
 func (m Model) Equal(o Model) bool {
-	if m.history.id != 0 && m.history.id == o.history.id {
+	if m.history.Same(o.history) {
 		return true
 	}
 	return slices.EqualFunc(m.services, o.services, func(a, b Service) bool {

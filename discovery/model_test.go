@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/weir-mesh/weir/internal/history"
 )
 
 func mustModel(t *testing.T, services ...Service) Model {
@@ -65,7 +67,7 @@ func TestNextRemembersWhatChanged(t *testing.T) {
 }
 
 // TestChangedSinceOnlyKnowsItsOwnHistory: models from NewModel, the zero
-// Model and models more than maxHistory steps back give no answer, and the
+// Model and models more than history.Max steps back give no answer, and the
 // consumer compares every service.
 func TestChangedSinceOnlyKnowsItsOwnHistory(t *testing.T) {
 	m0 := mustModel(t, svc("a", 1))
@@ -79,14 +81,14 @@ func TestChangedSinceOnlyKnowsItsOwnHistory(t *testing.T) {
 		t.Errorf("the zero Model's Next holds %d services, want 1", len(got.Services()))
 	}
 	m := m0
-	for i := range maxHistory {
+	for i := range history.Max {
 		m = m.Next(mustModel(t, svc("a", uint32(i+2))))
 	}
 	if got := changedSince(t, m, m0); !slices.Equal(got, []string{"a"}) {
-		t.Errorf("ChangedSince %d models back = %q, want [a]", maxHistory, got)
+		t.Errorf("ChangedSince %d models back = %q, want [a]", history.Max, got)
 	}
 	m = m.Next(mustModel(t, svc("a", 1)))
 	if _, ok := m.ChangedSince(m0); ok {
-		t.Errorf("a model remembers more than %d models back", maxHistory)
+		t.Errorf("a model remembers more than %d models back", history.Max)
 	}
 }

@@ -208,7 +208,7 @@ func (p Policy) specHash() string {
 func (e *Engine) Routing() Table {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.dirty) == 0 && e.routing.history.id != 0 {
+	if len(e.dirty) == 0 && !e.routing.history.IsZero() {
 		return e.routing
 	}
 	changed := slices.Sorted(maps.Keys(e.dirty))

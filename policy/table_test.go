@@ -37,26 +37,4 @@ func TestTableChangedSince(t *testing.T) {
 	if r, ok := third.Get("c"); !ok || r.Weights["v1"] != Full || third.Len() != 2 {
 		t.Errorf("third table: c = %v, %v, %d services; want c at 100 of 2", r, ok, third.Len())
 	}
-	if (Table{}).Next(routes("a"), []string{"a"}).history.steps != nil {
-		t.Error("a table following the zero table has a history")
-	}
-}
-
-func TestTableForgetsBeyondItsHistory(t *testing.T) {
-	first := TableOf(nil)
-	table := first
-	for range maxTableHistory - 1 {
-		table = table.Next(nil, []string{"a"})
-	}
-	if _, ok := table.ChangedSince(first); !ok {
-		t.Fatalf("%d steps back: not told", maxTableHistory-1)
-	}
-	table = table.Next(nil, []string{"b"})
-	if _, ok := table.ChangedSince(first); !ok {
-		t.Fatalf("%d steps back: not told", maxTableHistory)
-	}
-	table = table.Next(nil, []string{"c"})
-	if names, ok := table.ChangedSince(first); ok {
-		t.Errorf("%d steps back: told %v, want it forgotten", maxTableHistory+1, names)
-	}
 }

@@ -249,7 +249,7 @@ func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 		model = w.model.Next(model)
 	}
 	switch {
-	case fresh || w.routed.Same(policy.Table{}): // the first input, or a fresh one
+	case fresh:
 		w.routed = policy.TableOf(maps.Clone(w.routing))
 	case len(w.rerouted) > 0:
 		w.routed = w.routed.Next(maps.Clone(w.routing), w.rerouted)
