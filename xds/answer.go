@@ -23,26 +23,29 @@ const absent = ""
 // sotwResponse returns the response a state-of-the-world watch needs, or nil
 // when the client already holds exactly what it would be sent. The first
 // request of a stream (no response nonce) is always answered.
-func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription) cachev3.Response {
+//
+// named, unless nil, is the watch's memory of a type set its subscription
+// names whole (see namedWhole).
+func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription, named *namedWhole) cachev3.Response {
 	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
 	if ts == nil {
 		ts = &typeSet{} // a type weir does not serve: answer with nothing
 	}
-	selected := selectEntries(ts, sub)
+	selected := selectEntries(ts, sub, named)
 	version := versionOf(ts, selected, sub.IsWildcard())
 	returned := returnedBy(ts, selected, sub, version)
 	held := sub.ReturnedResources()
 	if !needsAnswer(req, version, p.sameContent(returned, held)) {
 		return nil
 	}
-	onlyChanged := incremental(req) && req.GetVersionInfo() == heldVersion(held)
-	holds := p.heldHash(held)
-	anys := make([]*anypb.Any, 0, selected.Len())
-	for e := range selected.Values() {
-		if onlyChanged && holds(e.name) == e.hash {
-			continue
+	var anys []*anypb.Any
+	if incremental(req) && req.GetVersionInfo() == heldVersion(held) {
+		anys = p.changedAnys(selected, held)
+	} else {
+		anys = make([]*anypb.Any, 0, selected.Len())
+		for e := range selected.Values() {
+			anys = append(anys, e.any)
 		}
-		anys = append(anys, e.any)
 	}
 	return &cachev3.PassthroughResponse{
 		Request:           req,
@@ -94,6 +97,34 @@ func returnedBy(ts *typeSet, selected snapshot.List[entry], sub cachev3.Subscrip
 // named name that a stream holds, given what it was last sent (see
 // returnedBy); "" when it holds none, or when its full selection is too
 // old for the cache to remember its content.
+// changedAnys returns the resources of selected whose content differs
+// from what held (see returnedBy) says the client holds. When held is a
+// full selection of a type set of one length with selected, the two are
+// versions of one persistent list, and only the parts of selected not
+// shared with it are looked at (see snapshot.Changed): for an Envoy's
+// endpoints, one change's assignments rather than the catalog's.
+func (p *prepared) changedAnys(selected snapshot.List[entry], held map[string]string) []*anypb.Any {
+	var anys []*anypb.Any
+	holds := p.heldHash(held)
+	add := func(e entry) {
+		if holds(e.name) != e.hash {
+			anys = append(anys, e.any)
+		}
+	}
+	if was := p.recent[fullVersion(held)]; was != nil {
+		if changes, ok := snapshot.Changed(selected, was.entries); ok {
+			for i := range changes {
+				add(selected.At(i))
+			}
+			return anys
+		}
+	}
+	for e := range selected.Values() {
+		add(e)
+	}
+	return anys
+}
+
 func (p *prepared) heldHash(held map[string]string) func(name string) string {
 	if version := fullVersion(held); version != "" {
 		ts := p.recent[version]
@@ -208,12 +239,14 @@ func fullVersion(returned map[string]string) string {
 }
 
 // selectEntries returns, sorted by name, the entries a subscription covers.
-func selectEntries(ts *typeSet, sub cachev3.Subscription) snapshot.List[entry] {
-	if sub.IsWildcard() {
+// named, unless nil, remembers a type set the subscription names whole.
+func selectEntries(ts *typeSet, sub cachev3.Subscription, named *namedWhole) snapshot.List[entry] {
+	if sub.IsWildcard() || named.covers(ts) {
 		return ts.entries
 	}
 	names := sub.SubscribedResources()
 	if len(names) == ts.entries.Len() && namesAll(names, ts.entries) {
+		named.remember(ts)
 		return ts.entries // an Envoy's endpoints: every cluster's
 	}
 	if len(names) >= ts.entries.Len()/4 {
@@ -235,6 +268,28 @@ func selectEntries(ts *typeSet, sub cachev3.Subscription) snapshot.List[entry] {
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	return snapshot.ListOf(out...)
+}
+
+// namedWhole is one watch's memory of the names index of a type set every
+// one of whose names its subscription names, as an Envoy names every
+// cluster's endpoints. A watch's subscription does not change while the
+// watch lives (a new request gets a new watch), so a later type set with
+// the very same index — one whose names did not change (see patchedList) —
+// is named whole too, without looking its names up one by one: as many
+// lookups as the catalog has clusters, per stream and change. Its zero
+// value remembers nothing; a nil one is never asked and remembers nothing.
+type namedWhole struct {
+	index map[string]int
+}
+
+func (n *namedWhole) covers(ts *typeSet) bool {
+	return n != nil && n.index != nil && sameIndex(n.index, ts.index)
+}
+
+func (n *namedWhole) remember(ts *typeSet) {
+	if n != nil {
+		n.index = ts.index
+	}
 }
 
 // namesAll reports whether names holds the name of every one of entries.
@@ -307,7 +362,7 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	}
 	next := make(map[string]string)
 	var changed []*discoveryv3.Resource
-	selected := selectEntries(ts, sub)
+	selected := selectEntries(ts, sub, nil)
 	for e := range selected.Values() {
 		next[e.name] = e.hash
 		if known[e.name] != e.hash {

@@ -72,7 +72,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot, accepted func()) error {
 			if !concerns.watch(w.req.GetTypeUrl(), w.class, w.sub) {
 				continue
 			}
-			if resp := sotwResponse(p, w.req, w.sub); resp != nil {
+			if resp := sotwResponse(p, w.req, w.sub, &w.named); resp != nil {
 				w.ch <- resp
 				delete(c.sotw[order], w)
 			}
@@ -176,7 +176,8 @@ type sotwWatch struct {
 	sub   cachev3.Subscription
 	ch    chan cachev3.Response
 	class Class
-	order int // pushOrder of the request's type
+	order int        // pushOrder of the request's type
+	named namedWhole // of sub (see sotwResponse)
 }
 
 type deltaWatch struct {
@@ -193,15 +194,15 @@ type deltaWatch struct {
 // worked out without holding the cache's lock, so that streams do not wait
 // for each other; only registering the watch takes it.
 func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	w := &sotwWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl())}
 	for {
 		p := c.snapshot()
 		if p != nil {
-			if resp := sotwResponse(p, req, sub); resp != nil {
+			if resp := sotwResponse(p, req, sub, &w.named); resp != nil {
 				ch <- resp
 				return func() {}, nil
 			}
 		}
-		w := &sotwWatch{req: req, sub: sub, ch: ch, class: ClassOf(req.GetNode()), order: pushOrder(req.GetTypeUrl())}
 		if c.register(p, func() { c.sotw[w.order][w] = struct{}{} }) {
 			return func() { c.cancelSotw(w) }, nil
 		}
@@ -282,7 +283,7 @@ func (c *Cache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response
 		return nil, ErrNotReady
 	}
 	sub := fetchSubscription{names: req.GetResourceNames(), wildcard: len(req.GetResourceNames()) == 0}
-	return sotwResponse(c.current, req, sub), nil
+	return sotwResponse(c.current, req, sub, nil), nil
 }
 
 // fetchSubscription adapts a list of names to a Subscription.

@@ -95,8 +95,8 @@ func TestResourcesMarshalledOnce(t *testing.T) {
 	}
 	wildcard := fetchSubscription{wildcard: true}
 	named := fetchSubscription{names: []string{"greeter/v2"}}
-	envoyResp := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: resourcev3.ClusterType}, wildcard)
-	grpcResp := sotwResponse(p, &discoveryRequest{Node: grpcNode, TypeUrl: resourcev3.ClusterType}, named)
+	envoyResp := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: resourcev3.ClusterType}, wildcard, nil)
+	grpcResp := sotwResponse(p, &discoveryRequest{Node: grpcNode, TypeUrl: resourcev3.ClusterType}, named, nil)
 	e, _ := envoyResp.GetDiscoveryResponse()
 	g, _ := grpcResp.GetDiscoveryResponse()
 	if e == g {
@@ -135,7 +135,7 @@ func TestSelectionVersions(t *testing.T) {
 		t.Error("a named subscription to a type not served has no version")
 	}
 	p := c.snapshot()
-	sent := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: cds}, fetchSubscription{names: []string{"greeter/v2"}})
+	sent := sotwResponse(p, &discoveryRequest{Node: envoyNode, TypeUrl: cds}, fetchSubscription{names: []string{"greeter/v2"}}, nil)
 	resp, _ := sent.GetDiscoveryResponse()
 	if resp.GetVersionInfo() != one {
 		t.Errorf("sent version %s for greeter/v2, VersionFor says %s", resp.GetVersionInfo(), one)
