@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -297,74 +294,29 @@ func (b *Builder) rebuilt(names []string, in Input) (List[*builtService], servic
 // last build's, or the errors. svcs, like b.services, are sorted by name:
 // walking both in step finds each service's last build without a map.
 func (b *Builder) buildAll(svcs []discovery.Service, routing policy.Table) (List[*builtService], serviceChanges, error) {
-	prevs := make([]*builtService, len(svcs))
+	built := make([]*builtService, len(svcs))
 	ch := serviceChanges{sameSet: true}
+	var errs []error
 	last := b.services.Slice()
 	for i, svc := range svcs {
 		for len(last) > 0 && last[0].svc.Name < svc.Name {
 			ch.gone, last, ch.sameSet = append(ch.gone, last[0]), last[1:], false
 		}
+		var prev *builtService
 		if len(last) > 0 && last[0].svc.Name == svc.Name {
-			prevs[i], last = last[0], last[1:]
+			prev, last = last[0], last[1:]
 		}
+		var err error
+		if built[i], err = b.service(&b.buf, svc, routing, prev); err != nil {
+			errs = append(errs, err)
+		}
+		ch.add(i, prev, built[i])
 	}
 	if len(last) > 0 {
 		ch.gone, ch.sameSet = append(ch.gone, last...), false
 	}
-	built, errs := b.serviceEach(svcs, routing, prevs)
-	for i, bs := range built {
-		ch.add(i, prevs[i], bs)
-	}
 	return ListOf(built...), ch, errors.Join(errs...)
 }
-
-// serviceEach returns b.service of each of svcs, whose last builds are
-// prevs, and the errors in svcs' order. Services build apart from each
-// other, so a catalog's worth of them is shared among up to GOMAXPROCS
-// goroutines, each with its own scratch space, taking the next batch of
-// services as it finishes one: a whole build is most of a process's
-// start and of every change that moves services, and the cores are idle
-// meanwhile. A few services build on the calling goroutine, which a
-// goroutine's start would cost more than it saves.
-func (b *Builder) serviceEach(svcs []discovery.Service, routing policy.Table, prevs []*builtService) ([]*builtService, []error) {
-	built := make([]*builtService, len(svcs))
-	errs := make([]error, len(svcs))
-	workers := min(runtime.GOMAXPROCS(0), len(svcs)/parallelBuildBatch)
-	if workers < 2 {
-		for i, svc := range svcs {
-			built[i], errs[i] = b.service(&b.buf, svc, routing, prevs[i])
-		}
-		return built, errs
-	}
-	var next atomic.Int64 // the first service of the next batch
-	var wg sync.WaitGroup
-	for w := range workers {
-		buf := &b.buf
-		if w > 0 {
-			buf = new([]byte)
-		}
-		wg.Go(func() {
-			for {
-				end := int(next.Add(parallelBuildBatch))
-				start := end - parallelBuildBatch
-				if start >= len(svcs) {
-					return
-				}
-				for i := start; i < min(end, len(svcs)); i++ {
-					built[i], errs[i] = b.service(buf, svcs[i], routing, prevs[i])
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return built, errs
-}
-
-// parallelBuildBatch is how many services a goroutine of serviceEach takes
-// at a time: enough that taking them costs nothing next to building them
-// (tens of microseconds each), few enough that the goroutines finish
-// together.
-const parallelBuildBatch = 64
 
 // serviceChanges is how a build's services differ from the last build's.
 type serviceChanges struct {

@@ -11,7 +11,6 @@ import (
 	"weak"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/weir-mesh/weir/discovery"
@@ -440,48 +439,4 @@ func TestBuilderLetsGoOfOldBuilds(t *testing.T) {
 		t.Error("the first build of a service rebuilt four times since is still reachable")
 	}
 	runtime.KeepAlive(&b) // the builder and what it holds stay reachable through the check
-}
-
-// TestBuildersOfManyServicesAgreeWithOneGoroutine: a catalog large enough
-// that a build shares its services among goroutines builds the same
-// snapshot — resources, version and report — as one goroutine builds it,
-// afresh and from a last build in which some services moved, came and
-// went; and the services that did not change keep their messages.
-func TestBuildersOfManyServicesAgreeWithOneGoroutine(t *testing.T) {
-	services, desired := world(20*parallelBuildBatch, 3)
-	services[7].Instances[1] = services[7].Instances[0] // a duplicate endpoint, for the report
-	desired["svc-00009"] = policy.Weights{"v1": 5000, "v3": 5000}
-	build := func(b *Builder, services []discovery.Service, procs int) *Snapshot {
-		t.Helper()
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		return mustBuildWith(t, b, services, desired)
-	}
-	check := func(step string, got, want *Snapshot) {
-		t.Helper()
-		if got.Version != want.Version {
-			t.Errorf("%s: version %s in parallel, %s on one goroutine", step, got.Version, want.Version)
-		}
-		// proto.Equal, then cmp for what differs: cmp.Diff of thousands of
-		// messages takes seconds.
-		if gotMsgs, wantMsgs := messages(got.Resources), messages(want.Resources); !slices.EqualFunc(gotMsgs, wantMsgs, proto.Equal) {
-			t.Errorf("%s: resources (-one goroutine +parallel):\n%s", step, cmp.Diff(wantMsgs, gotMsgs, protocmp.Transform()))
-		}
-		if diff := cmp.Diff(want.Report, got.Report); diff != "" {
-			t.Errorf("%s: report (-one goroutine +parallel):\n%s", step, diff)
-		}
-	}
-
-	var b Builder
-	first := build(&b, services, 4)
-	check("afresh", first, build(new(Builder), services, 1))
-
-	services = withAddress(services, 100, "192.0.2.1")
-	services = withPort(services, 900, 7001)
-	services = slices.Delete(services, 300, 310)
-	services = append(services, discovery.Service{Name: "zzz-new", Instances: services[0].Instances})
-	again := build(&b, services, 4) // a new model, without history: every service is looked at
-	check("after changes", again, build(new(Builder), services, 1))
-	if first.Clusters.At(2) != again.Clusters.At(2) {
-		t.Error("an unchanged service's cluster was built again")
-	}
 }
