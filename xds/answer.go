@@ -93,15 +93,12 @@ func returnedBy(ts *typeSet, selected snapshot.List[entry], sub cachev3.Subscrip
 	return returned
 }
 
-// heldHash returns a function telling the content hash of the resource
-// named name that a stream holds, given what it was last sent (see
-// returnedBy); "" when it holds none, or when its full selection is too
-// old for the cache to remember its content.
 // changedAnys returns the resources of selected whose content differs
 // from what held (see returnedBy) says the client holds. When held is a
-// full selection of a type set of one length with selected, the two are
-// versions of one persistent list, and only the parts of selected not
-// shared with it are looked at (see snapshot.Changed): for an Envoy's
+// full selection of a type set as long as selected, only the parts of
+// selected that share no node with it are looked at (see
+// snapshot.Changed): where selected follows it, as the cache's type sets
+// follow each other, that is one change's entries — for an Envoy's
 // endpoints, one change's assignments rather than the catalog's.
 func (p *prepared) changedAnys(selected snapshot.List[entry], held map[string]string) []*anypb.Any {
 	var anys []*anypb.Any
@@ -125,6 +122,10 @@ func (p *prepared) changedAnys(selected snapshot.List[entry], held map[string]st
 	return anys
 }
 
+// heldHash returns a function telling the content hash of the resource
+// named name that a stream holds, given what it was last sent (see
+// returnedBy); "" when it holds none, or when its full selection is too
+// old for the cache to remember its content.
 func (p *prepared) heldHash(held map[string]string) func(name string) string {
 	if version := fullVersion(held); version != "" {
 		ts := p.recent[version]
