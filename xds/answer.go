@@ -282,13 +282,18 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	next := make(map[string]string)
 	var changed []*discoveryv3.Resource
 	selected := selectEntries(ts, sub, nil)
+	heldSelected := 0 // names known holds that are selected
 	for e := range selected.Values() {
 		next[e.name] = e.hash
-		if known[e.name] != e.hash {
+		version, held := known[e.name]
+		if held {
+			heldSelected++
+		}
+		if version != e.hash {
 			changed = append(changed, &discoveryv3.Resource{Name: e.name, Version: e.hash, Resource: e.any})
 		}
 	}
-	removed := missingNames(ts, sub, known, next)
+	removed := missingNames(ts, sub, known, next, heldSelected == len(known), selected.Len())
 	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" {
 		return nil
 	}
@@ -307,21 +312,30 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 // missingNames returns, sorted, the names to report as removed: those the
 // client holds that no longer exist, and those it asked for that do not
 // exist and that it has not been told about. It records every subscribed
-// missing name in next as absent.
-func missingNames(ts *typeSet, sub cachev3.Subscription, known, next map[string]string) []string {
+// missing name in next as absent. allHeldSelected tells that every name
+// known holds is among the selected entries, which exist, and selected is
+// how many entries the subscription selected: when the client holds only
+// what exists, or a named subscription found every name it asks for, the
+// names need not be looked up one by one — for an Envoy's endpoints, as
+// many as the catalog has clusters, per stream and change.
+func missingNames(ts *typeSet, sub cachev3.Subscription, known, next map[string]string, allHeldSelected bool, selected int) []string {
 	var removed []string
-	for name, version := range known {
-		if _, ok := ts.lookup(name); !ok && version != absent {
-			removed = append(removed, name)
+	if !allHeldSelected {
+		for name, version := range known {
+			if _, ok := ts.lookup(name); !ok && version != absent {
+				removed = append(removed, name)
+			}
 		}
 	}
-	for name := range sub.SubscribedResources() {
-		if _, ok := ts.lookup(name); ok {
-			continue
-		}
-		next[name] = absent
-		if _, told := known[name]; !told {
-			removed = append(removed, name)
+	if names := sub.SubscribedResources(); sub.IsWildcard() || len(names) != selected {
+		for name := range names {
+			if _, ok := ts.lookup(name); ok {
+				continue
+			}
+			next[name] = absent
+			if _, told := known[name]; !told {
+				removed = append(removed, name)
+			}
 		}
 	}
 	slices.Sort(removed)
