@@ -15,12 +15,10 @@ import (
 )
 
 // routeSummary describes every route of snap as one line: its name, its
-// header conditions, and where it sends requests. The services' own route
-// configurations repeat the shared one's virtual hosts (see
-// checkServiceRoutes), so only the shared one is described.
+// header conditions, and where it sends requests.
 func routeSummary(snap *Snapshot) []string {
 	var out []string
-	for _, rc := range sharedRoutes(snap.Resources) {
+	for rc := range snap.Routes.Values() {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				line := vh.GetName() + " " + r.GetName()

@@ -109,15 +109,16 @@ func publishing(b testing.TB, m discovery.Model, set policy.Set) *Publisher {
 // listeners by wildcard, every cluster's endpoints and the routes by name.
 func subscribeEnvoy(b testing.TB, p *Publisher, id int64, services int) {
 	b.Helper()
-	var clusters []string
+	var clusters, routes []string
 	for i := range services {
-		clusters = append(clusters, snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v1"),
-			snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v2"))
+		svc := fmt.Sprintf("svc-%02d", i)
+		clusters = append(clusters, snapshot.ClusterName(svc, "v1"), snapshot.ClusterName(svc, "v2"))
+		routes = append(routes, snapshot.ServiceRouteConfigName(svc))
 	}
 	node := &corev3.Node{Id: "sidecar-" + strconv.FormatInt(id, 10), UserAgentName: "envoy"}
 	openStream(b, p, id, node, map[string][]string{
 		resourcev3.ClusterType: nil, resourcev3.EndpointType: clusters,
-		resourcev3.ListenerType: nil, resourcev3.RouteType: {snapshot.RouteConfigName},
+		resourcev3.ListenerType: nil, resourcev3.ScopedRouteType: nil, resourcev3.RouteType: routes,
 	})
 }
 

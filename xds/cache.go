@@ -91,7 +91,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot, accepted func()) error {
 }
 
 // pushOrders is the number of ranks pushOrder gives.
-const pushOrders = 5
+const pushOrders = 6
 
 // pushOrder ranks resource types in the order a push answers them.
 func pushOrder(typeURL string) int {
@@ -102,10 +102,12 @@ func pushOrder(typeURL string) int {
 		return 1
 	case resourcev3.ListenerType:
 		return 2
-	case resourcev3.RouteType:
+	case resourcev3.ScopedRouteType:
 		return 3
-	default:
+	case resourcev3.RouteType:
 		return 4
+	default:
+		return 5
 	}
 }
 
