@@ -54,7 +54,8 @@ func ScopedHTTPConnectionManager(statPrefix, scopesName string) *hcmv3.HttpConne
 // after its host, which no other scope may have.
 func ScopedRoute(host, routeConfigName string) *routev3.ScopedRouteConfiguration {
 	p := new(scopeParts)
-	p.fragment.Type = &routev3.ScopedRouteConfiguration_Key_Fragment_StringKey{StringKey: host}
+	p.stringKey.StringKey = host
+	p.fragment.Type = &p.stringKey
 	p.fragments[0] = &p.fragment
 	p.key.Fragments = p.fragments[:]
 	p.scope.Name, p.scope.RouteConfigurationName, p.scope.Key = host, routeConfigName, &p.key
@@ -67,4 +68,5 @@ type scopeParts struct {
 	key       routev3.ScopedRouteConfiguration_Key
 	fragments [1]*routev3.ScopedRouteConfiguration_Key_Fragment
 	fragment  routev3.ScopedRouteConfiguration_Key_Fragment
+	stringKey routev3.ScopedRouteConfiguration_Key_Fragment_StringKey
 }

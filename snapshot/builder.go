@@ -368,18 +368,18 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing policy.Tab
 	// A list of its own, not one inside bs: a later build may keep the
 	// route configuration, and with it whatever its list points into.
 	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, []*routev3.VirtualHost{bs.vhost}, vhostSum)
-	bs.scopes, errs[5] = scopes(buf, svc.Name, prev)
+	bs.scopes, errs[5] = scopes(buf, svc.Name, routeConfigName, prev)
 	return bs, errors.Join(errs[:]...)
 }
 
-// scopes returns the scopes of service (see ServiceHosts): prev's, its
-// last build, which has the same, unless it has none.
-func scopes(buf *[]byte, service string, prev *builtService) ([]hashed[*routev3.ScopedRouteConfiguration], error) {
+// scopes returns the scopes of service (see ServiceHosts), whose route
+// configuration is routeConfigName: prev's, its last build, which has the
+// same, unless it has none.
+func scopes(buf *[]byte, service, routeConfigName string, prev *builtService) ([]hashed[*routev3.ScopedRouteConfiguration], error) {
 	if prev != unbuilt {
 		return prev.scopes, nil
 	}
 	hosts := ServiceHosts(service)
-	routeConfigName := ServiceRouteConfigName(service)
 	scoped := make([]*routev3.ScopedRouteConfiguration, len(hosts))
 	for i, host := range hosts {
 		scoped[i] = envoy.ScopedRoute(host, routeConfigName)

@@ -175,6 +175,9 @@ func listedNames(r Resources) []string {
 	for rc := range r.Routes.Values() {
 		out = append(out, "routes "+rc.GetName())
 	}
+	for sc := range r.Scopes.Values() {
+		out = append(out, "scope "+sc.GetName())
+	}
 	for l := range r.SidecarListeners.Values() {
 		out = append(out, "sidecar "+l.GetName())
 	}
