@@ -42,7 +42,7 @@ type Engine struct {
 	policies Set
 	rollouts map[string]Rollout // services with a canary, blueGreen or rolling policy
 	frozen   map[string]Routing // services whose policy file was deleted mid-rollout
-	applied  map[string]Routing // the routing the fleet has applied, per service
+	applied  Table              // the routing the fleet has applied
 	model    discovery.Model    // the last observed: serving instances per version
 	nack     *Nack
 	journal  []Event // recent events, newest last
@@ -84,7 +84,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
-		applied: map[string]Routing{}, overrides: map[string]FixedOverride{}}
+		overrides: map[string]FixedOverride{}}
 	if cfg.Store != nil {
 		var err error
 		if e.rollouts, e.frozen, e.overrides, err = cfg.Store.Load(); err != nil {
@@ -211,10 +211,19 @@ func (e *Engine) Routing() Table {
 	if len(e.dirty) == 0 && !e.routing.history.IsZero() {
 		return e.routing
 	}
-	changed := slices.Sorted(maps.Keys(e.dirty))
-	e.routing = e.routing.Next(routingOf(e.policies, e.rollouts, e.frozen, e.overrides), changed)
+	if e.routing.history.IsZero() {
+		e.routing = TableOf(routingOf(e.policies, e.rollouts, e.frozen, e.overrides))
+	} else {
+		e.routing = e.routing.Next(slices.Sorted(maps.Keys(e.dirty)), e.routingFor)
+	}
 	clear(e.dirty)
 	return e.routing
+}
+
+// routingFor returns service's routing now, and whether it has one. mu
+// must be held.
+func (e *Engine) routingFor(service string) (Routing, bool) {
+	return routingFor(service, e.policies, e.rollouts, e.frozen, e.overrides)
 }
 
 // invalidate records that the routing of services may have changed. mu
@@ -247,23 +256,34 @@ func changedServices(before, after map[string]Routing) []string {
 }
 
 // routingOf returns the routing of every service with a policy or frozen
-// weights.
+// weights (see routingFor).
 func routingOf(set Set, rollouts map[string]Rollout, frozen map[string]Routing, overrides map[string]FixedOverride) map[string]Routing {
 	out := make(map[string]Routing, len(frozen)+set.Len())
 	maps.Copy(out, frozen)
-	// The policies' and overrides' weights are shared, not copied: neither
-	// changes once set (NewSet and Get copy a policy's), and a snapshot
-	// builder tells an unchanged policy by its very Weights map.
-	for svc, p := range set.policies {
-		if r, ok := rollouts[svc]; ok {
-			out[svc] = r.Routing(p)
-		} else if o, ok := overrides[svc]; ok {
-			out[svc] = Routing{Weights: o.Weights}
-		} else {
-			out[svc] = Routing{Weights: p.Weights}
-		}
+	for svc := range set.policies {
+		out[svc], _ = routingFor(svc, set, rollouts, frozen, overrides)
 	}
 	return out
+}
+
+// routingFor returns service's routing, and whether it has one: that of
+// its policy's rollout, override or weights, or else its frozen weights.
+// The policies' and overrides' weights are shared, not copied: neither
+// changes once set (NewSet and Get copy a policy's), and a snapshot
+// builder tells an unchanged policy by its very Weights map.
+func routingFor(service string, set Set, rollouts map[string]Rollout, frozen map[string]Routing, overrides map[string]FixedOverride) (Routing, bool) {
+	p, ok := set.policies[service]
+	if !ok {
+		r, ok := frozen[service]
+		return r, ok
+	}
+	if r, ok := rollouts[service]; ok {
+		return r.Routing(p), true
+	}
+	if o, ok := overrides[service]; ok {
+		return Routing{Weights: o.Weights}, true
+	}
+	return Routing{Weights: p.Weights}, true
 }
 
 // ObserveModel records how many instances of each version serve: m, which
@@ -285,11 +305,18 @@ func (e *Engine) servingOf(service string) map[string]int {
 	return svc.ServingCount()
 }
 
+// appliedTo returns the routing the fleet has applied to service: the
+// zero Routing if none. mu must be held.
+func (e *Engine) appliedTo(service string) Routing {
+	r, _ := e.applied.Get(service)
+	return r
+}
+
 // Applied records the routing that the fleet has applied: that of the
 // snapshot every proxy is now in sync with.
 func (e *Engine) Applied(routing Table) {
 	e.mu.Lock()
-	e.applied = routing.Map()
+	e.applied = routing
 	e.mu.Unlock()
 	e.Tick()
 }
@@ -304,7 +331,7 @@ func (e *Engine) IsApplied(service string) bool {
 		return false
 	}
 	p, _ := e.policies.Get(service)
-	return reflect.DeepEqual(e.applied[service], r.Routing(p))
+	return reflect.DeepEqual(e.appliedTo(service), r.Routing(p))
 }
 
 // RoutingApplied reports whether the fleet has applied the routing service
@@ -312,8 +339,8 @@ func (e *Engine) IsApplied(service string) bool {
 func (e *Engine) RoutingApplied(service string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	want, ok := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)[service]
-	return ok && reflect.DeepEqual(e.applied[service], want)
+	want, ok := e.routingFor(service)
+	return ok && reflect.DeepEqual(e.appliedTo(service), want)
 }
 
 // Nack records a proxy's rejection; progressing rollouts pause (or abort)
@@ -335,7 +362,7 @@ func (e *Engine) Tick() {
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
 		obs := Observation{Now: now, Serving: e.servingOf(svc), Nack: e.nack,
-			Applied: reflect.DeepEqual(e.applied[svc], r.Routing(p))}
+			Applied: reflect.DeepEqual(e.appliedTo(svc), r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
 			e.rollouts[svc] = next

@@ -2,7 +2,8 @@ package policy
 
 import (
 	"iter"
-	"maps"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
 
 	"github.com/weir-mesh/weir/internal/history"
 )
@@ -13,25 +14,49 @@ import (
 // differs from the table before it, so that whoever built from an earlier
 // table learns from ChangedSince which services to look at, as
 // discovery.Model does for instances, rather than comparing every policy.
+// Next shares with the table before it all but the changed services'
+// routing (a persistent radix tree), so that a change of one service's
+// routing costs a look at that service, not a copy of every service's.
 // Its zero value is the empty table, with no history.
 type Table struct {
-	routes  map[string]Routing
+	routes  *iradix.Tree[Routing] // nil in the zero table
 	history history.History
 }
 
 // TableOf returns a table of routes with no past: no table is told to
-// have changed since a table made before it. routes must not be changed
-// afterwards.
+// have changed since a table made before it. A table shares the maps of
+// the routings it is given (a snapshot builder tells an unchanged policy
+// by its very Weights map): they must not change afterwards.
 func TableOf(routes map[string]Routing) Table {
-	return Table{routes: routes, history: history.New()}
+	txn := iradix.New[Routing]().Txn()
+	for svc, r := range routes {
+		txn.Insert([]byte(svc), r)
+	}
+	return Table{routes: txn.CommitOnly(), history: history.New()}
 }
 
-// Next returns a table of routes that follows t, in which the routing of
-// the services changed names may differ from t's and no other's does;
-// routes must not be changed afterwards. The zero table has no history to
-// follow: its Next is TableOf(routes).
-func (t Table) Next(routes map[string]Routing, changed []string) Table {
-	return Table{routes: routes, history: t.history.Next(changed)}
+// Next returns a table that follows t, in which the routing of each
+// service changed names is what routing returns for it (none if it
+// reports false), and every other service's is t's. The zero table has no
+// history to follow: its Next has none either, like TableOf's.
+func (t Table) Next(changed []string, routing func(service string) (Routing, bool)) Table {
+	routes := t.routes
+	if routes == nil {
+		routes = iradix.New[Routing]()
+	}
+	txn := routes.Txn()
+	for _, svc := range changed {
+		if r, ok := routing(svc); ok {
+			txn.Insert([]byte(svc), r)
+		} else {
+			txn.Delete([]byte(svc))
+		}
+	}
+	next := txn.CommitOnly()
+	if t.history.IsZero() {
+		return Table{routes: next, history: history.New()}
+	}
+	return Table{routes: next, history: t.history.Next(changed)}
 }
 
 // ChangedSince returns, sorted, the services whose routing may differ
@@ -49,16 +74,40 @@ func (t Table) Same(o Table) bool { return t.history.Same(o.history) }
 
 // Get returns service's routing, and whether it has one.
 func (t Table) Get(service string) (Routing, bool) {
-	r, ok := t.routes[service]
-	return r, ok
+	if t.routes == nil {
+		return Routing{}, false
+	}
+	return t.routes.Get([]byte(service))
 }
 
 // Len returns how many services have a routing.
-func (t Table) Len() int { return len(t.routes) }
+func (t Table) Len() int {
+	if t.routes == nil {
+		return 0
+	}
+	return t.routes.Len()
+}
 
-// All yields every service and its routing, in no order.
-func (t Table) All() iter.Seq2[string, Routing] { return maps.All(t.routes) }
+// All yields every service and its routing, in name order.
+func (t Table) All() iter.Seq2[string, Routing] {
+	return func(yield func(string, Routing) bool) {
+		if t.routes == nil {
+			return
+		}
+		it := t.routes.Root().Iterator()
+		for k, r, ok := it.Next(); ok; k, r, ok = it.Next() {
+			if !yield(string(k), r) {
+				return
+			}
+		}
+	}
+}
 
-// Map returns the routing of every service, by service. It must not be
-// changed.
-func (t Table) Map() map[string]Routing { return t.routes }
+// Map returns the routing of every service, by service: a map of its own.
+func (t Table) Map() map[string]Routing {
+	out := make(map[string]Routing, t.Len())
+	for svc, r := range t.All() {
+		out[svc] = r
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"testing"
 )
@@ -13,9 +14,12 @@ func TestTableChangedSince(t *testing.T) {
 		}
 		return m
 	}
+	lookupIn := func(m map[string]Routing) func(string) (Routing, bool) {
+		return func(svc string) (Routing, bool) { r, ok := m[svc]; return r, ok }
+	}
 	first := TableOf(routes("a", "b"))
-	second := first.Next(routes("a", "b", "c"), []string{"c"})
-	third := second.Next(routes("b", "c"), []string{"a"})
+	second := first.Next([]string{"c"}, lookupIn(routes("a", "b", "c")))
+	third := second.Next([]string{"a"}, lookupIn(routes("b", "c")))
 	for _, tt := range []struct {
 		name           string
 		table, earlier Table
@@ -36,5 +40,11 @@ func TestTableChangedSince(t *testing.T) {
 	}
 	if r, ok := third.Get("c"); !ok || r.Weights["v1"] != Full || third.Len() != 2 {
 		t.Errorf("third table: c = %v, %v, %d services; want c at 100 of 2", r, ok, third.Len())
+	}
+	if got := slices.Sorted(maps.Keys(third.Map())); !slices.Equal(got, []string{"b", "c"}) || !maps.Equal(third.Map()["b"].Weights, Weights{"v1": Full}) {
+		t.Errorf("third table's map: %v, want b and c", third.Map())
+	}
+	if _, ok := second.Get("c"); !ok {
+		t.Error("second table lost c when third was made from it")
 	}
 }

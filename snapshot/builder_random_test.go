@@ -253,7 +253,7 @@ func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 	case fresh:
 		w.routed = policy.TableOf(maps.Clone(w.routing))
 	case len(w.rerouted) > 0:
-		w.routed = w.routed.Next(maps.Clone(w.routing), w.rerouted)
+		w.routed = w.routed.Next(w.rerouted, lookupIn(w.routing))
 	}
 	w.model, w.rerouted = model, nil
 	return Input{Model: model, Routing: w.routed, SidecarPort: w.port}
