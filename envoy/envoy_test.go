@@ -227,6 +227,19 @@ func TestListeners(t *testing.T) {
 			Name:        "greeter:8080",
 			ApiListener: &listenerv3.ApiListener{ApiListener: testAny(t, wantHCM(t, "greeter:8080", "out"))},
 		},
+	}, {
+		name: "http listener",
+		got:  HTTPListener("outbound", "127.0.0.1", 15001, "out"),
+		want: &listenerv3.Listener{
+			Name:    "outbound",
+			Address: tcp("127.0.0.1", 15001),
+			FilterChains: []*listenerv3.FilterChain{{
+				Filters: []*listenerv3.Filter{{
+					Name:       "envoy.filters.network.http_connection_manager",
+					ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testAny(t, wantHCM(t, "outbound", "out"))},
+				}},
+			}},
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,15 +61,17 @@ type apiListenerParts struct {
 }
 
 // HTTPListener returns an Envoy listener on address:port that routes HTTP
-// (and gRPC) with hcm (see ScopedHTTPConnectionManager).
-func HTTPListener(name, address string, port uint32, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
+// (and gRPC) with the route configuration routeConfigName.
+func HTTPListener(name, address string, port uint32, routeConfigName string) *listenerv3.Listener {
 	return &listenerv3.Listener{
 		Name:    name,
 		Address: socketAddress(address, port),
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{
-				Name:       wellknown.HTTPConnectionManager,
-				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+				Name: wellknown.HTTPConnectionManager,
+				ConfigType: &listenerv3.Filter_TypedConfig{
+					TypedConfig: mustAny(HTTPConnectionManager(name, routeConfigName)),
+				},
 			}},
 		}},
 	}

@@ -240,7 +240,9 @@ func (w *withholder) prevVhost(prevRC *routev3.RouteConfiguration, i int, name s
 
 // prevMainRoute returns prev's catch-all route of the virtual host named
 // vhost: that of prevVH, prev's in the same route configuration, or else
-// of any route configuration of prev; nil if prev has none.
+// of any route configuration of prev; nil if prev has none. (A build puts
+// the very same virtual host in RouteConfigName and in its service's own,
+// and a bridge withholds both alike, so prev's copies agree.)
 func (w *withholder) prevMainRoute(vhost string, prevVH *routev3.VirtualHost) *routev3.Route {
 	if prevVH != nil {
 		if main := mainRoute(prevVH); main != nil {

@@ -159,11 +159,11 @@ func buildRouting(t *testing.T, routing policy.Routing, instances ...discovery.I
 	return s
 }
 
-// routeNames returns the names of the routes of every route
-// configuration of s.
+// routeNames returns the names of the routes of the shared route
+// configuration, which every service's own repeats.
 func routeNames(s *Snapshot) []string {
 	var out []string
-	for rc := range s.Routes.Values() {
+	for _, rc := range sharedRoutes(s.Resources) {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				out = append(out, r.GetName())

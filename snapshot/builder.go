@@ -25,10 +25,10 @@ import (
 // the very same messages, validated and hashed once — and a rebuilt
 // resource that encodes as before stays the message it was, so an xDS cache
 // that remembers messages need not marshal it again either. A service's
-// route configuration (see ServiceRouteConfigName) and scopes are
-// per-service resources like its clusters, so a change to one service
-// makes no resource that every service shares. The result is the same as
-// Build's. Its zero value is
+// own route configuration (see ServiceRouteConfigName) is a per-service
+// resource like its clusters; the shared one is a new message only when a
+// virtual host changed, and even then only the changed virtual hosts are
+// encoded again. The result is the same as Build's. Its zero value is
 // ready for use; it is not safe for concurrent use, and must not be copied
 // after its first Build (its ledger's maps would be shared).
 type Builder struct {
@@ -41,6 +41,7 @@ type Builder struct {
 	// build's routing without visiting every built service.
 	policies map[string]policy.Routing
 	noted    []*builtService // the last build's services with findings to report, sorted by name
+	routes   hashed[*routev3.RouteConfiguration]
 	sidecar  hashed[*listenerv3.Listener]
 	ledger   ledger // the names of the last build's resources (see recount)
 	last     *lists // the last build's lists (see Builder.lists)
@@ -66,8 +67,7 @@ type builtService struct {
 	hcms      []*hcmv3.HttpConnectionManager // listener's one, for the consistency check
 	vhost     *routev3.VirtualHost
 	vhostSum  digest                              // of vhost
-	routes    hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener and scopes
-	scopes    []hashed[*routev3.ScopedRouteConfiguration]
+	routes    hashed[*routev3.RouteConfiguration] // holds vhost alone, for listener
 	// hcm backs hcms, allocated with the rest. A later build that keeps
 	// the listener copies it rather than sharing hcms: a slice into this
 	// builtService would keep all of it alive, old instances included.
@@ -86,7 +86,8 @@ var unbuilt = new(builtService)
 // it follows the last build's table; else every policy is compared with
 // what its service was built with) are looked at, rather than every
 // service, and the snapshot's lists share all but the changed resources
-// with the last build's: the work follows the change, not the catalog.
+// with the last build's: the work follows the change, not the catalog,
+// but for RouteConfigName, which holds every service's virtual host.
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	built, ch, err := b.buildServices(in)
@@ -94,19 +95,19 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	l := b.lists(built, ch)
-	sidecar, err := hashResource(&b.buf, listenerType,
-		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort,
-			envoy.ScopedHTTPConnectionManager(SidecarListenerName, ScopesName)),
+	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostSum)
+	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
+		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
-	if err != nil {
+	if err := errors.Join(routesErr, sidecarErr); err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
-	snap, sums := l.snapshot(sidecar, b.last)
-	recounted, err := b.recount(snap.Resources, built, ch, sidecar.msg)
+	snap, sums := l.snapshot(routes, sidecar, b.last)
+	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}
-	b.services, b.model, b.routing, b.sidecar, b.last = built, in.Model, in.Routing, sidecar, l
+	b.services, b.model, b.routing, b.routes, b.sidecar, b.last = built, in.Model, in.Routing, routes, sidecar, l
 	b.reindex(ch)
 	b.repolicy(ch)
 	b.noted = b.notedAfter(ch)
@@ -349,7 +350,7 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing policy.Tab
 	}
 	out := buildService(svc, r, hasPolicy)
 	bs := &builtService{svc: svc, routing: r, hasPolicy: hasPolicy, report: out.report}
-	var errs [6]error
+	var errs [5]error
 	bs.clusters, errs[0] = hashAll(buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
 	bs.endpoints, errs[1] = hashAll(buf, endpointType, out.endpoints,
 		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
@@ -362,29 +363,13 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing policy.Tab
 		bs.hcm[0] = hcm
 	}
 	bs.hcms = bs.hcm[:]
-	bs.vhost, bs.vhostSum, errs[3] = virtualHost(buf, routeConfigName, out.vhost, prev)
+	bs.vhost, bs.vhostSum, errs[3] = virtualHost(buf, out.vhost, prev)
 	var vhostSum digestSum
 	vhostSum.add(&bs.vhostSum)
 	// A list of its own, not one inside bs: a later build may keep the
 	// route configuration, and with it whatever its list points into.
 	bs.routes, errs[4] = routeConfiguration(buf, prev.routes, routeConfigName, []*routev3.VirtualHost{bs.vhost}, vhostSum)
-	bs.scopes, errs[5] = scopes(buf, svc.Name, routeConfigName, prev)
 	return bs, errors.Join(errs[:]...)
-}
-
-// scopes returns the scopes of service (see ServiceHosts), whose route
-// configuration is routeConfigName: prev's, its last build, which has the
-// same, unless it has none.
-func scopes(buf *[]byte, service, routeConfigName string, prev *builtService) ([]hashed[*routev3.ScopedRouteConfiguration], error) {
-	if prev != unbuilt {
-		return prev.scopes, nil
-	}
-	hosts := ServiceHosts(service)
-	scoped := make([]*routev3.ScopedRouteConfiguration, len(hosts))
-	for i, host := range hosts {
-		scoped[i] = envoy.ScopedRoute(host, routeConfigName)
-	}
-	return hashAll(buf, scopeType, scoped, (*routev3.ScopedRouteConfiguration).GetName, nil)
 }
 
 // routingEqual reports whether a and b are the same routing, at a fraction
@@ -434,19 +419,18 @@ func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string,
 }
 
 // virtualHost returns prev's virtual host if it encodes like vh, else vh,
-// validated; and its digest. vh is for the route configuration
-// routeConfigName, which errors name. buf is scratch space for encoding.
-func virtualHost(buf *[]byte, routeConfigName string, vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, digest, error) {
+// validated; and its digest. buf is scratch space for encoding.
+func virtualHost(buf *[]byte, vh *routev3.VirtualHost, prev *builtService) (*routev3.VirtualHost, digest, error) {
 	sum, b, err := digestOf(vh, *buf)
 	*buf = b
 	if err != nil {
-		return nil, digest{}, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, routeConfigName, vh.GetName(), err)
+		return nil, digest{}, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
 	if prev.vhost != nil && sum == prev.vhostSum {
 		return prev.vhost, prev.vhostSum, nil
 	}
 	if err := validateVirtualHost(vh); err != nil {
-		return nil, digest{}, fmt.Errorf("%s %q: virtual host %q: %w", routeType, routeConfigName, vh.GetName(), err)
+		return nil, digest{}, fmt.Errorf("%s %q: virtual host %q: %w", routeType, RouteConfigName, vh.GetName(), err)
 	}
 	return vh, sum, nil
 }

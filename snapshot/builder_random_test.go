@@ -101,7 +101,6 @@ func sortedByNames(r Resources) bool {
 	return increasing(r.Clusters, (*clusterv3.Cluster).GetName) &&
 		increasing(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) &&
 		increasing(r.Routes, (*routev3.RouteConfiguration).GetName) &&
-		increasing(r.Scopes, (*routev3.ScopedRouteConfiguration).GetName) &&
 		increasing(r.SidecarListeners, (*listenerv3.Listener).GetName) &&
 		increasing(r.APIListeners, (*listenerv3.Listener).GetName)
 }

@@ -13,23 +13,24 @@ import (
 
 // Consistent reports, as an error naming each missing or repeated resource and
 // who refers to it, whether r can be served as it is: every route
-// configuration a listener (in a filter chain or an api_listener) or a scope
-// uses is in Routes, every cluster a route uses is in Clusters, every EDS
-// cluster has its ClusterLoadAssignment and every assignment its cluster, and
-// no name appears twice within one kind. Clients wait ~15 s for a name that
-// is never served and NACK a response that repeats one. Envoy also rejects a
-// route configuration that lists a domain in two virtual hosts, and scopes
-// that share a key, so those are checked too. A route configuration that
-// nothing uses is no error, as an unused cluster is none: a client only
-// fetches what it is referred to.
+// configuration a listener uses (in a filter chain or an api_listener) is in
+// Routes, every cluster a route uses is in Clusters, every EDS cluster has its
+// ClusterLoadAssignment and every assignment its cluster, and no name appears
+// twice within one kind. Clients wait ~15 s for a name that is never served
+// and NACK a response that repeats one. Envoy also rejects a route
+// configuration that lists a domain in two virtual hosts (services "a" and
+// "a.service.consul" would), so that is checked too. A route configuration
+// that no listener uses is no error, as an unused cluster is none: a
+// client only fetches what it is referred to.
 func Consistent(r Resources) error {
 	var l ledger
-	visitAll := func(v visit) []error { return visitResources(r, v) }
-	l.count(1, r, visitAll)
+	l.count(1, r, func(v visit) []error {
+		return visitResources(r, v, make(map[*routev3.VirtualHost]bool, r.Routes.Len()))
+	})
 	if l.ok() {
 		return nil
 	}
-	return errors.Join(l.explain(visitAll)...)
+	return errors.Join(l.explain(func(v visit) []error { return visitResources(r, v, nil) })...)
 }
 
 // connectionManagers returns the HTTP connection managers of l: from its

@@ -34,18 +34,16 @@ func TestConsistent(t *testing.T) {
 		name:    "missing route configuration",
 		breakIt: func(r *Resources) { r.Routes = List[*routev3.RouteConfiguration]{} },
 		want: []string{
+			`listener "weir_outbound_http" references route configuration "weir_outbound", which is not served`,
 			`listener "greeter" references route configuration "weir_outbound/greeter", which is not served`,
-			`scope "greeter" references route configuration "weir_outbound/greeter", which is not served`,
-			`scope "greeter.service.consul" references route configuration "weir_outbound/greeter", which is not served`,
 		},
 	}, {
 		// RDS absence is not deletion, and a client that asks for a name it
 		// is not served waits for it: a route configuration no listener
 		// uses is harmless, as an unused cluster is.
-		name: "route configuration nothing uses",
+		name: "route configuration no listener uses",
 		breakIt: func(r *Resources) {
 			r.SidecarListeners, r.APIListeners = List[*listenerv3.Listener]{}, List[*listenerv3.Listener]{}
-			r.Scopes = List[*routev3.ScopedRouteConfiguration]{}
 		},
 	}, {
 		name: "api listener alone references a missing route configuration",
@@ -58,6 +56,7 @@ func TestConsistent(t *testing.T) {
 		name:    "missing cluster",
 		breakIt: func(r *Resources) { r.Clusters = ListOf(r.Clusters.At(0)) },
 		want: []string{
+			`route configuration "weir_outbound" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
 			`route configuration "weir_outbound/greeter" (virtual host "greeter") references cluster "greeter/v2", which is not served`,
 			`ClusterLoadAssignment "greeter/v2" belongs to no EDS cluster`,
 		},
@@ -72,25 +71,13 @@ func TestConsistent(t *testing.T) {
 			r.Endpoints = appended(r.Endpoints, r.Endpoints.At(0))
 			r.Routes = appended(r.Routes, r.Routes.At(0))
 			r.APIListeners = appended(r.APIListeners, r.APIListeners.At(0))
-			r.Scopes = appended(r.Scopes, r.Scopes.At(0))
 		},
 		want: []string{
 			`cluster "greeter/v1" is listed twice`,
 			`ClusterLoadAssignment "greeter/v1" is listed twice`,
-			`route configuration "weir_outbound/greeter" is listed twice`,
+			`route configuration "weir_outbound" is listed twice`,
 			`api listener "greeter" is listed twice`,
-			`scope "greeter" is listed twice`,
-			`scopes "greeter" and "greeter" have the key "greeter"`,
 		},
-	}, {
-		// Envoy rejects scopes that share a key: a request could be
-		// routed by either.
-		name: "two scopes with one key",
-		breakIt: func(r *Resources) {
-			r.Scopes = appended(r.Scopes, envoy.ScopedRoute("greeter", "weir_outbound/greeter"))
-			r.Scopes.At(r.Scopes.Len() - 1).Name = "greeter-again"
-		},
-		want: []string{`scopes "greeter" and "greeter-again" have the key "greeter"`},
 	}, {
 		name: "domain in two virtual hosts",
 		breakIt: func(r *Resources) {

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"cmp"
 	"fmt"
-	"strconv"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -24,8 +23,6 @@ const (
 	routesName          // a route configuration
 	sidecarName         // a sidecar listener
 	apiName             // an API listener
-	scopeName           // a scope (ScopedRouteConfiguration)
-	scopeKey            // the key of a scope, which picks it for a request
 	domainName          // a virtual host's domain, within one route configuration (key.scope); the last kind
 )
 
@@ -42,8 +39,6 @@ var nouns = [...]string{
 	routesName:     "route configuration",
 	sidecarName:    "sidecar listener",
 	apiName:        "api listener",
-	scopeName:      "scope",
-	scopeKey:       "scope key",
 }
 
 // key is one name of one kind.
@@ -143,8 +138,6 @@ func (l *ledger) make(r Resources) {
 		routesName:     make(map[string]tally, r.Routes.Len()),
 		sidecarName:    make(map[string]tally, r.SidecarListeners.Len()),
 		apiName:        make(map[string]tally, r.APIListeners.Len()),
-		scopeName:      make(map[string]tally, r.Scopes.Len()),
-		scopeKey:       make(map[string]tally, r.Scopes.Len()),
 	}
 	l.domains = make(map[string]map[string]tally)
 	for rc := range r.Routes.Values() {
@@ -240,19 +233,14 @@ func (l *ledger) explain(visitAll func(visit) []error) []error {
 }
 
 // givenTwice explains a name given more than once: a domain once for each
-// virtual host after the first that lists it, a scope key once for each
-// scope after the first that has it.
+// virtual host after the first that lists it.
 func givenTwice(k key, givers []origin) []error {
-	if k.kind != domainName && k.kind != scopeKey {
+	if k.kind != domainName {
 		return []error{fmt.Errorf("%s %q is listed twice", nouns[k.kind], k.name)}
 	}
 	var errs []error
 	for _, later := range givers[1:] {
-		if k.kind == domainName {
-			errs = append(errs, domainTwice(k.scope, k.name, givers[0].vhost, later.vhost))
-		} else {
-			errs = append(errs, fmt.Errorf("scopes %q and %q have the key %q", givers[0].name, later.name, k.name))
-		}
+		errs = append(errs, domainTwice(k.scope, k.name, givers[0].vhost, later.vhost))
 	}
 	return errs
 }
@@ -275,8 +263,13 @@ func notGiven(k key, from origin) error {
 // visitResources visits every resource of r and returns the errors of
 // those wrong on their own: a listener whose connection manager cannot be
 // decoded, a route configuration with one virtual host that lists a
-// domain twice (see visitDomains).
-func visitResources(r Resources, v visit) []error {
+// domain twice (see visitDomains). If seen is not nil, a virtual host that
+// several route configurations hold (a service's own and RouteConfigName)
+// wants its clusters only once, which is enough for counting; explaining
+// wants every referrer. A Builder counts a service's virtual host once in
+// the same way (see visitService): that it holds the very same message in
+// both route configurations is what makes the two counts agree.
+func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []error {
 	for c := range r.Clusters.Values() {
 		visitCluster(c, v)
 	}
@@ -290,11 +283,8 @@ func visitResources(r Resources, v visit) []error {
 	for l := range r.APIListeners.Values() {
 		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
-	for sc := range r.Scopes.Values() {
-		visitScope(sc, v)
-	}
 	for rc := range r.Routes.Values() {
-		visitRouteConfiguration(rc, v)
+		visitRouteConfiguration(rc, v, seen)
 		if len(rc.GetVirtualHosts()) > 1 {
 			for _, vh := range rc.GetVirtualHosts() {
 				visitDomains(rc.GetName(), vh, v)
@@ -354,45 +344,28 @@ func visitListener(l *listenerv3.Listener, k kind, hcms hcmsFunc, v visit) []err
 }
 
 // visitRouteConfiguration: a route configuration gives its name and wants
-// its virtual hosts' clusters.
-func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit) {
+// its virtual hosts' clusters, but those of a virtual host in seen, unless
+// seen is nil (see visitResources).
+func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit, seen map[*routev3.VirtualHost]bool) {
 	from := origin{noun: nouns[routesName], name: rc.GetName()}
 	v(key{kind: routesName, name: rc.GetName()}, false, from)
 	for _, vh := range rc.GetVirtualHosts() {
+		if seen != nil {
+			if seen[vh] {
+				continue
+			}
+			seen[vh] = true
+		}
 		visitClusters(vh, from, v)
 	}
-}
-
-// visitScope: a scope gives its name and its key, which no other scope
-// may have (Envoy rejects such a set), and wants its route configuration.
-func visitScope(sc *routev3.ScopedRouteConfiguration, v visit) {
-	from := origin{noun: nouns[scopeName], name: sc.GetName()}
-	v(key{kind: scopeName, name: sc.GetName()}, false, from)
-	v(key{kind: scopeKey, name: scopeKeyOf(sc)}, false, from)
-	v(key{kind: routesName, name: sc.GetRouteConfigurationName()}, true, from)
-}
-
-// scopeKeyOf returns sc's key as one string: its fragments, each preceded
-// by its length.
-func scopeKeyOf(sc *routev3.ScopedRouteConfiguration) string {
-	fragments := sc.GetKey().GetFragments()
-	if len(fragments) == 1 {
-		return fragments[0].GetStringKey()
-	}
-	var b []byte
-	for _, f := range fragments {
-		b = strconv.AppendInt(b, int64(len(f.GetStringKey())), 10)
-		b = append(b, ':')
-		b = append(b, f.GetStringKey()...)
-	}
-	return string(b)
 }
 
 // visitDomains gives vh's domains within route configuration rc. Envoy
 // rejects a route configuration that lists a domain in two virtual hosts
 // (or twice in one); the ledger counts the domains of one with several
-// virtual hosts, and those of one with a single virtual host, as a
-// Builder makes them, are checked on their own (see duplicateDomains).
+// virtual hosts, the shared one, so that a Builder need not look at every
+// service's domains when one changes, and those of one with a single
+// virtual host are checked on their own (see duplicateDomains).
 func visitDomains(rc string, vh *routev3.VirtualHost, v visit) {
 	from := origin{noun: nouns[routesName], name: rc, vhost: vh.GetName()}
 	for _, d := range vh.GetDomains() {

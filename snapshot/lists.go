@@ -11,22 +11,27 @@ import (
 )
 
 // lists are what a build's services add to a snapshot, in the order the
-// snapshot lists them, with the sums of their digests: clusters,
-// assignments and scopes sorted by name, API listeners and route
-// configurations in service order, which is their names' order too (a
-// service's listener is named after it, its route configuration after
-// ScopesName and it). A snapshot shares its lists, and lists share with
-// the last build's all that did not change; none is changed once made.
+// snapshot lists them, with the sums of their digests: clusters and
+// assignments sorted by name, API listeners and route configurations in
+// service order, which is their names' order too (a service's listener is
+// named after it, its route configuration after RouteConfigName and it).
+// routes begins with RouteConfigName, which sorts before every service's
+// own and which snapshot puts in. With them go the virtual hosts
+// RouteConfigName holds, in service order, and the sum of their digests: a
+// slice, which a new RouteConfigName needs anyway. A snapshot shares its
+// lists, and lists share with the last build's all that did not change;
+// none is changed once made.
 type lists struct {
 	clusters  List[*clusterv3.Cluster]
 	endpoints List[*endpointv3.ClusterLoadAssignment]
 	listeners List[*listenerv3.Listener]
 	routes    List[*routev3.RouteConfiguration]
-	scopes    List[*routev3.ScopedRouteConfiguration]
 	sidecars  List[*listenerv3.Listener]
 	// sums add up the digests of the services' resources; snapshot adds
-	// the sidecar listener's.
-	sums typeSums
+	// the sidecar listener's and RouteConfigName's.
+	sums     typeSums
+	vhosts   []*routev3.VirtualHost
+	vhostSum digestSum // of vhosts
 }
 
 // lists returns the lists of built, the services of a build in name order,
@@ -39,10 +44,7 @@ func (b *Builder) lists(built List[*builtService], ch serviceChanges) *lists {
 			return l
 		}
 	}
-	if ch.sameSet {
-		return gathered(built, b.last)
-	}
-	return gathered(built, nil)
+	return gathered(built)
 }
 
 // patchable reports whether the last build's lists can be patched with
@@ -73,24 +75,27 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 
 // patched returns l with the resources of ch's rebuilt services of built
 // in place of their old ones; the sums lose the old resources' digests and
-// gain the new ones'. A rebuilt service keeps its scopes (see scopes), and
-// the scopes list stays as it was. A list in which no message changes stays l's, the
+// gain the new ones'. A list in which no message changes stays l's, the
 // Same list, which tells an xDS cache that nothing of its type changed. It
 // reports false should a resource not be found where patchable promised,
 // and then the lists are to be gathered anew.
 func (l *lists) patched(built List[*builtService], ch serviceChanges) (*lists, bool) {
 	out := *l
+	vhosts := cow[*routev3.VirtualHost]{list: l.vhosts}
 	for k, i := range ch.rebuilt {
 		bs, prev := built.At(i), ch.gone[k] // as in patchable
 		set(&out.listeners, i, bs.listener.msg)
 		out.sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
-		set(&out.routes, i, bs.routes.msg)
+		set(&out.routes, 1+i, bs.routes.msg)
 		out.sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
+		vhosts.set(i, bs.vhost)
+		out.vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
 		if !patch(&out.clusters, &out.sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
 			!patch(&out.endpoints, &out.sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
 			return nil, false
 		}
 	}
+	out.vhosts = vhosts.list
 	return &out, true
 }
 
@@ -99,6 +104,24 @@ func set[M comparable](l *List[M], i int, m M) {
 	if l.At(i) != m {
 		*l = l.Set(i, m)
 	}
+}
+
+// cow is a slice shared with earlier lists until it first changes, when it
+// is copied.
+type cow[M comparable] struct {
+	list   []M
+	copied bool
+}
+
+// set puts m at index i.
+func (c *cow[M]) set(i int, m M) {
+	if c.list[i] == m {
+		return
+	}
+	if !c.copied {
+		c.list, c.copied = slices.Clone(c.list), true
+	}
+	c.list[i] = m
 }
 
 // patch puts each of rebuilt in place of the one of sorted with its name,
@@ -119,13 +142,12 @@ func patch[M interface {
 	return true
 }
 
-// gathered returns the lists of built. Unless nil, sameScopes are lists
-// of the same services, whose scopes are built's too (see scopes).
-func gathered(built List[*builtService], sameScopes *lists) *lists {
+// gathered returns the lists of built.
+func gathered(built List[*builtService]) *lists {
 	n := built.Len()
-	l := new(lists)
+	l := &lists{vhosts: make([]*routev3.VirtualHost, n)}
 	listeners := make([]*listenerv3.Listener, n)
-	routes := make([]*routev3.RouteConfiguration, n)
+	routes := make([]*routev3.RouteConfiguration, n+1) // routes[0] is snapshot's to fill
 	clusters := make([]hashed[*clusterv3.Cluster], 0, 2*n)
 	endpoints := make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*n)
 	for i, bs := range built.All() {
@@ -133,34 +155,21 @@ func gathered(built List[*builtService], sameScopes *lists) *lists {
 		endpoints = append(endpoints, bs.endpoints...)
 		listeners[i] = bs.listener.msg
 		l.sums.listeners.add(&bs.listener.sum)
-		routes[i] = bs.routes.msg
+		routes[1+i] = bs.routes.msg
 		l.sums.routes.add(&bs.routes.sum)
+		l.vhosts[i] = bs.vhost
+		l.vhostSum.add(&bs.vhostSum)
 	}
 	l.listeners, l.routes = ListOf(listeners...), ListOf(routes...)
 	l.clusters, l.sums.clusters = sortedByName(clusters, (*clusterv3.Cluster).GetName)
 	l.endpoints, l.sums.endpoints = sortedByName(endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
-	if sameScopes != nil {
-		l.scopes, l.sums.scopes = sameScopes.scopes, sameScopes.sums.scopes
-	} else {
-		l.scopes, l.sums.scopes = gatheredScopes(built)
-	}
 	return l
-}
-
-// gatheredScopes returns the scopes of built, sorted by name, and the sum
-// of their digests.
-func gatheredScopes(built List[*builtService]) (List[*routev3.ScopedRouteConfiguration], digestSum) {
-	scopes := make([]hashed[*routev3.ScopedRouteConfiguration], 0, hostsPerService*built.Len())
-	for bs := range built.Values() {
-		scopes = append(scopes, bs.scopes...)
-	}
-	return sortedByName(scopes, (*routev3.ScopedRouteConfiguration).GetName)
 }
 
 // sortedByName sorts items by name and returns their messages and the sum
 // of their digests. Services come sorted, but ClusterName's "/" separator
 // does not sort like the service name alone ("a/v1" > "a-b/v1" although
-// "a" < "a-b"), nor does a Consul DNS name (see ServiceHosts).
+// "a" < "a-b").
 func sortedByName[M resource](items []hashed[M], name func(M) string) (List[M], digestSum) {
 	slices.SortFunc(items, func(a, b hashed[M]) int { return cmp.Compare(name(a.msg), name(b.msg)) })
 	msgs := make([]M, len(items))
@@ -172,12 +181,13 @@ func sortedByName[M resource](items []hashed[M], name func(M) string) (List[M], 
 	return ListOf(msgs...), sum
 }
 
-// snapshot puts sidecar into l, which are the lists of a build, and
-// returns the snapshot of its resources and the sums of their digests.
-// last are the lists of the last build: a list that holds what it held
-// then stays the Same list, which tells an xDS cache that nothing of its
-// type changed.
-func (l *lists) snapshot(sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
+// snapshot puts routes (RouteConfigName) and sidecar into l, which are the
+// lists of a build, and returns the snapshot of its resources and the sums
+// of their digests. last are the lists of the last build: a list that
+// holds what it held then stays the Same list, which tells an xDS cache
+// that nothing of its type changed.
+func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
+	set(&l.routes, 0, routes.msg)
 	if last != nil && last.sidecars.Len() == 1 && last.sidecars.At(0) == sidecar.msg {
 		l.sidecars = last.sidecars
 	} else {
@@ -189,9 +199,9 @@ func (l *lists) snapshot(sidecar hashed[*listenerv3.Listener], last *lists) (*Sn
 		APIListeners:     l.listeners,
 		SidecarListeners: l.sidecars,
 		Routes:           l.routes,
-		Scopes:           l.scopes,
 	}}
 	sums := l.sums
 	sums.listeners.add(&sidecar.sum)
+	sums.routes.add(&routes.sum)
 	return snap, sums
 }

@@ -2,27 +2,29 @@ package snapshot
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
 // recount checks the consistency of r, the resources built from built
-// (services sorted by name, which differ from the last build's by ch) and
-// sidecar (see Consistent), and brings b's ledger from the last build's
-// resources to them. It counts only what changed (see ledgerChange). If r
-// is not consistent, it leaves the ledger as it was and returns why, as
-// Consistent would. Should the ledger find a fault that Consistent does
-// not, it is dropped, to be counted anew on the next build, and recounted
-// is true: a bug, reported rather than left to refuse every build.
-func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChanges, sidecar *listenerv3.Listener) (recounted bool, err error) {
-	c := b.ledgerChange(built, ch, sidecar)
+// (services sorted by name, which differ from the last build's by ch),
+// routes and sidecar (see Consistent), and
+// brings b's ledger from the last build's resources to them. It counts
+// only what changed (see ledgerChange). If r is not consistent, it leaves
+// the ledger as it was and returns why, as Consistent would. Should the
+// ledger find a fault that Consistent does not, it is dropped, to be
+// counted anew on the next build, and recounted is true: a bug, reported
+// rather than left to refuse every build.
+func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
+	c := b.ledgerChange(built, ch, routes, sidecar)
 	last := b.ledger
 	if c.anew {
 		b.ledger = ledger{}
 	}
 	// What is taken away was counted consistent, so it has no errors of
 	// its own to count again.
-	visitGone := func(v visit) []error { return visitChanges(c.gone, c.goneSidecar, v, false) }
-	visitCame := func(v visit) []error { return visitChanges(c.came, c.cameSidecar, v, true) }
+	visitGone := func(v visit) []error { return visitChanges(c.gone, c.goneFrame, v, false, c.counted) }
+	visitCame := func(v visit) []error { return visitChanges(c.came, c.cameFrame, v, true, c.counted) }
 	b.ledger.count(-1, r, visitGone)
 	b.ledger.count(1, r, visitCame)
 	if c.anew && b.ledger.ok() || !c.anew && b.ledger.recheck(visitGone) && b.ledger.recheck(visitCame) {
@@ -45,57 +47,90 @@ func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChan
 
 // ledgerChange is what a build takes from and adds to a Builder's ledger.
 type ledgerChange struct {
-	gone, came               []*builtService
-	goneSidecar, cameSidecar *listenerv3.Listener // nil if the sidecar listener is unchanged
-	anew                     bool                 // whether to count from nothing: came and cameSidecar are everything
+	gone, came           []*builtService
+	goneFrame, cameFrame *frame // nil if the frame is unchanged
+	counted              bool   // whether RouteConfigName's domains are counted (see visitDomains)
+	anew                 bool   // whether to count from nothing: came and cameFrame are everything
 }
 
 // ledgerChange returns what changes from the last build to one of built
-// (whose services differ from the last build's by ch) and sidecar: the
-// services whose builtService is new or gone and, if it is new, the
-// sidecar listener. The first build counts everything anew.
-func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, sidecar *listenerv3.Listener) ledgerChange {
-	if b.ledger.tallies[0] == nil {
-		return ledgerChange{came: built.Slice(), cameSidecar: sidecar, anew: true}
+// (whose services differ from the last build's by ch), routes and
+// sidecar: the services whose builtService is new or gone and, if the
+// shared route configuration or the sidecar listener is new, the frame.
+// The first build, and one whose shared route configuration crosses
+// between one virtual host and more (which decides whether its domains are
+// counted), count everything anew.
+func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
+	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
+	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
+	if c.anew {
+		c.came = built.Slice()
+		c.cameFrame = &frame{routes, sidecar}
+		return c
 	}
-	c := ledgerChange{gone: ch.gone, came: ch.came}
-	if sidecar != b.sidecar.msg {
-		c.goneSidecar, c.cameSidecar = b.sidecar.msg, sidecar
+	c.gone, c.came = ch.gone, ch.came
+	if routes != b.routes.msg || sidecar != b.sidecar.msg {
+		c.goneFrame = &frame{b.routes.msg, b.sidecar.msg}
+		c.cameFrame = &frame{routes, sidecar}
 	}
 	return c
 }
 
-// visitChanges visits services and, unless nil, sidecar, as visitResources
-// would visit them within a snapshot, and returns the errors of those
-// wrong on their own if check is set.
-func visitChanges(services []*builtService, sidecar *listenerv3.Listener, v visit, check bool) []error {
+// frame is what a snapshot has besides its services' resources.
+type frame struct {
+	routes  *routev3.RouteConfiguration // every service's virtual host (RouteConfigName)
+	sidecar *listenerv3.Listener
+}
+
+// visitChanges visits services and, unless nil, f, as visitResources would
+// visit them within a snapshot, and returns the errors of those wrong on
+// their own if check is set. counted is whether the ledger counts the
+// services' domains within RouteConfigName.
+func visitChanges(services []*builtService, f *frame, v visit, check, counted bool) []error {
 	var errs []error
 	for _, bs := range services {
-		errs = append(errs, visitService(bs, v, check)...)
+		errs = append(errs, visitService(bs, v, check, counted)...)
 	}
-	if sidecar != nil {
-		errs = append(errs, visitListener(sidecar, sidecarName, connectionManagers, v)...)
+	if f != nil {
+		errs = append(errs, visitFrame(f, v, check, counted)...)
 	}
 	return errs
 }
 
 // visitService visits what bs adds to a snapshot: its clusters,
-// assignments, API listener, route configuration and scopes.
-func visitService(bs *builtService, v visit, check bool) []error {
+// assignments, API listener and route configuration, and its virtual host
+// within RouteConfigName, which wants its clusters only once, as
+// visitResources counts them.
+func visitService(bs *builtService, v visit, check, counted bool) []error {
 	for _, c := range bs.clusters {
 		visitCluster(c.msg, v)
 	}
 	for _, e := range bs.endpoints {
 		visitAssignment(e.msg, v)
 	}
-	for _, sc := range bs.scopes {
-		visitScope(sc.msg, v)
-	}
 	hcms := func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) { return bs.hcms, nil }
 	errs := visitListener(bs.listener.msg, apiName, hcms, v)
-	visitRouteConfiguration(bs.routes.msg, v)
+	visitRouteConfiguration(bs.routes.msg, v, nil) // wants bs.vhost's clusters for RouteConfigName too
+	if counted {
+		visitDomains(RouteConfigName, bs.vhost, v)
+	}
 	if !check {
 		return nil
 	}
 	return append(errs, duplicateDomains(bs.routes.msg)...)
+}
+
+// visitFrame visits f's sidecar listener and its route configuration, but
+// not its virtual hosts, which visitService visits with their services.
+// If its domains are not counted, they are checked on their own.
+func visitFrame(f *frame, v visit, check, counted bool) []error {
+	errs := visitListener(f.sidecar, sidecarName, connectionManagers, v)
+	v(key{kind: routesName, name: f.routes.GetName()}, false, origin{noun: nouns[routesName], name: f.routes.GetName()})
+	if !check {
+		return nil
+	}
+	if !counted {
+		errs = append(errs, duplicateDomains(f.routes)...)
+	}
+	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/policy"
@@ -15,7 +16,7 @@ import (
 // freshLedger counts every name of r from scratch.
 func freshLedger(r Resources) ledger {
 	var l ledger
-	l.count(1, r, func(v visit) []error { return visitResources(r, v) })
+	l.count(1, r, func(v visit) []error { return visitResources(r, v, map[*routev3.VirtualHost]bool{}) })
 	return l
 }
 
@@ -57,15 +58,17 @@ func TestBuilderLedgerMatchesAFreshCount(t *testing.T) {
 			again, _ := world(40, 4)
 			services = slices.Insert(slices.Clone(services), 7, again[7])
 		}},
-		// A service whose name is another's Consul DNS name (which
-		// discovery refuses) has a scope with that one's key: the build is
-		// refused, and the ledger stays as the last good build left it.
+		// A service whose name is another's Consul DNS name lists that
+		// one's domains again: the build is refused, and the ledger stays
+		// as the last good build left it.
 		{name: "a clashing service comes", change: func() {
 			services = append(slices.Clone(services), discovery.Service{Name: "svc-00001.service.consul", Instances: services[1].Instances})
 		}, reject: true},
 		{name: "it goes", change: func() { services = services[:len(services)-1] }},
 		{name: "the sidecar moves", change: func() {}, port: 15002},
 		{name: "nothing changes", change: func() {}, port: 15002},
+		// With one service, the shared route configuration's domains are
+		// checked on their own rather than counted (see visitDomains).
 		{name: "all but one go", change: func() { services = services[:1] }},
 		{name: "that one changes", change: func() { services = withPort(services, 0, 9002) }},
 		{name: "the others come back", change: func() { services, _ = world(40, 4) }},
@@ -128,14 +131,14 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 	})...)
 
 	ch := serviceChanges{gone: []*builtService{b.services.At(i)}, came: []*builtService{&broken}, rebuilt: []int{i}, sameSet: true}
-	_, err := b.recount(r, built, ch, b.sidecar.msg)
+	_, err := b.recount(r, built, ch, b.routes.msg, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if _, err := b.recount(snap.Resources, b.services, serviceChanges{sameSet: true}, b.sidecar.msg); err != nil {
+	if _, err := b.recount(snap.Resources, b.services, serviceChanges{sameSet: true}, b.routes.msg, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
 	}
 }
@@ -174,9 +177,6 @@ func listedNames(r Resources) []string {
 	}
 	for rc := range r.Routes.Values() {
 		out = append(out, "routes "+rc.GetName())
-	}
-	for sc := range r.Scopes.Values() {
-		out = append(out, "scope "+sc.GetName())
 	}
 	for l := range r.SidecarListeners.Values() {
 		out = append(out, "sidecar "+l.GetName())

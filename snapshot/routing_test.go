@@ -15,10 +15,12 @@ import (
 )
 
 // routeSummary describes every route of snap as one line: its name, its
-// header conditions, and where it sends requests.
+// header conditions, and where it sends requests. The services' own route
+// configurations repeat the shared one's virtual hosts (see
+// checkServiceRoutes), so only the shared one is described.
 func routeSummary(snap *Snapshot) []string {
 	var out []string
-	for rc := range snap.Routes.Values() {
+	for _, rc := range sharedRoutes(snap.Resources) {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				line := vh.GetName() + " " + r.GetName()

@@ -273,12 +273,13 @@ func clusterWeights(bv byVersion, names []string, weights policy.Weights) []envo
 // Those but the bare name are substrings of one string: one allocation for
 // all of them.
 func domains(svc discovery.Service) []string {
+	const consul = ".service.consul"
 	ports := distinct(svc.Instances, func(in discovery.Instance) uint32 { return in.Port })
 	var b strings.Builder
-	b.Grow((2*len(svc.Name)+len(consulDomain)+2*len(":65535"))*len(ports) + len(svc.Name) + len(consulDomain))
+	b.Grow((2*len(svc.Name)+len(consul)+2*len(":65535"))*len(ports) + len(svc.Name) + len(consul))
 	ends := make([]int, 0, 1+2*len(ports)) // where each domain in b ends; each begins where the last ended
 	b.WriteString(svc.Name)
-	b.WriteString(consulDomain)
+	b.WriteString(consul)
 	ends = append(ends, b.Len())
 	var buf [1 + 10]byte // ":" and a uint32
 	for _, p := range ports {
@@ -287,7 +288,7 @@ func domains(svc discovery.Service) []string {
 		b.Write(port)
 		ends = append(ends, b.Len())
 		b.WriteString(svc.Name)
-		b.WriteString(consulDomain)
+		b.WriteString(consul)
 		b.Write(port)
 		ends = append(ends, b.Len())
 	}

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -12,16 +11,23 @@ import (
 	"github.com/weir-mesh/weir/policy"
 )
 
+// sharedRoutes returns RouteConfigName of r (as a slice, to range over).
+func sharedRoutes(r Resources) []*routev3.RouteConfiguration {
+	for rc := range r.Routes.Values() {
+		if rc.GetName() == RouteConfigName {
+			return []*routev3.RouteConfiguration{rc}
+		}
+	}
+	return nil
+}
+
 // checkServiceRoutes checks that every API listener uses its service's own
-// route configuration; that r serves one route configuration per service,
-// sorted by name, each holding just its service's virtual host; that the
-// sidecar listener picks them by the scopes ScopesName; and that every
-// domain of a virtual host has a scope, keyed by the domain's host, that
-// picks the virtual host's route configuration, as Envoy would for a
-// request with that domain as its :authority.
+// route configuration, and that r serves RouteConfigName and one route
+// configuration per service, sorted by name, each holding just its
+// service's virtual host exactly as RouteConfigName holds it.
 func checkServiceRoutes(t *testing.T, r Resources) {
 	t.Helper()
-	var want []string
+	want := []string{RouteConfigName}
 	for l := range r.APIListeners.Values() {
 		hcms, err := connectionManagers(l)
 		if err != nil || len(hcms) != 1 || hcms[0].GetRds().GetRouteConfigName() != ServiceRouteConfigName(l.GetName()) {
@@ -36,30 +42,16 @@ func checkServiceRoutes(t *testing.T, r Resources) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route configurations %q, want %q", got, want)
 	}
-	for l := range r.SidecarListeners.Values() {
-		hcms, err := connectionManagers(l)
-		if err != nil || len(hcms) != 1 || hcms[0].GetScopedRoutes().GetName() != ScopesName || hcms[0].GetScopedRoutes().GetScopedRds() == nil {
-			t.Errorf("sidecar listener %q does not route by the scopes %q over SRDS (%v)", l.GetName(), ScopesName, err)
+	shared := map[string]*routev3.VirtualHost{}
+	for _, rc := range sharedRoutes(r) {
+		for _, vh := range rc.GetVirtualHosts() {
+			shared[vh.GetName()] = vh
 		}
 	}
-	byKey := map[string]string{} // route configuration by scope key
-	for sc := range r.Scopes.Values() {
-		byKey[scopeKeyOf(sc)] = sc.GetRouteConfigurationName()
-	}
-	if !slices.IsSortedFunc(r.Scopes.Slice(), func(a, b *routev3.ScopedRouteConfiguration) int { return strings.Compare(a.GetName(), b.GetName()) }) {
-		t.Error("scopes are not sorted by name")
-	}
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.Routes.Slice()[min(1, r.Routes.Len()):] {
 		vhs := rc.GetVirtualHosts()
-		if len(vhs) != 1 || ServiceRouteConfigName(vhs[0].GetName()) != rc.GetName() {
-			t.Errorf("route configuration %q does not hold just its service's virtual host", rc.GetName())
-			continue
-		}
-		for _, d := range vhs[0].GetDomains() {
-			host, _, _ := strings.Cut(d, ":")
-			if byKey[host] != rc.GetName() {
-				t.Errorf("a request for %q is scoped to route configuration %q, want %q", d, byKey[host], rc.GetName())
-			}
+		if len(vhs) != 1 || ServiceRouteConfigName(vhs[0].GetName()) != rc.GetName() || !proto.Equal(vhs[0], shared[vhs[0].GetName()]) {
+			t.Errorf("route configuration %q does not hold just its service's virtual host as %q has it", rc.GetName(), RouteConfigName)
 		}
 	}
 }
@@ -80,10 +72,11 @@ func routesByName(t *testing.T, snap *Snapshot) (map[string]*routev3.RouteConfig
 	return msgs, sums
 }
 
-// TestWeightChangeTouchesOnlyItsServiceRoutes: a weight change of one
-// service must change its route configuration alone, and leave every
-// other service's the very same message with the same content, and every
-// scope and listener too: nothing for an xDS cache to encode or send.
+// TestWeightChangeTouchesOnlyItsServiceRoutes: a proxyless gRPC client
+// subscribes to its service's route configuration only, so a weight change
+// of one service must change that one and the shared one, and leave every
+// other service's the very same message with the same content, nothing for
+// an xDS cache to encode or send.
 func TestWeightChangeTouchesOnlyItsServiceRoutes(t *testing.T) {
 	services, desired := world(6, 4)
 	var b Builder
@@ -98,7 +91,7 @@ func TestWeightChangeTouchesOnlyItsServiceRoutes(t *testing.T) {
 
 	msgs0, sums0 := routesByName(t, before)
 	msgs1, sums1 := routesByName(t, after)
-	changed := []string{ServiceRouteConfigName("svc-00002")}
+	changed := []string{RouteConfigName, ServiceRouteConfigName("svc-00002")}
 	for name, rc := range msgs1 {
 		switch {
 		case slices.Contains(changed, name) && sums1[name] == sums0[name]:
@@ -111,9 +104,6 @@ func TestWeightChangeTouchesOnlyItsServiceRoutes(t *testing.T) {
 		if l != before.APIListeners.At(i) {
 			t.Errorf("API listener %q changed with a weight", l.GetName())
 		}
-	}
-	if !after.Scopes.Same(before.Scopes) || !after.SidecarListeners.Same(before.SidecarListeners) {
-		t.Error("the scopes or the sidecar listener changed with a weight")
 	}
 }
 
@@ -150,7 +140,9 @@ func TestBridgeKeepsUntouchedServiceRoutes(t *testing.T) {
 	if bridged[ServiceRouteConfigName("other")] != nextRoutes[ServiceRouteConfigName("other")] {
 		t.Error(`the bridge copied service "other"'s route configuration, which it leaves as it is`)
 	}
-	if name := ServiceRouteConfigName("greeter"); proto.Equal(bridged[name], nextRoutes[name]) {
-		t.Errorf("the bridge's %q routes to greeter/v2 before it is warm", name)
+	for _, name := range []string{RouteConfigName, ServiceRouteConfigName("greeter")} {
+		if proto.Equal(bridged[name], nextRoutes[name]) {
+			t.Errorf("the bridge's %q routes to greeter/v2 before it is warm", name)
+		}
 	}
 }

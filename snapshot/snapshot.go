@@ -17,10 +17,10 @@ import (
 )
 
 const (
-	// ScopesName names the scopes (see Resources.Scopes) by which the
-	// Envoy sidecar listener picks a request's route configuration, and
-	// begins every route configuration's name (see ServiceRouteConfigName).
-	ScopesName = "weir_outbound"
+	// RouteConfigName is the route configuration holding every service's
+	// virtual host, which the Envoy sidecar listener uses. Proxyless gRPC
+	// clients use their service's own instead (see ServiceRouteConfigName).
+	RouteConfigName = "weir_outbound"
 	// SidecarListenerName is the Envoy sidecar's outbound HTTP listener.
 	SidecarListenerName = "weir_outbound_http"
 
@@ -55,10 +55,9 @@ type Input struct {
 type Resources struct {
 	Clusters         List[*clusterv3.Cluster]
 	Endpoints        List[*endpointv3.ClusterLoadAssignment]
-	Routes           List[*routev3.RouteConfiguration]       // each service's own (ServiceRouteConfigName)
-	Scopes           List[*routev3.ScopedRouteConfiguration] // served to Envoy proxies (wildcard SRDS): one per host a service answers to (see ServiceHosts)
-	SidecarListeners List[*listenerv3.Listener]              // served to Envoy proxies (wildcard LDS)
-	APIListeners     List[*listenerv3.Listener]              // served to proxyless gRPC clients (named LDS)
+	Routes           List[*routev3.RouteConfiguration] // RouteConfigName, then each service's own (ServiceRouteConfigName)
+	SidecarListeners List[*listenerv3.Listener]        // served to Envoy proxies (wildcard LDS)
+	APIListeners     List[*listenerv3.Listener]        // served to proxyless gRPC clients (named LDS)
 }
 
 // Snapshot is the result of Build.
@@ -70,26 +69,14 @@ type Snapshot struct {
 	Report Report
 }
 
-// ServiceRouteConfigName names the route configuration holding service's
-// virtual host, which the service's API listener uses and to which the
-// service's scopes send Envoy: a routing change of one service sends
-// clients that one route configuration. Service names are DNS labels,
-// without "/", so no two names collide, and they sort like the services.
-func ServiceRouteConfigName(service string) string { return ScopesName + "/" + service }
-
-// consulDomain ends the Consul DNS name of a service.
-const consulDomain = ".service.consul"
-
-// ServiceHosts returns the hosts clients may call service by, without a
-// port: its bare name (a proxyless gRPC target, xds:///svc) and its Consul
-// DNS name (sidecar traffic). Service names are DNS labels, without ".",
-// so no two services share a host, and each host has one scope.
-func ServiceHosts(service string) [hostsPerService]string {
-	return [hostsPerService]string{service, service + consulDomain}
-}
-
-// hostsPerService is how many hosts ServiceHosts returns.
-const hostsPerService = 2
+// ServiceRouteConfigName names the route configuration holding only
+// service's virtual host — the very one RouteConfigName holds — which the
+// service's API listener uses: a proxyless gRPC client calls one service,
+// so a routing change of another service need not reach it, nor the whole
+// of RouteConfigName with every change. Service names are DNS labels,
+// without "/", so no two names collide, and they sort right after
+// RouteConfigName.
+func ServiceRouteConfigName(service string) string { return RouteConfigName + "/" + service }
 
 // ClusterName names the cluster of one version of a service.
 func ClusterName(service, version string) string { return service + "/" + version }

@@ -346,13 +346,15 @@ func TestBuilderSeesRoutingInAnUnrelatedTable(t *testing.T) {
 // BenchmarkBuildIncremental changes one service per build, in catalogs
 // of 1,000, 5,000 and 20,000 services, half of them with a policy: an
 // instance moves to another address (only its assignment changes) or
-// port (its virtual host's domains name ports, so its route configuration
+// port (its virtual host's domains name ports, so RouteConfigName
 // changes too) — discovery's model follows the last one, see
 // discovery.Model.Next — or a service's weights change (a routing table
 // that follows the last and names that service, as the policy engine
-// makes: see policy.Table.Next). The work should follow the change, not
-// the catalog. Making the model and the routing is left out of the time:
-// it is discovery's and the policy engine's work, not the Builder's.
+// makes: see policy.Table.Next). The work should follow
+// the change, not the catalog, but for RouteConfigName's list of virtual
+// hosts, which a new virtual host makes anew. Making the model and the
+// routing is left out of the time: it is discovery's and the policy
+// engine's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {
 	for _, change := range []string{"address", "port", "weights"} {
 		for _, n := range []int{1000, 5000, 20000} {

@@ -34,7 +34,6 @@ var (
 	endpointType = typeURL(&endpointv3.ClusterLoadAssignment{})
 	listenerType = typeURL(&listenerv3.Listener{})
 	routeType    = typeURL(&routev3.RouteConfiguration{})
-	scopeType    = typeURL(&routev3.ScopedRouteConfiguration{})
 )
 
 func typeURL(m proto.Message) string {
@@ -65,9 +64,10 @@ func digestOf(m proto.Message, buf []byte) (digest, []byte, error) {
 // encoding, but like it, it stands for its name and content, but for the
 // order of its virtual hosts, which the sum leaves out: a Builder lists
 // them by name, and Envoy picks a virtual host by domain, which no two
-// share (see Consistent), whatever their order. A Builder so hashes a
-// service's virtual host once, with its service, rather than again with
-// its route configuration.
+// share (see Consistent), whatever their order. A Builder so changes
+// RouteConfigName's digest by subtracting a changed virtual host's and
+// adding its new one, rather than hashing every service's virtual host
+// again (which was a sixth of an incremental build at 20,000 services).
 func routesDigest(rest []byte, vhosts digestSum) digest {
 	return sha256.Sum256(vhosts.append(rest))
 }
@@ -91,7 +91,7 @@ func withoutVirtualHosts(rc *routev3.RouteConfiguration) *routev3.RouteConfigura
 // a snapshot has and the sum of their digests. The listeners' count the
 // sidecar and API listeners alike.
 type typeSums struct {
-	clusters, endpoints, listeners, routes, scopes digestSum
+	clusters, endpoints, listeners, routes digestSum
 }
 
 // digestAll returns the sums of the digests of every resource of r.
@@ -118,9 +118,6 @@ func digestAll(r Resources) (typeSums, error) {
 		for l := range listeners.Values() {
 			add(listenerType, l.GetName(), l, &s.listeners)
 		}
-	}
-	for sc := range r.Scopes.Values() {
-		add(scopeType, sc.GetName(), sc, &s.scopes)
 	}
 	for rc := range r.Routes.Values() {
 		sum, err := digestRoutes(rc)
@@ -183,7 +180,6 @@ func (s typeSums) version() string {
 		{endpointType, s.endpoints},
 		{listenerType, s.listeners},
 		{routeType, s.routes},
-		{scopeType, s.scopes},
 	} {
 		b = binary.BigEndian.AppendUint64(b, uint64(len(t.typeURL)))
 		b = append(b, t.typeURL...)

@@ -38,9 +38,6 @@ func entries(r Resources) []entry {
 	for rc := range r.Routes.Values() {
 		out = append(out, entry{routeType, rc.GetName(), rc})
 	}
-	for sc := range r.Scopes.Values() {
-		out = append(out, entry{scopeType, sc.GetName(), sc})
-	}
 	for l := range r.SidecarListeners.Values() {
 		out = append(out, entry{listenerType, l.GetName(), l})
 	}
@@ -85,7 +82,7 @@ func plainVersion(t *testing.T, r Resources) string {
 		count[e.typeURL]++
 	}
 	var all []byte
-	for _, typ := range []string{clusterType, endpointType, listenerType, routeType, scopeType} {
+	for _, typ := range []string{clusterType, endpointType, listenerType, routeType} {
 		all = binary.BigEndian.AppendUint64(all, uint64(len(typ)))
 		all = append(all, typ...)
 		all = appendPlainSum(all, count[typ], sum[typ])

@@ -109,16 +109,15 @@ func publishing(b testing.TB, m discovery.Model, set policy.Set) *Publisher {
 // listeners by wildcard, every cluster's endpoints and the routes by name.
 func subscribeEnvoy(b testing.TB, p *Publisher, id int64, services int) {
 	b.Helper()
-	var clusters, routes []string
+	var clusters []string
 	for i := range services {
-		svc := fmt.Sprintf("svc-%02d", i)
-		clusters = append(clusters, snapshot.ClusterName(svc, "v1"), snapshot.ClusterName(svc, "v2"))
-		routes = append(routes, snapshot.ServiceRouteConfigName(svc))
+		clusters = append(clusters, snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v1"),
+			snapshot.ClusterName(fmt.Sprintf("svc-%02d", i), "v2"))
 	}
 	node := &corev3.Node{Id: "sidecar-" + strconv.FormatInt(id, 10), UserAgentName: "envoy"}
 	openStream(b, p, id, node, map[string][]string{
 		resourcev3.ClusterType: nil, resourcev3.EndpointType: clusters,
-		resourcev3.ListenerType: nil, resourcev3.ScopedRouteType: nil, resourcev3.RouteType: routes,
+		resourcev3.ListenerType: nil, resourcev3.RouteType: {snapshot.RouteConfigName},
 	})
 }
 

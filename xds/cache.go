@@ -91,7 +91,7 @@ func (c *Cache) SetSnapshot(s *snapshot.Snapshot, accepted func()) error {
 }
 
 // pushOrders is the number of ranks pushOrder gives.
-const pushOrders = 6
+const pushOrders = 5
 
 // pushOrder ranks resource types in the order a push answers them.
 func pushOrder(typeURL string) int {
@@ -102,12 +102,10 @@ func pushOrder(typeURL string) int {
 		return 1
 	case resourcev3.ListenerType:
 		return 2
-	case resourcev3.ScopedRouteType:
-		return 3
 	case resourcev3.RouteType:
-		return 4
+		return 3
 	default:
-		return 5
+		return 4
 	}
 }
 

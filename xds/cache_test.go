@@ -317,23 +317,23 @@ func TestUnchangedResourcesAreNotMarshalledAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSet(t, c, first)
-	// 2 clusters, 2 endpoints, 2 route configs and 4 scopes (two per
+	// 2 clusters, 2 endpoints, 3 route configs (the shared one and one per
 	// service), 1 sidecar + 2 API listeners.
-	if got := c.Marshalled(); got != 13 {
-		t.Fatalf("first snapshot marshalled %d resources, want 13", got)
+	if got := c.Marshalled(); got != 10 {
+		t.Fatalf("first snapshot marshalled %d resources, want 10", got)
 	}
 	second, err := b.Build(snapshot.Input{Model: services(9101)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustSet(t, c, second)
-	// Only b's endpoint moved: its endpoints and its route config (whose
-	// domains name ports) are new messages. b's cluster, listener and
-	// scopes and the sidecar listener encode as before, so the builder
-	// keeps the very same messages, and a's, its route config included,
-	// are untouched: none is marshalled again.
-	if got := c.Marshalled() - 13; got != 2 {
-		t.Errorf("second snapshot marshalled %d resources, want 2 (b's endpoints, b's routes)", got)
+	// Only b's endpoint moved: its endpoints, its route config and the
+	// shared one (whose domains name ports) are new messages. b's cluster
+	// and listener and the sidecar listener encode as before, so the
+	// builder keeps the very same messages, and a's, its route config
+	// included, are untouched: none is marshalled again.
+	if got := c.Marshalled() - 10; got != 3 {
+		t.Errorf("second snapshot marshalled %d resources, want 3 (b's endpoints, b's routes, the shared routes)", got)
 	}
 }
 
@@ -370,7 +370,7 @@ func TestPrepareKeepsUnchangedTypeSets(t *testing.T) {
 	}
 	first := prepareBuilt("127.0.0.1")
 	second := prepareBuilt("127.0.0.2")
-	for _, typ := range []string{resourcev3.ClusterType, resourcev3.RouteType, resourcev3.ScopedRouteType} {
+	for _, typ := range []string{resourcev3.ClusterType, resourcev3.RouteType} {
 		if first.types[typ] != second.types[typ] {
 			t.Errorf("%s: a new type set, though no resource of the type changed", typ)
 		}
@@ -420,11 +420,10 @@ func TestFailedPrepareLeavesTheMemo(t *testing.T) {
 }
 
 // TestWeightChangeReachesOnlyItsServiceClients: proxyless gRPC clients
-// subscribe to their service's route configuration, and Envoy to every
-// service's (by scope), so a weight change of greeter is news to greeter's
-// clients and to Envoy, but not to a client of another service, nor to
-// Envoy's scopes, and only greeter's route configuration is marshalled
-// again.
+// subscribe to their service's route configuration, so a weight change of
+// greeter is news to greeter's clients and to Envoy (the shared route
+// configuration), but not to a client of another service, and only those
+// two route configurations are marshalled again.
 func TestWeightChangeReachesOnlyItsServiceClients(t *testing.T) {
 	m, err := discovery.NewModel([]discovery.Service{
 		{Name: "greeter", Instances: []discovery.Instance{
@@ -436,7 +435,7 @@ func TestWeightChangeReachesOnlyItsServiceClients(t *testing.T) {
 	}
 	var b snapshot.Builder
 	c := NewCache()
-	routes := func(ws policy.Weights) (greeter, other, envoy, scopes string) {
+	routes := func(ws policy.Weights) (greeter, other, shared string) {
 		s, err := b.Build(snapshot.Input{Model: m, Routing: policy.TableOf(map[string]policy.Routing{"greeter": {Weights: ws}})})
 		if err != nil {
 			t.Fatal(err)
@@ -444,19 +443,18 @@ func TestWeightChangeReachesOnlyItsServiceClients(t *testing.T) {
 		mustSet(t, c, s)
 		return c.VersionFor(resourcev3.RouteType, GRPC, []string{snapshot.ServiceRouteConfigName("greeter")}, false),
 			c.VersionFor(resourcev3.RouteType, GRPC, []string{snapshot.ServiceRouteConfigName("other")}, false),
-			c.VersionFor(resourcev3.RouteType, Envoy, []string{snapshot.ServiceRouteConfigName("greeter"), snapshot.ServiceRouteConfigName("other")}, false),
-			c.VersionFor(resourcev3.ScopedRouteType, Envoy, nil, true)
+			c.VersionFor(resourcev3.RouteType, Envoy, []string{snapshot.RouteConfigName}, false)
 	}
-	g0, o0, e0, sc0 := routes(policy.Weights{"v1": 9000, "v2": 1000})
+	g0, o0, s0 := routes(policy.Weights{"v1": 9000, "v2": 1000})
 	marshalled := c.Marshalled()
-	g1, o1, e1, sc1 := routes(policy.Weights{"v1": 5000, "v2": 5000})
-	if g0 == g1 || e0 == e1 {
-		t.Errorf("greeter's clients (%s → %s) or Envoy (%s → %s) would not receive the new weights", g0, g1, e0, e1)
+	g1, o1, s1 := routes(policy.Weights{"v1": 5000, "v2": 5000})
+	if g0 == g1 || s0 == s1 {
+		t.Errorf("greeter's clients (%s → %s) or Envoy (%s → %s) would not receive the new weights", g0, g1, s0, s1)
 	}
-	if o0 != o1 || sc0 != sc1 {
-		t.Errorf("a client of another service (%s → %s) or Envoy's scopes (%s → %s) would be sent again", o0, o1, sc0, sc1)
+	if o0 != o1 {
+		t.Errorf("a client of another service would receive routes again (%s → %s)", o0, o1)
 	}
-	if got := c.Marshalled() - marshalled; got != 1 {
-		t.Errorf("the weight change marshalled %d resources, want 1 (greeter's routes)", got)
+	if got := c.Marshalled() - marshalled; got != 2 {
+		t.Errorf("the weight change marshalled %d resources, want 2 (greeter's routes, the shared routes)", got)
 	}
 }

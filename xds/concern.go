@@ -33,7 +33,7 @@ func newConcern(prev, next *prepared) *concern {
 
 // orderTypes are the types pushOrder ranks, by rank; the last rank holds
 // every other type.
-var orderTypes = [pushOrders - 1]string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.ScopedRouteType, resourcev3.RouteType}
+var orderTypes = [pushOrders - 1]string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
 
 // order reports whether watches of the types of push order rank may need
 // judging again: whether, for some class, their type changed.

@@ -14,14 +14,13 @@ import (
 
 // pendingTypes are the types whose application moves a bridge on: a gRPC
 // client ACKs routes before it has fetched the clusters they name, so its
-// clusters and endpoints count too; an Envoy stops routing to a service
-// that is gone when it applies the scopes without it.
-var pendingTypes = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ScopedRouteType, resourcev3.RouteType}
+// clusters and endpoints count too.
+var pendingTypes = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType}
 
 // fleetStatus is one look at the connected proxies.
 type fleetStatus struct {
 	// pending counts the proxies that have not applied the clusters,
-	// endpoints, scopes or routes they should hold; nodes lists their node ids,
+	// endpoints or routes they should hold; nodes lists their node ids,
 	// sorted and without repeats, when the look was asked to list them.
 	pending int
 	nodes   []string

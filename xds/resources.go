@@ -26,9 +26,8 @@ import (
 type Class int
 
 const (
-	// Envoy sidecars subscribe to LDS, CDS and SRDS by wildcard and
-	// receive the outbound HTTP listener, which picks a route
-	// configuration by scope.
+	// Envoy sidecars subscribe to LDS and CDS by wildcard and receive the
+	// outbound HTTP listener.
 	Envoy Class = iota
 	// GRPC is a proxyless gRPC client: it subscribes to everything by name and
 	// receives one api_listener per service.
@@ -179,7 +178,6 @@ const (
 	memoClusters = iota
 	memoEndpoints
 	memoRoutes
-	memoScopes
 	memoSidecarListeners
 	memoAPIListeners
 	memoLists
@@ -206,7 +204,6 @@ func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
 	p.types[resourcev3.ClusterType], errs[memoClusters] = prepareList(resourcev3.ClusterType, s.Clusters, &lists[memoClusters], &memo.marshalled)
 	p.types[resourcev3.EndpointType], errs[memoEndpoints] = prepareList(resourcev3.EndpointType, s.Endpoints, &lists[memoEndpoints], &memo.marshalled)
 	p.types[resourcev3.RouteType], errs[memoRoutes] = prepareList(resourcev3.RouteType, s.Routes, &lists[memoRoutes], &memo.marshalled)
-	p.types[resourcev3.ScopedRouteType], errs[memoScopes] = prepareList(resourcev3.ScopedRouteType, s.Scopes, &lists[memoScopes], &memo.marshalled)
 	p.lds[Envoy], errs[memoSidecarListeners] = prepareList(resourcev3.ListenerType, s.SidecarListeners, &lists[memoSidecarListeners], &memo.marshalled)
 	p.lds[GRPC], errs[memoAPIListeners] = prepareList(resourcev3.ListenerType, s.APIListeners, &lists[memoAPIListeners], &memo.marshalled)
 	if err := errors.Join(errs[:]...); err != nil {

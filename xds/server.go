@@ -32,8 +32,7 @@ const (
 )
 
 // NewGRPCServer returns a gRPC server with weir's xDS services registered:
-// ADS (state of the world and delta) and the per-type CDS, EDS, LDS, RDS
-// and SRDS.
+// ADS (state of the world and delta) and the per-type CDS, EDS, LDS and RDS.
 // ctx bounds the xDS streams: when it is done, every stream ends.
 func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append([]grpc.ServerOption{
@@ -46,7 +45,7 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 	gs := grpc.NewServer(opts...)
 	tracker.onDeltaOwed = cache.owe
 	// Ordered ADS sends one stream's responses in the order the cache
-	// produces them (clusters, endpoints, listeners, scopes, routes); without it
+	// produces them (clusters, endpoints, listeners, routes); without it
 	// go-control-plane picks among ready types at random.
 	xs := serverv3.NewServer(ctx, cache, tracker, sotw.WithOrderedADS())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
@@ -54,7 +53,6 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xs)
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xs)
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, xs)
-	routeservice.RegisterScopedRoutesDiscoveryServiceServer(gs, xs)
 	return gs
 }
 

@@ -191,9 +191,6 @@ func gcpSnapshot(s *snapshot.Snapshot) (*cachev3.Snapshot, error) {
 	for r := range s.Routes.Values() {
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
 	}
-	for sc := range s.Scopes.Values() {
-		res[resourcev3.ScopedRouteType] = append(res[resourcev3.ScopedRouteType], sc)
-	}
 	for _, l := range append(s.APIListeners.Slice(), s.SidecarListeners.Slice()...) {
 		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], l)
 	}

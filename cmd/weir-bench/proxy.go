@@ -23,9 +23,8 @@ import (
 // the route configuration names in the listeners they receive, as Envoy and
 // grpc-go do, rather than assume weir's. Envoy-shaped proxies subscribe to
 // LDS and CDS by wildcard, then to RDS by the name in the sidecar
-// listener's filter chain or, when it routes by scopes, to SRDS by
-// wildcard and to RDS by the names the scopes hold; and to EDS by the
-// cluster names CDS returned. gRPC-shaped proxies subscribe to LDS by their service's
+// listener's filter chain (weir_outbound) and to EDS by the cluster names
+// CDS returned. gRPC-shaped proxies subscribe to LDS by their service's
 // name, then to RDS by the name in its api_listener (their service's own
 // route configuration), then to CDS and EDS by the clusters their
 // service's virtual host names. Every response is ACKed at once and the
@@ -44,7 +43,6 @@ type proxy struct {
 
 	stream transport
 	subs   map[string]*subscription // by type URL
-	scopes map[string]string        // the route configuration of each scope held, by scope name
 }
 
 // subscription is what a proxy asked for and last ACKed of one type.
@@ -144,13 +142,8 @@ func (p *proxy) handle(resp response) error {
 		return nil
 	}
 	switch {
-	case resp.typeURL == resourcev3.ListenerType && p.subs[resourcev3.ScopedRouteType] == nil && usesScopes(resp.resources):
-		return p.subscribe(resourcev3.ScopedRouteType, nil)
 	case resp.typeURL == resourcev3.ListenerType:
 		return p.follow(resourcev3.RouteType, routeConfigNames(resp.resources))
-	case resp.typeURL == resourcev3.ScopedRouteType:
-		p.scopes = scopeRoutes(p.scopes, resp)
-		return p.follow(resourcev3.RouteType, slices.Compact(slices.Sorted(maps.Values(p.scopes))))
 	case resp.typeURL == resourcev3.RouteType && p.grpc:
 		return p.follow(resourcev3.ClusterType, routedClusters(resp.resources, p.svc))
 	case resp.typeURL == resourcev3.ClusterType && resp.delta:
@@ -306,19 +299,6 @@ func clusterName(b []byte) (string, bool) {
 // an api_listener's (what grpc-go reads) and every filter chain's (Envoy).
 func routeConfigNames(resources []*anypb.Any) []string {
 	var names []string
-	for _, hcm := range connectionManagers(resources) {
-		if hcm.GetRds() != nil {
-			names = append(names, hcm.GetRds().GetRouteConfigName())
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
-}
-
-// connectionManagers returns the HTTP connection managers of the listeners
-// among resources: in api_listeners and in filter chains.
-func connectionManagers(resources []*anypb.Any) []*hcmv3.HttpConnectionManager {
-	var out []*hcmv3.HttpConnectionManager
 	for _, a := range resources {
 		var l listenerv3.Listener
 		if proto.Unmarshal(a.GetValue(), &l) != nil {
@@ -331,44 +311,14 @@ func connectionManagers(resources []*anypb.Any) []*hcmv3.HttpConnectionManager {
 			}
 		}
 		for _, c := range configs {
-			hcm := new(hcmv3.HttpConnectionManager)
-			if c.MessageIs(hcm) && c.UnmarshalTo(hcm) == nil {
-				out = append(out, hcm)
+			var hcm hcmv3.HttpConnectionManager
+			if c.MessageIs(&hcm) && c.UnmarshalTo(&hcm) == nil && hcm.GetRds() != nil {
+				names = append(names, hcm.GetRds().GetRouteConfigName())
 			}
 		}
 	}
-	return out
-}
-
-// usesScopes reports whether a connection manager of a listener among
-// resources picks route configurations by scopes it fetches (SRDS).
-func usesScopes(resources []*anypb.Any) bool {
-	for _, hcm := range connectionManagers(resources) {
-		if hcm.GetScopedRoutes().GetScopedRds() != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// scopeRoutes returns held, the route configuration of each scope by scope
-// name, brought up to resp: a state-of-the-world response holds every
-// scope, a delta response those added or changed and the names of those
-// removed.
-func scopeRoutes(held map[string]string, resp response) map[string]string {
-	if held == nil || !resp.delta {
-		held = map[string]string{}
-	}
-	for _, name := range resp.removed {
-		delete(held, name)
-	}
-	for _, a := range resp.resources {
-		var sc routev3.ScopedRouteConfiguration
-		if a.UnmarshalTo(&sc) == nil {
-			held[sc.GetName()] = sc.GetRouteConfigurationName()
-		}
-	}
-	return held
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // routedClusters returns, sorted, the clusters svc's virtual host names in

@@ -198,9 +198,9 @@ func (p *process) usage() (usage, error) {
 }
 
 // weightChanges is scenario (a): the weighted service's split moves
-// between 90/10 and 50/50; every Envoy-shaped proxy (which fetches every
-// service's route configuration, by scope) and the gRPC-shaped proxies of
-// weightedService (which fetch its own) must ACK new routes. Other gRPC-shaped
+// between 90/10 and 50/50; every Envoy-shaped proxy (weir_outbound holds
+// every service) and the gRPC-shaped proxies of weightedService (which
+// fetch its own route configuration) must ACK new routes. Other gRPC-shaped
 // proxies receive nothing, and a round waiting for them would time out.
 func weightChanges(ctx context.Context, cfg config, t *target, f *fleet, _ *world, sr *serverResult) error {
 	cpu0, err := t.cpu()

@@ -306,7 +306,10 @@ func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.Servi
 		sp.Clusters = append(sp.Clusters, c.GetName())
 		out[svc] = sp
 	}
-	for rc := range snap.Routes.Values() { // each service's own
+	for rc := range snap.Routes.Values() {
+		if rc.GetName() != snapshot.RouteConfigName {
+			continue // a service's own holds its virtual host again
+		}
 		for _, vh := range rc.GetVirtualHosts() {
 			sp := plan(vh.GetName())
 			if err := planRoutes(sp.Routes, vh); err != nil {
