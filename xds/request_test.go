@@ -50,7 +50,7 @@ func marshalT(t testing.TB, m proto.Message) []byte {
 // TestDecodeRequestAgreesWithProto: decodeRequest gives what
 // proto.Unmarshal gives, for requests with every field, for two requests
 // concatenated (which merges them: their names interleave with the other
-// fields), and fails where it fails.
+// fields), with unknown fields, and fails where it fails.
 func TestDecodeRequestAgreesWithProto(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	inputs := [][]byte{nil}
@@ -62,7 +62,12 @@ func TestDecodeRequestAgreesWithProto(t *testing.T) {
 	}
 	badName := protowire.AppendString(protowire.AppendTag(nil, resourceNamesField, protowire.BytesType), "\xff")
 	truncated := marshalT(t, &discoveryv3.DiscoveryRequest{ResourceNames: []string{"a", "bcd"}})
-	inputs = append(inputs, badName, truncated[:len(truncated)-1], []byte{0xff})
+	// A resource name of another wire type, and a field the message does
+	// not have, are unknown fields to proto.Unmarshal, kept as they were.
+	varintName := protowire.AppendVarint(protowire.AppendTag(nil, resourceNamesField, protowire.VarintType), 7)
+	unknown := protowire.AppendString(protowire.AppendTag(nil, 99, protowire.BytesType), "x")
+	inputs = append(inputs, append(varintName, truncated...), append(unknown, truncated...),
+		badName, truncated[:len(truncated)-1], []byte{0xff})
 	for i, in := range inputs {
 		want, got := new(discoveryv3.DiscoveryRequest), new(discoveryv3.DiscoveryRequest)
 		wantErr, gotErr := proto.Unmarshal(in, want), decodeRequest(in, got)
