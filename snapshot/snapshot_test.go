@@ -394,7 +394,6 @@ func benchmarkBuildIncremental(b *testing.B, n int, change string) {
 			model = model.Next(next)
 		case "weights":
 			name := services[2*step%n].Name
-			routing = maps.Clone(routing)
 			routing[name] = policy.Routing{Weights: policy.Weights{"v1": policy.Weight(step % 10001), "v2": policy.Weight(10000 - step%10001)}}
 			table = table.Next([]string{name}, lookupIn(routing))
 		}
