@@ -250,7 +250,7 @@ func (w *randomWorld) input(t *testing.T, rng *rand.Rand) Input {
 	}
 	switch {
 	case fresh:
-		w.routed = policy.TableOf(maps.Clone(w.routing))
+		w.routed = policy.TableOf(w.routing)
 	case len(w.rerouted) > 0:
 		w.routed = w.routed.Next(w.rerouted, lookupIn(w.routing))
 	}

@@ -34,7 +34,18 @@ var errInvalidUTF8 = errors.New("xds: DiscoveryRequest.resource_names contains i
 // request: an Envoy's endpoint subscription names two clusters per
 // service, and every stream's requests name them again.
 func decodeRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
-	count, total, restLen, err := measureRequest(b)
+	count, total, restLen := 0, 0, 0
+	err := walkRequest(b, func(field, name []byte, isName bool) error {
+		if !isName {
+			restLen += len(field)
+			return nil
+		}
+		if !utf8.Valid(name) {
+			return errInvalidUTF8
+		}
+		count, total = count+1, total+len(name)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -47,19 +58,16 @@ func decodeRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 		// substrings taken as it fills stay valid, and share them.
 		all.Grow(total)
 	}
-	for i := 0; i < len(b); {
-		num, typ, n := protowire.ConsumeTag(b[i:])
-		m := protowire.ConsumeFieldValue(num, typ, b[i+n:])
-		if isName(num, typ) {
-			v, _ := protowire.ConsumeBytes(b[i+n:])
+	_ = walkRequest(b, func(field, name []byte, isName bool) error { // b parsed above
+		if isName {
 			from := all.Len()
-			all.Write(v)
+			all.Write(name)
 			names = append(names, all.String()[from:])
 		} else {
-			rest = append(rest, b[i:i+n+m]...)
+			rest = append(rest, field...)
 		}
-		i += n + m
-	}
+		return nil
+	})
 	if err := proto.Unmarshal(rest, req); err != nil {
 		return err
 	}
@@ -67,35 +75,29 @@ func decodeRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 	return nil
 }
 
-// measureRequest checks that b's fields parse and that its resource names
-// are UTF-8, and returns how many names it holds, their length in all, and
-// the length of its other fields.
-func measureRequest(b []byte) (count, total, restLen int, err error) {
+// walkRequest calls f with each field of b in order: its whole encoding,
+// and, when it is a resource name (field 3 of the bytes wire type; one of
+// another type is left to proto.Unmarshal, as it would be), its value. It
+// returns the error of the first field that does not parse, or f's.
+func walkRequest(b []byte, f func(field, name []byte, isName bool) error) error {
 	for i := 0; i < len(b); {
 		num, typ, n := protowire.ConsumeTag(b[i:])
 		if n < 0 {
-			return 0, 0, 0, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		m := protowire.ConsumeFieldValue(num, typ, b[i+n:])
 		if m < 0 {
-			return 0, 0, 0, protowire.ParseError(m)
+			return protowire.ParseError(m)
 		}
-		if isName(num, typ) {
-			v, _ := protowire.ConsumeBytes(b[i+n:])
-			if !utf8.Valid(v) {
-				return 0, 0, 0, errInvalidUTF8
-			}
-			count, total = count+1, total+len(v)
-		} else {
-			restLen += n + m
+		isName := num == resourceNamesField && typ == protowire.BytesType
+		var name []byte
+		if isName {
+			name, _ = protowire.ConsumeBytes(b[i+n:])
+		}
+		if err := f(b[i:i+n+m], name, isName); err != nil {
+			return err
 		}
 		i += n + m
 	}
-	return count, total, restLen, nil
-}
-
-// isName reports whether a field is a resource name; one of another wire
-// type is left to proto.Unmarshal, as it would be.
-func isName(num protowire.Number, typ protowire.Type) bool {
-	return num == resourceNamesField && typ == protowire.BytesType
+	return nil
 }
