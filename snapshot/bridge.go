@@ -43,7 +43,10 @@ import (
 // only when next removes a cluster or leaves one without serving endpoints.
 func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error) {
 	bridged := next.Resources
-	withheld := withholdNew(&bridged, prev.Resources)
+	withheld, err := withholdNew(&bridged, prev.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: bridge: %w", err)
+	}
 	leaving := func() []string {
 		var still []string
 		if stillRouted != nil {
@@ -81,7 +84,7 @@ func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error
 // prev does not, and the lists of a Builder's snapshots tell which
 // messages are new (see Changed), so a change of one service costs a look
 // at its routes, not at every route.
-func withholdNew(r *Resources, prev Resources) int {
+func withholdNew(r *Resources, prev Resources) (int, error) {
 	w := &withholder{prev: prev}
 	changed := 0
 	routes := r.Routes
@@ -93,16 +96,29 @@ func withholdNew(r *Resources, prev Resources) int {
 		routes, changed = routes.Set(i, out), changed+n
 	}
 	r.Routes = routes
-	return changed
+	if r.Outbound == nil || r.Outbound == prev.Outbound {
+		return changed, nil
+	}
+	hosts, at, n := w.withholdInHosts(r.Outbound.Name(), r.Outbound.Hosts(), prev.Outbound.Hosts())
+	if n == 0 {
+		return changed, nil
+	}
+	var buf []byte
+	out, err := r.Outbound.withHosts(&buf, hosts, slices.Values(at))
+	if err != nil {
+		return 0, err
+	}
+	r.Outbound = out
+	return changed + n, nil
 }
 
 // withholder finds what prev served, building its indexes only when a
 // new message needs them.
 type withholder struct {
 	prev       Resources
-	prevVhosts map[*routev3.RouteConfiguration]map[string]*routev3.VirtualHost
-	known      []string                  // ReferencedClusters(prev), once needed
-	mainRoutes map[string]*routev3.Route // mainRoutes(prev), once needed
+	prevVhosts map[string]map[string]*routev3.VirtualHost // by route configuration, then by name
+	known      []string                                   // ReferencedClusters(prev), once needed
+	mainRoutes map[string]*routev3.Route                  // mainRoutes(prev), once needed
 }
 
 // withholdIn returns rc, or a copy of it with the routes withhold changes,
@@ -113,28 +129,36 @@ func (w *withholder) withholdIn(rc *routev3.RouteConfiguration) (*routev3.RouteC
 	if rc == prevRC {
 		return rc, 0
 	}
-	var vhosts []*routev3.VirtualHost
-	changed := 0
-	for i, vh := range rc.GetVirtualHosts() {
-		prevVH := w.prevVhost(prevRC, i, vh.GetName())
-		if vh == prevVH || !w.namesUnknown(vh, prevVH) {
-			continue
-		}
-		out, n := w.withholdInHost(vh, prevVH)
-		if n == 0 {
-			continue
-		}
-		if vhosts == nil {
-			vhosts = slices.Clone(rc.GetVirtualHosts())
-		}
-		vhosts[i], changed = out, changed+n
-	}
+	hosts, _, changed := w.withholdInHosts(rc.GetName(), ListOf(rc.GetVirtualHosts()...), ListOf(prevRC.GetVirtualHosts()...))
 	if changed == 0 {
 		return rc, 0
 	}
 	out := withoutVirtualHosts(rc)
-	out.VirtualHosts = vhosts
+	out.VirtualHosts = hosts.Slice()
 	return out, changed
+}
+
+// withholdInHosts returns hosts, the virtual hosts of the route
+// configuration named rc, with copies in place of those in which withhold
+// changes routes, the indexes of those, and how many routes it changed.
+// prevHosts are prev's virtual hosts of rc.
+func (w *withholder) withholdInHosts(rc string, hosts, prevHosts List[*routev3.VirtualHost]) (List[*routev3.VirtualHost], []int, int) {
+	var at []int
+	changed := 0
+	out := hosts
+	for i := range changedFrom(hosts, prevHosts) {
+		vh := hosts.At(i)
+		prevVH := w.prevVhost(rc, prevHosts, i, vh.GetName())
+		if vh == prevVH || !w.namesUnknown(vh, prevVH) {
+			continue
+		}
+		withheld, n := w.withholdInHost(vh, prevVH)
+		if n == 0 {
+			continue
+		}
+		out, at, changed = out.Set(i, withheld), append(at, i), changed+n
+	}
+	return out, at, changed
 }
 
 // withholdInHost returns a copy of vh with the routes withhold changes,
@@ -219,23 +243,20 @@ func (w *withholder) prevRC(name string) *routev3.RouteConfiguration {
 	return rc
 }
 
-// prevVhost returns the virtual host of prevRC (nil: none) named name, or
-// nil; it is mostly at index i, where the new one is.
-func (w *withholder) prevVhost(prevRC *routev3.RouteConfiguration, i int, name string) *routev3.VirtualHost {
-	vhosts := prevRC.GetVirtualHosts()
-	if i < len(vhosts) && vhosts[i].GetName() == name {
-		return vhosts[i]
-	}
-	if prevRC == nil {
-		return nil
+// prevVhost returns prev's virtual host named name of the route
+// configuration rc, whose virtual hosts in prev were prevHosts, or nil; it
+// is mostly at index i, where the new one is.
+func (w *withholder) prevVhost(rc string, prevHosts List[*routev3.VirtualHost], i int, name string) *routev3.VirtualHost {
+	if i < prevHosts.Len() && prevHosts.At(i).GetName() == name {
+		return prevHosts.At(i)
 	}
 	if w.prevVhosts == nil {
-		w.prevVhosts = map[*routev3.RouteConfiguration]map[string]*routev3.VirtualHost{}
+		w.prevVhosts = map[string]map[string]*routev3.VirtualHost{}
 	}
-	if w.prevVhosts[prevRC] == nil {
-		w.prevVhosts[prevRC] = byName(vhosts, (*routev3.VirtualHost).GetName)
+	if w.prevVhosts[rc] == nil {
+		w.prevVhosts[rc] = byName(prevHosts.Slice(), (*routev3.VirtualHost).GetName)
 	}
-	return w.prevVhosts[prevRC][name]
+	return w.prevVhosts[rc][name]
 }
 
 // prevMainRoute returns prev's catch-all route of the virtual host named
@@ -309,11 +330,9 @@ func knownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known func(str
 // mainRoute), by virtual host name.
 func mainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
-	for rc := range r.Routes.Values() {
-		for _, vh := range rc.GetVirtualHosts() {
-			if main := mainRoute(vh); main != nil {
-				m[vh.GetName()] = main
-			}
+	for vh := range r.virtualHosts() {
+		if main := mainRoute(vh); main != nil {
+			m[vh.GetName()] = main
 		}
 	}
 	return m
@@ -477,15 +496,13 @@ func ReferencedClusters(r Resources) []string {
 // given the cluster's weight; a route's one cluster has all its traffic.
 func routeClusters(r Resources, include func(route *routev3.Route, weight uint32) bool) []string {
 	var names []string
-	for rc := range r.Routes.Values() {
-		for _, vh := range rc.GetVirtualHosts() {
-			for _, route := range vh.GetRoutes() {
-				eachCluster(route, func(c string, weight uint32) {
-					if include(route, weight) {
-						names = append(names, c)
-					}
-				})
-			}
+	for vh := range r.virtualHosts() {
+		for _, route := range vh.GetRoutes() {
+			eachCluster(route, func(c string, weight uint32) {
+				if include(route, weight) {
+					names = append(names, c)
+				}
+			})
 		}
 	}
 	slices.Sort(names)

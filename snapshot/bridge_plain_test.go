@@ -43,6 +43,16 @@ func plainWithholdNew(r *Resources, prev Resources) int {
 	known := ReferencedClusters(prev)
 	prevRoutes := plainMainRoutes(prev)
 	changed := 0
+	if r.Outbound != nil {
+		out, n := plainWithholdIn(r.Outbound.Message(), known, prevRoutes)
+		if n > 0 {
+			shared, err := SharedRoutesOf(out)
+			if err != nil {
+				panic(err) // a valid route configuration with fewer routes
+			}
+			r.Outbound, changed = shared, n
+		}
+	}
 	routes := r.Routes.Slice()
 	for i, rc := range routes {
 		out, n := plainWithholdIn(rc, known, prevRoutes)
@@ -126,7 +136,7 @@ func plainKnownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []s
 
 func plainMainRoutes(r Resources) map[string]*routev3.Route {
 	m := make(map[string]*routev3.Route)
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.RouteConfigurations() {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, route := range vh.GetRoutes() {
 				if route.GetName() != envoy.WarmingRouteName && !plainIsMatchRoute(route) {
@@ -244,7 +254,7 @@ func namesWhatNextNames(t *testing.T, where string, bridge, next *Snapshot) {
 	t.Helper()
 	named := func(r Resources) map[[3]string]bool {
 		out := make(map[[3]string]bool)
-		for rc := range r.Routes.Values() {
+		for _, rc := range r.RouteConfigurations() {
 			for _, vh := range rc.GetVirtualHosts() {
 				for _, route := range vh.GetRoutes() {
 					eachCluster(route, func(c string, _ uint32) { out[[3]string{rc.GetName(), vh.GetName(), c}] = true })
@@ -269,6 +279,12 @@ func messages(r Resources) []proto.Message {
 	}
 	for e := range r.Endpoints.Values() {
 		out = append(out, e)
+	}
+	if r.Outbound != nil {
+		out = append(out, r.Outbound.Rest())
+		for vh := range r.Outbound.Hosts().Values() {
+			out = append(out, vh)
+		}
 	}
 	for rc := range r.Routes.Values() {
 		out = append(out, rc)

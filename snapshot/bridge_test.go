@@ -163,7 +163,7 @@ func buildRouting(t *testing.T, routing policy.Routing, instances ...discovery.I
 // configuration, which every service's own repeats.
 func routeNames(s *Snapshot) []string {
 	var out []string
-	for _, rc := range sharedRoutes(s.Resources) {
+	for _, rc := range sharedRouteConfigs(s.Resources) {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				out = append(out, r.GetName())

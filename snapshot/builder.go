@@ -41,7 +41,7 @@ type Builder struct {
 	// build's routing without visiting every built service.
 	policies map[string]policy.Routing
 	noted    []*builtService // the last build's services with findings to report, sorted by name
-	routes   hashed[*routev3.RouteConfiguration]
+	routes   *SharedRoutes
 	sidecar  hashed[*listenerv3.Listener]
 	ledger   ledger // the names of the last build's resources (see recount)
 	last     *lists // the last build's lists (see Builder.lists)
@@ -87,7 +87,8 @@ var unbuilt = new(builtService)
 // what its service was built with) are looked at, rather than every
 // service, and the snapshot's lists share all but the changed resources
 // with the last build's: the work follows the change, not the catalog,
-// but for RouteConfigName, which holds every service's virtual host.
+// RouteConfigName's list of every service's virtual host included (see
+// SharedRoutes).
 func (b *Builder) Build(in Input) (*Snapshot, error) {
 	in = withDefaults(in)
 	built, ch, err := b.buildServices(in)
@@ -95,7 +96,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	l := b.lists(built, ch)
-	routes, routesErr := routeConfiguration(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostSum)
+	routes, routesErr := sharedRoutes(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostSum)
 	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
 		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
 		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
@@ -103,7 +104,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
 	snap, sums := l.snapshot(routes, sidecar, b.last)
-	recounted, err := b.recount(snap.Resources, built, ch, routes.msg, sidecar.msg)
+	recounted, err := b.recount(snap.Resources, built, ch, routes, sidecar.msg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: built inconsistent resources: %w", err)
 	}

@@ -13,8 +13,8 @@ import (
 
 // Consistent reports, as an error naming each missing or repeated resource and
 // who refers to it, whether r can be served as it is: every route
-// configuration a listener uses (in a filter chain or an api_listener) is in
-// Routes, every cluster a route uses is in Clusters, every EDS cluster has its
+// configuration a listener uses (in a filter chain or an api_listener) is
+// Outbound or in Routes, every cluster a route uses is in Clusters, every EDS cluster has its
 // ClusterLoadAssignment and every assignment its cluster, and no name appears
 // twice within one kind. Clients wait ~15 s for a name that is never served
 // and NACK a response that repeats one. Envoy also rejects a route

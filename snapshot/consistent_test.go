@@ -32,7 +32,7 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(*Resources) {},
 	}, {
 		name:    "missing route configuration",
-		breakIt: func(r *Resources) { r.Routes = List[*routev3.RouteConfiguration]{} },
+		breakIt: func(r *Resources) { r.Outbound, r.Routes = nil, List[*routev3.RouteConfiguration]{} },
 		want: []string{
 			`listener "weir_outbound_http" references route configuration "weir_outbound", which is not served`,
 			`listener "greeter" references route configuration "weir_outbound/greeter", which is not served`,
@@ -69,7 +69,7 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(r *Resources) {
 			r.Clusters = appended(r.Clusters, r.Clusters.At(0))
 			r.Endpoints = appended(r.Endpoints, r.Endpoints.At(0))
-			r.Routes = appended(r.Routes, r.Routes.At(0))
+			r.Routes = appended(r.Routes, r.Outbound.Message())
 			r.APIListeners = appended(r.APIListeners, r.APIListeners.At(0))
 		},
 		want: []string{
@@ -83,7 +83,9 @@ func TestConsistent(t *testing.T) {
 		breakIt: func(r *Resources) {
 			vh := envoy.VirtualHost("greeter.service.consul", []string{"greeter.service.consul"}, []*routev3.Route{envoy.WeightedRoute(
 				envoy.WeightedClusters([]envoy.ClusterWeight{{Name: "greeter/v1", Weight: 1}}))}, nil)
-			r.Routes.At(0).VirtualHosts = append(r.Routes.At(0).VirtualHosts, vh)
+			rc := r.Outbound.Message()
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
+			r.Outbound = mustShared(t, rc)
 		},
 		want: []string{`domain "greeter.service.consul" is in virtual hosts "greeter" and "greeter.service.consul"`},
 	}, {
@@ -153,6 +155,16 @@ func mustAnyT(t *testing.T, m proto.Message) *anypb.Any {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// mustShared returns SharedRoutesOf(rc), failing t if it fails.
+func mustShared(t *testing.T, rc *routev3.RouteConfiguration) *SharedRoutes {
+	t.Helper()
+	s, err := SharedRoutesOf(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestConsistentExplainsDomains: a domain in three virtual hosts gets an

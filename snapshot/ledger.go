@@ -3,6 +3,8 @@ package snapshot
 import (
 	"cmp"
 	"fmt"
+	"iter"
+	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -135,19 +137,27 @@ func (l *ledger) make(r Resources) {
 		clusterName:    make(map[string]tally, r.Clusters.Len()),
 		assignmentName: make(map[string]tally, r.Endpoints.Len()),
 		edsName:        make(map[string]tally, r.Clusters.Len()),
-		routesName:     make(map[string]tally, r.Routes.Len()),
+		routesName:     make(map[string]tally, 1+r.Routes.Len()),
 		sidecarName:    make(map[string]tally, r.SidecarListeners.Len()),
 		apiName:        make(map[string]tally, r.APIListeners.Len()),
 	}
 	l.domains = make(map[string]map[string]tally)
+	l.makeDomains(r.Outbound.Name(), r.Outbound.Hosts().Values())
 	for rc := range r.Routes.Values() {
-		if vhosts := rc.GetVirtualHosts(); len(vhosts) > 1 {
-			n := 0
-			for _, vh := range vhosts {
-				n += len(vh.GetDomains())
-			}
-			l.domains[rc.GetName()] = make(map[string]tally, n)
-		}
+		l.makeDomains(rc.GetName(), slices.Values(rc.GetVirtualHosts()))
+	}
+}
+
+// makeDomains makes the map of the domains of route configuration rc,
+// with room for those of vhosts, if it has several virtual hosts (see
+// visitDomains).
+func (l *ledger) makeDomains(rc string, vhosts iter.Seq[*routev3.VirtualHost]) {
+	n, hosts := 0, 0
+	for vh := range vhosts {
+		n, hosts = n+len(vh.GetDomains()), hosts+1
+	}
+	if hosts > 1 {
+		l.domains[rc] = make(map[string]tally, n)
 	}
 }
 
@@ -283,6 +293,9 @@ func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []
 	for l := range r.APIListeners.Values() {
 		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
+	if r.Outbound != nil {
+		errs = append(errs, visitSharedRoutes(r.Outbound, v, seen)...)
+	}
 	for rc := range r.Routes.Values() {
 		visitRouteConfiguration(rc, v, seen)
 		if len(rc.GetVirtualHosts()) > 1 {
@@ -294,6 +307,40 @@ func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []
 		}
 	}
 	return errs
+}
+
+// visitSharedRoutes visits s as visitRouteConfiguration would visit it
+// whole, and gives its domains if it has several virtual hosts; else it
+// returns the domains its virtual host lists twice.
+func visitSharedRoutes(s *SharedRoutes, v visit, seen map[*routev3.VirtualHost]bool) []error {
+	from := origin{noun: nouns[routesName], name: s.Name()}
+	v(key{kind: routesName, name: s.Name()}, false, from)
+	counted := s.Hosts().Len() > 1
+	for vh := range s.Hosts().Values() {
+		if !sawBefore(seen, vh) {
+			visitClusters(vh, from, v)
+		}
+		if counted {
+			visitDomains(s.Name(), vh, v)
+		}
+	}
+	if counted {
+		return nil
+	}
+	return duplicateDomains(s.Message())
+}
+
+// sawBefore reports whether vh is in seen, and puts it there; a nil seen
+// has seen nothing, and stays empty.
+func sawBefore(seen map[*routev3.VirtualHost]bool, vh *routev3.VirtualHost) bool {
+	if seen == nil {
+		return false
+	}
+	if seen[vh] {
+		return true
+	}
+	seen[vh] = true
+	return false
 }
 
 // visitCluster: a cluster gives its name; an EDS cluster also gives the
@@ -350,13 +397,9 @@ func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit, seen map[*
 	from := origin{noun: nouns[routesName], name: rc.GetName()}
 	v(key{kind: routesName, name: rc.GetName()}, false, from)
 	for _, vh := range rc.GetVirtualHosts() {
-		if seen != nil {
-			if seen[vh] {
-				continue
-			}
-			seen[vh] = true
+		if !sawBefore(seen, vh) {
+			visitClusters(vh, from, v)
 		}
-		visitClusters(vh, from, v)
 	}
 }
 

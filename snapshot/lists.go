@@ -15,12 +15,10 @@ import (
 // assignments sorted by name, API listeners and route configurations in
 // service order, which is their names' order too (a service's listener is
 // named after it, its route configuration after RouteConfigName and it).
-// routes begins with RouteConfigName, which sorts before every service's
-// own and which snapshot puts in. With them go the virtual hosts
-// RouteConfigName holds, in service order, and the sum of their digests: a
-// slice, which a new RouteConfigName needs anyway. A snapshot shares its
-// lists, and lists share with the last build's all that did not change;
-// none is changed once made.
+// With them go the virtual hosts RouteConfigName holds, in service order,
+// and the sum of their digests. A snapshot shares its lists, and lists
+// share with the last build's all that did not change; none is changed
+// once made.
 type lists struct {
 	clusters  List[*clusterv3.Cluster]
 	endpoints List[*endpointv3.ClusterLoadAssignment]
@@ -30,7 +28,7 @@ type lists struct {
 	// sums add up the digests of the services' resources; snapshot adds
 	// the sidecar listener's and RouteConfigName's.
 	sums     typeSums
-	vhosts   []*routev3.VirtualHost
+	vhosts   List[*routev3.VirtualHost]
 	vhostSum digestSum // of vhosts
 }
 
@@ -81,21 +79,19 @@ func sameNames[M resource](a, b []hashed[M], name func(M) string) bool {
 // and then the lists are to be gathered anew.
 func (l *lists) patched(built List[*builtService], ch serviceChanges) (*lists, bool) {
 	out := *l
-	vhosts := cow[*routev3.VirtualHost]{list: l.vhosts}
 	for k, i := range ch.rebuilt {
 		bs, prev := built.At(i), ch.gone[k] // as in patchable
 		set(&out.listeners, i, bs.listener.msg)
 		out.sums.listeners.swap(&prev.listener.sum, &bs.listener.sum)
-		set(&out.routes, 1+i, bs.routes.msg)
+		set(&out.routes, i, bs.routes.msg)
 		out.sums.routes.swap(&prev.routes.sum, &bs.routes.sum)
-		vhosts.set(i, bs.vhost)
+		set(&out.vhosts, i, bs.vhost)
 		out.vhostSum.swap(&prev.vhostSum, &bs.vhostSum)
 		if !patch(&out.clusters, &out.sums.clusters, bs.clusters, prev.clusters, (*clusterv3.Cluster).GetName) ||
 			!patch(&out.endpoints, &out.sums.endpoints, bs.endpoints, prev.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) {
 			return nil, false
 		}
 	}
-	out.vhosts = vhosts.list
 	return &out, true
 }
 
@@ -104,24 +100,6 @@ func set[M comparable](l *List[M], i int, m M) {
 	if l.At(i) != m {
 		*l = l.Set(i, m)
 	}
-}
-
-// cow is a slice shared with earlier lists until it first changes, when it
-// is copied.
-type cow[M comparable] struct {
-	list   []M
-	copied bool
-}
-
-// set puts m at index i.
-func (c *cow[M]) set(i int, m M) {
-	if c.list[i] == m {
-		return
-	}
-	if !c.copied {
-		c.list, c.copied = slices.Clone(c.list), true
-	}
-	c.list[i] = m
 }
 
 // patch puts each of rebuilt in place of the one of sorted with its name,
@@ -145,9 +123,10 @@ func patch[M interface {
 // gathered returns the lists of built.
 func gathered(built List[*builtService]) *lists {
 	n := built.Len()
-	l := &lists{vhosts: make([]*routev3.VirtualHost, n)}
+	l := new(lists)
+	vhosts := make([]*routev3.VirtualHost, n)
 	listeners := make([]*listenerv3.Listener, n)
-	routes := make([]*routev3.RouteConfiguration, n+1) // routes[0] is snapshot's to fill
+	routes := make([]*routev3.RouteConfiguration, n)
 	clusters := make([]hashed[*clusterv3.Cluster], 0, 2*n)
 	endpoints := make([]hashed[*endpointv3.ClusterLoadAssignment], 0, 2*n)
 	for i, bs := range built.All() {
@@ -155,12 +134,12 @@ func gathered(built List[*builtService]) *lists {
 		endpoints = append(endpoints, bs.endpoints...)
 		listeners[i] = bs.listener.msg
 		l.sums.listeners.add(&bs.listener.sum)
-		routes[1+i] = bs.routes.msg
+		routes[i] = bs.routes.msg
 		l.sums.routes.add(&bs.routes.sum)
-		l.vhosts[i] = bs.vhost
+		vhosts[i] = bs.vhost
 		l.vhostSum.add(&bs.vhostSum)
 	}
-	l.listeners, l.routes = ListOf(listeners...), ListOf(routes...)
+	l.listeners, l.routes, l.vhosts = ListOf(listeners...), ListOf(routes...), ListOf(vhosts...)
 	l.clusters, l.sums.clusters = sortedByName(clusters, (*clusterv3.Cluster).GetName)
 	l.endpoints, l.sums.endpoints = sortedByName(endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	return l
@@ -181,13 +160,12 @@ func sortedByName[M resource](items []hashed[M], name func(M) string) (List[M], 
 	return ListOf(msgs...), sum
 }
 
-// snapshot puts routes (RouteConfigName) and sidecar into l, which are the
+// snapshot puts routes (RouteConfigName) and sidecar with l, which are the
 // lists of a build, and returns the snapshot of its resources and the sums
 // of their digests. last are the lists of the last build: a list that
 // holds what it held then stays the Same list, which tells an xDS cache
 // that nothing of its type changed.
-func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
-	set(&l.routes, 0, routes.msg)
+func (l *lists) snapshot(routes *SharedRoutes, sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {
 	if last != nil && last.sidecars.Len() == 1 && last.sidecars.At(0) == sidecar.msg {
 		l.sidecars = last.sidecars
 	} else {
@@ -198,10 +176,11 @@ func (l *lists) snapshot(routes hashed[*routev3.RouteConfiguration], sidecar has
 		Endpoints:        l.endpoints,
 		APIListeners:     l.listeners,
 		SidecarListeners: l.sidecars,
+		Outbound:         routes,
 		Routes:           l.routes,
 	}}
 	sums := l.sums
 	sums.listeners.add(&sidecar.sum)
-	sums.routes.add(&routes.sum)
+	sums.routes.add(&routes.digest)
 	return snap, sums
 }

@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
@@ -15,7 +14,7 @@ import (
 // ledger find a fault that Consistent does not, it is dropped, to be
 // counted anew on the next build, and recounted is true: a bug, reported
 // rather than left to refuse every build.
-func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) (recounted bool, err error) {
+func (b *Builder) recount(r Resources, built List[*builtService], ch serviceChanges, routes *SharedRoutes, sidecar *listenerv3.Listener) (recounted bool, err error) {
 	c := b.ledgerChange(built, ch, routes, sidecar)
 	last := b.ledger
 	if c.anew {
@@ -60,17 +59,17 @@ type ledgerChange struct {
 // The first build, and one whose shared route configuration crosses
 // between one virtual host and more (which decides whether its domains are
 // counted), count everything anew.
-func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, routes *routev3.RouteConfiguration, sidecar *listenerv3.Listener) ledgerChange {
-	c := ledgerChange{counted: len(routes.GetVirtualHosts()) > 1}
-	c.anew = b.ledger.tallies[0] == nil || c.counted != (len(b.routes.msg.GetVirtualHosts()) > 1)
+func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, routes *SharedRoutes, sidecar *listenerv3.Listener) ledgerChange {
+	c := ledgerChange{counted: routes.Hosts().Len() > 1}
+	c.anew = b.ledger.tallies[0] == nil || c.counted != (b.routes.Hosts().Len() > 1)
 	if c.anew {
 		c.came = built.Slice()
 		c.cameFrame = &frame{routes, sidecar}
 		return c
 	}
 	c.gone, c.came = ch.gone, ch.came
-	if routes != b.routes.msg || sidecar != b.sidecar.msg {
-		c.goneFrame = &frame{b.routes.msg, b.sidecar.msg}
+	if routes != b.routes || sidecar != b.sidecar.msg {
+		c.goneFrame = &frame{b.routes, b.sidecar.msg}
 		c.cameFrame = &frame{routes, sidecar}
 	}
 	return c
@@ -78,7 +77,7 @@ func (b *Builder) ledgerChange(built List[*builtService], ch serviceChanges, rou
 
 // frame is what a snapshot has besides its services' resources.
 type frame struct {
-	routes  *routev3.RouteConfiguration // every service's virtual host (RouteConfigName)
+	routes  *SharedRoutes // every service's virtual host (RouteConfigName)
 	sidecar *listenerv3.Listener
 }
 
@@ -125,12 +124,12 @@ func visitService(bs *builtService, v visit, check, counted bool) []error {
 // If its domains are not counted, they are checked on their own.
 func visitFrame(f *frame, v visit, check, counted bool) []error {
 	errs := visitListener(f.sidecar, sidecarName, connectionManagers, v)
-	v(key{kind: routesName, name: f.routes.GetName()}, false, origin{noun: nouns[routesName], name: f.routes.GetName()})
+	v(key{kind: routesName, name: f.routes.Name()}, false, origin{noun: nouns[routesName], name: f.routes.Name()})
 	if !check {
 		return nil
 	}
 	if !counted {
-		errs = append(errs, duplicateDomains(f.routes)...)
+		errs = append(errs, duplicateDomains(f.routes.Message())...) // of one virtual host at most
 	}
 	return errs
 }

@@ -131,14 +131,14 @@ func TestRecountRejectsAndForgets(t *testing.T) {
 	})...)
 
 	ch := serviceChanges{gone: []*builtService{b.services.At(i)}, came: []*builtService{&broken}, rebuilt: []int{i}, sameSet: true}
-	_, err := b.recount(r, built, ch, b.routes.msg, b.sidecar.msg)
+	_, err := b.recount(r, built, ch, b.routes, b.sidecar.msg)
 	if err == nil || !strings.Contains(err.Error(), `references cluster "svc-00003/v2", which is not served`) {
 		t.Errorf("recount = %v, want a missing cluster svc-00003/v2", err)
 	}
 	if !sameTallies(b.ledger, before) {
 		t.Error("a rejected recount changed the ledger")
 	}
-	if _, err := b.recount(snap.Resources, b.services, serviceChanges{sameSet: true}, b.routes.msg, b.sidecar.msg); err != nil {
+	if _, err := b.recount(snap.Resources, b.services, serviceChanges{sameSet: true}, b.routes, b.sidecar.msg); err != nil {
 		t.Errorf("recount of the last good build: %v", err)
 	}
 }
@@ -175,7 +175,7 @@ func listedNames(r Resources) []string {
 	for e := range r.Endpoints.Values() {
 		out = append(out, "endpoints "+e.GetClusterName())
 	}
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.RouteConfigurations() {
 		out = append(out, "routes "+rc.GetName())
 	}
 	for l := range r.SidecarListeners.Values() {

@@ -20,7 +20,7 @@ import (
 // checkServiceRoutes), so only the shared one is described.
 func routeSummary(snap *Snapshot) []string {
 	var out []string
-	for _, rc := range sharedRoutes(snap.Resources) {
+	for _, rc := range sharedRouteConfigs(snap.Resources) {
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, r := range vh.GetRoutes() {
 				line := vh.GetName() + " " + r.GetName()

@@ -11,14 +11,13 @@ import (
 	"github.com/weir-mesh/weir/policy"
 )
 
-// sharedRoutes returns RouteConfigName of r (as a slice, to range over).
-func sharedRoutes(r Resources) []*routev3.RouteConfiguration {
-	for rc := range r.Routes.Values() {
-		if rc.GetName() == RouteConfigName {
-			return []*routev3.RouteConfiguration{rc}
-		}
+// sharedRouteConfigs returns RouteConfigName of r, whole (as a slice, to
+// range over).
+func sharedRouteConfigs(r Resources) []*routev3.RouteConfiguration {
+	if r.Outbound == nil {
+		return nil
 	}
-	return nil
+	return []*routev3.RouteConfiguration{r.Outbound.Message()}
 }
 
 // checkServiceRoutes checks that every API listener uses its service's own
@@ -36,19 +35,19 @@ func checkServiceRoutes(t *testing.T, r Resources) {
 		want = append(want, ServiceRouteConfigName(l.GetName()))
 	}
 	var got []string
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.RouteConfigurations() {
 		got = append(got, rc.GetName())
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("route configurations %q, want %q", got, want)
 	}
 	shared := map[string]*routev3.VirtualHost{}
-	for _, rc := range sharedRoutes(r) {
+	for _, rc := range sharedRouteConfigs(r) {
 		for _, vh := range rc.GetVirtualHosts() {
 			shared[vh.GetName()] = vh
 		}
 	}
-	for _, rc := range r.Routes.Slice()[min(1, r.Routes.Len()):] {
+	for rc := range r.Routes.Values() {
 		vhs := rc.GetVirtualHosts()
 		if len(vhs) != 1 || ServiceRouteConfigName(vhs[0].GetName()) != rc.GetName() || !proto.Equal(vhs[0], shared[vhs[0].GetName()]) {
 			t.Errorf("route configuration %q does not hold just its service's virtual host as %q has it", rc.GetName(), RouteConfigName)
@@ -62,7 +61,7 @@ func routesByName(t *testing.T, snap *Snapshot) (map[string]*routev3.RouteConfig
 	t.Helper()
 	msgs := map[string]*routev3.RouteConfiguration{}
 	sums := map[string]digest{}
-	for rc := range snap.Routes.Values() {
+	for _, rc := range snap.RouteConfigurations() {
 		sum, err := digestRoutes(rc)
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@
 package snapshot
 
 import (
+	"iter"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -55,9 +56,40 @@ type Input struct {
 type Resources struct {
 	Clusters         List[*clusterv3.Cluster]
 	Endpoints        List[*endpointv3.ClusterLoadAssignment]
-	Routes           List[*routev3.RouteConfiguration] // RouteConfigName, then each service's own (ServiceRouteConfigName)
+	Outbound         *SharedRoutes                     // RouteConfigName; nil in resources that have none
+	Routes           List[*routev3.RouteConfiguration] // each service's own (ServiceRouteConfigName)
 	SidecarListeners List[*listenerv3.Listener]        // served to Envoy proxies (wildcard LDS)
 	APIListeners     List[*listenerv3.Listener]        // served to proxyless gRPC clients (named LDS)
+}
+
+// RouteConfigurations returns every route configuration of r, sorted by
+// name: Outbound's, made whole, then Routes. It costs a pointer per
+// virtual host and route configuration, which serving r does not need.
+func (r Resources) RouteConfigurations() []*routev3.RouteConfiguration {
+	out := make([]*routev3.RouteConfiguration, 0, 1+r.Routes.Len())
+	if r.Outbound != nil {
+		out = append(out, r.Outbound.Message())
+	}
+	return append(out, r.Routes.Slice()...)
+}
+
+// virtualHosts yields the virtual hosts of every route configuration of
+// r: Outbound's, then those of Routes.
+func (r Resources) virtualHosts() iter.Seq[*routev3.VirtualHost] {
+	return func(yield func(*routev3.VirtualHost) bool) {
+		for vh := range r.Outbound.Hosts().Values() {
+			if !yield(vh) {
+				return
+			}
+		}
+		for rc := range r.Routes.Values() {
+			for _, vh := range rc.GetVirtualHosts() {
+				if !yield(vh) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Snapshot is the result of Build.

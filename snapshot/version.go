@@ -119,7 +119,7 @@ func digestAll(r Resources) (typeSums, error) {
 			add(listenerType, l.GetName(), l, &s.listeners)
 		}
 	}
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.RouteConfigurations() {
 		sum, err := digestRoutes(rc)
 		if err != nil {
 			errs = append(errs, err)

@@ -35,7 +35,7 @@ func entries(r Resources) []entry {
 	for e := range r.Endpoints.Values() {
 		out = append(out, entry{endpointType, e.GetClusterName(), e})
 	}
-	for rc := range r.Routes.Values() {
+	for _, rc := range r.RouteConfigurations() {
 		out = append(out, entry{routeType, rc.GetName(), rc})
 	}
 	for l := range r.SidecarListeners.Values() {

@@ -188,7 +188,7 @@ func gcpSnapshot(s *snapshot.Snapshot) (*cachev3.Snapshot, error) {
 	for e := range s.Endpoints.Values() {
 		res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], e)
 	}
-	for r := range s.Routes.Values() {
+	for _, r := range s.RouteConfigurations() {
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
 	}
 	for _, l := range append(s.APIListeners.Slice(), s.SidecarListeners.Slice()...) {

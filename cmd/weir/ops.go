@@ -306,17 +306,12 @@ func (p planner) Plan(routing map[string]policy.Routing) (map[string]admin.Servi
 		sp.Clusters = append(sp.Clusters, c.GetName())
 		out[svc] = sp
 	}
-	for rc := range snap.Routes.Values() {
-		if rc.GetName() != snapshot.RouteConfigName {
-			continue // a service's own holds its virtual host again
+	for vh := range snap.Outbound.Hosts().Values() { // each service's own route configuration holds its virtual host again
+		sp := plan(vh.GetName())
+		if err := planRoutes(sp.Routes, vh); err != nil {
+			return nil, err
 		}
-		for _, vh := range rc.GetVirtualHosts() {
-			sp := plan(vh.GetName())
-			if err := planRoutes(sp.Routes, vh); err != nil {
-				return nil, err
-			}
-			out[vh.GetName()] = sp
-		}
+		out[vh.GetName()] = sp
 	}
 	return out, nil
 }

@@ -1,0 +1,120 @@
+package xds
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// virtualHostsField is the number of a RouteConfiguration's virtual_hosts.
+var virtualHostsField = (&routev3.RouteConfiguration{}).ProtoReflect().Descriptor().Fields().ByName("virtual_hosts").Number()
+
+// sharedMemo remembers how the last snapshot's RouteConfigName (see
+// snapshot.SharedRoutes) was encoded: each of its virtual hosts, and the
+// entry made of them.
+type sharedMemo struct {
+	routes    *snapshot.SharedRoutes
+	encodings snapshot.List[[]byte] // of routes.Hosts(), in order
+	entry     entry
+}
+
+// sharedEntry returns the entry of s (nil for a nil s) and the memo that
+// follows last with it. A virtual host that last encoded is not encoded
+// again: the entry is its route configuration's other fields, encoded,
+// followed by every virtual host's encoding as a virtual_hosts field, the
+// same bytes as the route configuration encoded whole (Envoy's parser
+// takes fields in any order, should a later field join the others). Its
+// content hash is s's, which its builder keeps up to date with each
+// virtual host's digest, rather than a hash of every byte. marshalled
+// counts it as one resource marshalled.
+func sharedEntry(s *snapshot.SharedRoutes, last sharedMemo, marshalled *atomic.Uint64) (*entry, sharedMemo, error) {
+	if s == nil {
+		return nil, sharedMemo{}, nil
+	}
+	if s == last.routes {
+		return &last.entry, last, nil
+	}
+	encodings, err := hostEncodings(s, last)
+	if err != nil {
+		return nil, last, err
+	}
+	rest, err := envoy.AppendDeterministic(nil, s.Rest())
+	if err != nil {
+		return nil, last, fmt.Errorf("marshal %s %q: %w", resourcev3.RouteType, s.Name(), err)
+	}
+	size := len(rest)
+	for b := range encodings.Values() {
+		size += protowire.SizeTag(virtualHostsField) + protowire.SizeBytes(len(b))
+	}
+	value := append(make([]byte, 0, size), rest...)
+	for b := range encodings.Values() {
+		value = protowire.AppendTag(value, virtualHostsField, protowire.BytesType)
+		value = protowire.AppendBytes(value, b)
+	}
+	marshalled.Add(1)
+	e := newEntry(s.Name(), s.ContentHash(), &anypb.Any{TypeUrl: resourcev3.RouteType, Value: value})
+	return &e, sharedMemo{routes: s, encodings: encodings, entry: e}, nil
+}
+
+// hostEncodings returns the encoding of each of s's virtual hosts, taking
+// last's for those that s shares with it at the same place.
+func hostEncodings(s *snapshot.SharedRoutes, last sharedMemo) (snapshot.List[[]byte], error) {
+	hosts := s.Hosts()
+	if last.routes != nil {
+		if changes, ok := snapshot.Changed(hosts, last.routes.Hosts()); ok {
+			encodings := last.encodings
+			for i := range changes {
+				b, err := encodeHost(s, hosts.At(i))
+				if err != nil {
+					return snapshot.List[[]byte]{}, err
+				}
+				encodings = encodings.Set(i, b)
+			}
+			return encodings, nil
+		}
+	}
+	all := make([][]byte, 0, hosts.Len())
+	for vh := range hosts.Values() {
+		b, err := encodeHost(s, vh)
+		if err != nil {
+			return snapshot.List[[]byte]{}, err
+		}
+		all = append(all, b)
+	}
+	return snapshot.ListOf(all...), nil
+}
+
+// encodeHost returns vh, a virtual host of s, encoded.
+func encodeHost(s *snapshot.SharedRoutes, vh *routev3.VirtualHost) ([]byte, error) {
+	b, err := envoy.AppendDeterministic(nil, vh)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", resourcev3.RouteType, s.Name(), vh.GetName(), err)
+	}
+	return b, nil
+}
+
+// sameEntry reports whether a and b are both nil, or entries of one name
+// and content.
+func sameEntry(a, b *entry) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.name == b.name && a.hash == b.hash
+}
+
+// sameName reports whether a and b are both nil, or entries of one name.
+func sameName(a, b *entry) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.name == b.name
+}
+
+// headLen returns how many entries head is: 0 if nil, else 1.
+func headLen(head *entry) int {
+	if head == nil {
+		return 0
+	}
+	return 1
+}
