@@ -101,6 +101,7 @@ func sortedByNames(r Resources) bool {
 	return increasing(r.Clusters, (*clusterv3.Cluster).GetName) &&
 		increasing(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) &&
 		increasing(r.Routes, (*routev3.RouteConfiguration).GetName) &&
+		increasing(r.Outbound.Hosts(), (*routev3.VirtualHost).GetName) &&
 		increasing(r.SidecarListeners, (*listenerv3.Listener).GetName) &&
 		increasing(r.APIListeners, (*listenerv3.Listener).GetName)
 }

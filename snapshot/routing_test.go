@@ -174,7 +174,7 @@ func TestStickyEndpoints(t *testing.T) {
 func TestCookieMatchRegexes(t *testing.T) {
 	snap := buildInput(t, filepath.Join("testdata", "cookie-match.yaml"))
 	cookieRegex := map[string]string{}
-	for rc := range snap.Routes.Values() {
+	for _, rc := range snap.RouteConfigurations() {
 		for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
 			for _, h := range r.GetMatch().GetHeaders() {
 				if h.GetName() == "cookie" {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"iter"
+	"slices"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
@@ -16,11 +17,12 @@ import (
 // their digests, so that a build that changes one service's virtual host
 // costs that virtual host rather than a copy of every service's: Message
 // makes the route configuration whole for whoever needs it so, and an xDS
-// cache encodes it from its parts (Rest and Hosts), each of which it
-// encodes once. A SharedRoutes is not changed once made.
+// cache encodes it from its parts (RestEncoding and Hosts), encoding a
+// virtual host only when it is new. A SharedRoutes is not changed once
+// made.
 type SharedRoutes struct {
 	rest         *routev3.RouteConfiguration // every field but virtual_hosts; validated
-	restEncoding []byte                      // rest's deterministic encoding
+	restEncoding []byte                      // rest's deterministic encoding, with no room to spare (see routesDigest)
 	hosts        List[*routev3.VirtualHost]
 	sum          digestSum // of hosts' digests
 	digest       digest    // routesDigest(restEncoding, sum)
@@ -44,7 +46,7 @@ func sharedRoutes(buf *[]byte, last *SharedRoutes, name string, hosts List[*rout
 	if err := rest.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", routeType, name, err)
 	}
-	return &SharedRoutes{rest: rest, restEncoding: append([]byte(nil), enc...), hosts: hosts, sum: sum, digest: d}, nil
+	return &SharedRoutes{rest: rest, restEncoding: slices.Clip(slices.Clone(enc)), hosts: hosts, sum: sum, digest: d}, nil
 }
 
 // SharedRoutesOf returns rc as a SharedRoutes, validated: for tests and
@@ -69,12 +71,14 @@ func SharedRoutesOf(rc *routev3.RouteConfiguration) (*SharedRoutes, error) {
 		return nil, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
 	hosts := ListOf(rc.GetVirtualHosts()...)
+	enc = slices.Clip(enc)
 	return &SharedRoutes{rest: rest, restEncoding: enc, hosts: hosts, sum: sum, digest: routesDigest(enc, sum)}, nil
 }
 
 // withHosts returns s with hosts in place of its own, where they differ
-// from s's at the indexes changes yields. Their digests are swapped for
-// those of s's virtual hosts there; buf is scratch space for encoding.
+// from s's at the indexes changes yields: the digests of s's virtual
+// hosts there are taken out of the sum and those of hosts' added. buf is
+// scratch space for encoding.
 func (s *SharedRoutes) withHosts(buf *[]byte, hosts List[*routev3.VirtualHost], changes iter.Seq[int]) (*SharedRoutes, error) {
 	out := *s
 	out.hosts = hosts
@@ -125,9 +129,14 @@ func (s *SharedRoutes) Hosts() List[*routev3.VirtualHost] {
 // not be changed.
 func (s *SharedRoutes) Rest() *routev3.RouteConfiguration { return s.rest }
 
+// RestEncoding returns Rest's deterministic encoding. It must not be
+// changed.
+func (s *SharedRoutes) RestEncoding() []byte { return s.restEncoding }
+
 // ContentHash returns a short hex hash of the route configuration's name
 // and content: equal for equal route configurations, whatever the order of
-// their virtual hosts (see routesDigest).
+// their virtual hosts (see routesDigest), which Envoy's matching does not
+// depend on and which a Builder keeps in service order.
 func (s *SharedRoutes) ContentHash() string { return hex.EncodeToString(s.digest[:8]) }
 
 // Message returns the route configuration whole, nil for a nil s: a new

@@ -288,7 +288,7 @@ func TestBuilderSharesUnchangedLists(t *testing.T) {
 	services[3].Instances = slices.Clone(services[3].Instances)
 	services[3].Instances[0].Address = "10.9.9.9"
 	second := mustBuildWith(t, &b, services, desired)
-	if !first.Clusters.Same(second.Clusters) || !first.Routes.Same(second.Routes) ||
+	if !first.Clusters.Same(second.Clusters) || !first.Routes.Same(second.Routes) || first.Outbound != second.Outbound ||
 		!first.APIListeners.Same(second.APIListeners) || !first.SidecarListeners.Same(second.SidecarListeners) {
 		t.Error("a new list, though none of its resources changed")
 	}
@@ -351,8 +351,8 @@ func TestBuilderSeesRoutingInAnUnrelatedTable(t *testing.T) {
 // discovery.Model.Next — or a service's weights change (a routing table
 // that follows the last and names that service, as the policy engine
 // makes: see policy.Table.Next). The work should follow
-// the change, not the catalog, but for RouteConfigName's list of virtual
-// hosts, which a new virtual host makes anew. Making the model and the
+// the change, not the catalog: RouteConfigName's list of virtual hosts
+// is persistent too (see SharedRoutes). Making the model and the
 // routing is left out of the time: it is discovery's and the policy
 // engine's work, not the Builder's.
 func BenchmarkBuildIncremental(b *testing.B) {

@@ -16,8 +16,9 @@ import (
 // follows the last one) or one service's weights change through the
 // rollout engine, as the admin API changes them. The publisher takes the
 // change, builds, bridges if need be and prepares the snapshot. A weight
-// change also encodes weir_outbound again, which holds every service's
-// virtual host: Envoy is sent it whole.
+// change also makes weir_outbound anew, which holds every service's
+// virtual host (Envoy is sent it whole): it encodes the changed virtual
+// host and copies the others' encodings.
 func BenchmarkPublish(b *testing.B) {
 	for _, change := range []string{"endpoint", "weights"} {
 		for _, n := range []int{1000, 5000, 20000} {

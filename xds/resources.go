@@ -189,9 +189,9 @@ type memoList struct {
 	list any    // the snapshot.List of the snapshot's messages
 	head *entry // the entry set lists before list's, if any
 	set  *typeSet
-	// entries are those of list's resources, in list's order; sorted
-	// tells whether that is name order, as a snapshot's lists are, and
-	// then they are set's entries too.
+	// entries are head's, if any, then those of list's resources, in
+	// list's order; sorted tells whether that is name order, as a
+	// snapshot's lists are, and then they are set's entries too.
 	entries snapshot.List[entry]
 	sorted  bool
 }

@@ -28,12 +28,15 @@ type sharedMemo struct {
 // sharedEntry returns the entry of s (nil for a nil s) and the memo that
 // follows last with it. A virtual host that last encoded is not encoded
 // again: the entry is its route configuration's other fields, encoded,
-// followed by every virtual host's encoding as a virtual_hosts field, the
-// same bytes as the route configuration encoded whole (Envoy's parser
-// takes fields in any order, should a later field join the others). Its
-// content hash is s's, which its builder keeps up to date with each
-// virtual host's digest, rather than a hash of every byte. marshalled
-// counts it as one resource marshalled.
+// followed by every virtual host's encoding as a virtual_hosts field. That
+// is the route configuration encoded whole while its other fields are
+// numbered below virtual_hosts, as a Builder's (its name) are; a field
+// numbered above would come first rather than last, which parsers take
+// in any order. Its content hash is s's, which its builder keeps up to
+// date with each virtual host's digest, rather than a hash of every byte;
+// s's with the same virtual hosts in another order has the same hash, and
+// keeps serving the last entry's bytes, which Envoy matches alike.
+// marshalled counts it as one resource marshalled.
 func sharedEntry(s *snapshot.SharedRoutes, last sharedMemo, marshalled *atomic.Uint64) (*entry, sharedMemo, error) {
 	if s == nil {
 		return nil, sharedMemo{}, nil
@@ -45,10 +48,7 @@ func sharedEntry(s *snapshot.SharedRoutes, last sharedMemo, marshalled *atomic.U
 	if err != nil {
 		return nil, last, err
 	}
-	rest, err := envoy.AppendDeterministic(nil, s.Rest())
-	if err != nil {
-		return nil, last, fmt.Errorf("marshal %s %q: %w", resourcev3.RouteType, s.Name(), err)
-	}
+	rest := s.RestEncoding()
 	size := len(rest)
 	for b := range encodings.Values() {
 		size += protowire.SizeTag(virtualHostsField) + protowire.SizeBytes(len(b))
@@ -64,27 +64,34 @@ func sharedEntry(s *snapshot.SharedRoutes, last sharedMemo, marshalled *atomic.U
 }
 
 // hostEncodings returns the encoding of each of s's virtual hosts, taking
-// last's for those that s shares with it at the same place.
+// last's for the virtual hosts it encoded: by place when s has as many
+// (a weight or port change), else by virtual host (a service came or
+// went).
 func hostEncodings(s *snapshot.SharedRoutes, last sharedMemo) (snapshot.List[[]byte], error) {
-	hosts := s.Hosts()
-	if last.routes != nil {
-		if changes, ok := snapshot.Changed(hosts, last.routes.Hosts()); ok {
-			encodings := last.encodings
-			for i := range changes {
-				b, err := encodeHost(s, hosts.At(i))
-				if err != nil {
-					return snapshot.List[[]byte]{}, err
-				}
-				encodings = encodings.Set(i, b)
+	hosts, lastHosts := s.Hosts(), last.routes.Hosts()
+	if changes, ok := snapshot.Changed(hosts, lastHosts); ok && last.routes != nil {
+		encodings := last.encodings
+		for i := range changes {
+			b, err := encodeHost(s, hosts.At(i))
+			if err != nil {
+				return snapshot.List[[]byte]{}, err
 			}
-			return encodings, nil
+			encodings = encodings.Set(i, b)
 		}
+		return encodings, nil
+	}
+	known := make(map[*routev3.VirtualHost][]byte, lastHosts.Len())
+	for i, vh := range lastHosts.All() {
+		known[vh] = last.encodings.At(i)
 	}
 	all := make([][]byte, 0, hosts.Len())
 	for vh := range hosts.Values() {
-		b, err := encodeHost(s, vh)
-		if err != nil {
-			return snapshot.List[[]byte]{}, err
+		b, ok := known[vh]
+		if !ok {
+			var err error
+			if b, err = encodeHost(s, vh); err != nil {
+				return snapshot.List[[]byte]{}, err
+			}
 		}
 		all = append(all, b)
 	}
