@@ -17,11 +17,17 @@ import (
 // snapshotOf builds the snapshot of services.
 func snapshotOf(t *testing.T, services ...discovery.Service) *snapshot.Snapshot {
 	t.Helper()
+	return build(t, new(snapshot.Builder), services)
+}
+
+// build returns b's build of services.
+func build(t *testing.T, b *snapshot.Builder, services []discovery.Service) *snapshot.Snapshot {
+	t.Helper()
 	m, err := discovery.NewModel(services)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := snapshot.Build(snapshot.Input{Model: m})
+	s, err := b.Build(snapshot.Input{Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,14 +32,7 @@ func TestSharedEntryIsTheWholeEncoding(t *testing.T) {
 	var memo sharedMemo
 	var marshalled atomic.Uint64
 	for step, st := range steps {
-		m, err := discovery.NewModel(st.services)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := b.Build(snapshot.Input{Model: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := build(t, &b, st.services)
 		before := marshalled.Load()
 		e, next, err := sharedEntry(s.Outbound, memo, &marshalled)
 		if err != nil {
