@@ -281,7 +281,7 @@ func messages(r Resources) []proto.Message {
 		out = append(out, e)
 	}
 	if r.Outbound != nil {
-		out = append(out, r.Outbound.Rest())
+		out = append(out, r.Outbound.rest)
 		for vh := range r.Outbound.Hosts().Values() {
 			out = append(out, vh)
 		}

@@ -160,8 +160,9 @@ func sortedByName[M resource](items []hashed[M], name func(M) string) (List[M], 
 	return ListOf(msgs...), sum
 }
 
-// snapshot returns the snapshot of l, the lists of a build, with routes
-// (RouteConfigName) and sidecar, and the sums of their digests. last are the lists of the last build: a list that
+// snapshot sets l's sidecar list to hold sidecar, and returns the
+// snapshot of l, the lists of a build, with routes (RouteConfigName), and
+// the sums of their digests. last are the lists of the last build: a list that
 // holds what it held then stays the Same list, which tells an xDS cache
 // that nothing of its type changed.
 func (l *lists) snapshot(routes *SharedRoutes, sidecar hashed[*listenerv3.Listener], last *lists) (*Snapshot, typeSums) {

@@ -125,10 +125,6 @@ func (s *SharedRoutes) Hosts() List[*routev3.VirtualHost] {
 	return s.hosts
 }
 
-// Rest returns the route configuration without its virtual hosts. It must
-// not be changed.
-func (s *SharedRoutes) Rest() *routev3.RouteConfiguration { return s.rest }
-
 // RestEncoding returns Rest's deterministic encoding. It must not be
 // changed.
 func (s *SharedRoutes) RestEncoding() []byte { return s.restEncoding }

@@ -417,6 +417,9 @@ func TestFailedPrepareLeavesTheMemo(t *testing.T) {
 			t.Errorf("list %d: the failed snapshot's is remembered", i)
 		}
 	}
+	if memo.shared.routes != good.Outbound {
+		t.Errorf("the failed snapshot's %s is remembered", snapshot.RouteConfigName)
+	}
 }
 
 // TestWeightChangeReachesOnlyItsServiceClients: proxyless gRPC clients

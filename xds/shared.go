@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"iter"
 	"sync/atomic"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -64,12 +65,12 @@ func sharedEntry(s *snapshot.SharedRoutes, last sharedMemo, marshalled *atomic.U
 }
 
 // hostEncodings returns the encoding of each of s's virtual hosts, taking
-// last's for the virtual hosts it encoded: by place when s has as many
-// (a weight or port change), else by virtual host (a service came or
-// went).
+// last's for the virtual hosts it encoded: by place when the virtual
+// hosts that differ from last's are of the same services (a weight or
+// port change), else by virtual host (services came or went).
 func hostEncodings(s *snapshot.SharedRoutes, last sharedMemo) (snapshot.List[[]byte], error) {
 	hosts, lastHosts := s.Hosts(), last.routes.Hosts()
-	if changes, ok := snapshot.Changed(hosts, lastHosts); ok && last.routes != nil {
+	if changes, ok := snapshot.Changed(hosts, lastHosts); ok && last.routes != nil && sameNamesAt(hosts, lastHosts, changes) {
 		encodings := last.encodings
 		for i := range changes {
 			b, err := encodeHost(s, hosts.At(i))
@@ -105,6 +106,17 @@ func encodeHost(s *snapshot.SharedRoutes, vh *routev3.VirtualHost) ([]byte, erro
 		return nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", resourcev3.RouteType, s.Name(), vh.GetName(), err)
 	}
 	return b, nil
+}
+
+// sameNamesAt reports whether the virtual hosts of hosts at the indexes
+// changes yields have the names of lastHosts' there.
+func sameNamesAt(hosts, lastHosts snapshot.List[*routev3.VirtualHost], changes iter.Seq[int]) bool {
+	for i := range changes {
+		if hosts.At(i).GetName() != lastHosts.At(i).GetName() {
+			return false
+		}
+	}
+	return true
 }
 
 // sameEntry reports whether a and b are both nil, or entries of one name

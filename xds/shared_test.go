@@ -14,7 +14,7 @@ import (
 
 // TestSharedEntryIsTheWholeEncoding builds RouteConfigName through changes
 // of one service's port (which changes its virtual host's domains), none,
-// and a service that comes, and checks that its entry holds the very bytes
+// a service that comes, and one that goes as another comes, and checks that its entry holds the very bytes
 // of the route configuration marshalled whole, with its content hash, and
 // that the virtual hosts that did not change were not encoded again.
 func TestSharedEntryIsTheWholeEncoding(t *testing.T) {
@@ -27,6 +27,7 @@ func TestSharedEntryIsTheWholeEncoding(t *testing.T) {
 		{[]discovery.Service{a, oneInstance("b", "127.0.0.1", 9101), c}, []string{"b"}},
 		{[]discovery.Service{a, oneInstance("b", "127.0.0.1", 9101), c}, nil},
 		{[]discovery.Service{a, oneInstance("b", "127.0.0.1", 9101), c, d}, []string{"d"}},
+		{[]discovery.Service{a, c, d, oneInstance("e", "127.0.0.1", 9400)}, []string{"e"}},
 	}
 	var b snapshot.Builder
 	var memo sharedMemo
