@@ -69,15 +69,16 @@ func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error
 }
 
 // withholdNew replaces r's routes, Outbound's and Routes', with copies in
-// which clusters that no route of prev names get no traffic. A match route to such a cluster is
-// dropped (its requests follow the catch-all route, as they did in prev). A
-// catch-all route left with no cluster takes prev's catch-all route of the
-// same virtual host instead; a virtual host that prev did not have is new,
-// and nothing routes to it yet. A route configuration or virtual host with
-// nothing to withhold stays the very message it was, so that a service's
-// own route configuration (see ServiceRouteConfigName) that a change does
-// not touch is neither encoded nor sent again. It returns how many routes
-// it changed, or the error of a virtual host it could not encode.
+// which clusters that no route of prev names get no traffic. A match route
+// to such a cluster is dropped (its requests follow the catch-all route,
+// as they did in prev). A catch-all route left with no cluster takes
+// prev's catch-all route of the same virtual host instead; a virtual host
+// that prev did not have is new, and nothing routes to it yet. A route
+// configuration or virtual host with nothing to withhold stays the very
+// message it was, so that a service's own route configuration (see
+// ServiceRouteConfigName) that a change does not touch is neither encoded
+// nor sent again. It returns how many routes it changed, or the error of a
+// virtual host it could not encode.
 //
 // Only what prev did not serve is looked at: a route configuration or
 // virtual host that prev served as the very same message names no cluster

@@ -11,17 +11,17 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Consistent reports, as an error naming each missing or repeated resource and
-// who refers to it, whether r can be served as it is: every route
+// Consistent reports, as an error naming each missing or repeated resource
+// and who refers to it, whether r can be served as it is: every route
 // configuration a listener uses (in a filter chain or an api_listener) is
-// Outbound or in Routes, every cluster a route uses is in Clusters, every EDS cluster has its
-// ClusterLoadAssignment and every assignment its cluster, and no name appears
-// twice within one kind. Clients wait ~15 s for a name that is never served
-// and NACK a response that repeats one. Envoy also rejects a route
-// configuration that lists a domain in two virtual hosts (services "a" and
-// "a.service.consul" would), so that is checked too. A route configuration
-// that no listener uses is no error, as an unused cluster is none: a
-// client only fetches what it is referred to.
+// Outbound or in Routes, every cluster a route uses is in Clusters, every
+// EDS cluster has its ClusterLoadAssignment and every assignment its
+// cluster, and no name appears twice within one kind. Clients wait ~15 s
+// for a name that is never served and NACK a response that repeats one.
+// Envoy also rejects a route configuration that lists a domain in two
+// virtual hosts (services "a" and "a.service.consul" would), so that is
+// checked too. A route configuration that no listener uses is no error, as
+// an unused cluster is none: a client only fetches what it is referred to.
 func Consistent(r Resources) error {
 	var l ledger
 	l.count(1, r, func(v visit) []error {
@@ -58,16 +58,11 @@ func connectionManagers(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager,
 	return out, nil
 }
 
-// duplicateDomains reports the domains that the virtual host of rc, which
-// has at most one, lists more than once, as Envoy would reject it. Those of
-// a route configuration with several virtual hosts are counted in the
-// ledger instead (see visitDomains).
-func duplicateDomains(rc *routev3.RouteConfiguration) []error {
-	vhs := rc.GetVirtualHosts()
-	if len(vhs) == 0 {
-		return nil
-	}
-	vh := vhs[0]
+// duplicateDomains reports the domains that vh, the one virtual host of
+// route configuration rc, lists more than once, as Envoy would reject it.
+// Those of a route configuration with several virtual hosts are counted
+// in the ledger instead (see visitDomains).
+func duplicateDomains(rc string, vh *routev3.VirtualHost) []error {
 	domains := vh.GetDomains()
 	var errs []error
 	var seen map[string]bool // made only for many domains
@@ -82,7 +77,7 @@ func duplicateDomains(rc *routev3.RouteConfiguration) []error {
 			seen[d] = true
 		}
 		if twice {
-			errs = append(errs, domainTwice(rc.GetName(), d, vh.GetName(), vh.GetName()))
+			errs = append(errs, domainTwice(rc, d, vh.GetName(), vh.GetName()))
 		}
 	}
 	return errs

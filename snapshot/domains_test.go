@@ -19,9 +19,8 @@ func TestDuplicateDomainsInOneVirtualHost(t *testing.T) {
 			domains = append(domains, fmt.Sprintf("d%d", i))
 		}
 		domains = append(domains, "b")
-		rc := &routev3.RouteConfiguration{Name: "rc", VirtualHosts: []*routev3.VirtualHost{{Name: "vh", Domains: domains}}}
 		var got []string
-		for _, err := range duplicateDomains(rc) {
+		for _, err := range duplicateDomains("rc", &routev3.VirtualHost{Name: "vh", Domains: domains}) {
 			got = append(got, err.Error())
 		}
 		want := []string{

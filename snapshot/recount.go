@@ -109,14 +109,16 @@ func visitService(bs *builtService, v visit, check, counted bool) []error {
 	}
 	hcms := func(*listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) { return bs.hcms, nil }
 	errs := visitListener(bs.listener.msg, apiName, hcms, v)
-	visitRouteConfiguration(bs.routes.msg, v, nil) // wants bs.vhost's clusters for RouteConfigName too
+	// Its own route configuration wants bs.vhost's clusters for
+	// RouteConfigName too.
+	errs = append(errs, visitRoutes(bs.routes.msg.GetName(), bs.routes.msg.GetVirtualHosts(), v, nil)...)
 	if counted {
 		visitDomains(RouteConfigName, bs.vhost, v)
 	}
 	if !check {
 		return nil
 	}
-	return append(errs, duplicateDomains(bs.routes.msg)...)
+	return errs
 }
 
 // visitFrame visits f's sidecar listener and its route configuration, but
@@ -128,8 +130,11 @@ func visitFrame(f *frame, v visit, check, counted bool) []error {
 	if !check {
 		return nil
 	}
-	if !counted {
-		errs = append(errs, duplicateDomains(f.routes.Message())...) // of one virtual host at most
+	if counted {
+		return errs
+	}
+	for vh := range f.routes.Hosts().Values() { // one at most
+		errs = append(errs, duplicateDomains(f.routes.Name(), vh)...)
 	}
 	return errs
 }

@@ -52,26 +52,14 @@ func sharedRoutes(buf *[]byte, last *SharedRoutes, name string, hosts List[*rout
 // SharedRoutesOf returns rc as a SharedRoutes, validated: for tests and
 // tools that make resources by hand.
 func SharedRoutesOf(rc *routev3.RouteConfiguration) (*SharedRoutes, error) {
-	var buf []byte
-	var sum digestSum
-	for _, vh := range rc.GetVirtualHosts() {
-		d, b, err := digestOf(vh, buf)
-		buf = b
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, rc.GetName(), vh.GetName(), err)
-		}
-		sum.add(&d)
-	}
-	rest := withoutVirtualHosts(rc)
-	enc, err := envoy.AppendDeterministic(nil, rest)
+	rest, enc, sum, err := routesParts(rc)
 	if err != nil {
-		return nil, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
+		return nil, err
 	}
 	if err := rc.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", routeType, rc.GetName(), err)
 	}
 	hosts := ListOf(rc.GetVirtualHosts()...)
-	enc = slices.Clip(enc)
 	return &SharedRoutes{rest: rest, restEncoding: enc, hosts: hosts, sum: sum, digest: routesDigest(enc, sum)}, nil
 }
 

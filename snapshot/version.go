@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -135,21 +136,32 @@ func digestAll(r Resources) (typeSums, error) {
 
 // digestRoutes returns the digest of rc (see routesDigest).
 func digestRoutes(rc *routev3.RouteConfiguration) (digest, error) {
+	_, rest, vhosts, err := routesParts(rc)
+	if err != nil {
+		return digest{}, err
+	}
+	return routesDigest(rest, vhosts), nil
+}
+
+// routesParts returns rc without its virtual hosts, that encoded (with no
+// room to spare: see routesDigest), and the sum of its virtual hosts'
+// digests.
+func routesParts(rc *routev3.RouteConfiguration) (*routev3.RouteConfiguration, []byte, digestSum, error) {
 	var vhosts digestSum
 	var buf []byte
 	for _, vh := range rc.GetVirtualHosts() {
-		sum, b, err := digestOf(vh, buf)
-		buf = b
+		sum, err := hostDigest(&buf, rc.GetName(), vh)
 		if err != nil {
-			return digest{}, fmt.Errorf("marshal %s %q: virtual host %q: %w", routeType, rc.GetName(), vh.GetName(), err)
+			return nil, nil, digestSum{}, err
 		}
 		vhosts.add(&sum)
 	}
-	rest, err := envoy.AppendDeterministic(nil, withoutVirtualHosts(rc))
+	rest := withoutVirtualHosts(rc)
+	enc, err := envoy.AppendDeterministic(nil, rest)
 	if err != nil {
-		return digest{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
+		return nil, nil, digestSum{}, fmt.Errorf("marshal %s %q: %w", routeType, rc.GetName(), err)
 	}
-	return routesDigest(rest, vhosts), nil
+	return rest, slices.Clip(enc), vhosts, nil
 }
 
 // contentVersion returns the version of r (see version).

@@ -35,40 +35,34 @@ func visitResources(r Resources, v visit, seen map[*routev3.VirtualHost]bool) []
 		errs = append(errs, visitListener(l, apiName, connectionManagers, v)...)
 	}
 	if r.Outbound != nil {
-		errs = append(errs, visitSharedRoutes(r.Outbound, v, seen)...)
+		errs = append(errs, visitRoutes(r.Outbound.Name(), r.Outbound.Hosts().Slice(), v, seen)...)
 	}
 	for rc := range r.Routes.Values() {
-		visitRouteConfiguration(rc, v, seen)
-		if len(rc.GetVirtualHosts()) > 1 {
-			for _, vh := range rc.GetVirtualHosts() {
-				visitDomains(rc.GetName(), vh, v)
-			}
-		} else {
-			errs = append(errs, duplicateDomains(rc)...)
-		}
+		errs = append(errs, visitRoutes(rc.GetName(), rc.GetVirtualHosts(), v, seen)...)
 	}
 	return errs
 }
 
-// visitSharedRoutes visits s as visitRouteConfiguration would visit it
-// whole, and gives its domains if it has several virtual hosts; else it
-// returns the domains its virtual host lists twice.
-func visitSharedRoutes(s *SharedRoutes, v visit, seen map[*routev3.VirtualHost]bool) []error {
-	from := origin{noun: nouns[routesName], name: s.Name()}
-	v(key{kind: routesName, name: s.Name()}, false, from)
-	counted := s.Hosts().Len() > 1
-	for vh := range s.Hosts().Values() {
+// visitRoutes visits route configuration rc, which holds hosts: it gives
+// its name and wants its virtual hosts' clusters, but those of a virtual
+// host in seen, unless seen is nil (see visitResources), and gives their
+// domains if it has several; else it returns the domains its one virtual
+// host lists twice (see visitDomains).
+func visitRoutes(rc string, hosts []*routev3.VirtualHost, v visit, seen map[*routev3.VirtualHost]bool) []error {
+	from := origin{noun: nouns[routesName], name: rc}
+	v(key{kind: routesName, name: rc}, false, from)
+	var errs []error
+	for _, vh := range hosts {
 		if !sawBefore(seen, vh) {
 			visitClusters(vh, from, v)
 		}
-		if counted {
-			visitDomains(s.Name(), vh, v)
+		if len(hosts) > 1 {
+			visitDomains(rc, vh, v)
+		} else {
+			errs = append(errs, duplicateDomains(rc, vh)...)
 		}
 	}
-	if counted {
-		return nil
-	}
-	return duplicateDomains(s.Message())
+	return errs
 }
 
 // sawBefore reports whether vh is in seen, and puts it there; a nil seen
@@ -129,19 +123,6 @@ func visitListener(l *listenerv3.Listener, k kind, hcms hcmsFunc, v visit) []err
 		}
 	}
 	return nil
-}
-
-// visitRouteConfiguration: a route configuration gives its name and wants
-// its virtual hosts' clusters, but those of a virtual host in seen, unless
-// seen is nil (see visitResources).
-func visitRouteConfiguration(rc *routev3.RouteConfiguration, v visit, seen map[*routev3.VirtualHost]bool) {
-	from := origin{noun: nouns[routesName], name: rc.GetName()}
-	v(key{kind: routesName, name: rc.GetName()}, false, from)
-	for _, vh := range rc.GetVirtualHosts() {
-		if !sawBefore(seen, vh) {
-			visitClusters(vh, from, v)
-		}
-	}
 }
 
 // visitDomains gives vh's domains within route configuration rc. Envoy

@@ -14,9 +14,10 @@ import (
 
 // TestSharedEntryIsTheWholeEncoding builds RouteConfigName through changes
 // of one service's port (which changes its virtual host's domains), none,
-// a service that comes, and one that goes as another comes, and checks that its entry holds the very bytes
-// of the route configuration marshalled whole, with its content hash, and
-// that the virtual hosts that did not change were not encoded again.
+// a service that comes, and one that goes as another comes, and checks
+// that its entry holds the very bytes of the route configuration
+// marshalled whole, with its content hash, and that the virtual hosts that
+// did not change were not encoded again.
 func TestSharedEntryIsTheWholeEncoding(t *testing.T) {
 	a, c, d := oneInstance("a", "127.0.0.1", 9000), oneInstance("c", "127.0.0.1", 9200), oneInstance("d", "127.0.0.1", 9300)
 	steps := []struct {
