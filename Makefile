@@ -96,6 +96,7 @@ bench: $(CONSUL) build
 	# many minutes now that the timed part is short.
 	$(GO) test -run='^$$' -bench='^Benchmark(BuildIncremental|Publish)$$' -benchtime=300x -benchmem -count=3 ./snapshot/... ./xds/...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./discovery/consul ./cmd/weir
+	$(GO) test -run='^$$' -bench='^BenchmarkConcurrentOperations$$' -benchtime=20x -count=3 ./policy
 	$(GO) run ./cmd/weir-bench --weir $(BIN)/weir --streams 2000
 
 clean:

@@ -59,6 +59,9 @@ type Engine struct {
 	// comparing every service's routing.
 	routing Table
 	dirty   map[string]bool // the services whose routing may have changed since routing was made
+
+	waitingMu sync.Mutex   // guards waiting; taken with or without mu, never mu after it
+	waiting   []*waitingOp // operators' operations waiting for mu (see operate)
 }
 
 // FixedOverride is a set-weights operation in force on a service with a
@@ -403,30 +406,22 @@ type Operation func(p Policy, r Rollout, now time.Time) (Rollout, Event, error)
 
 // Do runs op on service's rollout, journals and persists it.
 func (e *Engine) Do(service string, op Operation) error {
-	e.mu.Lock()
-	r, ok := e.rollouts[service]
-	if !ok {
-		e.mu.Unlock()
-		return fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
-	}
-	p, _ := e.policies.Get(service)
-	next, ev, err := op(p, r, e.cfg.Clock())
-	if err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	e.rollouts[service] = next
-	if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
-		e.invalidate(service)
-	}
-	if err := e.commit([]Event{ev}, nil); err != nil {
-		e.rollouts[service] = r // nothing half-applied
-		e.mu.Unlock()
-		return err
-	}
-	e.mu.Unlock()
-	e.changed()
-	return nil
+	return e.operate(func() (Event, func(), error) {
+		r, ok := e.rollouts[service]
+		if !ok {
+			return Event{}, nil, fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
+		}
+		p, _ := e.policies.Get(service)
+		next, ev, err := op(p, r, e.cfg.Clock())
+		if err != nil {
+			return Event{}, nil, err
+		}
+		e.rollouts[service] = next
+		if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
+			e.invalidate(service)
+		}
+		return ev, func() { e.rollouts[service] = r }, nil
+	})
 }
 
 // Rollouts returns every rollout, sorted by service.
@@ -444,31 +439,6 @@ func (e *Engine) Events() []Event {
 	defer e.mu.Unlock()
 	return slices.Clone(e.journal)
 }
-
-// commit persists state and events, then journals and logs the events.
-// mu must be held.
-func (e *Engine) commit(events []Event, gone []string) error {
-	if e.cfg.Store != nil {
-		err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, e.overrides, gone, events)
-		if err != nil {
-			e.cfg.Logger.Error("saving rollout state failed", "error", err)
-			return fmt.Errorf("%w: %v", ErrNotSaved, err)
-		}
-	}
-	for _, ev := range events {
-		e.cfg.Logger.Info("rollout event", "service", ev.Service, "kind", ev.Kind, "by", ev.By, "message", ev.Message)
-	}
-	e.journal = append(e.journal, events...)
-	e.seq += uint64(len(events))
-	if over := len(e.journal) - journalMemory; over > 0 {
-		e.journal = slices.Delete(e.journal, 0, over)
-	}
-	return nil
-}
-
-// ErrNotSaved reports that an operation could not be made durable; it was
-// not applied.
-var ErrNotSaved = errors.New("rollout state could not be saved")
 
 func (e *Engine) changed() {
 	if e.cfg.OnChange != nil {

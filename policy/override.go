@@ -28,31 +28,27 @@ func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) e
 	if w.Sum() != Full {
 		return fmt.Errorf("%w: weights sum to %s, must be 100", ErrBadWeights, w.Sum())
 	}
-	e.mu.Lock()
-	p, ok := e.policies.Get(service)
-	if !ok || p.Strategy != Fixed {
-		e.mu.Unlock()
-		return fmt.Errorf("%w: service %q has no fixed policy", ErrNoPolicy, service)
-	}
-	now := e.cfg.Clock()
-	o := Override{Weights: maps.Clone(w), By: by, Reason: reason, At: now}
-	prev, had := e.overrides[service]
-	e.overrides[service] = FixedOverride{Override: o, Policy: fixedHash(p)}
-	e.invalidate(service)
-	ev := operatorEvent(Rollout{Service: service}, now, "weights-set", by, reason,
-		"weights overridden: %s (the policy file says %s)", w, p.Weights)
-	if err := e.commit([]Event{ev}, nil); err != nil {
-		if had { // nothing half-applied
-			e.overrides[service] = prev
-		} else {
-			delete(e.overrides, service)
+	return e.operate(func() (Event, func(), error) {
+		p, ok := e.policies.Get(service)
+		if !ok || p.Strategy != Fixed {
+			return Event{}, nil, fmt.Errorf("%w: service %q has no fixed policy", ErrNoPolicy, service)
 		}
-		e.mu.Unlock()
-		return err
-	}
-	e.mu.Unlock()
-	e.changed()
-	return nil
+		now := e.cfg.Clock()
+		o := Override{Weights: maps.Clone(w), By: by, Reason: reason, At: now}
+		prev, had := e.overrides[service]
+		e.overrides[service] = FixedOverride{Override: o, Policy: fixedHash(p)}
+		e.invalidate(service)
+		undo := func() {
+			if had {
+				e.overrides[service] = prev
+			} else {
+				delete(e.overrides, service)
+			}
+		}
+		ev := operatorEvent(Rollout{Service: service}, now, "weights-set", by, reason,
+			"weights overridden: %s (the policy file says %s)", w, p.Weights)
+		return ev, undo, nil
+	})
 }
 
 // dropOverrides ends the overrides of fixed policies that set changes or
