@@ -1,21 +1,49 @@
 package policy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"time"
 )
 
-// This file holds how the engine makes its state durable: every change is
-// saved, with the events it journals, before anyone sees it, and
-// operators' operations that wait while a save is under way are saved
-// together, in one transaction, rather than one fsync each.
+// This file holds operators' operations and how the engine makes its
+// state durable: every change is saved, with the events it journals,
+// before anyone sees it, and operations that wait while a save is under
+// way are saved together, in one transaction, rather than one fsync each.
+
+// Operation is an operator action on one service's rollout. It must not
+// panic: it may run on another caller's goroutine (see operate).
+type Operation func(p Policy, r Rollout, now time.Time) (Rollout, Event, error)
+
+// Do runs op on service's rollout, journals and persists it.
+func (e *Engine) Do(service string, op Operation) error {
+	return e.operate(func() (Event, func(), error) {
+		r, ok := e.rollouts[service]
+		if !ok {
+			return Event{}, nil, fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
+		}
+		p, _ := e.policies.Get(service)
+		next, ev, err := op(p, r, e.cfg.Clock())
+		if err != nil {
+			return Event{}, nil, err
+		}
+		e.rollouts[service] = next
+		if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
+			e.invalidate(service)
+		}
+		return ev, func() { e.rollouts[service] = r }, nil
+	})
+}
 
 // waitingOp is an operator's operation waiting to be applied and saved.
 type waitingOp struct {
 	// apply changes the engine's state (mu held) and returns the event to
-	// journal and how to undo the change; or why it cannot be made.
+	// journal and how to undo the change; or why it cannot be made, in
+	// which case it changes nothing.
 	apply func() (Event, func(), error)
 	done  chan error // its outcome: nil once saved
 }
@@ -43,26 +71,31 @@ func (e *Engine) operate(apply func() (Event, func(), error)) error {
 }
 
 // applyWaiting applies every waiting operation, commits them, and tells
-// each its outcome. An operation that cannot be made fails alone; if the
-// save fails, every applied one is undone, last first, and fails with it.
+// each its outcome. If the save fails, every applied operation is undone,
+// last first, and fails with it; so does every one refused after the
+// first was applied, as it was refused on state that was never saved.
 // mu must be held.
 func (e *Engine) applyWaiting() {
 	e.waitingMu.Lock()
 	ops := e.waiting
 	e.waiting = nil
 	e.waitingMu.Unlock()
-	var applied []*waitingOp
 	var events []Event
 	var undo []func()
+	var held []*waitingOp // the operations after the first applied,
+	var outcomes []error  // and theirs should the save succeed
 	for _, op := range ops {
 		ev, u, err := op.apply()
-		if err != nil {
-			op.done <- err
+		if err != nil && len(undo) == 0 {
+			op.done <- err // refused on saved state
 			continue
 		}
-		applied, events, undo = append(applied, op), append(events, ev), append(undo, u)
+		if err == nil {
+			events, undo = append(events, ev), append(undo, u)
+		}
+		held, outcomes = append(held, op), append(outcomes, err)
 	}
-	if len(applied) == 0 {
+	if len(held) == 0 {
 		return
 	}
 	err := e.commit(events, nil)
@@ -71,8 +104,8 @@ func (e *Engine) applyWaiting() {
 			u()
 		}
 	}
-	for _, op := range applied {
-		op.done <- err
+	for i, op := range held {
+		op.done <- cmp.Or(err, outcomes[i])
 	}
 }
 

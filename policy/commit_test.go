@@ -4,8 +4,10 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,59 +26,74 @@ func lastTransaction(t testing.TB, s *Store) int {
 }
 
 // whileWaiting holds the engine's lock while it starts ops, each on a
-// goroutine of its own, until all of them wait for it, then lets them go;
-// before they go, it calls meanwhile. It returns their outcomes, in the
-// order they end.
+// goroutine of its own once the one before waits for the lock, so that
+// they wait in the order given; then it calls meanwhile and lets them go.
+// It returns their outcomes, in that order.
 func whileWaiting(t *testing.T, e *Engine, meanwhile func(), ops ...func() error) []error {
 	t.Helper()
 	e.mu.Lock()
-	outcomes := make(chan error, len(ops))
-	for _, op := range ops {
-		go func() { outcomes <- op() }()
-	}
+	outcomes := make([]error, len(ops))
+	var wg sync.WaitGroup
 	deadline := time.Now().Add(10 * time.Second)
-	for waiting := 0; waiting < len(ops); {
-		if time.Now().After(deadline) {
-			e.mu.Unlock()
-			t.Fatalf("%d of %d operations wait for the engine after 10 s", waiting, len(ops))
+	for i, op := range ops {
+		wg.Go(func() { outcomes[i] = op() })
+		for waiting := 0; waiting <= i; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				e.mu.Unlock()
+				t.Fatalf("%d of %d operations wait for the engine after 10 s", waiting, len(ops))
+			}
+			e.waitingMu.Lock()
+			waiting = len(e.waiting)
+			e.waitingMu.Unlock()
 		}
-		time.Sleep(time.Millisecond) // between looks at the condition
-		e.waitingMu.Lock()
-		waiting = len(e.waiting)
-		e.waitingMu.Unlock()
 	}
 	meanwhile()
 	e.mu.Unlock()
-	errs := make([]error, 0, len(ops))
-	for range ops {
-		errs = append(errs, <-outcomes)
-	}
-	return errs
+	wg.Wait()
+	return outcomes
 }
 
-// setEcho returns an operation that overrides echo's weights with v1 at
-// share.
-func setEcho(e *Engine, share Weight) func() error {
-	return func() error {
-		return e.SetFixedWeights("echo", Weights{"v1": share, "v2": Full - share}, "alice", "burst")
+// countingEngine returns an engine like newTestEngine's that counts its
+// OnChange calls.
+func countingEngine(t *testing.T, store *Store) (*Engine, *atomic.Int32) {
+	t.Helper()
+	changes := new(atomic.Int32)
+	e, err := NewEngine(EngineConfig{Store: store, Clock: (&fakeClock{now: t0}).Now, OnChange: func() { changes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
 	}
+	e.ObserveModel(greeterModel(t))
+	return e, changes
+}
+
+// echoFixed is a fixed policy whose weights operators override.
+var echoFixed = Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: "echo.yaml", Line: 1}
+
+// echoWeights are echo's weights with v1 at share.
+func echoWeights(share Weight) Weights { return Weights{"v1": share, "v2": Full - share} }
+
+// setEcho returns an operation that overrides echo's weights with
+// echoWeights(share).
+func setEcho(e *Engine, share Weight) func() error {
+	return func() error { return e.SetFixedWeights("echo", echoWeights(share), "alice", "burst") }
 }
 
 // TestEngineSavesWaitingOperationsTogether sets echo's weights 20 times
 // while the engine is busy: the 20 operations are saved in one
-// transaction, every one is journaled, and the last to come is in force,
-// also after a restart.
+// transaction, journaled in the order they came, each calls OnChange, and
+// the last is in force, also after a restart.
 func TestEngineSavesWaitingOperationsTogether(t *testing.T) {
 	store, err := OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := newTestEngine(t, store)
-	e.SetPolicies(mustSet(t, Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}}))
-	before, journaled := lastTransaction(t, store), len(e.Events())
+	defer store.Close()
+	e, changes := countingEngine(t, store)
+	e.SetPolicies(mustSet(t, echoFixed))
+	before, journaled, changed := lastTransaction(t, store), len(e.Events()), changes.Load()
 	var ops []func() error
 	for k := range 20 {
-		ops = append(ops, setEcho(e, Weight(k)*100))
+		ops = append(ops, setEcho(e, Weight(k+1)*100))
 	}
 	for _, err := range whileWaiting(t, e, func() {}, ops...) {
 		if err != nil {
@@ -86,35 +103,50 @@ func TestEngineSavesWaitingOperationsTogether(t *testing.T) {
 	if saves := lastTransaction(t, store) - before; saves != 1 {
 		t.Errorf("20 waiting operations took %d saves, want 1", saves)
 	}
+	if n := changes.Load() - changed; n != 20 {
+		t.Errorf("OnChange called %d times, want 20", n)
+	}
 	events := e.Events()[journaled:]
 	if len(events) != 20 {
 		t.Fatalf("journaled %d events, want 20", len(events))
 	}
-	inForce, _ := e.FixedOverride("echo")
-	if last := events[19].Message; !strings.HasPrefix(last, "weights overridden: "+inForce.Weights.String()+" ") {
-		t.Errorf("in force: %s; the last event says %q", inForce.Weights, last)
+	for k, ev := range events {
+		if want := "weights overridden: " + echoWeights(Weight(k+1)*100).String() + " "; !strings.HasPrefix(ev.Message, want) {
+			t.Errorf("event %d says %q, want it to begin %q", k, ev.Message, want)
+		}
+	}
+	want := echoWeights(2000)
+	if got, _ := e.FixedOverride("echo"); !reflect.DeepEqual(got.Weights, want) {
+		t.Errorf("%s is in force, want %s", got.Weights, want)
 	}
 	restarted, err := NewEngine(EngineConfig{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := restarted.FixedOverride("echo"); !reflect.DeepEqual(got.Weights, inForce.Weights) {
-		t.Errorf("after a restart %s is in force, want %s", got.Weights, inForce.Weights)
+	if got, _ := restarted.FixedOverride("echo"); !reflect.DeepEqual(got.Weights, want) {
+		t.Errorf("after a restart %s is in force, want %s", got.Weights, want)
 	}
 }
 
-// TestEngineUndoesWaitingOperationsNotSaved lets three operations wait
-// while the store breaks: the one that cannot be made fails on its own,
-// and the two that could are undone when their save fails.
+// TestEngineUndoesWaitingOperationsNotSaved lets operations wait while
+// the store breaks. One refused before any is applied fails on its own;
+// the rest fail as not saved, including an abort refused only because
+// an earlier abort, undone, was applied, and nothing of theirs stays:
+// echo's saved override, which three of them changed in turn, is back,
+// as are greeter's rollout, the routing and the journal, and OnChange is
+// not called.
 func TestEngineUndoesWaitingOperationsNotSaved(t *testing.T) {
 	store, err := OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := newTestEngine(t, store)
-	e.SetPolicies(mustSet(t, canaryPolicy(), Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}}))
+	e, changes := countingEngine(t, store)
+	e.SetPolicies(mustSet(t, canaryPolicy(), echoFixed))
 	settle(e)
-	rollouts, journaled := e.Rollouts(), len(e.Events())
+	if err := setEcho(e, 1000)(); err != nil {
+		t.Fatal(err)
+	}
+	routing, rollouts, journaled, changed := e.Routing().Map(), e.Rollouts(), len(e.Events()), changes.Load()
 	abort := func(service string) func() error {
 		return func() error {
 			return e.Do(service, func(_ Policy, r Rollout, now time.Time) (Rollout, Event, error) {
@@ -122,29 +154,30 @@ func TestEngineUndoesWaitingOperationsNotSaved(t *testing.T) {
 			})
 		}
 	}
-	errs := whileWaiting(t, e, func() { store.Close() }, setEcho(e, 5000), abort("greeter"), abort("nobody"))
-	var notSaved, notInProgress int
-	for _, err := range errs {
-		switch {
-		case errors.Is(err, ErrNotSaved):
-			notSaved++
-		case errors.Is(err, ErrNotInProgress):
-			notInProgress++
-		default:
-			t.Errorf("unexpected outcome %v", err)
-		}
+	errs := whileWaiting(t, e, func() { store.Close() },
+		abort("nobody"), setEcho(e, 2000), abort("greeter"), setEcho(e, 3000), abort("greeter"), setEcho(e, 4000))
+	if !errors.Is(errs[0], ErrNotInProgress) {
+		t.Errorf("an abort of a service without a rollout, first: %v, want ErrNotInProgress", errs[0])
 	}
-	if notSaved != 2 || notInProgress != 1 {
-		t.Errorf("%d not saved and %d not in progress, want 2 and 1: %v", notSaved, notInProgress, errs)
+	for i, err := range errs[1:] {
+		if !errors.Is(err, ErrNotSaved) {
+			t.Errorf("operation %d: %v, want ErrNotSaved", i+1, err)
+		}
 	}
 	if got := e.Rollouts(); !reflect.DeepEqual(got, rollouts) {
 		t.Errorf("an unsaved abort was applied: %+v", got)
 	}
-	if o, ok := e.FixedOverride("echo"); ok {
-		t.Errorf("an unsaved override is in force: %s", o.Weights)
+	if o, _ := e.FixedOverride("echo"); !reflect.DeepEqual(o.Weights, echoWeights(1000)) {
+		t.Errorf("%s is in force, want the saved %s", o.Weights, echoWeights(1000))
+	}
+	if got := e.Routing().Map(); !reflect.DeepEqual(got, routing) {
+		t.Errorf("Routing() = %v, want %v", got, routing)
 	}
 	if got := len(e.Events()); got != journaled {
 		t.Errorf("%d events journaled, want none", got-journaled)
+	}
+	if n := changes.Load() - changed; n != 0 {
+		t.Errorf("OnChange called %d times, want none", n)
 	}
 }
 
@@ -160,7 +193,7 @@ func BenchmarkConcurrentOperations(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	set, err := NewSet(Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}})
+	set, err := NewSet(echoFixed)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,12 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +58,7 @@ type Engine struct {
 	routing Table
 	dirty   map[string]bool // the services whose routing may have changed since routing was made
 
-	waitingMu sync.Mutex   // guards waiting; taken with or without mu, never mu after it
+	waitingMu sync.Mutex   // guards waiting; never take mu while holding it
 	waiting   []*waitingOp // operators' operations waiting for mu (see operate)
 }
 
@@ -399,45 +397,6 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 			e.Tick()
 		}
 	}
-}
-
-// Operation is an operator action on one service's rollout.
-type Operation func(p Policy, r Rollout, now time.Time) (Rollout, Event, error)
-
-// Do runs op on service's rollout, journals and persists it.
-func (e *Engine) Do(service string, op Operation) error {
-	return e.operate(func() (Event, func(), error) {
-		r, ok := e.rollouts[service]
-		if !ok {
-			return Event{}, nil, fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
-		}
-		p, _ := e.policies.Get(service)
-		next, ev, err := op(p, r, e.cfg.Clock())
-		if err != nil {
-			return Event{}, nil, err
-		}
-		e.rollouts[service] = next
-		if !reflect.DeepEqual(next.Routing(p), r.Routing(p)) {
-			e.invalidate(service)
-		}
-		return ev, func() { e.rollouts[service] = r }, nil
-	})
-}
-
-// Rollouts returns every rollout, sorted by service.
-func (e *Engine) Rollouts() []Rollout {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := slices.Collect(maps.Values(e.rollouts))
-	slices.SortFunc(out, func(a, b Rollout) int { return strings.Compare(a.Service, b.Service) })
-	return out
-}
-
-// Events returns the most recent journal entries, oldest first.
-func (e *Engine) Events() []Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.journal)
 }
 
 func (e *Engine) changed() {

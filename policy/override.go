@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -123,4 +124,20 @@ func (e *Engine) Preview(set Set) map[string]Routing {
 	defer e.mu.Unlock()
 	st := e.next(set, e.cfg.Clock())
 	return routingOf(set, st.rollouts, st.frozen, st.overrides)
+}
+
+// Rollouts returns every rollout, sorted by service.
+func (e *Engine) Rollouts() []Rollout {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := slices.Collect(maps.Values(e.rollouts))
+	slices.SortFunc(out, func(a, b Rollout) int { return strings.Compare(a.Service, b.Service) })
+	return out
+}
+
+// Events returns the most recent journal entries, oldest first.
+func (e *Engine) Events() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.journal)
 }
