@@ -71,10 +71,10 @@ func (e *Engine) operate(apply func() (Event, func(), error)) error {
 }
 
 // applyWaiting applies every waiting operation, commits them, and tells
-// each its outcome. If the save fails, every applied operation is undone,
-// last first, and fails with it; so does every one refused after the
-// first was applied, as it was refused on state that was never saved.
-// mu must be held.
+// each its outcome. One refused before any is applied is told at once.
+// If the save fails, every applied operation is undone, last first, and
+// fails with it; so does every one refused after the first was applied,
+// as it was refused on state that was never saved. mu must be held.
 func (e *Engine) applyWaiting() {
 	e.waitingMu.Lock()
 	ops := e.waiting
@@ -82,12 +82,12 @@ func (e *Engine) applyWaiting() {
 	e.waitingMu.Unlock()
 	var events []Event
 	var undo []func()
-	var held []*waitingOp // the operations after the first applied,
+	var held []*waitingOp // the first operation applied and those after it,
 	var outcomes []error  // and theirs should the save succeed
 	for _, op := range ops {
 		ev, u, err := op.apply()
 		if err != nil && len(undo) == 0 {
-			op.done <- err // refused on saved state
+			op.done <- err // refused on the state everyone sees
 			continue
 		}
 		if err == nil {
@@ -130,6 +130,7 @@ func (e *Engine) commit(events []Event, gone []string) error {
 	return nil
 }
 
-// ErrNotSaved reports that an operation could not be made durable; it was
+// ErrNotSaved reports that an operation could not be made durable, or was
+// refused on the state of one that could not (see applyWaiting); it was
 // not applied.
 var ErrNotSaved = errors.New("rollout state could not be saved")

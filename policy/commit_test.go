@@ -26,8 +26,8 @@ func lastTransaction(t testing.TB, s *Store) int {
 }
 
 // whileWaiting holds the engine's lock while it starts ops, each on a
-// goroutine of its own once the one before waits for the lock, so that
-// they wait in the order given; then it calls meanwhile and lets them go.
+// goroutine of its own once the one before is waiting, so that they wait
+// in the order given; then it calls meanwhile and lets them go.
 // It returns their outcomes, in that order.
 func whileWaiting(t *testing.T, e *Engine, meanwhile func(), ops ...func() error) []error {
 	t.Helper()
@@ -53,17 +53,31 @@ func whileWaiting(t *testing.T, e *Engine, meanwhile func(), ops ...func() error
 	return outcomes
 }
 
-// countingEngine returns an engine like newTestEngine's that counts its
-// OnChange calls.
-func countingEngine(t *testing.T, store *Store) (*Engine, *atomic.Int32) {
+// abortOf returns an operation that aborts service's rollout.
+func abortOf(e *Engine, service string) func() error {
+	return func() error {
+		return e.Do(service, func(_ Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+			return Abort(r, now, "alice", "test")
+		})
+	}
+}
+
+// countingEngine returns an engine like newTestEngine's, over a store of
+// its own, that counts its OnChange calls.
+func countingEngine(t *testing.T) (*Engine, *Store, *atomic.Int32) {
 	t.Helper()
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
 	changes := new(atomic.Int32)
 	e, err := NewEngine(EngineConfig{Store: store, Clock: (&fakeClock{now: t0}).Now, OnChange: func() { changes.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.ObserveModel(greeterModel(t))
-	return e, changes
+	return e, store, changes
 }
 
 // echoFixed is a fixed policy whose weights operators override.
@@ -83,12 +97,7 @@ func setEcho(e *Engine, share Weight) func() error {
 // transaction, journaled in the order they came, each calls OnChange, and
 // the last is in force, also after a restart.
 func TestEngineSavesWaitingOperationsTogether(t *testing.T) {
-	store, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	e, changes := countingEngine(t, store)
+	e, store, changes := countingEngine(t)
 	e.SetPolicies(mustSet(t, echoFixed))
 	before, journaled, changed := lastTransaction(t, store), len(e.Events()), changes.Load()
 	var ops []func() error
@@ -128,6 +137,34 @@ func TestEngineSavesWaitingOperationsTogether(t *testing.T) {
 	}
 }
 
+// TestEngineRefusalsAmongWaitingOperations saves a batch in which some
+// operations are refused, before and after others are applied: each
+// refused one keeps its own error, whether or not it was refused on
+// unsaved state (greeter's second abort), and only the applied ones are
+// journaled and call OnChange.
+func TestEngineRefusalsAmongWaitingOperations(t *testing.T) {
+	e, store, changes := countingEngine(t)
+	e.SetPolicies(mustSet(t, canaryPolicy(), echoFixed))
+	settle(e)
+	before, journaled, changed := lastTransaction(t, store), len(e.Events()), changes.Load()
+	errs := whileWaiting(t, e, func() {},
+		abortOf(e, "nobody"), setEcho(e, 2000), abortOf(e, "greeter"), abortOf(e, "greeter"), abortOf(e, "nobody"), setEcho(e, 3000))
+	for i, want := range []error{ErrNotInProgress, nil, nil, ErrNotInProgress, ErrNotInProgress, nil} {
+		if !errors.Is(errs[i], want) {
+			t.Errorf("operation %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	if saves := lastTransaction(t, store) - before; saves != 1 {
+		t.Errorf("took %d saves, want 1", saves)
+	}
+	if n := len(e.Events()) - journaled; n != 3 {
+		t.Errorf("journaled %d events, want 3", n)
+	}
+	if n := changes.Load() - changed; n != 3 {
+		t.Errorf("OnChange called %d times, want 3", n)
+	}
+}
+
 // TestEngineUndoesWaitingOperationsNotSaved lets operations wait while
 // the store breaks. One refused before any is applied fails on its own;
 // the rest fail as not saved, including an abort refused only because
@@ -136,26 +173,15 @@ func TestEngineSavesWaitingOperationsTogether(t *testing.T) {
 // as are greeter's rollout, the routing and the journal, and OnChange is
 // not called.
 func TestEngineUndoesWaitingOperationsNotSaved(t *testing.T) {
-	store, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, changes := countingEngine(t, store)
+	e, store, changes := countingEngine(t)
 	e.SetPolicies(mustSet(t, canaryPolicy(), echoFixed))
 	settle(e)
 	if err := setEcho(e, 1000)(); err != nil {
 		t.Fatal(err)
 	}
 	routing, rollouts, journaled, changed := e.Routing().Map(), e.Rollouts(), len(e.Events()), changes.Load()
-	abort := func(service string) func() error {
-		return func() error {
-			return e.Do(service, func(_ Policy, r Rollout, now time.Time) (Rollout, Event, error) {
-				return Abort(r, now, "alice", "test")
-			})
-		}
-	}
 	errs := whileWaiting(t, e, func() { store.Close() },
-		abort("nobody"), setEcho(e, 2000), abort("greeter"), setEcho(e, 3000), abort("greeter"), setEcho(e, 4000))
+		abortOf(e, "nobody"), setEcho(e, 2000), abortOf(e, "greeter"), setEcho(e, 3000), abortOf(e, "greeter"), setEcho(e, 4000))
 	if !errors.Is(errs[0], ErrNotInProgress) {
 		t.Errorf("an abort of a service without a rollout, first: %v, want ErrNotInProgress", errs[0])
 	}

@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/weir-mesh/weir/policy"
 	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
@@ -307,5 +310,28 @@ func TestFrozenServicesAreListed(t *testing.T) {
 	}
 	if len(list.GetRollouts()) != 2 {
 		t.Errorf("ListRollouts lists %d services, want catalog and the frozen greeter", len(list.GetRollouts()))
+	}
+}
+
+// TestStatusOfNamesTheCode checks the gRPC code of each engine error,
+// wrapped as the engine wraps it: an operation that could not be saved is
+// Unavailable, which tells a client to retry.
+func TestStatusOfNamesTheCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want codes.Code
+	}{
+		{policy.ErrBadWeights, codes.InvalidArgument},
+		{policy.ErrNotInProgress, codes.FailedPrecondition},
+		{policy.ErrNotPaused, codes.FailedPrecondition},
+		{policy.ErrNoRollback, codes.FailedPrecondition},
+		{policy.ErrNoPolicy, codes.NotFound},
+		{policy.ErrNotSaved, codes.Unavailable},
+		{errors.New("anything else"), codes.Internal},
+	} {
+		err := statusOf(fmt.Errorf("greeter: %w", tc.err))
+		if got := status.Code(err); got != tc.want {
+			t.Errorf("statusOf(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
