@@ -190,7 +190,6 @@ func TestEngineOperationNotSavedIsNotApplied(t *testing.T) {
 // changed (see Table.ChangedSince).
 func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	e, clock := newTestEngine(t, nil)
-	fixed := Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: "echo.yaml", Line: 1}
 	var last Table
 	// check checks Routing after step; changed names the services whose
 	// routing changed, "*" for a table without a history.
@@ -219,7 +218,7 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	}
 	check("no policy", "*")
 	check("asked again")
-	e.SetPolicies(mustSet(t, canaryPolicy(), fixed))
+	e.SetPolicies(mustSet(t, canaryPolicy(), echoFixed))
 	check("policies set", "echo", "greeter")
 	e.Applied(e.Routing()) // the fleet applies step 0; step 1 pauses at the same weights
 	check("a step applied, the next a pause")
@@ -243,7 +242,7 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("rollout aborted", "greeter")
-	e.SetPolicies(mustSet(t, fixed))
+	e.SetPolicies(mustSet(t, echoFixed))
 	check("the canary policy deleted (its weights are frozen as they are)")
 	e.SetPolicies(mustSet(t))
 	check("the fixed policy deleted", "echo")

@@ -113,8 +113,8 @@ func (s *SharedRoutes) Hosts() List[*routev3.VirtualHost] {
 	return s.hosts
 }
 
-// RestEncoding returns Rest's deterministic encoding. It must not be
-// changed.
+// RestEncoding returns the deterministic encoding of the route
+// configuration without its virtual hosts. It must not be changed.
 func (s *SharedRoutes) RestEncoding() []byte { return s.restEncoding }
 
 // ContentHash returns a short hex hash of the route configuration's name
