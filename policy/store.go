@@ -140,14 +140,6 @@ func (s *Store) Load() (map[string]Rollout, map[string]Routing, map[string]Fixed
 	return rollouts, frozen, overrides, err
 }
 
-// Append adds events to the journal.
-func (s *Store) Append(events ...Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return appendEvents(tx, events) })
-}
-
 func appendEvents(tx *bolt.Tx, events []Event) error {
 	b := tx.Bucket(eventsBucket)
 	for _, e := range events {
