@@ -38,7 +38,7 @@ func BenchmarkCheckApplied(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		for range streams / 10 {
-			p.cfg.Tracker.proxies[next%streams].changes++
+			p.cfg.Tracker.proxies[streamKey{id: next % streams}].changes++
 			next++
 		}
 		b.StartTimer()

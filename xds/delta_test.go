@@ -27,6 +27,7 @@ type deltaClient struct {
 type deltaStream interface {
 	Send(*discoveryv3.DeltaDiscoveryRequest) error
 	Recv() (*discoveryv3.DeltaDiscoveryResponse, error)
+	CloseSend() error
 }
 
 func dialDelta(t *testing.T, addr string) *deltaClient {

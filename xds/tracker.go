@@ -89,7 +89,7 @@ type Tracker struct {
 	onDeltaOwed func(req *discoveryv3.DeltaDiscoveryRequest, names []string)
 
 	mu      sync.Mutex
-	proxies map[int64]*Proxy
+	proxies map[streamKey]*Proxy
 	changed chan struct{} // signalled after every ACK, NACK and disconnect
 }
 
@@ -97,7 +97,7 @@ var _ serverv3.Callbacks = (*Tracker)(nil)
 
 // NewTracker returns a Tracker that logs NACKs to logger and counts into m.
 func NewTracker(logger *slog.Logger, m *Metrics) *Tracker {
-	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[int64]*Proxy), changed: make(chan struct{}, 1)}
+	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[streamKey]*Proxy), changed: make(chan struct{}, 1)}
 }
 
 // Proxies returns a copy of every connected proxy's status, sorted by node id
@@ -137,28 +137,36 @@ func (t *Tracker) signal() {
 	}
 }
 
-func (t *Tracker) open(ctx context.Context, id int64, delta bool, typeURL string) {
-	p := &Proxy{StreamID: id, Delta: delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus), defaultType: typeURL}
-	if delta {
+// streamKey names a stream. go-control-plane numbers its state-of-the-world
+// and its delta streams apart, each from 1: the first stream of each has
+// id 1.
+type streamKey struct {
+	id    int64
+	delta bool
+}
+
+func (t *Tracker) open(ctx context.Context, key streamKey, typeURL string) {
+	p := &Proxy{StreamID: key.id, Delta: key.delta, ConnectedAt: t.now(), Types: make(map[string]TypeStatus), defaultType: typeURL}
+	if key.delta {
 		p.owed = new([owedTypes]deltaOwed)
 	}
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		p.Address = pr.Addr.String()
 	}
 	t.mu.Lock()
-	t.proxies[id] = p
+	t.proxies[key] = p
 	t.mu.Unlock()
 	t.metrics.ConnectedStreams.Inc()
 }
 
-func (t *Tracker) closed(id int64) {
+func (t *Tracker) closed(key streamKey) {
 	t.mu.Lock()
-	p, ok := t.proxies[id]
-	delete(t.proxies, id)
+	p, ok := t.proxies[key]
+	delete(t.proxies, key)
 	t.mu.Unlock()
 	if ok {
 		t.metrics.ConnectedStreams.Dec()
-		t.logger.Info("proxy disconnected", "node", p.NodeID, "stream", id)
+		t.logger.Info("proxy disconnected", "node", p.NodeID, "stream", key.id, "delta", key.delta)
 		t.signal()
 	}
 }
@@ -170,7 +178,7 @@ func (t *Tracker) closed(id int64) {
 // has not applied the version it ACKs; a NACK of a response older than the
 // last is recorded too, as the client holds less than the newer response
 // assumed.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (owed []string) {
+func (t *Tracker) request(key streamKey, node *corev3.Node, typeURL, nonce, version string, errDetail string, subscribe func(st *TypeStatus, first bool)) (owed []string) {
 	var afterUnlock func()
 	t.mu.Lock()
 	defer func() {
@@ -179,7 +187,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 			afterUnlock()
 		}
 	}()
-	p, ok := t.proxies[id]
+	p, ok := t.proxies[key]
 	if !ok {
 		return nil
 	}
@@ -194,7 +202,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	}
 	if node != nil && p.NodeID == "" {
 		p.NodeID, p.Cluster, p.UserAgent, p.Class = node.GetId(), node.GetCluster(), node.GetUserAgentName(), ClassOf(node)
-		t.logger.Info("proxy connected", "node", p.NodeID, "stream", id, "class", p.Class.String(), "address", p.Address)
+		t.logger.Info("proxy connected", "node", p.NodeID, "stream", key.id, "delta", key.delta, "class", p.Class.String(), "address", p.Address)
 	}
 	switch {
 	case nonce == "":
@@ -228,12 +236,12 @@ func (t *Tracker) nacked(p *Proxy, st *TypeStatus, typeURL, version, errDetail s
 	return func() { t.onNack(node, typeURL, errDetail) }
 }
 
-// response records a response sent on stream id; delta is the response
+// response records a response sent on stream key; delta is the response
 // itself over delta xDS, nil over state of the world.
-func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *discoveryv3.DeltaDiscoveryResponse) {
+func (t *Tracker) response(key streamKey, typeURL, version, nonce string, delta *discoveryv3.DeltaDiscoveryResponse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p, ok := t.proxies[id]
+	p, ok := t.proxies[key]
 	if !ok {
 		return
 	}
@@ -250,25 +258,25 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string, delta *disc
 
 // OnStreamOpen implements serverv3.Callbacks.
 func (t *Tracker) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
-	t.open(ctx, id, false, typeURL)
+	t.open(ctx, streamKey{id, false}, typeURL)
 	return nil
 }
 
 // OnStreamClosed implements serverv3.Callbacks.
-func (t *Tracker) OnStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
+func (t *Tracker) OnStreamClosed(id int64, _ *corev3.Node) { t.closed(streamKey{id, false}) }
 
 // OnDeltaStreamOpen implements serverv3.Callbacks.
 func (t *Tracker) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
-	t.open(ctx, id, true, typeURL)
+	t.open(ctx, streamKey{id, true}, typeURL)
 	return nil
 }
 
 // OnDeltaStreamClosed implements serverv3.Callbacks.
-func (t *Tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
+func (t *Tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) { t.closed(streamKey{id, true}) }
 
 // OnStreamRequest implements serverv3.Callbacks.
 func (t *Tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(),
+	t.request(streamKey{id, false}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, _ bool) { subscribeSotw(st, req.GetResourceNames()) })
 	return nil
 }
@@ -347,7 +355,7 @@ func isWildcardName(n string) bool { return n == wildcardName }
 
 // OnStreamResponse implements serverv3.Callbacks.
 func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	t.response(id, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), nil)
+	t.response(streamKey{id, false}, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), nil)
 }
 
 // OnStreamDeltaRequest implements serverv3.Callbacks. Delta requests carry no
@@ -355,7 +363,7 @@ func (t *Tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 // names the stream is owed go to onDeltaOwed, as the server is about to
 // watch for this request.
 func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	owed := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
+	owed := t.request(streamKey{id, true}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage(),
 		func(st *TypeStatus, first bool) {
 			subscribeDelta(st, first, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe())
 		})
@@ -367,7 +375,7 @@ func (t *Tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 
 // OnStreamDeltaResponse implements serverv3.Callbacks.
 func (t *Tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	t.response(id, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), resp)
+	t.response(streamKey{id, true}, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), resp)
 }
 
 // OnFetchRequest implements serverv3.Callbacks.
