@@ -191,3 +191,63 @@ func TestUnconfirmedKeepsWhatEverySnapshotRoutes(t *testing.T) {
 		t.Errorf("after the fleet held the current snapshot: %v, want [last/v1]", got)
 	}
 }
+
+// TestBridgeEndsWhenTheTargetIsTheBridge checks that a bridge whose inputs
+// go back to what it serves, before the fleet applied it, is the target:
+// the publisher once went on bridging, and every look at the fleet woke it
+// for another build, forever.
+func TestBridgeEndsWhenTheTargetIsTheBridge(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	tr := NewTracker(logger, m)
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger})
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
+	p.Update(greeterModel(t, "v1"))
+	p.publish()
+	// One gRPC client, holding what is served.
+	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
+	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	subs := map[string][]string{
+		resourcev3.ClusterType:  {"greeter/v1", "greeter/v2"},
+		resourcev3.EndpointType: {"greeter/v1", "greeter/v2"},
+		resourcev3.RouteType:    {snapshot.ServiceRouteConfigName("greeter")},
+	}
+	holdServed := func() {
+		for typeURL, names := range subs {
+			reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
+		}
+	}
+	holdServed()
+	// v2 comes and takes all traffic: a bridge warms it first.
+	p.SetPolicies(fixedSet(t, policy.Weights{"v2": policy.Full}), nil)
+	p.Update(greeterModel(t, "v1", "v2"))
+	p.publish()
+	bridge := p.cfg.Cache.Version()
+	if p.ServingTarget() || p.bridgeDeadline().IsZero() {
+		t.Fatal("v2 taking all traffic at once was not bridged")
+	}
+	// The operator reverts the policy before the fleet applied the bridge.
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
+	p.publish()
+	if !p.ServingTarget() || p.cfg.Cache.Version() != bridge {
+		t.Fatal("the reverted target is not the bridge served")
+	}
+	holdServed()
+	drainKick(p)
+	p.checkApplied()
+	if woken := drainKick(p); woken || !p.bridgeDeadline().IsZero() {
+		t.Errorf("serving the target, held by the fleet: woken for another build %v, bridge deadline %v", woken, p.bridgeDeadline())
+	}
+}
+
+// drainKick reports whether p was woken for another build, and forgets it.
+func drainKick(p *Publisher) bool {
+	select {
+	case <-p.kick:
+		return true
+	default:
+		return false
+	}
+}

@@ -274,10 +274,11 @@ func (p *Publisher) publish() bool {
 	}
 	if p.current != nil && step.Version == p.current.Version {
 		if step == target {
-			// Same resources, perhaps for a new routing (a pause step):
-			// what the fleet holds carries it.
+			// Same resources, perhaps for a new routing (a pause step), or
+			// a bridge's, whose inputs went back to what it serves: what
+			// the fleet holds carries it, and nothing is bridged.
 			p.mu.Lock()
-			p.target = routing
+			p.target, p.bridgeSince = routing, time.Time{}
 			p.mu.Unlock()
 			p.checkApplied()
 		}
