@@ -27,10 +27,7 @@ const absent = ""
 // named, unless nil, is the watch's memory of a type set its subscription
 // names whole (see namedWhole).
 func sotwResponse(p *prepared, req *cachev3.Request, sub cachev3.Subscription, named *namedWhole) cachev3.Response {
-	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
-	if ts == nil {
-		ts = &typeSet{} // a type weir does not serve: answer with nothing
-	}
+	ts := p.servedTypeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
 	selected := selectEntries(ts, sub, named)
 	version := versionOf(ts, selected, sub.IsWildcard())
 	returned := returnedBy(ts, selected, sub, version)
@@ -268,10 +265,7 @@ const unknownHeld = "?"
 // when there is nothing to say, except that the first request of a stream
 // is always answered.
 func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscription, unknown []string) cachev3.DeltaResponse {
-	ts := p.typeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
-	if ts == nil {
-		ts = &typeSet{}
-	}
+	ts := p.servedTypeSet(req.GetTypeUrl(), ClassOf(req.GetNode()))
 	known := sub.ReturnedResources()
 	if len(unknown) > 0 {
 		known = maps.Clone(known)
@@ -294,7 +288,10 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 		}
 	}
 	removed := missingNames(ts, sub, known, next, heldSelected == len(known), selected.Len())
-	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" {
+	// A request that unsubscribes is answered even with nothing to send:
+	// the client's ACK of the answer's version, that of its smaller
+	// selection, tells that it holds what it should.
+	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" && len(req.GetResourceNamesUnsubscribe()) == 0 {
 		return nil
 	}
 	return &cachev3.DeltaPassthroughResponse{

@@ -11,9 +11,12 @@ import (
 	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/weir-mesh/weir/policy"
 )
 
 // fakeVersions is a VersionFunc whose versions differ for every type,
@@ -136,4 +139,54 @@ func TestFleetJudgesOnlyWhatChanged(t *testing.T) {
 	if got := tr.fleet(moved, "e2", false); got.synced != 0 || got.pending != 3 || f.calls != 1 {
 		t.Errorf("new epoch: %+v after %d versions asked, want every proxy judged again (1 asked: one subscription)", got, f.calls)
 	}
+}
+
+// TestDeltaUnsubscribeInAnAckIsInSync checks that a delta client that
+// ACKs a response and, in the same request, unsubscribes from a resource
+// that still exists (Envoy merges pending subscription changes into its
+// ACKs) is in sync once it ACKs the answer: the request was once left
+// unanswered, and the client, holding exactly what it should, counted as
+// pending until some later change reached it.
+func TestDeltaUnsubscribeInAnAckIsInSync(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": policy.Full}, "v1", "v2"))
+	c := dialDelta(t, srv.addr)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode, TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{"greeter/v1", "greeter/v2"}})
+	r := c.recv()
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: r.Nonce,
+		ResourceNamesUnsubscribe: []string{"greeter/v2"}})
+	a := c.recv()
+	if len(a.Resources)+len(a.RemovedResources) != 0 {
+		t.Errorf("the answer to the unsubscription carries %v and removes %v, want nothing", deltaNames(a), a.RemovedResources)
+	}
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: a.Nonce})
+	eventually(t, "the ACK's watch to be held", func() bool { return srv.cache.watches() == 1 })
+	epoch, current := srv.cache.Versions()
+	if f := srv.tracker.fleet(current, epoch, true); f.synced != 1 || f.pending != 0 {
+		t.Errorf("the client holds exactly greeter/v1, yet %d of %d are in sync, pending %v", f.synced, f.total, f.nodes)
+	}
+}
+
+// TestWildcardOfUnservedTypeIsInSync checks that a proxy subscribed by
+// wildcard to a type weir serves nothing of (secrets, here) is in sync
+// once it ACKs the empty answer: the answer's version was once "", which
+// no proxy counts as holding.
+func TestWildcardOfUnservedTypeIsInSync(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": policy.Full}, "v1"))
+	c := dialADS(t, srv.addr, envoyNode)
+	c.subscribe(resourcev3.ClusterType)
+	cds := c.recv()
+	c.ack(cds)
+	c.subscribe(resourcev3.SecretType)
+	sec := c.recv()
+	if sec.VersionInfo == "" || len(sec.Resources) != 0 {
+		t.Errorf("the secrets answer: version %q with %d resources, want a version and none", sec.VersionInfo, len(sec.Resources))
+	}
+	c.ack(sec)
+	eventually(t, "the proxy to be in sync", func() bool {
+		epoch, current := srv.cache.Versions()
+		return srv.tracker.fleet(current, epoch, true).synced == 1
+	})
 }

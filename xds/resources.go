@@ -137,15 +137,26 @@ func (p *prepared) typeSet(typeURL string, class Class) *typeSet {
 	return p.types[typeURL]
 }
 
+// servedTypeSet is typeSet, but for a type weir serves nothing of it
+// returns noTypeSet rather than nil.
+func (p *prepared) servedTypeSet(typeURL string, class Class) *typeSet {
+	if ts := p.typeSet(typeURL, class); ts != nil {
+		return ts
+	}
+	return noTypeSet
+}
+
+// noTypeSet is the type set of a type weir serves nothing of: empty, with
+// the version of an empty selection, which a client subscribed to it, even
+// by wildcard, is sent and holds. It is only read.
+var noTypeSet = &typeSet{version: selectionSum{}.version()}
+
 // versionFor is Cache.VersionFor from p; "" from a nil p.
 func (p *prepared) versionFor(typeURL string, class Class, names []string, wildcard bool) string {
 	if p == nil {
 		return ""
 	}
-	ts := p.typeSet(typeURL, class)
-	if ts == nil {
-		ts = &typeSet{}
-	}
+	ts := p.servedTypeSet(typeURL, class)
 	if wildcard {
 		return ts.version
 	}
