@@ -13,7 +13,9 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		return r, nil
 	}
 	now := obs.Now
-	if obs.Nack != nil && r.Phase != Paused {
+	// A NACK ends a health pause, which would lift by itself; other
+	// pauses already hold until an operator resumes.
+	if obs.Nack != nil && (r.Phase != Paused || r.Cause == PausedByHealth) {
 		reason := fmt.Sprintf("proxy %s rejected config: %s", obs.Nack.Proxy, obs.Nack.Error)
 		if p.OnNack == NackAbort {
 			r = abort(r, "aborted: "+reason)
@@ -37,7 +39,7 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 	if r.Phase == Paused && r.Cause == PausedByHealth {
 		// Time spent without a serving version observed nothing: the
 		// step's pause starts over.
-		r.Phase, r.Cause, r.Reason = Progressing, "", ""
+		r.resume()
 		if !r.AppliedAt.IsZero() {
 			r.AppliedAt = now
 		}
@@ -81,11 +83,16 @@ func describe(r Rollout) string {
 	return fmt.Sprintf("step %d (%s)", r.Step, r.Weights())
 }
 
-// advanceCanary moves an applied canary step on.
+// advanceCanary moves an applied canary step on. Past the last step it
+// completes once the new version has all traffic.
 func advanceCanary(c *CanarySpec, r Rollout, now time.Time) (Rollout, []Event) {
-	if r.Phase == Promoted || r.Step >= len(c.Steps) {
+	if r.Phase == Promoted || r.Step >= len(c.Steps) && r.Weight == Full {
 		r.Phase, r.Override = Completed, nil
 		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
+	}
+	if r.Step >= len(c.Steps) { // left there below Full by an edit of old
+		r.enterStep(len(c.Steps), Full, now)
+		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
 	}
 	if pause := c.Steps[r.Step].Pause; pause != nil {
 		if pause.Indefinite {
@@ -147,8 +154,8 @@ var (
 
 // Promote gives the new version all traffic.
 func Promote(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
-	if r.Done() || r.Phase == Promoted {
-		return r, Event{}, fmt.Errorf("promote %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	if r.Done() || r.promoted() {
+		return r, Event{}, fmt.Errorf("promote %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
 	}
 	r = promote(r, now)
 	return r, operatorEvent(r, now, "promoted", by, reason, "%s takes all traffic", r.New), nil
@@ -156,27 +163,29 @@ func Promote(r Rollout, now time.Time, by, reason string) (Rollout, Event, error
 
 func promote(r Rollout, now time.Time) Rollout {
 	r.enterStep(r.Step, Full, now)
-	r.Phase, r.Cause, r.Reason, r.PromotedAt = Promoted, "", "", time.Time{}
+	r.Phase, r.Cause, r.Reason, r.PausedFrom, r.PromotedAt = Promoted, "", "", "", time.Time{}
 	return r
 }
 
-// PauseRollout holds the rollout's weights until resumed.
+// PauseRollout holds the rollout's weights until resumed. A rollout paused
+// for health, which would resume by itself, may be paused by an operator.
 func PauseRollout(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
-	if r.Done() || r.Phase == Paused {
-		return r, Event{}, fmt.Errorf("pause %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	if r.Done() || r.Phase == Paused && r.Cause != PausedByHealth {
+		return r, Event{}, fmt.Errorf("pause %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
 	}
 	r.pause(PausedByOperator, fmt.Sprintf("paused by %s: %s", by, reason))
 	return r, operatorEvent(r, now, "paused", by, reason, "paused at %s", describe(r)), nil
 }
 
-// Resume continues a paused rollout; at an indefinite pause step it moves
-// past the step, after a missed deadline it restarts the step's clock.
+// Resume continues a paused rollout in the phase it was paused from; at an
+// indefinite pause step it moves past the step, after a missed deadline it
+// restarts the step's clock.
 func Resume(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
 	if r.Phase != Paused {
-		return r, Event{}, fmt.Errorf("resume %s: %w (it is %s)", r.Service, ErrNotPaused, r.Phase)
+		return r, Event{}, fmt.Errorf("resume %s: %w (it is %s)", r.Service, ErrNotPaused, r.state())
 	}
 	cause := r.Cause
-	r.Phase, r.Cause, r.Reason = Progressing, "", ""
+	r.resume()
 	switch {
 	case cause == PausedAtStep && p.Strategy == Canary:
 		next := r.Step + 1
@@ -190,24 +199,24 @@ func Resume(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Eve
 // Abort returns all traffic to the old version in one push.
 func Abort(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
 	if r.Done() {
-		return r, Event{}, fmt.Errorf("abort %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+		return r, Event{}, fmt.Errorf("abort %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
 	}
 	r = abort(r, fmt.Sprintf("aborted by %s: %s", by, reason))
 	return r, operatorEvent(r, now, "aborted", by, reason, "all traffic back on %s", r.Old), nil
 }
 
 func abort(r Rollout, reason string) Rollout {
-	r.Weight, r.Override, r.Phase, r.Cause, r.Reason = 0, nil, Aborted, "", reason
+	r.Weight, r.Override, r.Phase, r.Cause, r.Reason, r.PausedFrom = 0, nil, Aborted, "", reason, ""
 	return r
 }
 
 // Rollback returns a promoted blue-green rollout's traffic to the old
-// active version, in one push, within the rollback window.
+// active version, in one push, within the rollback window, paused or not.
 func Rollback(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
-	inWindow := r.Strategy == BlueGreen && r.Phase == Promoted &&
+	inWindow := r.Strategy == BlueGreen && r.promoted() &&
 		(r.PromotedAt.IsZero() || now.Sub(r.PromotedAt) < p.BlueGreen.RollbackWindow)
 	if !inWindow {
-		return r, Event{}, fmt.Errorf("rollback %s: %w (it is a %s rollout, %s)", r.Service, ErrNoRollback, r.Strategy, r.Phase)
+		return r, Event{}, fmt.Errorf("rollback %s: %w (it is a %s rollout, %s)", r.Service, ErrNoRollback, r.Strategy, r.state())
 	}
 	r = abort(r, fmt.Sprintf("rolled back by %s: %s", by, reason))
 	return r, operatorEvent(r, now, "rolled-back", by, reason, "all traffic back on %s", r.Old), nil
@@ -217,8 +226,8 @@ func Rollback(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, E
 // abort or policy change. The weights must sum to 100 % and name only the
 // rollout's two versions.
 func SetWeights(r Rollout, w Weights, now time.Time, by, reason string) (Rollout, Event, error) {
-	if r.Done() || r.Phase == Promoted {
-		return r, Event{}, fmt.Errorf("set weights of %s: %w (it is %s)", r.Service, ErrNotInProgress, r.Phase)
+	if r.Done() || r.promoted() {
+		return r, Event{}, fmt.Errorf("set weights of %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
 	}
 	if w.Sum() != Full {
 		return r, Event{}, fmt.Errorf("%w: weights sum to %s, must be 100", ErrBadWeights, w.Sum())

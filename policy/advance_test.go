@@ -226,7 +226,7 @@ func TestOverrideEndsWithTheRollout(t *testing.T) {
 	}
 	// An override set at the last step goes when the rollout completes.
 	last := Start(p, t0)
-	last.Step = len(p.Canary.Steps)
+	last.Step, last.Weight = len(p.Canary.Steps), Full // past the last step, the new version has all traffic
 	last.Override = &Override{Weights: Weights{"v1": 5000, "v2": 5000}}
 	last, _ = Advance(p, last, Observation{Now: t0, Applied: true, Serving: bothServe})
 	if last.Phase != Completed || last.Override != nil {

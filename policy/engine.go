@@ -2,9 +2,6 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"maps"
@@ -42,6 +39,7 @@ type Engine struct {
 	frozen   map[string]Routing // services whose policy file was deleted mid-rollout
 	applied  Table              // the routing the fleet has applied
 	model    discovery.Model    // the last observed: serving instances per version
+	observed bool               // whether a model was observed: before, serving is unknown, not none
 	nack     *Nack
 	journal  []Event // recent events, newest last
 	// overrides are set-weights operations on services with a fixed
@@ -162,46 +160,6 @@ func (e *Engine) next(set Set, now time.Time) engineState {
 // rolls reports whether the strategy runs a rollout.
 func (s Strategy) rolls() bool { return s == Canary || s == BlueGreen || s == Rolling }
 
-// reconcile returns the rollout to run under p given the stored one.
-func reconcile(p Policy, r Rollout, exists bool, now time.Time) (Rollout, []Event) {
-	fresh := Start(p, now)
-	switch {
-	case !exists:
-		return fresh, []Event{event(fresh, now, "started", "%s rollout %s → %s started at %s", p.Strategy, fresh.Old, fresh.New, describe(fresh))}
-	case r.Strategy != p.Strategy || r.Old != fresh.Old || r.New != fresh.New:
-		return fresh, []Event{event(fresh, now, "restarted", "policy now rolls %s → %s (%s): restarted; traffic returns to %s first", fresh.Old, fresh.New, p.Strategy, fresh.Old)}
-	case r.Spec == fresh.Spec:
-		return r, nil
-	}
-	r.Spec = fresh.Spec
-	r.Override = nil // an override lasts until its policy changes
-	if p.Strategy == Canary && !r.Done() && r.Phase != Promoted {
-		r.Step = resumeAt(p.Canary.Steps, r.Weight)
-	}
-	return r, []Event{event(r, now, "edited", "policy edited; continuing from %s", describe(r))}
-}
-
-// resumeAt returns the step to continue an edited canary from: the first
-// setWeight above weight, or the pause just before it.
-func resumeAt(steps []Step, weight Weight) int {
-	for i, s := range steps {
-		if s.SetWeight != nil && *s.SetWeight > weight {
-			if i > 0 && steps[i-1].Pause != nil {
-				return i - 1
-			}
-			return i
-		}
-	}
-	return len(steps)
-}
-
-// specHash identifies a policy's rollout settings.
-func (p Policy) specHash() string {
-	b, _ := json.Marshal([]any{p.Strategy, p.Canary, p.BlueGreen, p.Rolling, p.ProgressDeadline, p.OnNack})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
-}
-
 // Routing returns, per service with a policy or frozen weights, what its
 // traffic should do now. It returns the very same table until some
 // service's routing changes, and then one that follows it and names the
@@ -293,7 +251,7 @@ func routingFor(service string, set Set, rollouts map[string]Rollout, frozen map
 func (e *Engine) ObserveModel(m discovery.Model) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.model = m
+	e.model, e.observed = m, true
 }
 
 // servingOf returns the serving instances per version of service in the
@@ -353,9 +311,16 @@ func (e *Engine) Nack(proxy, err string) {
 	e.Tick()
 }
 
-// Tick advances every rollout to the engine's clock.
+// Tick advances every rollout to the engine's clock. Until a model is
+// observed it does nothing: a restarted weir knows its rollouts before
+// discovery's first sync, and without a model no version would seem to
+// serve.
 func (e *Engine) Tick() {
 	e.mu.Lock()
+	if !e.observed {
+		e.mu.Unlock()
+		return
+	}
 	now := e.cfg.Clock()
 	var events []Event
 	var changed []Rollout

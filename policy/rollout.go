@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -43,6 +44,10 @@ type Rollout struct {
 	Phase    Phase
 	Cause    PauseCause // when Paused
 	Reason   string     // why it is paused or aborted, for operators
+	// PausedFrom is, when Paused, the phase a resume returns to: Promoted
+	// for a rollout paused after its promotion, else "" (Progressing). A
+	// pause holds a promotion; it does not undo it.
+	PausedFrom Phase
 
 	Step int // canary: index into the steps (len = the final step); rolling: increments made
 	// Weight is the new version's share at the current step.
@@ -112,6 +117,20 @@ func Start(p Policy, now time.Time) Rollout {
 // weights.
 func (r Rollout) Done() bool { return r.Phase == Completed || r.Phase == Aborted }
 
+// promoted reports whether the new version was promoted to all traffic,
+// whether or not the rollout is paused since.
+func (r Rollout) promoted() bool {
+	return r.Phase == Promoted || r.Phase == Paused && r.PausedFrom == Promoted
+}
+
+// state describes the rollout's phase for operators' error messages.
+func (r Rollout) state() string {
+	if r.Phase == Paused && r.PausedFrom == Promoted {
+		return "paused after its promotion"
+	}
+	return string(r.Phase)
+}
+
 // Weights returns the split the rollout asks for.
 func (r Rollout) Weights() Weights {
 	if r.Override != nil {
@@ -134,25 +153,26 @@ func (r Rollout) Routing(p Policy) Routing {
 		}
 		rt.Sticky = p.Canary.Sticky
 	case BlueGreen:
-		if r.Phase != Promoted {
+		if !r.promoted() {
 			rt.Matches = []MatchRoute{{Conditions: p.BlueGreen.PreviewMatch, Version: r.New}}
 		}
 	}
 	return rt
 }
 
-// canaryWeightAt returns the canary's weight at step i: that of the last
-// setWeight at or before it, or current when there is none.
+// canaryWeightAt returns the canary's weight at step i, entered from a
+// step at current: a setWeight's own, Full past the last step, and current
+// at a pause, which holds the weight (after an edit of the steps, the last
+// setWeight before it may be below current).
 func canaryWeightAt(steps []Step, i int, current Weight) Weight {
-	if i >= len(steps) {
+	switch {
+	case i >= len(steps):
 		return Full
+	case steps[i].SetWeight != nil:
+		return *steps[i].SetWeight
+	default:
+		return current
 	}
-	for j := i; j >= 0; j-- {
-		if steps[j].SetWeight != nil {
-			return *steps[j].SetWeight
-		}
-	}
-	return current
 }
 
 func (r *Rollout) enterStep(step int, weight Weight, now time.Time) {
@@ -160,8 +180,24 @@ func (r *Rollout) enterStep(step int, weight Weight, now time.Time) {
 	r.StepSince, r.AppliedAt = now, time.Time{}
 }
 
+// pause pauses r, or gives a paused r a new cause, remembering the phase
+// to resume to; the reason says so of a promotion, for operators.
 func (r *Rollout) pause(cause PauseCause, reason string) {
+	if r.Phase != Paused {
+		r.PausedFrom = ""
+		if r.Phase == Promoted {
+			r.PausedFrom = Promoted
+		}
+	}
+	if r.PausedFrom == Promoted {
+		reason += " (after its promotion, which a resume keeps)"
+	}
 	r.Phase, r.Cause, r.Reason = Paused, cause, reason
+}
+
+// resume returns a paused r to the phase it was paused from.
+func (r *Rollout) resume() {
+	r.Phase, r.Cause, r.Reason, r.PausedFrom = cmp.Or(r.PausedFrom, Progressing), "", "", ""
 }
 
 func event(r Rollout, now time.Time, kind, format string, args ...any) Event {

@@ -54,8 +54,8 @@ func OpenStore(dir string) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Save records the state of every rollout and frozen routing given,
-// deletes the services in gone, and journals events, in one transaction:
+// Save deletes the services in gone, records the state of every rollout
+// and frozen routing given, and journals events, in one transaction:
 // state and journal never disagree. The overrides of fixed
 // policies are replaced as a whole: there are few, and one that was cleared
 // must go.
@@ -77,6 +77,16 @@ func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, overrides ma
 				return err
 			}
 		}
+		// gone first: a service may be gone as frozen and back as a new
+		// rollout in one save.
+		for _, svc := range gone {
+			if err := rb.Delete([]byte(svc)); err != nil {
+				return err
+			}
+			if err := fb.Delete([]byte(svc)); err != nil {
+				return err
+			}
+		}
 		for _, r := range rollouts {
 			if err := putJSON(rb, r.Service, r); err != nil {
 				return err
@@ -85,16 +95,6 @@ func (s *Store) Save(rollouts []Rollout, frozen map[string]Routing, overrides ma
 		for svc, rt := range frozen {
 			if err := putJSON(fb, svc, rt); err != nil {
 				return err
-			}
-		}
-		for _, svc := range gone {
-			if err := rb.Delete([]byte(svc)); err != nil {
-				return err
-			}
-			if _, ok := frozen[svc]; !ok {
-				if err := fb.Delete([]byte(svc)); err != nil {
-					return err
-				}
 			}
 		}
 		return nil

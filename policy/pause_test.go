@@ -1,0 +1,146 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+// The ways a promoted canary can be paused: each returns r, promoted at
+// now - 1s, paused and (for an operator) resumed by now.
+var pausesOfAPromotion = map[string]func(t *testing.T, p Policy, r Rollout, now time.Time) Rollout{
+	// v2 loses its only instance before the fleet applied the promotion.
+	"health": func(t *testing.T, p Policy, r Rollout, now time.Time) Rollout {
+		r, _ = Advance(p, r, Observation{Now: now, Applied: false, Serving: map[string]int{"v1": 2}})
+		if r.Phase != Paused || r.Cause != PausedByHealth {
+			t.Fatalf("%s (%s), want paused by health", r.Phase, r.Cause)
+		}
+		return r
+	},
+	"nack then resume": func(t *testing.T, p Policy, r Rollout, now time.Time) Rollout {
+		r, _ = Advance(p, r, Observation{Now: now, Serving: bothServe, Nack: &Nack{Proxy: "sidecar-7", Error: "bad"}})
+		return mustOperate(t)(Resume(p, r, now, "bob", "fixed"))
+	},
+	"operator": func(t *testing.T, p Policy, r Rollout, now time.Time) Rollout {
+		r = mustOperate(t)(PauseRollout(r, now, "bob", "wait"))
+		return mustOperate(t)(Resume(p, r, now, "bob", "go on"))
+	},
+}
+
+// mustOperate returns a function that returns the rollout an operation
+// returned, failing t on its error.
+func mustOperate(t *testing.T) func(Rollout, Event, error) Rollout {
+	t.Helper()
+	return func(r Rollout, _ Event, err error) Rollout {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+}
+
+// TestPromotionSurvivesPauses checks that a promoted canary that is paused
+// stays promoted: v2 keeps all traffic and the rollout completes. A pause
+// once forgot the promotion, and the canary stepped on from the step it was
+// promoted at, back down to 25 %.
+func TestPromotionSurvivesPauses(t *testing.T) {
+	for name, pause := range pausesOfAPromotion {
+		t.Run(name, func(t *testing.T) {
+			p := canaryPolicy()
+			r := Start(p, t0)
+			r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+			r = mustOperate(t)(Promote(r, t0.Add(time.Second), "alice", "looks good"))
+			r = pause(t, p, r, t0.Add(2*time.Second))
+			if _, _, err := Promote(r, t0.Add(2*time.Second), "alice", "again"); err == nil {
+				t.Error("a second promotion was accepted")
+			}
+			for i := 3; i < 120 && r.Phase != Completed; i += 5 {
+				r, _ = Advance(p, r, Observation{Now: t0.Add(time.Duration(i) * time.Second), Applied: true, Serving: bothServe})
+				if got := r.Weights()["v2"]; got != Full {
+					t.Fatalf("+%ds: %s at step %d with v2 at %s %%; the promotion was lost", i, r.Phase, r.Step, got)
+				}
+			}
+			if r.Phase != Completed {
+				t.Fatalf("phase %s, want completed", r.Phase)
+			}
+		})
+	}
+}
+
+// TestPausedBlueGreenPromotionKeepsItsWindow checks that a promoted
+// blue-green rollout paused and resumed is still promoted: within the
+// rollback window it can be rolled back, paused or not, its preview route
+// does not come back, and it completes when the window is over.
+func TestPausedBlueGreenPromotionKeepsItsWindow(t *testing.T) {
+	p := Policy{Service: "checkout", Strategy: BlueGreen, ProgressDeadline: time.Minute,
+		BlueGreen: &BlueGreenSpec{Active: "v1", Preview: "v2", PreviewMatch: []Match{{Header: "x-preview", Exact: "true"}},
+			RollbackWindow: 30 * time.Minute}}
+	r := Start(p, t0)
+	r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+	r = mustOperate(t)(Promote(r, t0.Add(time.Minute), "alice", "go"))
+	r, _ = Advance(p, r, Observation{Now: t0.Add(2 * time.Minute), Applied: true, Serving: bothServe})
+	promoted := r.Routing(p)
+	r = mustOperate(t)(PauseRollout(r, t0.Add(3*time.Minute), "bob", "hold"))
+	if got := r.Routing(p); len(got.Matches) != len(promoted.Matches) {
+		t.Errorf("paused after its promotion, routing %+v, want the promotion's %+v", got, promoted)
+	}
+	if _, _, err := Rollback(p, r, t0.Add(4*time.Minute), "bob", "bad"); err != nil {
+		t.Errorf("rollback of the paused promotion within the window refused: %v", err)
+	}
+	r = mustOperate(t)(Resume(p, r, t0.Add(4*time.Minute), "bob", "go on"))
+	if r.Phase != Promoted {
+		t.Fatalf("after pause and resume: %s, want promoted", r.Phase)
+	}
+	r, _ = Advance(p, r, Observation{Now: t0.Add(time.Hour), Applied: true, Serving: bothServe})
+	if r.Phase != Completed {
+		t.Errorf("an hour later: %s, want completed after the 30m rollback window", r.Phase)
+	}
+}
+
+// TestNackEndsHealthPause checks that a NACK during a health pause, which
+// lifts by itself, is acted on: with onNack abort, the rollout aborts
+// rather than progressing once the version serves again.
+func TestNackEndsHealthPause(t *testing.T) {
+	for _, onNack := range []NackAction{NackAbort, NackPause} {
+		t.Run(string(onNack), func(t *testing.T) {
+			p := canaryPolicy()
+			p.OnNack = onNack
+			r := Start(p, t0)
+			r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+			r, _ = Advance(p, r, Observation{Now: t0.Add(time.Second), Applied: true, Serving: map[string]int{"v1": 2}})
+			if r.Phase != Paused || r.Cause != PausedByHealth {
+				t.Fatalf("%s (%s), want paused by health", r.Phase, r.Cause)
+			}
+			r, _ = Advance(p, r, Observation{Now: t0.Add(2 * time.Second), Applied: true, Serving: map[string]int{"v1": 2},
+				Nack: &Nack{Proxy: "sidecar-7", Error: "bad route"}})
+			r, _ = Advance(p, r, Observation{Now: t0.Add(3 * time.Second), Applied: true, Serving: bothServe})
+			want := map[NackAction]Phase{NackAbort: Aborted, NackPause: Paused}[onNack]
+			if r.Phase != want || onNack == NackPause && r.Cause != PausedByNack {
+				t.Fatalf("after the NACK and recovery: %s (%s) at %s, want %s", r.Phase, r.Cause, r.Weights(), want)
+			}
+		})
+	}
+}
+
+// TestOperatorPausesHealthPause checks that an operator can pause a rollout
+// paused for health, and that it then stays paused when the version serves
+// again, until resumed; other pauses already hold, and pausing them again
+// is refused.
+func TestOperatorPausesHealthPause(t *testing.T) {
+	p := canaryPolicy()
+	r := Start(p, t0)
+	r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+	r, _ = Advance(p, r, Observation{Now: t0.Add(time.Second), Applied: true, Serving: map[string]int{"v1": 2}})
+	r = mustOperate(t)(PauseRollout(r, t0.Add(2*time.Second), "alice", "investigating"))
+	r, _ = Advance(p, r, Observation{Now: t0.Add(3 * time.Second), Applied: true, Serving: bothServe})
+	if r.Phase != Paused || r.Cause != PausedByOperator {
+		t.Fatalf("%s (%s) after the version recovered, want still paused by the operator", r.Phase, r.Cause)
+	}
+	if _, _, err := PauseRollout(r, t0.Add(4*time.Second), "bob", "me too"); err == nil {
+		t.Error("pausing a rollout an operator paused was accepted")
+	}
+	r = mustOperate(t)(Resume(p, r, t0.Add(5*time.Second), "alice", "fine"))
+	if r.Phase != Progressing {
+		t.Errorf("after resume: %s, want progressing", r.Phase)
+	}
+}
