@@ -228,3 +228,28 @@ func TestWatcherReportsOnlyDifferences(t *testing.T) {
 	writeRename(t, dir, "greeter.yaml", fixed("greeter", "{v2: 100}"))
 	wantDesired(t, next(t, changes), map[string]Weights{"greeter": {"v2": Full}})
 }
+
+// TestWatcherFollowsARecreatedDirectory checks that a policy directory
+// removed and made again is read again: the deletion is reported, and
+// the new directory's policies apply.
+func TestWatcherFollowsARecreatedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "greeter.yaml", fixed("greeter", "{v1: 100}"))
+	changes := startWatcher(t, dir)
+	wantDesired(t, next(t, changes), map[string]Weights{"greeter": {"v1": Full}})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, changes); c.err == nil {
+		t.Fatalf("after removing the directory: %v, want an error", c.set.Services())
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "greeter.yaml", fixed("greeter", "{v1: 30, v2: 70}"))
+	c := next(t, changes)
+	for c.err != nil || len(c.set.Services()) == 0 {
+		c = next(t, changes) // the new directory may be read while still empty
+	}
+	wantDesired(t, c, map[string]Weights{"greeter": {"v1": 3000, "v2": 7000}})
+}

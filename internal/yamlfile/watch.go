@@ -21,13 +21,18 @@ const Settle = 50 * time.Millisecond
 //
 // It watches the directory rather than the files, because editors and mv
 // replace a file by renaming another over it, and a watch on the replaced file
-// is lost with it. The watch is set up before the first load, so that no
-// change between the two goes unseen. load must not block for long; it is
-// always called on the caller's goroutine.
+// is lost with it. It also watches dir's parent for dir itself, because a
+// directory removed and made again (rm -rf and mkdir, or a new one renamed
+// into place) is a new directory, whose changes a watch on the old one never
+// sees: load is called when dir goes, so that its caller can say so, and when
+// it comes back, watched again. The watches are set up before the first load,
+// so that no change between the two goes unseen. load must not block for
+// long; it is always called on the caller's goroutine.
 func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name string) bool, load func()) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	dir = filepath.Clean(dir)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
@@ -35,6 +40,9 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 	defer w.Close()
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	if err := w.Add(filepath.Dir(dir)); err != nil {
+		log.Warn("a removed and re-created directory will not be watched again", "dir", dir, "err", err)
 	}
 	load()
 
@@ -49,7 +57,7 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 			if !ok {
 				return nil
 			}
-			if match == nil || match(filepath.Base(ev.Name)) {
+			if changes(w, log, dir, ev, match) {
 				settle.Reset(Settle)
 			}
 		case err, ok := <-w.Errors:
@@ -62,5 +70,25 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 		case <-settle.C:
 			load()
 		}
+	}
+}
+
+// changes reports whether ev, an event of w, which watches dir and its
+// parent, changes what is loaded from dir: a matching file in dir, or dir
+// itself coming or going. It watches dir again when dir comes back.
+func changes(w *fsnotify.Watcher, log *slog.Logger, dir string, ev fsnotify.Event, match func(name string) bool) bool {
+	switch {
+	case ev.Name == dir && ev.Has(fsnotify.Create):
+		if err := w.Add(dir); err != nil {
+			log.Warn("watching re-created directory", "dir", dir, "err", err)
+		}
+		return true
+	case ev.Name == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)):
+		_ = w.Remove(dir) // gone with a removed directory; a renamed one's changes no longer matter
+		return true
+	case filepath.Dir(ev.Name) == dir:
+		return match == nil || match(filepath.Base(ev.Name))
+	default:
+		return false // another entry of the parent
 	}
 }

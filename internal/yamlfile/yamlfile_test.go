@@ -210,3 +210,72 @@ func TestWatchDirMissing(t *testing.T) {
 		t.Fatal("WatchDir on a missing directory = nil, want error")
 	}
 }
+
+// TestWatchDirFollowsARecreatedDirectory checks that a watched directory
+// removed and made again, or replaced by another renamed into place, is
+// watched again: its watch was once lost with the old directory, and no
+// later change was ever loaded.
+func TestWatchDirFollowsARecreatedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "policies")
+	file := filepath.Join(dir, "a.yaml")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir := func(path string) {
+		t.Helper()
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir(dir)
+	write(file, "one")
+	loaded := make(chan string, 64)
+	go WatchDir(t.Context(), nil, dir, nil, func() {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			loaded <- "missing"
+			return
+		}
+		loaded <- string(b)
+	})
+	awaitLoad(t, loaded, "one")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	awaitLoad(t, loaded, "missing")
+	mkdir(dir)
+	write(file, "two")
+	awaitLoad(t, loaded, "two")
+	// Replaced by a directory renamed into place.
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(dir + ".new")
+	write(filepath.Join(dir+".new", "a.yaml"), "three")
+	if err := os.Rename(dir+".new", dir); err != nil {
+		t.Fatal(err)
+	}
+	awaitLoad(t, loaded, "three")
+	write(file, "four")
+	awaitLoad(t, loaded, "four")
+}
+
+// awaitLoad waits until a load reads want, failing t after 5 seconds.
+func awaitLoad(t *testing.T, loaded <-chan string, want string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	var last string
+	for {
+		select {
+		case last = <-loaded:
+			if last == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no load read %q within 5 s; the last read %q", want, last)
+		}
+	}
+}
