@@ -113,7 +113,10 @@ func (e *Engine) applyWaiting() {
 // mu must be held.
 func (e *Engine) commit(events []Event, gone []string) error {
 	if e.cfg.Store != nil {
-		err := e.cfg.Store.Save(slices.Collect(maps.Values(e.rollouts)), e.frozen, e.overrides, gone, events)
+		// A parked rollout is saved as a rollout; its service's frozen
+		// entry tells them apart when loaded (see NewEngine).
+		rollouts := slices.AppendSeq(slices.Collect(maps.Values(e.rollouts)), maps.Values(e.parked))
+		err := e.cfg.Store.Save(rollouts, e.frozen, e.overrides, gone, events)
 		if err != nil {
 			e.cfg.Logger.Error("saving rollout state failed", "error", err)
 			return fmt.Errorf("%w: %v", ErrNotSaved, err)

@@ -179,3 +179,50 @@ func TestEngineSavesRolloutAfterFrozen(t *testing.T) {
 		t.Fatalf("stored: rollouts %v, frozen %v; want greeter's new rollout and nothing frozen", rollouts, frozen)
 	}
 }
+
+// TestEngineRestoredPolicyContinuesItsRollout checks that a policy file
+// removed and put back, unchanged, continues its rollout where it was,
+// also across a restart in between: it once started over from its first
+// step, taking the canary's 25 % back to 5 %.
+func TestEngineRestoredPolicyContinuesItsRollout(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			dir := t.TempDir()
+			store, err := OpenStore(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { store.Close() })
+			e, clock := newTestEngine(t, store)
+			p := canaryPolicy()
+			e.SetPolicies(mustSet(t, p))
+			settle(e)
+			clock.Add(31 * time.Second)
+			settle(e)
+			before := e.Rollouts()[0]
+			if before.Weight != 2500 || before.Phase != Paused {
+				t.Fatalf("setup: %s at %s, want paused at 25", before.Phase, before.Weights())
+			}
+			e.SetPolicies(mustSet(t)) // the file removed: frozen
+			if restart {
+				store.Close()
+				if store, err = OpenStore(dir); err != nil {
+					t.Fatal(err)
+				}
+				if e, err = NewEngine(EngineConfig{Store: store, Clock: clock.Now}); err != nil {
+					t.Fatal(err)
+				}
+				e.ObserveModel(greeterModel(t))
+				if got := e.Routing().Map()["greeter"].Weights; got["v2"] != 2500 {
+					t.Fatalf("frozen after the restart at %s, want v2=25", got)
+				}
+			}
+			e.SetPolicies(mustSet(t, p)) // and put back
+			after := e.Rollouts()[0]
+			if after.Weight != before.Weight || after.Phase != before.Phase || after.Step != before.Step {
+				t.Fatalf("after the file came back: %s at step %d with %s, want %s at step %d with %s as before",
+					after.Phase, after.Step, after.Weights(), before.Phase, before.Step, before.Weights())
+			}
+		})
+	}
+}

@@ -37,9 +37,13 @@ type Engine struct {
 	policies Set
 	rollouts map[string]Rollout // services with a canary, blueGreen or rolling policy
 	frozen   map[string]Routing // services whose policy file was deleted mid-rollout
-	applied  Table              // the routing the fleet has applied
-	model    discovery.Model    // the last observed: serving instances per version
-	observed bool               // whether a model was observed: before, serving is unknown, not none
+	// parked are the rollouts of frozen services, kept (and saved with
+	// the others) so that the same policy coming back continues its
+	// rollout rather than starting it over.
+	parked   map[string]Rollout
+	applied  Table           // the routing the fleet has applied
+	model    discovery.Model // the last observed: serving instances per version
+	observed bool            // whether a model was observed: before, serving is unknown, not none
 	nack     *Nack
 	journal  []Event // recent events, newest last
 	// overrides are set-weights operations on services with a fixed
@@ -83,11 +87,17 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
-		overrides: map[string]FixedOverride{}}
+		parked: map[string]Rollout{}, overrides: map[string]FixedOverride{}}
 	if cfg.Store != nil {
 		var err error
 		if e.rollouts, e.frozen, e.overrides, err = cfg.Store.Load(); err != nil {
 			return nil, err
+		}
+		for svc := range e.frozen { // a frozen service's stored rollout is parked
+			if r, ok := e.rollouts[svc]; ok {
+				e.parked[svc] = r
+				delete(e.rollouts, svc)
+			}
 		}
 		if e.journal, err = cfg.Store.Events(journalMemory); err != nil {
 			return nil, err
@@ -103,12 +113,13 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 // SetPolicies applies a new policy set. A rollout whose policy is read
 // again unchanged continues where it is; edited steps continue from the
 // current weight; a different version pair or strategy starts over; a
-// deleted policy freezes the service's current weights.
+// deleted policy freezes the service's current weights, and the same
+// policy coming back continues the rollout.
 func (e *Engine) SetPolicies(set Set) {
 	e.mu.Lock()
 	st := e.next(set, e.cfg.Clock())
 	before := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
-	e.rollouts, e.frozen, e.overrides, e.policies = st.rollouts, st.frozen, st.overrides, set
+	e.rollouts, e.frozen, e.parked, e.overrides, e.policies = st.rollouts, st.frozen, st.parked, st.overrides, set
 	e.invalidate(changedServices(before, routingOf(set, st.rollouts, st.frozen, st.overrides))...)
 	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
 	e.mu.Unlock()
@@ -119,6 +130,7 @@ func (e *Engine) SetPolicies(set Set) {
 type engineState struct {
 	rollouts  map[string]Rollout
 	frozen    map[string]Routing
+	parked    map[string]Rollout
 	overrides map[string]FixedOverride
 	events    []Event
 	gone      []string
@@ -127,12 +139,13 @@ type engineState struct {
 // next returns the state after applying set at now, leaving the engine's
 // own untouched. mu must be held.
 func (e *Engine) next(set Set, now time.Time) engineState {
-	st := engineState{rollouts: maps.Clone(e.rollouts), frozen: maps.Clone(e.frozen), overrides: maps.Clone(e.overrides)}
+	st := engineState{rollouts: maps.Clone(e.rollouts), frozen: maps.Clone(e.frozen), parked: maps.Clone(e.parked),
+		overrides: maps.Clone(e.overrides)}
 	for svc, r := range st.rollouts {
 		p, ok := set.Get(svc)
 		if !ok || !p.Strategy.rolls() {
 			if !ok {
-				st.frozen[svc] = Routing{Weights: r.Weights()}
+				st.frozen[svc], st.parked[svc] = Routing{Weights: r.Weights()}, r
 				st.events = append(st.events, event(r, now, "frozen", "policy removed; weights frozen at %s", r.Weights()))
 			}
 			delete(st.rollouts, svc)
@@ -141,14 +154,20 @@ func (e *Engine) next(set Set, now time.Time) engineState {
 	}
 	for _, svc := range set.Services() {
 		p, _ := set.Get(svc)
+		parked, wasParked := st.parked[svc]
 		if _, ok := st.frozen[svc]; ok {
 			delete(st.frozen, svc)
+			delete(st.parked, svc)
 			st.gone = append(st.gone, svc)
 		}
 		if !p.Strategy.rolls() {
 			continue
 		}
 		r, ok := st.rollouts[svc]
+		if wasParked {
+			r, ok = parked, true
+			st.events = append(st.events, event(r, now, "unfrozen", "policy back; the rollout continues from %s", describe(r)))
+		}
 		next, ev := reconcile(p, r, ok, now)
 		st.rollouts[svc] = next
 		st.events = append(st.events, ev...)
