@@ -94,6 +94,12 @@ func advanceCanary(c *CanarySpec, r Rollout, now time.Time) (Rollout, []Event) {
 		r.enterStep(len(c.Steps), Full, now)
 		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
 	}
+	if set := c.Steps[r.Step].SetWeight; set != nil && *set > r.Weight {
+		// In a setWeight it does not serve yet: edited while paused, or
+		// by an edit of old.
+		r.enterStep(r.Step, *set, now)
+		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
+	}
 	if pause := c.Steps[r.Step].Pause; pause != nil {
 		if pause.Indefinite {
 			r.pause(PausedAtStep, fmt.Sprintf("step %d pauses until promoted or resumed", r.Step))
@@ -187,7 +193,7 @@ func Resume(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Eve
 	cause := r.Cause
 	r.resume()
 	switch {
-	case cause == PausedAtStep && p.Strategy == Canary:
+	case cause == PausedAtStep && p.Strategy == Canary && indefiniteAt(p.Canary.Steps, r.Step):
 		next := r.Step + 1
 		r.enterStep(next, canaryWeightAt(p.Canary.Steps, next, r.Weight), now)
 	case cause == PausedByDeadline:
@@ -249,4 +255,10 @@ func operatorEvent(r Rollout, now time.Time, kind, by, reason, format string, ar
 		e.Message += " — " + reason
 	}
 	return e
+}
+
+// indefiniteAt reports whether step i is a pause: {} (an edit may have
+// put a rollout paused at one in another step).
+func indefiniteAt(steps []Step, i int) bool {
+	return i < len(steps) && steps[i].Pause != nil && steps[i].Pause.Indefinite
 }

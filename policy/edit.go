@@ -22,10 +22,10 @@ func reconcile(p Policy, r Rollout, exists bool, now time.Time) (Rollout, []Even
 	r.Spec = fresh.Spec
 	r.Override = nil // an override lasts until its policy changes
 	if p.Strategy == Canary && !r.Done() && !r.promoted() {
-		if step, enter := resumeAt(p.Canary.Steps, r.Weight); enter {
+		step, enter := resumeAt(p.Canary.Steps, r.Weight)
+		r.Step = step
+		if enter && r.Phase != Paused { // a paused rollout holds its weights; advanceCanary enters it once resumed
 			r.enterStep(step, canaryWeightAt(p.Canary.Steps, step, r.Weight), now)
-		} else {
-			r.Step = step
 		}
 	}
 	return r, []Event{event(r, now, "edited", "policy edited; continuing from %s", describe(r))}

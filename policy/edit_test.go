@@ -157,72 +157,82 @@ func TestEngineRestartWaitsForTheFirstModel(t *testing.T) {
 	}
 }
 
-// TestEngineSavesRolloutAfterFrozen checks that a policy deleted
-// mid-rollout and written back starts a rollout that is saved: the save
-// once wrote it and then deleted the service as no longer frozen.
-func TestEngineSavesRolloutAfterFrozen(t *testing.T) {
-	store, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+// TestEngineEditHoldsAPausedCanarysWeights checks that an edit of a paused
+// canary's steps changes no weight until it is resumed: a pause holds the
+// weights, and a NACK pause must not push new ones to proxies rejecting
+// config. The rollout then enters the edited step once resumed.
+func TestEngineEditHoldsAPausedCanarysWeights(t *testing.T) {
+	pauses := map[string]func(e *Engine){
+		"operator": func(e *Engine) {
+			if err := e.Do("greeter", func(_ Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+				return PauseRollout(r, now, "alice", "hold everything")
+			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"nack": func(e *Engine) { e.Nack("sidecar-7", "bad route") },
 	}
-	defer store.Close()
-	e, _ := newTestEngine(t, store)
-	p := canaryPolicy()
-	e.SetPolicies(mustSet(t, p))
-	e.SetPolicies(mustSet(t))    // the file deleted: frozen
-	e.SetPolicies(mustSet(t, p)) // written again: a new rollout
-	rollouts, frozen, _, err := store.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := rollouts["greeter"]; !ok || len(frozen) != 0 {
-		t.Fatalf("stored: rollouts %v, frozen %v; want greeter's new rollout and nothing frozen", rollouts, frozen)
+	for name, pause := range pauses {
+		t.Run(name, func(t *testing.T) {
+			e, clock := newTestEngine(t, nil)
+			e.SetPolicies(mustSet(t, canaryPolicy()))
+			settle(e) // 5 %, in the 30 s pause
+			pause(e)
+			edited := canaryPolicy()
+			edited.Canary.Steps = []Step{{SetWeight: w(20)}, {Pause: &Pause{Indefinite: true}}, {SetWeight: w(50)}}
+			e.SetPolicies(mustSet(t, edited))
+			clock.Add(time.Second)
+			settle(e)
+			if r := e.Rollouts()[0]; r.Phase != Paused || r.Weights()["v2"] != 500 {
+				t.Fatalf("paused canary after an edit: %s (%s) at %s, want still paused at v2=5", r.Phase, r.Cause, r.Weights())
+			}
+			if err := e.Do("greeter", func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+				return Resume(p, r, now, "alice", "go on")
+			}); err != nil {
+				t.Fatal(err)
+			}
+			settle(e)
+			if r := e.Rollouts()[0]; r.Weights()["v2"] != 2000 {
+				t.Fatalf("resumed after the edit: %s at step %d with %s, want v2=20", r.Phase, r.Step, r.Weights())
+			}
+		})
 	}
 }
 
-// TestEngineRestoredPolicyContinuesItsRollout checks that a policy file
-// removed and put back, unchanged, continues its rollout where it was,
-// also across a restart in between: it once started over from its first
-// step, taking the canary's 25 % back to 5 %.
-func TestEngineRestoredPolicyContinuesItsRollout(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
-			dir := t.TempDir()
-			store, err := OpenStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { store.Close() })
-			e, clock := newTestEngine(t, store)
-			p := canaryPolicy()
-			e.SetPolicies(mustSet(t, p))
-			settle(e)
-			clock.Add(31 * time.Second)
-			settle(e)
-			before := e.Rollouts()[0]
-			if before.Weight != 2500 || before.Phase != Paused {
-				t.Fatalf("setup: %s at %s, want paused at 25", before.Phase, before.Weights())
-			}
-			e.SetPolicies(mustSet(t)) // the file removed: frozen
-			if restart {
-				store.Close()
-				if store, err = OpenStore(dir); err != nil {
-					t.Fatal(err)
-				}
-				if e, err = NewEngine(EngineConfig{Store: store, Clock: clock.Now}); err != nil {
-					t.Fatal(err)
-				}
-				e.ObserveModel(greeterModel(t))
-				if got := e.Routing().Map()["greeter"].Weights; got["v2"] != 2500 {
-					t.Fatalf("frozen after the restart at %s, want v2=25", got)
-				}
-			}
-			e.SetPolicies(mustSet(t, p)) // and put back
-			after := e.Rollouts()[0]
-			if after.Weight != before.Weight || after.Phase != before.Phase || after.Step != before.Step {
-				t.Fatalf("after the file came back: %s at step %d with %s, want %s at step %d with %s as before",
-					after.Phase, after.Step, after.Weights(), before.Phase, before.Step, before.Weights())
-			}
-		})
+// TestEngineResumeAfterEditKeepsATimedPause checks that resuming a canary
+// that waited at a pause: {} step, and whose edit put it in a timed pause,
+// waits out that pause: resume once moved past whatever step it was in.
+func TestEngineResumeAfterEditKeepsATimedPause(t *testing.T) {
+	e, clock := newTestEngine(t, nil)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	settle(e)
+	clock.Add(31 * time.Second)
+	settle(e) // at the pause: {} step, at 25 %
+	edited := canaryPolicy()
+	edited.Canary.Steps = []Step{{SetWeight: w(5)}, {SetWeight: w(25)}, {Pause: &Pause{Duration: 10 * time.Minute}}, {SetWeight: w(50)}}
+	e.SetPolicies(mustSet(t, edited))
+	clock.Add(time.Minute)
+	if err := e.Do("greeter", func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+		return Resume(p, r, now, "alice", "go on")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	settle(e)
+	if r := e.Rollouts()[0]; r.Weights()["v2"] != 2500 {
+		t.Fatalf("1 min into a 10 min pause at 25 %%: %s at step %d with %s; the pause was skipped", r.Phase, r.Step, r.Weights())
+	}
+}
+
+// TestAdvanceEntersAnUnservedStep checks that a canary in a setWeight step
+// above its weight, as an edit by an older weir left some, serves that
+// step before the next: it once went on to the next step (5 → 50).
+func TestAdvanceEntersAnUnservedStep(t *testing.T) {
+	p := canaryPolicy()
+	p.Canary.Steps = []Step{{SetWeight: w(5)}, {SetWeight: w(20)}, {SetWeight: w(50)}}
+	r := Start(p, t0)
+	r.Step, r.Weight, r.AppliedAt = 1, 500, t0
+	r, _ = Advance(p, r, Observation{Now: t0.Add(time.Second), Applied: true, Serving: bothServe})
+	if r.Step != 1 || r.Weight != 2000 {
+		t.Fatalf("next: step %d with %s, want step 1 at v2=20", r.Step, r.Weights())
 	}
 }

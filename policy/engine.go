@@ -166,9 +166,14 @@ func (e *Engine) next(set Set, now time.Time) engineState {
 		r, ok := st.rollouts[svc]
 		if wasParked {
 			r, ok = parked, true
-			st.events = append(st.events, event(r, now, "unfrozen", "policy back; the rollout continues from %s", describe(r)))
+			if !r.Done() { // nothing was observed while parked: the step starts over
+				r.StepSince, r.AppliedAt = now, time.Time{}
+			}
 		}
 		next, ev := reconcile(p, r, ok, now)
+		if wasParked && (len(ev) == 0 || ev[0].Kind == "edited") {
+			st.events = append(st.events, event(next, now, "unfrozen", "policy back; the rollout continues from %s", describe(next)))
+		}
 		st.rollouts[svc] = next
 		st.events = append(st.events, ev...)
 	}
