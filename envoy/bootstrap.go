@@ -9,10 +9,23 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // XDSClusterName is the static cluster through which a sidecar reaches weir.
 const XDSClusterName = "weir_xds"
+
+// Envoy rejects a safe_regex whose compiled RE2 program is larger than the
+// runtime value of maxRegexProgramSizeKey, 100 by default. The cookie
+// matchers weir builds wrap the value regex in a larger one, so an ordinary
+// value regex (a UUID's) comes to 108, and one matcher too large makes every
+// sidecar reject the route configuration they all share. weir's bootstraps
+// raise the limit as Istio's do; a bootstrap written by hand needs the key
+// as well.
+const (
+	maxRegexProgramSizeKey = "re2.max_program_size.error_level"
+	maxRegexProgramSize    = 32768
+)
 
 // BootstrapOptions describes one Envoy sidecar and where weir serves xDS.
 type BootstrapOptions struct {
@@ -50,8 +63,25 @@ func Bootstrap(o BootstrapOptions) *bootstrapv3.Bootstrap {
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Clusters: []*clusterv3.Cluster{xdsCluster(o.XDSHost, o.XDSPort)},
 		},
-		Admin: &bootstrapv3.Admin{Address: socketAddress(loopback, adminPort)},
+		Admin:          &bootstrapv3.Admin{Address: socketAddress(loopback, adminPort)},
+		LayeredRuntime: layeredRuntime(),
 	}
+}
+
+// layeredRuntime raises the regex program size limit in a static layer. An
+// admin layer comes last, as in Istio's bootstraps and in what Envoy makes of
+// a layered runtime with no layers, so that an operator can still override
+// any key, this one included, with /runtime_modify on the admin interface.
+func layeredRuntime() *bootstrapv3.LayeredRuntime {
+	return &bootstrapv3.LayeredRuntime{Layers: []*bootstrapv3.RuntimeLayer{{
+		Name: "static",
+		LayerSpecifier: &bootstrapv3.RuntimeLayer_StaticLayer{StaticLayer: &structpb.Struct{
+			Fields: map[string]*structpb.Value{maxRegexProgramSizeKey: structpb.NewNumberValue(maxRegexProgramSize)},
+		}},
+	}, {
+		Name:           "admin",
+		LayerSpecifier: &bootstrapv3.RuntimeLayer_AdminLayer_{AdminLayer: &bootstrapv3.RuntimeLayer_AdminLayer{}},
+	}}}
 }
 
 // xdsCluster is the static HTTP/2 cluster of weir's ADS server. A host name

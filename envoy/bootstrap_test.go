@@ -11,6 +11,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func wantBootstrap(t *testing.T, xdsType clusterv3.Cluster_DiscoveryType, host string, adminPort uint32) *bootstrapv3.Bootstrap {
@@ -56,6 +57,15 @@ func wantBootstrap(t *testing.T, xdsType clusterv3.Cluster_DiscoveryType, host s
 			},
 		}}},
 		Admin: &bootstrapv3.Admin{Address: tcp("127.0.0.1", adminPort)},
+		LayeredRuntime: &bootstrapv3.LayeredRuntime{Layers: []*bootstrapv3.RuntimeLayer{{
+			Name: "static",
+			LayerSpecifier: &bootstrapv3.RuntimeLayer_StaticLayer{StaticLayer: &structpb.Struct{Fields: map[string]*structpb.Value{
+				"re2.max_program_size.error_level": structpb.NewNumberValue(32768),
+			}}},
+		}, {
+			Name:           "admin",
+			LayerSpecifier: &bootstrapv3.RuntimeLayer_AdminLayer_{AdminLayer: &bootstrapv3.RuntimeLayer_AdminLayer{}},
+		}}},
 	}
 }
 
@@ -119,6 +129,33 @@ func TestBootstrapYAMLShape(t *testing.T) {
 	}
 	if strings.ContainsAny(string(data), "[\"") {
 		t.Errorf("bootstrap YAML is not block style:\n%s", data)
+	}
+}
+
+// TestBootstrapRaisesRegexProgramSize checks that the bootstrap file, as
+// Envoy reads it, lifts the RE2 program size limit above what cookie
+// matchers need: at Envoy's default of 100 a cookie matcher on a UUID regex
+// (108) would make every sidecar reject the shared route configuration.
+func TestBootstrapRaisesRegexProgramSize(t *testing.T) {
+	data, err := BootstrapYAML(Bootstrap(BootstrapOptions{NodeID: "n", Cluster: "c", XDSHost: "127.0.0.1", XDSPort: 18000}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseBootstrapYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Later layers override earlier ones; only the admin layer may follow.
+	var limit *structpb.Value
+	for _, l := range b.GetLayeredRuntime().GetLayers() {
+		if v, ok := l.GetStaticLayer().GetFields()["re2.max_program_size.error_level"]; ok {
+			limit = v
+		} else if l.GetAdminLayer() == nil {
+			t.Errorf("runtime layer %q may override the limit", l.GetName())
+		}
+	}
+	if got := limit.GetNumberValue(); got != 32768 {
+		t.Errorf("re2.max_program_size.error_level = %v, want 32768:\n%s", limit, data)
 	}
 }
 
