@@ -2,6 +2,9 @@ package envoy
 
 import (
 	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -47,7 +50,8 @@ func stringMatcher(kind MatchKind, value string) *matcherv3.StringMatcher {
 // safe_regex over the whole header value (Envoy joins the cookie headers of
 // an HTTP/2 request with "; "): the cookie may stand first or after a ";",
 // and its value ends at the next ";" or the end. A regex value must match
-// the whole cookie value. Proxyless gRPC clients send no cookies, so for
+// the whole cookie value, and anchors at its ends mark the value's ends
+// (see cookieValueRegex). Proxyless gRPC clients send no cookies, so for
 // them it never matches.
 func CookieHeaderMatcher(name string, kind MatchKind, value string) *routev3.HeaderMatcher {
 	const before, after = `(^|.*;\s*)`, `(;.*|$)`
@@ -56,11 +60,80 @@ func CookieHeaderMatcher(name string, kind MatchKind, value string) *routev3.Hea
 	case MatchPrefix:
 		cookie += regexp.QuoteMeta(value) + `[^;]*` + after
 	case MatchRegex:
-		cookie += "(" + value + ")" + after
+		cookie += cookieValueRegex(value) + after
 	default:
 		cookie += regexp.QuoteMeta(value) + after
 	}
 	return HeaderMatcher("cookie", MatchRegex, cookie)
+}
+
+// cookieValueRegex returns value, a regex that must match a whole cookie
+// value, as a group to stand between "NAME=" and the rest of the cookie
+// header. Pasted as written it could never match with an anchor ("^beta$"
+// would anchor to the ends of the header, not the value), and could change
+// what follows ("\Qa.b" quotes to the end, the closing parenthesis too).
+// So it is parsed, its anchors at the value's ends are dropped, and it is
+// printed again. Policy parsing has compiled value with Go's regexp (Perl
+// flags), so a parse error here is a programming error.
+func cookieValueRegex(value string) string {
+	re, err := syntax.Parse(value, syntax.Perl)
+	if err != nil {
+		panic("envoy: cookie value regex " + strconv.Quote(value) + ": " + err.Error())
+	}
+	re = trimAnchors(re, true)
+	re = trimAnchors(re, false)
+	return "(?:" + re.String() + ")"
+}
+
+// trimAnchors drops the anchors at re's start (^ or \A, also under (?m)) or,
+// if !start, at its end ($ or \z): where re must match the whole cookie
+// value they always match there, so dropping them changes nothing. They
+// stand first or last in a concatenation, in any branch of an alternation,
+// or in a group. It reuses re's nodes.
+func trimAnchors(re *syntax.Regexp, start bool) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpBeginText, syntax.OpBeginLine:
+		if start {
+			return &syntax.Regexp{Op: syntax.OpEmptyMatch, Flags: re.Flags}
+		}
+	case syntax.OpEndText, syntax.OpEndLine:
+		if !start {
+			return &syntax.Regexp{Op: syntax.OpEmptyMatch, Flags: re.Flags}
+		}
+	case syntax.OpAlternate:
+		for i, sub := range re.Sub {
+			re.Sub[i] = trimAnchors(sub, start)
+		}
+	case syntax.OpCapture:
+		re.Sub[0] = trimAnchors(re.Sub[0], start)
+	case syntax.OpConcat:
+		return trimConcat(re, start)
+	}
+	return re
+}
+
+// trimConcat is trimAnchors of a concatenation: its edge piece is trimmed,
+// and dropped while it is left empty ("^^a").
+func trimConcat(re *syntax.Regexp, start bool) *syntax.Regexp {
+	for len(re.Sub) > 0 {
+		i := len(re.Sub) - 1
+		if start {
+			i = 0
+		}
+		sub := trimAnchors(re.Sub[i], start)
+		if sub.Op != syntax.OpEmptyMatch {
+			re.Sub[i] = sub
+			break
+		}
+		re.Sub = slices.Delete(re.Sub, i, i+1)
+	}
+	switch len(re.Sub) {
+	case 0:
+		return &syntax.Regexp{Op: syntax.OpEmptyMatch, Flags: re.Flags}
+	case 1:
+		return re.Sub[0]
+	}
+	return re
 }
 
 // HeaderHashPolicy hashes a request by the value of header name. grpc-go

@@ -2,6 +2,8 @@ package envoy
 
 import (
 	"regexp"
+	"regexp/syntax"
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -53,16 +55,61 @@ func TestCookieHeaderMatcher(t *testing.T) {
 		misses:    []string{"userxgroup=beta", "user.group=alpha; y=beta", "user.group=alpha"},
 	}, {
 		name: "regex", cookie: "tier", kind: MatchRegex, value: "gold|silver",
-		wantRegex: `(^|.*;\s*)tier=(gold|silver)(;.*|$)`,
+		wantRegex: `(^|.*;\s*)tier=(?:gold|silver)(;.*|$)`,
 		matches:   []string{"tier=gold", "a=1; tier=silver; b=2"},
 		misses:    []string{"tier=golden", "tier=bronze", "atier=gold"},
+	}, {
+		// Anchors mark the ends of the value, not of the header.
+		name: "regex anchored", cookie: "uid", kind: MatchRegex, value: `^beta$`,
+		wantRegex: `(^|.*;\s*)uid=(?:beta)(;.*|$)`,
+		matches:   []string{"uid=beta", "a=1; uid=beta; b=2"},
+		misses:    []string{"uid=betax", "uid=xbeta", "uid=alpha; b=beta"},
+	}, {
+		name: "regex anchored by \\A and \\z", cookie: "uid", kind: MatchRegex, value: `\Abeta\z`,
+		wantRegex: `(^|.*;\s*)uid=(?:beta)(;.*|$)`,
+		matches:   []string{"uid=beta", "a=1; uid=beta"},
+		misses:    []string{"uid=betax"},
+	}, {
+		name: "regex anchored multi-line", cookie: "uid", kind: MatchRegex, value: `(?m)^beta$`,
+		wantRegex: `(^|.*;\s*)uid=(?:beta)(;.*|$)`,
+		matches:   []string{"uid=beta", "a=1; uid=beta; b=2"},
+		misses:    []string{"uid=betax"},
+	}, {
+		name: "regex alternation", cookie: "uid", kind: MatchRegex, value: `beta|gamma`,
+		wantRegex: `(^|.*;\s*)uid=(?:beta|gamma)(;.*|$)`,
+		matches:   []string{"uid=gamma", "uid=beta; a=1"},
+		misses:    []string{"uid=betagamma", "uid=gammax", "uid=alpha; b=gamma"},
+	}, {
+		name: "regex anchored branches", cookie: "uid", kind: MatchRegex, value: `^beta$|^(gamma)$`,
+		wantRegex: `(^|.*;\s*)uid=(?:beta|(gamma))(;.*|$)`,
+		matches:   []string{"uid=gamma", "a=1; uid=beta; b=2"},
+		misses:    []string{"uid=betax", "uid=xgamma"},
+	}, {
+		name: "regex only anchors", cookie: "uid", kind: MatchRegex, value: `^^$`,
+		wantRegex: `(^|.*;\s*)uid=(?:(?:))(;.*|$)`,
+		matches:   []string{"uid=", "uid=; a=1"},
+		misses:    []string{"uid=x"},
+	}, {
+		// \Q without \E quotes to the end of the value, and no further.
+		name: "regex quote to the end", cookie: "uid", kind: MatchRegex, value: `\Qa.b`,
+		wantRegex: `(^|.*;\s*)uid=(?:a\.b)(;.*|$)`,
+		matches:   []string{"uid=a.b", "uid=a.b; c=d"},
+		misses:    []string{"uid=axb", "uid=a.bc"},
+	}, {
+		name: "regex uuid", cookie: "uid", kind: MatchRegex, value: `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`,
+		wantRegex: `(^|.*;\s*)uid=(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(;.*|$)`,
+		matches:   []string{"uid=0b5e3f4a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "a=1; uid=0b5e3f4a-1c2d-4e5f-8a9b-0c1d2e3f4a5b; b=2"},
+		misses:    []string{"uid=0b5e3f4a-1c2d-4e5f-8a9b-0c1d2e3f4a5", "uid=0b5e3f4a"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := CookieHeaderMatcher(tt.cookie, tt.kind, tt.value)
 			check(t, HeaderMatcher("cookie", MatchRegex, tt.wantRegex), got)
 			// Envoy and grpc-go match safe_regex against the whole value.
-			re := regexp.MustCompile("^(?:" + tt.wantRegex + ")$")
+			re, err := regexp.Compile("^(?:" + got.GetStringMatch().GetSafeRegex().GetRegex() + ")$")
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, h := range tt.matches {
 				if !re.MatchString(h) {
 					t.Errorf("cookie header %q does not match, want a match", h)
@@ -75,6 +122,74 @@ func TestCookieHeaderMatcher(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCookieHeaderMatcherPanicsOnInvalidRegex checks that a value policy
+// parsing would have refused is a programming error, not a matcher Envoy
+// would refuse.
+func TestCookieHeaderMatcherPanicsOnInvalidRegex(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("CookieHeaderMatcher with regex \"(\" did not panic")
+		}
+	}()
+	CookieHeaderMatcher("uid", MatchRegex, "(")
+}
+
+// FuzzCookieHeaderMatcher checks that a regex cookie matcher holds for a
+// header of that cookie alone exactly when the value regex, as policy
+// parsing accepts it, matches the whole value. Values with an anchor left
+// inside ("a|(?:)^b") are skipped: no regex can say "the value starts here"
+// of a value within a header, and Envoy would not match them either.
+func FuzzCookieHeaderMatcher(f *testing.F) {
+	for _, s := range [][2]string{
+		{`^beta$`, "beta"}, {`^beta$`, "betax"}, {`\Qa.b`, "a.b"}, {`\Qa.b`, "axb"},
+		{`beta|gamma`, "gamma"}, {`(?m)^a$|^(b)$`, "b"}, {`^$`, ""}, {`\bx+\b`, "xx"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, value, v string) {
+		re, err := syntax.Parse(value, syntax.Perl)
+		if err != nil || strings.Contains(v, ";") {
+			return
+		}
+		group := cookieValueRegex(value)
+		if hasAnchor(t, group) {
+			return
+		}
+		// re.String() rather than value: "\Qa.b" would quote the ")$".
+		whole := regexp.MustCompile(`^(?:` + re.String() + `)$`)
+		cookie := CookieHeaderMatcher("uid", MatchRegex, value).GetStringMatch().GetSafeRegex().GetRegex()
+		header, err := regexp.Compile(`^(?:` + cookie + `)$`)
+		if err != nil {
+			t.Fatalf("value %q: cookie regex %q: %v", value, cookie, err)
+		}
+		if got, want := header.MatchString("uid="+v), whole.MatchString(v); got != want {
+			t.Errorf("value %q, cookie uid=%q: %q matches %v, want %v", value, v, cookie, got, want)
+		}
+	})
+}
+
+// hasAnchor reports whether regex has an anchor anywhere.
+func hasAnchor(t *testing.T, regex string) bool {
+	re, err := syntax.Parse(regex, syntax.Perl)
+	if err != nil {
+		t.Fatalf("%q: %v", regex, err)
+	}
+	var walk func(*syntax.Regexp) bool
+	walk = func(re *syntax.Regexp) bool {
+		switch re.Op {
+		case syntax.OpBeginText, syntax.OpEndText, syntax.OpBeginLine, syntax.OpEndLine:
+			return true
+		}
+		for _, sub := range re.Sub {
+			if walk(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(re)
 }
 
 func TestClusterRoute(t *testing.T) {

@@ -83,7 +83,7 @@ func TestRoutingGoldenSemantics(t *testing.T) {
 		name: "cookie-match",
 		routes: []string{
 			`web match-0 [cookie exact="" prefix="" regex="(^|.*;\\s*)beta=yes(;.*|$)"] [user-agent exact="" prefix="Mozilla/" regex=""] -> web/v2`,
-			`web match-1 [cookie exact="" prefix="" regex="(^|.*;\\s*)ab\\.group=(b[0-9]+)(;.*|$)"] -> web/v2`,
+			`web match-1 [cookie exact="" prefix="" regex="(^|.*;\\s*)ab\\.group=(?:b[0-9]+)(;.*|$)"] -> web/v2`,
 			"web  -> web/v1=10000",
 		},
 		clusters: []string{"web/v1", "web/v2"},
