@@ -159,6 +159,39 @@ func TestBootstrapRaisesRegexProgramSize(t *testing.T) {
 	}
 }
 
+// TestBootstrapYAMLQuotesYAML11Booleans checks that a node id or cluster
+// that YAML 1.1 reads as a boolean is written quoted: Envoy reads YAML with
+// yaml-cpp, which would read "id: on" as a bool and reject the bootstrap.
+func TestBootstrapYAMLQuotesYAML11Booleans(t *testing.T) {
+	for _, v := range []string{
+		"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
+		"on", "On", "ON", "off", "Off", "OFF",
+		"true", "True", "TRUE", "false", "False", "FALSE",
+	} {
+		t.Run(v, func(t *testing.T) {
+			data, err := BootstrapYAML(Bootstrap(BootstrapOptions{NodeID: v, Cluster: v, XDSHost: "127.0.0.1", XDSPort: 18000}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"\n  id: '" + v + "'\n", "\n  cluster: '" + v + "'\n"} {
+				if !strings.Contains(string(data), want) {
+					t.Errorf("bootstrap YAML lacks %q:\n%s", strings.TrimSpace(want), data)
+				}
+			}
+			if strings.Contains(string(data), `"`) {
+				t.Errorf("bootstrap YAML has double quotes:\n%s", data)
+			}
+			b, err := ParseBootstrapYAML(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.GetNode(); got.GetId() != v || got.GetCluster() != v {
+				t.Errorf("node read back is {id: %q, cluster: %q}, want %q for both", got.GetId(), got.GetCluster(), v)
+			}
+		})
+	}
+}
+
 func TestParseBootstrapYAMLRejects(t *testing.T) {
 	for _, in := range []string{"node: [", "nodes: {id: x}", "node: {id: 1.5}"} {
 		if _, err := ParseBootstrapYAML([]byte(in)); err == nil {

@@ -39,12 +39,30 @@ func YAML(m proto.Message) ([]byte, error) {
 }
 
 // blockStyle drops the flow and quoting styles that parsing JSON gave n. The
-// encoder still quotes strings that would otherwise read as another type.
+// encoder still quotes strings that YAML 1.2 would read as another type, but
+// Envoy reads YAML with yaml-cpp, which also reads YAML 1.1's booleans (on,
+// Yes, N...): Envoy would take a node id "on" for a bool and reject the
+// bootstrap. Those strings keep quotes, single ones as for all weir writes.
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && yaml11Bool(n.Value) {
+		n.Style = yaml.SingleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
+}
+
+// yaml11Bool reports whether YAML 1.1 (and yaml-cpp) reads s, unquoted, as a
+// boolean: y, yes, true, on, n, no, false or off, in lower case, upper case
+// or capitalised.
+func yaml11Bool(s string) bool {
+	switch s {
+	case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+		"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF":
+		return true
+	}
+	return false
 }
 
 // BootstrapYAML renders b as an Envoy bootstrap file.
