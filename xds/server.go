@@ -1,8 +1,10 @@
 package xds
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 
@@ -56,20 +58,59 @@ func NewGRPCServer(ctx context.Context, cache *Cache, tracker *Tracker, opts ...
 	return gs
 }
 
+// DefaultGracePeriod is how long Serve lets in-flight responses be written
+// once ctx is done, before it closes the connections still open. A proxy
+// that has stopped reading never opens its flow-control window again, so
+// the bytes queued for it would hold a graceful stop, and weir, forever.
+const DefaultGracePeriod = 3 * time.Second
+
+// ServeOptions configures Serve. Its zero value is ready for use.
+type ServeOptions struct {
+	// GracePeriod bounds the graceful stop; 0 is DefaultGracePeriod.
+	GracePeriod time.Duration
+	// Logger reports connections closed when the grace period ran out;
+	// nil discards.
+	Logger *slog.Logger
+}
+
 // Serve serves gs on lis until ctx is done, then stops it gracefully: the
 // xDS streams end with ctx, so GracefulStop returns once in-flight
-// responses are written.
-func Serve(ctx context.Context, gs *grpc.Server, lis net.Listener) error {
+// responses are written, or after the grace period, when what is still
+// open is closed.
+func Serve(ctx context.Context, gs *grpc.Server, lis net.Listener, opts ServeOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		gs.GracefulStop()
+		stopWithin(gs, opts)
 		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return err
 		}
 		return nil
+	}
+}
+
+// stopWithin stops gs gracefully, and hard once the grace period has
+// passed.
+func stopWithin(gs *grpc.Server, opts ServeOptions) {
+	grace := cmp.Or(opts.GracePeriod, DefaultGracePeriod)
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		if opts.Logger != nil {
+			opts.Logger.Warn("xDS responses not written within the grace period: closing the connections of proxies that stopped reading",
+				"grace", grace)
+		}
+		gs.Stop() // GracefulStop returns once Stop has closed every connection
+		<-done
 	}
 }

@@ -40,7 +40,7 @@ func startServer(t *testing.T) *testServer {
 	ts := &testServer{cache: NewCache(), tracker: NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), m), addr: lis.Addr().String()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, NewGRPCServer(ctx, ts.cache, ts.tracker), lis) }()
+	go func() { done <- Serve(ctx, NewGRPCServer(ctx, ts.cache, ts.tracker), lis, ServeOptions{}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/weir-mesh/weir/envoy"
 )
@@ -118,65 +113,14 @@ func TestBootstrapRejectsBadAddress(t *testing.T) {
 // `make run` does, waits for /readyz, and checks that SIGTERM stops it
 // cleanly.
 func TestServeBinaryQuickstart(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "weir")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "serve", "--xds-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--catalog", "../../examples/quickstart/catalog.yaml", "--policies", "../../examples/quickstart/policies")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
+	p := startWeirProcess(t, buildWeir(t))
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if err := p.wait(); err != nil {
+		t.Fatalf("weir after SIGTERM: %v\n%s", err, p.log())
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	opsAddr := regexp.MustCompile(`ops=(127\.0\.0\.1:\d+)`)
-	var ops string
-	var logged []string
-	for ops == "" {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("weir exited before starting:\n%s", strings.Join(logged, "\n"))
-			}
-			logged = append(logged, line)
-			if m := opsAddr.FindStringSubmatch(line); m != nil {
-				ops = m[1]
-			}
-		case <-time.After(waitTimeout):
-			t.Fatalf("no start-up line within %v:\n%s", waitTimeout, strings.Join(logged, "\n"))
-		}
-	}
-	until(t, "/readyz to answer 200", func() bool {
-		resp, err := http.Get("http://" + ops + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for line := range lines {
-		logged = append(logged, line)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("weir after SIGTERM: %v\n%s", err, strings.Join(logged, "\n"))
-	}
-	if !strings.Contains(strings.Join(logged, "\n"), "weir stopped") {
-		t.Errorf("no shutdown line in the log:\n%s", strings.Join(logged, "\n"))
+	if !strings.Contains(p.log(), "weir stopped") {
+		t.Errorf("no shutdown line in the log:\n%s", p.log())
 	}
 }
