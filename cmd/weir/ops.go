@@ -110,25 +110,44 @@ func opsHandler(reg *prometheus.Registry, ready func() readiness, withPprof bool
 	return mux
 }
 
-// serveOps serves the operations endpoints on lis until ctx is done.
-func serveOps(ctx context.Context, lis net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+// opsDrain is how long open ops requests may go on once weir stops: a CPU
+// profile runs for as long as its seconds=N asks, which must not hold up
+// the stop.
+const opsDrain = 5 * time.Second
+
+// opsServer serves the operations endpoints.
+type opsServer struct {
+	handler http.Handler
+	drain   time.Duration // see opsDrain
+	logger  *slog.Logger
+}
+
+// serve serves on lis until ctx is done, then lets open requests finish
+// for up to drain and cuts off the rest: that is part of stopping, not an
+// error to exit with.
+func (o opsServer) serve(ctx context.Context, lis net.Listener) error {
+	srv := &http.Server{Handler: o.handler, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			return err
-		}
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
 	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		o.logger.Warn("ops requests still open when weir stopped were cut off, such as a profile being taken", "drain", o.drain)
+		err = srv.Close()
+	}
+	if err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // tlsFiles configure a TLS listener; ClientCA makes it mutual TLS. Replaced

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,5 +45,50 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 	cfg.OpsAddr, cfg.Pprof = "0.0.0.0:18080", false
 	if err := cfg.checkExposure(); err != nil {
 		t.Errorf("no --pprof on 0.0.0.0: %v", err)
+	}
+}
+
+// TestOpsStopCutsOffLongRequests checks that a stop during an ops request
+// that outlasts the drain (a CPU profile of 20 s, say) cuts it off, logs
+// it and returns nil: it used to return "context deadline exceeded", which
+// made weir exit 1.
+func TestOpsStopCutsOffLongRequests(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	long := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // the connection closed
+	})
+	var logs bytes.Buffer
+	ops := opsServer{handler: long, drain: 100 * time.Millisecond, logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ops.serve(ctx, lis) }()
+	go func() {
+		if resp, err := http.Get("http://" + lis.Addr().String() + "/debug/pprof/profile?seconds=20"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(waitTimeout):
+		t.Fatal("the request did not reach the handler")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after a stop that cut a request off: %v, want nil", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("serve still running %v after ctx ended", waitTimeout)
+	}
+	if !strings.Contains(logs.String(), "were cut off") {
+		t.Errorf("log lacks the cut-off requests:\n%s", logs.String())
 	}
 }

@@ -234,7 +234,8 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.source.Run(ctx, s.publisher) })
 	g.Go(func() error { return s.watchPolicies(ctx) })
 	g.Go(func() error { return xds.Serve(ctx, gs, s.xdsLis, xds.ServeOptions{Logger: s.logger}) })
-	g.Go(func() error { return serveOps(ctx, s.opsLis, opsHandler(s.registry, s.readiness, s.cfg.Pprof)) })
+	ops := opsServer{handler: opsHandler(s.registry, s.readiness, s.cfg.Pprof), drain: opsDrain, logger: s.logger}
+	g.Go(func() error { return ops.serve(ctx, s.opsLis) })
 	if s.adminLis != nil {
 		g.Go(func() error { return serveAdmin(ctx, s.adminLis, s.adminServer(), s.adminOpts) })
 	}
