@@ -104,10 +104,21 @@ func opsHandler(reg *prometheus.Registry, ready func() readiness, withPprof bool
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if withPprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		handlePprof(mux)
 	}
 	return mux
+}
+
+// handlePprof serves every endpoint net/http/pprof serves on
+// http.DefaultServeMux, which weir does not use: `go tool pprof` asks
+// /symbol (with POST) and `go tool trace` needs /trace.
+func handlePprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also every named profile: heap, goroutine, ...
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // opsDrain is how long open ops requests may go on once weir stops: a CPU

@@ -14,20 +14,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestOpsPprofOnlyWhenAsked checks that the profiler is served under
-// /debug/pprof/ with --pprof and not without it.
+// TestOpsPprofOnlyWhenAsked checks that every endpoint of Go's profiler is
+// served under /debug/pprof/ with --pprof, and none without it.
 func TestOpsPprofOnlyWhenAsked(t *testing.T) {
+	endpoints := []struct{ method, path string }{
+		{"GET", "/debug/pprof/"},
+		{"GET", "/debug/pprof/heap?gc=1"},
+		{"GET", "/debug/pprof/cmdline"},
+		{"GET", "/debug/pprof/symbol"},
+		{"POST", "/debug/pprof/symbol"}, // go tool pprof looks symbols up so
+		{"GET", "/debug/pprof/trace?seconds=0.05"},
+	}
 	for _, withPprof := range []bool{false, true} {
 		srv := httptest.NewServer(opsHandler(prometheus.NewRegistry(), func() readiness { return readiness{} }, withPprof))
-		resp, err := http.Get(srv.URL + "/debug/pprof/heap?gc=1")
+		for _, e := range endpoints {
+			req, err := http.NewRequestWithContext(t.Context(), e.method, srv.URL+e.path, strings.NewReader("0x1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.StatusCode == http.StatusOK; got != withPprof {
+				t.Errorf("--pprof=%v: %s %s answered %d", withPprof, e.method, e.path, resp.StatusCode)
+			}
+		}
 		srv.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if got := resp.StatusCode == http.StatusOK; got != withPprof {
-			t.Errorf("--pprof=%v: /debug/pprof/heap answered %d", withPprof, resp.StatusCode)
-		}
 	}
 }
 
