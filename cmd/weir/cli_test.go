@@ -109,6 +109,38 @@ func TestBootstrapRejectsBadAddress(t *testing.T) {
 	}
 }
 
+// TestServeRejectsOutOfRangeFlags checks that serve refuses, before it
+// starts, a flag value it could not serve with or would replace, naming the
+// flag and what would be valid.
+func TestServeRejectsOutOfRangeFlags(t *testing.T) {
+	for _, tt := range []struct {
+		flag, value, want string
+	}{
+		{"--sidecar-port", "70000", "--sidecar-port 70000: must be a port, 1-65535"},
+		{"--sidecar-port", "0", "--sidecar-port 0: must be a port, 1-65535"},
+		{"--applied-threshold", "0", "--applied-threshold 0: must be a fraction of the connected proxies, more than 0 and at most 1"},
+		{"--applied-threshold", "2", "--applied-threshold 2: must be"},
+		{"--applied-threshold", "-0.5", "--applied-threshold -0.5: must be"},
+		{"--applied-threshold", "NaN", "--applied-threshold NaN: must be"},
+	} {
+		// Were the value let through, the unusable --xds-addr would stop
+		// serve before it listens.
+		_, _, err := runWeir(t, "serve", "--catalog", "../../examples/quickstart/catalog.yaml", "--xds-addr", "no-port",
+			tt.flag, tt.value)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("serve %s %s: %v, want an error containing %q", tt.flag, tt.value, err, tt.want)
+		}
+		if code := ctlExitCode(err); code != 1 {
+			t.Errorf("serve %s %s: exit code %d, want 1", tt.flag, tt.value, code)
+		}
+	}
+	for _, threshold := range []float64{1, 0.5, 0.001} {
+		if err := (serveConfig{SidecarPort: 65535, Threshold: threshold}).checkRanges(); err != nil {
+			t.Errorf("--sidecar-port 65535 --applied-threshold %v: %v", threshold, err)
+		}
+	}
+}
+
 // TestServeBinaryQuickstart builds the real binary, serves the quickstart as
 // `make run` does, waits for /readyz, and checks that SIGTERM stops it
 // cleanly.

@@ -81,6 +81,9 @@ func newServeCommand() *cobra.Command {
 			if err := cfg.checkSource(); err != nil {
 				return err
 			}
+			if err := cfg.checkRanges(); err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 			srv, err := newServer(cfg, logger)
 			if err != nil {
@@ -96,11 +99,11 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.Catalog, "catalog", "", "catalog file listing services and instances (watched)")
 	f.StringVar(&cfg.Policies, "policies", "", "directory of policy files, one per service (watched); none means no policies")
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
-	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener")
+	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener, 1-65535")
 	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "the least time between builds: a change this long after the last build is pushed at once; a sooner one waits until this long after it, and, if it goes on a burst (changes less than a quarter of this apart), until the burst stops (at most 4×), then all are pushed together")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off")
 	f.StringVar(&cfg.StateDir, "state-dir", "", "directory for durable rollout state and the event journal (none: kept in memory, lost on restart)")
-	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied")
+	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied: more than 0, at most 1")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addConsulFlags(f, &cfg.Consul)
 	addSecurityFlags(f, &cfg)
@@ -138,6 +141,21 @@ func (c serveConfig) checkSource() error {
 		return errors.New("--catalog and --consul-addr are both set: weir uses exactly one discovery source")
 	case c.Catalog == "" && c.Consul.Address == "":
 		return errors.New("no discovery source: give --catalog FILE (see examples/quickstart/catalog.yaml) or --consul-addr HOST:PORT")
+	}
+	return nil
+}
+
+// checkRanges refuses flag values that would start a weir that can never
+// serve, or one that silently runs with another value than asked: a
+// sidecar port beyond 65535 fails every snapshot build, and the publisher
+// would take an applied threshold outside (0, 1] as 1.
+func (c serveConfig) checkRanges() error {
+	if c.SidecarPort < 1 || c.SidecarPort > 65535 {
+		return fmt.Errorf("--sidecar-port %d: must be a port, 1-65535", c.SidecarPort)
+	}
+	if !(c.Threshold > 0 && c.Threshold <= 1) { // NaN too
+		return fmt.Errorf("--applied-threshold %v: must be a fraction of the connected proxies, more than 0 and at most 1 (1, the default, is all of them)",
+			c.Threshold)
 	}
 	return nil
 }
