@@ -289,3 +289,24 @@ func TestServeAdminRefusesWithoutCredentials(t *testing.T) {
 		t.Errorf("health without a token: %v, want it served", err)
 	}
 }
+
+// TestCtlNotSavedIsNotUnreachable closes the state store under a running
+// weir, so that no operation can be saved, and checks that weir ctl says
+// so with its own exit code: it used to report "cannot reach weir" (exit 7)
+// while weir was answering.
+func TestCtlNotSavedIsNotUnreachable(t *testing.T) {
+	env, _ := newAdminEnv(t, greeterPolicy("90", "10"))
+	must(t, env.w.srv.store.Close()) // Run's own Close of it is then a no-op
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	writeFile(t, tokens, "ops:tok-ops\n")
+	ctlEnv(t)
+	_, stderr, err := runWeir(t, "ctl", "--addr", env.w.srv.adminLis.Addr().String(), "--token-file", tokens,
+		"set-weights", "greeter", "v1=50", "v2=50", "--reason", "even split")
+	if got := ctlExitCode(err); got != ctlExitNotSaved || strings.Contains(stderr, "cannot reach") ||
+		!strings.Contains(stderr, "could not be saved") {
+		t.Errorf("set-weights with a closed store: exit code %d, stderr %q; want %d and the save named", got, stderr, ctlExitNotSaved)
+	}
+	if got := env.w.srv.engine.Routing().Map()["greeter"].Weights.String(); got != "v1=90 v2=10" {
+		t.Errorf("routing after a refused save: %s, want v1=90 v2=10", got)
+	}
+}

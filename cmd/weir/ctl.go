@@ -44,6 +44,7 @@ Exit codes:
   5  invalid argument (from the server, or set-weights checked locally)
   6  unauthenticated or permission denied
   7  server unreachable, or no answer within --timeout
+  8  weir could not save the operation, so applied nothing (retry)
 
 Errors are printed on stderr prefixed "weir ctl: ".`
 

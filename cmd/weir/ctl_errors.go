@@ -18,6 +18,7 @@ const (
 	ctlExitInvalid      = 5
 	ctlExitDenied       = 6
 	ctlExitUnreachable  = 7
+	ctlExitNotSaved     = 8
 )
 
 // ctlError is a failed ctl command: the exit code it maps to and the
@@ -89,6 +90,9 @@ func ctlClassify(err error, o *ctlOptions) *ctlError {
 		if o.tokenFile == "" {
 			msg += " (no token sent: set --token-file or WEIR_TOKEN_FILE)"
 		}
+	case codes.Aborted: // weir answered: the operation could not be saved
+		code = ctlExitNotSaved
+		msg += "; nothing was applied: weir could not save its rollout state (see its log and --state-dir), retry once it can"
 	case codes.Unavailable:
 		code = ctlExitUnreachable
 		msg = fmt.Sprintf("cannot reach weir at %s: %s", o.addr, msg)

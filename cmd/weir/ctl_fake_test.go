@@ -156,6 +156,11 @@ func (f *ctlFake) Promote(_ context.Context, req *adminv1.OperationRequest) (*ad
 	return r, nil
 }
 
+// Pause fails as weir does when it cannot save its rollout state.
+func (f *ctlFake) Pause(_ context.Context, req *adminv1.OperationRequest) (*adminv1.Rollout, error) {
+	return nil, status.Errorf(codes.Aborted, "%s: rollout state could not be saved: disk full", req.GetService())
+}
+
 func (f *ctlFake) Abort(_ context.Context, req *adminv1.OperationRequest) (*adminv1.Rollout, error) {
 	f.mu.Lock()
 	f.operation = req

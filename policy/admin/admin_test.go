@@ -315,7 +315,8 @@ func TestFrozenServicesAreListed(t *testing.T) {
 
 // TestStatusOfNamesTheCode checks the gRPC code of each engine error,
 // wrapped as the engine wraps it: an operation that could not be saved is
-// Unavailable, which tells a client to retry.
+// Aborted, which tells a client to retry and, unlike Unavailable, cannot be
+// taken for weir being out of reach.
 func TestStatusOfNamesTheCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -326,7 +327,7 @@ func TestStatusOfNamesTheCode(t *testing.T) {
 		{policy.ErrNotPaused, codes.FailedPrecondition},
 		{policy.ErrNoRollback, codes.FailedPrecondition},
 		{policy.ErrNoPolicy, codes.NotFound},
-		{policy.ErrNotSaved, codes.Unavailable},
+		{policy.ErrNotSaved, codes.Aborted},
 		{errors.New("anything else"), codes.Internal},
 	} {
 		err := statusOf(fmt.Errorf("greeter: %w", tc.err))

@@ -266,7 +266,6 @@ func healthy(serving map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-// statusOf maps the engine's errors to status codes.
 // requireReason refuses an operation without a reason: the journal says
 // why as well as who.
 func requireReason(reason string) error {
@@ -276,6 +275,10 @@ func requireReason(reason string) error {
 	return nil
 }
 
+// statusOf maps the engine's errors to status codes. An operation that
+// could not be saved is Aborted, not Unavailable: a client's own transport
+// reports Unavailable when it cannot reach weir, and this is weir
+// answering that it applied nothing, which the caller may retry.
 func statusOf(err error) error {
 	code := codes.Internal
 	switch {
@@ -286,7 +289,7 @@ func statusOf(err error) error {
 	case errors.Is(err, policy.ErrNoPolicy):
 		code = codes.NotFound
 	case errors.Is(err, policy.ErrNotSaved):
-		code = codes.Unavailable
+		code = codes.Aborted
 	}
 	return status.Error(code, err.Error())
 }
