@@ -76,7 +76,7 @@ func LoadDir(dir string) (Set, error) {
 		errs     []error
 	)
 	for _, e := range entries { // ReadDir sorts by name
-		if !isPolicyFile(e.Name()) {
+		if !IsPolicyFile(e.Name()) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
@@ -118,10 +118,12 @@ func loadFile(path string) (*Policy, error) {
 	return &p, nil
 }
 
-// isPolicyFile reports whether a file named name in a policy directory is
+// IsPolicyFile reports whether a file named name in a policy directory is
 // read: *.yaml and *.yml, but not hidden files (.#x.yaml is an Emacs lock,
 // ..data a Kubernetes volume's internals) nor editor backups and swap files.
-func isPolicyFile(name string) bool {
+// It is exported so that whatever else reads a policy directory (weir ctl
+// diff) reads the same files as LoadDir.
+func IsPolicyFile(name string) bool {
 	switch {
 	case strings.HasPrefix(name, "."), strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"):
 		return false

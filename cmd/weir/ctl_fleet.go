@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weir-mesh/weir/policy"
 	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
 )
 
@@ -130,7 +131,8 @@ func newCtlDiffCommand(o *ctlOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "diff DIR",
 		Short: "Show what a candidate policy directory would change, without applying it",
-		Long: "diff sends every *.yaml and *.yml file in DIR to weir, which reports per service what\n" +
+		Long: "diff sends every *.yaml and *.yml file in DIR that weir would load (not hidden files nor\n" +
+			"editor backups and swap files) to weir, which reports per service what\n" +
 			"would change (weights, strategy, routes, clusters added or removed) and applies nothing.\n\n" +
 			"Exit codes: 0 no changes, 3 changes, 1 errors in the candidate files (or any other error,\n" +
 			"as for every ctl command).",
@@ -149,7 +151,9 @@ func newCtlDiffCommand(o *ctlOptions) *cobra.Command {
 	}
 }
 
-// ctlReadPolicyDir reads the policy files of dir, by file name.
+// ctlReadPolicyDir reads the policy files of dir, by file name: the ones
+// policy.LoadDir reads, so that an editor's lock or backup, which weir
+// skips, neither fails the diff nor shows in it.
 func ctlReadPolicyDir(dir string) (map[string]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -157,11 +161,18 @@ func ctlReadPolicyDir(dir string) (map[string]string, error) {
 	}
 	files := map[string]string{}
 	for _, e := range entries {
-		ext := filepath.Ext(e.Name())
-		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+		if !policy.IsPolicyFile(e.Name()) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path) // follows links, as LoadDir does
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}

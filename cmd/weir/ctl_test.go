@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-mesh/weir/policy"
 	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
 )
 
@@ -272,6 +273,29 @@ func TestCtlSendsRequests(t *testing.T) {
 	wantFiles := map[string]string{"greeter.yaml": "service: greeter\n", "checkout.yml": "service: checkout\n"}
 	if diff := cmp.Diff(wantFiles, fake.diffFiles); diff != "" {
 		t.Errorf("Diff files (-want +got):\n%s", diff)
+	}
+}
+
+// TestCtlDiffReadsWhatWeirReads checks that diff sends the files weir
+// loads and skips the rest: an Emacs lock (a dangling link named
+// .#greeter.yaml) made it fail with "no such file or directory", while
+// weir itself skips it.
+func TestCtlDiffReadsWhatWeirReads(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "greeter.yaml"), greeterPolicy("90", "10"))
+	must(t, os.Symlink("alice@host.4242:1700000000", filepath.Join(dir, ".#greeter.yaml")))
+	writeFile(t, filepath.Join(dir, "greeter.yaml~"), "an editor's backup")
+	writeFile(t, filepath.Join(dir, ".greeter.yaml.swp"), "vim's swap file")
+	must(t, os.Mkdir(filepath.Join(dir, "old.yaml"), 0o755))
+	files, err := ctlReadPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"greeter.yaml": greeterPolicy("90", "10")}, files); diff != "" {
+		t.Errorf("files sent (-want +got):\n%s", diff)
+	}
+	if set, err := policy.LoadDir(dir); err != nil || len(set.Services()) != 1 {
+		t.Errorf("weir loads %v, %v from the same directory; want greeter alone", set.Services(), err)
 	}
 }
 
