@@ -291,7 +291,9 @@ func deltaResponse(p *prepared, req *cachev3.DeltaRequest, sub cachev3.Subscript
 	// A request that unsubscribes is answered even with nothing to send:
 	// the client's ACK of the answer's version, that of its smaller
 	// selection, tells that it holds what it should.
-	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" && len(req.GetResourceNamesUnsubscribe()) == 0 {
+	// A NACK is not: the answer would carry, unchanged, what it rejected.
+	unsubscribes := len(req.GetResourceNamesUnsubscribe()) > 0 && req.GetErrorDetail() == nil
+	if len(changed) == 0 && len(removed) == 0 && req.GetResponseNonce() != "" && !unsubscribes {
 		return nil
 	}
 	return &cachev3.DeltaPassthroughResponse{

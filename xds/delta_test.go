@@ -290,3 +290,17 @@ func TestDeltaNamedSubscriptions(t *testing.T) {
 		t.Fatalf("third: resources %v, want greeter/v9", deltaNames(third))
 	}
 }
+
+// TestDeltaNackThatUnsubscribesIsNotAnswered checks that a NACK that also
+// unsubscribes (Envoy folds subscription changes into its next request) is
+// not answered: since unsubscribing requests are answered, it once got the
+// resource it had just rejected, unchanged, and NACKed it again.
+func TestDeltaNackThatUnsubscribesIsNotAnswered(t *testing.T) {
+	srv, c, moved := movedEndpoint(t, dialDelta, resourcev3.EndpointType)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: moved.Nonce,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: "bad endpoint"}, ResourceNamesUnsubscribe: []string{"greeter/v2"}})
+	eventually(t, "the NACK's watch to be held", func() bool { return srv.cache.watches() == 1 })
+	if n := len(c.resps); n != 0 {
+		t.Errorf("the NACK that unsubscribes was answered (%d responses); the answer holds what it rejected", n)
+	}
+}

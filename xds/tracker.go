@@ -100,8 +100,8 @@ func NewTracker(logger *slog.Logger, m *Metrics) *Tracker {
 	return &Tracker{logger: logger, metrics: m, now: time.Now, proxies: make(map[streamKey]*Proxy), changed: make(chan struct{}, 1)}
 }
 
-// Proxies returns a copy of every connected proxy's status, sorted by node id
-// and then stream id.
+// Proxies returns a copy of every connected proxy's status, sorted by node id,
+// stream id, and state of the world before delta.
 func (t *Tracker) Proxies() []Proxy {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -113,9 +113,21 @@ func (t *Tracker) Proxies() []Proxy {
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Proxy) int {
-		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.StreamID, b.StreamID))
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.StreamID, b.StreamID), compareBool(a.Delta, b.Delta))
 	})
 	return out
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	default:
+		return -1
+	}
 }
 
 // VersionFunc returns the version a proxy of class subscribed to names (or
@@ -227,7 +239,7 @@ func (t *Tracker) request(key streamKey, node *corev3.Node, typeURL, nonce, vers
 func (t *Tracker) nacked(p *Proxy, st *TypeStatus, typeURL, version, errDetail string) (afterUnlock func()) {
 	st.LastNack = &Nack{Version: version, Error: errDetail, At: t.now()}
 	t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
-	t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", p.StreamID, "type", shortType(typeURL),
+	t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", p.StreamID, "delta", p.Delta, "type", shortType(typeURL),
 		"version", version, "error", errDetail)
 	if t.onNack == nil {
 		return nil

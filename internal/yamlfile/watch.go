@@ -77,17 +77,20 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 // parent, changes what is loaded from dir: a matching file in dir, or dir
 // itself coming or going. It watches dir again when dir comes back.
 func changes(w *fsnotify.Watcher, log *slog.Logger, dir string, ev fsnotify.Event, match func(name string) bool) bool {
+	// fsnotify names an event watch path + "/" + entry: "./policies" for
+	// the parent ".", "//policies" for the parent "/".
+	name := filepath.Clean(ev.Name)
 	switch {
-	case ev.Name == dir && ev.Has(fsnotify.Create):
+	case name == dir && ev.Has(fsnotify.Create):
 		if err := w.Add(dir); err != nil {
 			log.Warn("watching re-created directory", "dir", dir, "err", err)
 		}
 		return true
-	case ev.Name == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)):
+	case name == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)):
 		_ = w.Remove(dir) // gone with a removed directory; a renamed one's changes no longer matter
 		return true
-	case filepath.Dir(ev.Name) == dir:
-		return match == nil || match(filepath.Base(ev.Name))
+	case filepath.Dir(name) == dir:
+		return match == nil || match(filepath.Base(name))
 	default:
 		return false // another entry of the parent
 	}

@@ -279,3 +279,44 @@ func awaitLoad(t *testing.T, loaded <-chan string, want string) {
 		}
 	}
 }
+
+// TestWatchDirFollowsARecreatedRelativeDirectory checks the same of a
+// directory given relative to the working directory: fsnotify names its
+// parent's events "./policies", which once never matched "policies".
+func TestWatchDirFollowsARecreatedRelativeDirectory(t *testing.T) {
+	for _, name := range []string{"policies", "./policies", "policies/"} {
+		t.Run(name, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			if err := os.Mkdir("policies", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join("policies", "a.yaml")
+			write := func(content string) {
+				t.Helper()
+				if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("one")
+			loaded := make(chan string, 64)
+			go WatchDir(t.Context(), nil, name, nil, func() {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					loaded <- "missing"
+					return
+				}
+				loaded <- string(b)
+			})
+			awaitLoad(t, loaded, "one")
+			if err := os.RemoveAll("policies"); err != nil {
+				t.Fatal(err)
+			}
+			awaitLoad(t, loaded, "missing")
+			if err := os.Mkdir("policies", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write("two")
+			awaitLoad(t, loaded, "two")
+		})
+	}
+}
