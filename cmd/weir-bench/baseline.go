@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"sync"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -26,14 +28,19 @@ import (
 	"github.com/weir-mesh/weir/discovery/file"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/snapshot"
+	"github.com/weir-mesh/weir/xds"
 )
 
 // The baseline: what most hand-rolled control planes are. It reads the same
 // catalog and policy files as weir (fixed weights only), rebuilds with
 // weir's own snapshot.Build on every change, and sets the result in a
 // go-control-plane SnapshotCache once per node id, with ads=false so that
-// named subscriptions (gRPC's LDS) are answered. It runs in a process of its
-// own, like weir, so that each is measured alone.
+// named subscriptions (gRPC's LDS) are answered. Like weir, it serves an
+// Envoy the sidecar listener and a gRPC client the api_listeners (the
+// class of a node is weir's, xds.ClassOf). One version stands for every
+// type of a snapshot, as cachev3.NewSnapshot makes it: a change re-sends
+// all four types to every proxy. It runs in a process of its own, like
+// weir, so that each is measured alone.
 
 // baselineFlags are the command line of `weir-bench baseline`.
 type baselineFlags struct {
@@ -66,8 +73,8 @@ func runBaseline(ctx context.Context, args []string) error {
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(128<<20))
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs,
 		serverv3.NewServer(ctx, b.cache, serverv3.CallbackFuncs{
-			StreamRequestFunc:      func(_ int64, req *discoveryv3.DiscoveryRequest) error { return b.seen(req.GetNode().GetId()) },
-			StreamDeltaRequestFunc: func(_ int64, req *discoveryv3.DeltaDiscoveryRequest) error { return b.seen(req.GetNode().GetId()) },
+			StreamRequestFunc:      func(_ int64, req *discoveryv3.DiscoveryRequest) error { return b.seen(req.GetNode()) },
+			StreamDeltaRequestFunc: func(_ int64, req *discoveryv3.DeltaDiscoveryRequest) error { return b.seen(req.GetNode()) },
 		}))
 	ops := &http.Server{Handler: b.opsHandler()}
 	go ops.Serve(opsLis)
@@ -80,21 +87,26 @@ func runBaseline(ctx context.Context, args []string) error {
 	return ops.Close()
 }
 
-// baseline holds the latest inputs and snapshot, and every node id seen.
+// baseline holds the latest inputs and snapshots, and every node seen.
 type baseline struct {
 	cache     cachev3.SnapshotCache
 	published prometheus.Counter
 	registry  *prometheus.Registry
 
-	mu       sync.Mutex
+	mu       sync.Mutex // held while the inputs change and snapshots are set
 	model    *discovery.Model
 	policies *policy.Set
-	nodes    map[string]bool
-	latest   *cachev3.Snapshot
+
+	// nodesMu guards nodes and latest, apart from mu: a stream's request
+	// callback takes it, and must not wait while a rebuild sets every
+	// node's snapshot.
+	nodesMu sync.Mutex
+	nodes   map[string]xds.Class // every node seen, by id
+	latest  map[xds.Class]*cachev3.Snapshot
 }
 
 func newBaseline() *baseline {
-	b := &baseline{cache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil), nodes: map[string]bool{},
+	b := &baseline{cache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil), nodes: map[string]xds.Class{},
 		registry: prometheus.NewRegistry(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_snapshots_published_total", Help: "Snapshots published (set for every node)."})}
@@ -105,9 +117,9 @@ func newBaseline() *baseline {
 func (b *baseline) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		b.mu.Lock()
+		b.nodesMu.Lock()
 		ready := b.latest != nil
-		b.mu.Unlock()
+		b.nodesMu.Unlock()
 		if !ready {
 			http.Error(w, "no snapshot yet", http.StatusServiceUnavailable)
 		}
@@ -152,35 +164,46 @@ func (b *baseline) rebuild() {
 		}
 	}
 	snap, err := snapshot.Build(snapshot.Input{Model: *b.model, Routing: policy.TableOf(routing)})
-	if err == nil {
-		b.latest, err = gcpSnapshot(snap)
+	latest := map[xds.Class]*cachev3.Snapshot{}
+	for _, class := range []xds.Class{xds.Envoy, xds.GRPC} {
+		if err == nil {
+			latest[class], err = gcpSnapshot(snap, class)
+		}
 	}
 	if err != nil {
 		slog.Error("baseline: build failed", "err", err)
 		return
 	}
 	b.published.Inc() // before any proxy can see it, so that a reader who saw it counts it
-	for id := range b.nodes {
-		if err := b.cache.SetSnapshot(context.Background(), id, b.latest); err != nil {
+	b.nodesMu.Lock()
+	b.latest = latest
+	nodes := maps.Clone(b.nodes) // a node seen from now on is set latest by seen
+	b.nodesMu.Unlock()
+	for id, class := range nodes {
+		if err := b.cache.SetSnapshot(context.Background(), id, latest[class]); err != nil {
 			slog.Error("baseline: set snapshot", "node", id, "err", err)
 		}
 	}
 }
 
-// seen sets the current snapshot for a node the first time it is seen.
-func (b *baseline) seen(id string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if id == "" || b.nodes[id] || b.latest == nil {
+// seen sets the current snapshot of its class for a node the first time it
+// is seen.
+func (b *baseline) seen(node *corev3.Node) error {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	id := node.GetId()
+	if _, ok := b.nodes[id]; ok || id == "" || b.latest == nil {
 		return nil
 	}
-	b.nodes[id] = true
-	return b.cache.SetSnapshot(context.Background(), id, b.latest)
+	class := xds.ClassOf(node)
+	b.nodes[id] = class
+	return b.cache.SetSnapshot(context.Background(), id, b.latest[class])
 }
 
-// gcpSnapshot converts weir's snapshot into go-control-plane's, serving the
-// sidecar and api listeners together.
-func gcpSnapshot(s *snapshot.Snapshot) (*cachev3.Snapshot, error) {
+// gcpSnapshot converts weir's snapshot into go-control-plane's for a proxy
+// of class: an Envoy gets the sidecar listener, a gRPC client the
+// api_listeners.
+func gcpSnapshot(s *snapshot.Snapshot, class xds.Class) (*cachev3.Snapshot, error) {
 	res := map[resourcev3.Type][]types.Resource{}
 	for c := range s.Clusters.Values() {
 		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
@@ -191,7 +214,11 @@ func gcpSnapshot(s *snapshot.Snapshot) (*cachev3.Snapshot, error) {
 	for _, r := range s.RouteConfigurations() {
 		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], r)
 	}
-	for _, l := range append(s.APIListeners.Slice(), s.SidecarListeners.Slice()...) {
+	listeners := s.APIListeners
+	if class == xds.Envoy {
+		listeners = s.SidecarListeners
+	}
+	for l := range listeners.Values() {
 		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], l)
 	}
 	snap, err := cachev3.NewSnapshot(s.Version, res)

@@ -17,7 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/weir-mesh/weir/discovery/file"
 	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/xds"
 )
 
 // TestMain lets this test binary serve as the baseline process, which the
@@ -129,5 +132,65 @@ func TestResponseHeaderFromTheWire(t *testing.T) {
 	}
 	if err := new(response).readHeader(encoded[:len(encoded)-1]); err == nil {
 		t.Error("a truncated response was read without error")
+	}
+}
+
+// TestGRPCProxiesCallTheWeightedService checks that scenario (a) waits on
+// gRPC-shaped proxies too, in every shape BENCHMARKS.md quotes: numbered by
+// proxy index, with --mix 0.5 and an even number of services, none called
+// the service (a) changes.
+func TestGRPCProxiesCallTheWeightedService(t *testing.T) {
+	for _, c := range []struct{ streams, services int }{{2000, 100}, {10000, 100}, {100, 100}, {200, 5000}} {
+		cfg := defaultConfig()
+		cfg.Streams, cfg.Services = c.streams, c.services
+		callers := 0
+		for i := range cfg.Streams {
+			if p := newProxy(cfg, i, nil); p.grpc && p.svc == weightedService {
+				callers++
+			}
+		}
+		if callers == 0 {
+			t.Errorf("%d streams, %d services: no gRPC-shaped proxy calls %s", c.streams, c.services, weightedService)
+		}
+	}
+}
+
+// TestBaselineServesEachClassItsListeners checks that the baseline, like
+// weir, sends an Envoy the sidecar listener, which names one route
+// configuration, and a gRPC client the api_listeners: it once sent every
+// proxy both, and an Envoy-shaped proxy followed every service's route
+// configuration besides weir_outbound.
+func TestBaselineServesEachClassItsListeners(t *testing.T) {
+	w, err := newWorld(t.TempDir(), 100, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(w.catalogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := file.Parse(w.catalogPath(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.LoadDir(w.policyDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBaseline()
+	b.model, b.policies = &m, &set
+	b.rebuild()
+	for class, want := range map[xds.Class]int{xds.Envoy: 1, xds.GRPC: 100} {
+		var lds []*anypb.Any
+		for _, l := range b.latest[class].GetResources(resourcev3.ListenerType) {
+			a, err := anypb.New(l.(proto.Message))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lds = append(lds, a)
+		}
+		if names := routeConfigNames(lds, class == xds.GRPC); len(lds) != want || len(names) != want {
+			t.Errorf("%s: %d listeners naming %d route configurations, want %d", class, len(lds), len(names), want)
+		}
 	}
 }

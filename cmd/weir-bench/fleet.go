@@ -103,10 +103,14 @@ func connect(ctx context.Context, cfg config, addr string) (*fleet, error) {
 }
 
 // newProxy makes proxy i: gRPC-shaped ones are spread evenly (exactly Mix
-// of any prefix), and proxy 0, Envoy-shaped, verifies what is served.
+// of any prefix), and proxy 0, Envoy-shaped, verifies what is served. The
+// gRPC-shaped ones call the services in turn, the first of them the
+// service scenario (a) changes: numbered by their index instead, with
+// --mix 0.5 and an even number of services, none called it.
 func newProxy(cfg config, i int, f *fleet) *proxy {
 	isGRPC := int(float64(i+1)*cfg.Mix) > int(float64(i)*cfg.Mix) && i > 0
-	p := &proxy{idx: i, grpc: isGRPC, svc: serviceName(i % cfg.Services), fleet: f, verify: i == 0,
+	rank := int(float64(i) * cfg.Mix) // gRPC-shaped proxies before i
+	p := &proxy{idx: i, grpc: isGRPC, svc: serviceName(rank % cfg.Services), fleet: f, verify: i == 0,
 		node: &corev3.Node{Id: fmt.Sprintf("bench-%d", i), Cluster: "bench", UserAgentName: "envoy"}}
 	if isGRPC {
 		p.node.UserAgentName = "gRPC Go"

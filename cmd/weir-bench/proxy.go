@@ -143,7 +143,7 @@ func (p *proxy) handle(resp response) error {
 	}
 	switch {
 	case resp.typeURL == resourcev3.ListenerType:
-		return p.follow(resourcev3.RouteType, routeConfigNames(resp.resources))
+		return p.follow(resourcev3.RouteType, routeConfigNames(resp.resources, p.grpc))
 	case resp.typeURL == resourcev3.RouteType && p.grpc:
 		return p.follow(resourcev3.ClusterType, routedClusters(resp.resources, p.svc))
 	case resp.typeURL == resourcev3.ClusterType && resp.delta:
@@ -296,18 +296,23 @@ func clusterName(b []byte) (string, bool) {
 
 // routeConfigNames returns, sorted, the route configurations that the HTTP
 // connection managers of the listeners in an LDS response fetch over RDS:
-// an api_listener's (what grpc-go reads) and every filter chain's (Envoy).
-func routeConfigNames(resources []*anypb.Any) []string {
+// for grpc-go an api_listener's, for Envoy every filter chain's (Envoy
+// refuses a listener with an api_listener; it would fetch nothing for it).
+func routeConfigNames(resources []*anypb.Any, grpc bool) []string {
 	var names []string
 	for _, a := range resources {
 		var l listenerv3.Listener
 		if proto.Unmarshal(a.GetValue(), &l) != nil {
 			continue
 		}
-		configs := []*anypb.Any{l.GetApiListener().GetApiListener()}
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				configs = append(configs, f.GetTypedConfig())
+		var configs []*anypb.Any
+		if grpc {
+			configs = append(configs, l.GetApiListener().GetApiListener())
+		} else {
+			for _, fc := range l.GetFilterChains() {
+				for _, f := range fc.GetFilters() {
+					configs = append(configs, f.GetTypedConfig())
+				}
 			}
 		}
 		for _, c := range configs {
