@@ -22,6 +22,9 @@ func newBootstrapCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--xds-addr: %w", err)
 			}
+			if opts.AdminPort < 1 || opts.AdminPort > 65535 { // Envoy would refuse the bootstrap
+				return fmt.Errorf("--admin-port %d: must be a port, 1-65535", opts.AdminPort)
+			}
 			opts.XDSHost, opts.XDSPort = host, port
 			out, err := envoy.BootstrapYAML(envoy.Bootstrap(opts))
 			if err != nil {

@@ -107,6 +107,9 @@ func TestBootstrapRejectsBadAddress(t *testing.T) {
 	if _, _, err := runWeir(t, "bootstrap", "--node-id", "n", "--xds-addr", "127.0.0.1"); err == nil || !strings.Contains(err.Error(), "--xds-addr") {
 		t.Fatalf("err = %v, want one naming --xds-addr", err)
 	}
+	if _, _, err := runWeir(t, "bootstrap", "--node-id", "n", "--admin-port", "70000"); err == nil || !strings.Contains(err.Error(), "--admin-port 70000: must be a port") {
+		t.Fatalf("err = %v, want one naming --admin-port", err)
+	}
 }
 
 // TestServeRejectsOutOfRangeFlags checks that serve refuses, before it
