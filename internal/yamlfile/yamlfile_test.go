@@ -232,15 +232,7 @@ func TestWatchDirFollowsARecreatedDirectory(t *testing.T) {
 	}
 	mkdir(dir)
 	write(file, "one")
-	loaded := make(chan string, 64)
-	go WatchDir(t.Context(), nil, dir, nil, func() {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			loaded <- "missing"
-			return
-		}
-		loaded <- string(b)
-	})
+	loaded := watchFile(t, dir, file)
 	awaitLoad(t, loaded, "one")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -261,6 +253,21 @@ func TestWatchDirFollowsARecreatedDirectory(t *testing.T) {
 	awaitLoad(t, loaded, "three")
 	write(file, "four")
 	awaitLoad(t, loaded, "four")
+}
+
+// watchFile watches dir until t ends, and returns what each load read of
+// file: its content, or "missing".
+func watchFile(t *testing.T, dir, file string) <-chan string {
+	loaded := make(chan string, 64)
+	go WatchDir(t.Context(), nil, dir, nil, func() {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			loaded <- "missing"
+			return
+		}
+		loaded <- string(b)
+	})
+	return loaded
 }
 
 // awaitLoad waits until a load reads want, failing t after 5 seconds.
@@ -298,15 +305,7 @@ func TestWatchDirFollowsARecreatedRelativeDirectory(t *testing.T) {
 				}
 			}
 			write("one")
-			loaded := make(chan string, 64)
-			go WatchDir(t.Context(), nil, name, nil, func() {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					loaded <- "missing"
-					return
-				}
-				loaded <- string(b)
-			})
+			loaded := watchFile(t, name, file)
 			awaitLoad(t, loaded, "one")
 			if err := os.RemoveAll("policies"); err != nil {
 				t.Fatal(err)
