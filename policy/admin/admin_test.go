@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -291,6 +292,19 @@ func TestOperationsNeedAReason(t *testing.T) {
 	wantCode(t, "Pause without a reason", err, codes.InvalidArgument, "reason: required")
 	_, err = env.client.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter", Weights: map[string]string{"v1": "50", "v2": "50"}})
 	wantCode(t, "SetWeights without a reason", err, codes.InvalidArgument, "reason: required")
+	// Nothing to read: a zero-width space.
+	_, err = env.client.Pause(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: "\u200b "})
+	wantCode(t, "Pause with an invisible reason", err, codes.InvalidArgument, "reason: required")
+	// Too long: a reason comes back with every view of the rollout, and a
+	// pasted log once made those too large for a client to receive.
+	_, err = env.client.Pause(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: strings.Repeat("x", maxReason+1)})
+	wantCode(t, "Pause with a long reason", err, codes.InvalidArgument, "reason: 1025 bytes, at most 1024")
+	if r, err := env.client.GetRollout(ctx(t), &adminv1.GetRolloutRequest{Service: "greeter"}); err != nil || r.GetPhase() == string(policy.Paused) {
+		t.Errorf("after refused pauses: %v, phase %q; want the rollout untouched", err, r.GetPhase())
+	}
+	if _, err := env.client.Pause(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: strings.Repeat("x", maxReason)}); err != nil {
+		t.Errorf("Pause with a reason of %d bytes: %v", maxReason, err)
+	}
 }
 
 func TestFrozenServicesAreListed(t *testing.T) {

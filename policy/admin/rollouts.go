@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -266,11 +267,20 @@ func healthy(serving map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-// requireReason refuses an operation without a reason: the journal says
-// why as well as who.
+// maxReason bounds a reason's length: a reason is kept in the rollout
+// and the journal, and sent back with every view of the rollout, so a
+// pasted log would make those views too large for a client to receive.
+const maxReason = 1024
+
+// requireReason refuses an operation without a reason, one with nothing
+// to read (spaces or invisible characters alone), or one too long: the
+// journal says why as well as who.
 func requireReason(reason string) error {
-	if strings.TrimSpace(reason) == "" {
+	switch {
+	case !strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }):
 		return status.Error(codes.InvalidArgument, "reason: required: say why, it goes into the journal")
+	case len(reason) > maxReason:
+		return status.Errorf(codes.InvalidArgument, "reason: %d bytes, at most %d: say why in a sentence, it goes into the journal", len(reason), maxReason)
 	}
 	return nil
 }
