@@ -79,7 +79,7 @@ func LoadTokens(path string) ([]Token, error) {
 // ("authorization: Bearer TOKEN" metadata) or, with ClientCerts, by the
 // common name of a verified client certificate. A call that presents
 // neither, or a wrong token, is refused with Unauthenticated. Health
-// checks and reflection need no credentials.
+// checks alone need no credentials (see exempt).
 type Auth struct {
 	Tokens []Token
 	// ClientCerts reports whether the listener verifies client
