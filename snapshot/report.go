@@ -64,7 +64,7 @@ func (r Report) Warnings() []string {
 		out = append(out, fmt.Sprintf("service %q: no serving instances; its calls fail", s))
 	}
 	for _, sv := range r.DuplicateEndpoints {
-		out = append(out, fmt.Sprintf("service %q: version %q has several instances at one address and port; only the first by ID is used", sv.Service, sv.Version))
+		out = append(out, fmt.Sprintf("service %q: version %q has several instances at one address and port; they are one endpoint, healthy if any of them is", sv.Service, sv.Version))
 	}
 	for _, sv := range r.UnservedMatches {
 		out = append(out, fmt.Sprintf("service %q: a match route wants version %q, which has no serving instances; its requests follow the split", sv.Service, sv.Version))

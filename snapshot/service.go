@@ -125,9 +125,12 @@ func (bv byVersion) asMap() map[string][]envoy.Endpoint {
 // instance ID order (the model keeps instances sorted by ID). A service
 // without instances has the one version "" without endpoints, so that its
 // route still names a cluster that exists. grpc-go NACKs an assignment that
-// lists one address twice, so only the first instance at an address counts;
-// dups names the versions where that happened. The endpoints of all
-// versions share one array.
+// lists one address twice, so only the first instance at an address counts,
+// but as HEALTHY if any instance there is: a version that serves (see
+// discovery.Service.ServingCount, which its weight follows) then has a
+// HEALTHY endpoint, also when an older registration at the same address is
+// in maintenance. dups names the versions where that happened. The
+// endpoints of all versions share one array.
 func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 	if len(svc.Instances) == 0 {
 		return byVersion{{}}, nil
@@ -153,7 +156,10 @@ func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 		}
 		i := versionIndex(versions, in.Version)
 		e := envoy.Endpoint{Address: in.Address, Port: in.Port, Health: status}
-		if seen[i].has(bv[i].endpoints, e) {
+		if at := seen[i].index(bv[i].endpoints, e); at >= 0 {
+			if status == corev3.HealthStatus_HEALTHY {
+				bv[i].endpoints[at].Health = status
+			}
 			dups = append(dups, in.Version)
 			continue
 		}
@@ -179,12 +185,12 @@ func versionIndex(versions []string, version string) int {
 	return i
 }
 
-// addressSet tells whether an endpoint is at the address and port of one
-// listed before it. A version's endpoints are mostly few: it compares with
-// each until there are more than linearAddressSearch, and only then makes a
-// map. Its zero value is ready for use.
+// addressSet finds which endpoint listed before another is at its address
+// and port. A version's endpoints are mostly few: it compares with each
+// until there are more than linearAddressSearch, and only then makes a map.
+// Its zero value is ready for use.
 type addressSet struct {
-	seen map[addressPort]bool
+	seen map[addressPort]int // the index of the endpoint at each
 }
 
 type addressPort struct {
@@ -194,24 +200,25 @@ type addressPort struct {
 
 const linearAddressSearch = 16
 
-// has reports whether one of eps, the endpoints before e, is at e's
-// address and port, and remembers e's.
-func (s *addressSet) has(eps []envoy.Endpoint, e envoy.Endpoint) bool {
+// index returns the index in eps, the endpoints before e, of the one at
+// e's address and port, or -1 if there is none; then it remembers e's, at
+// the index e will have.
+func (s *addressSet) index(eps []envoy.Endpoint, e envoy.Endpoint) int {
 	if s.seen == nil && len(eps) < linearAddressSearch {
-		return slices.ContainsFunc(eps, func(o envoy.Endpoint) bool { return o.Port == e.Port && o.Address == e.Address })
+		return slices.IndexFunc(eps, func(o envoy.Endpoint) bool { return o.Port == e.Port && o.Address == e.Address })
 	}
 	if s.seen == nil {
-		s.seen = make(map[addressPort]bool, 2*len(eps))
-		for _, o := range eps {
-			s.seen[addressPort{o.Address, o.Port}] = true
+		s.seen = make(map[addressPort]int, 2*len(eps))
+		for i, o := range eps {
+			s.seen[addressPort{o.Address, o.Port}] = i
 		}
 	}
 	k := addressPort{e.Address, e.Port}
-	if s.seen[k] {
-		return true
+	if i, ok := s.seen[k]; ok {
+		return i
 	}
-	s.seen[k] = true
-	return false
+	s.seen[k] = len(eps)
+	return -1
 }
 
 // healthStatus maps an instance's health to its endpoint's; ok is false for

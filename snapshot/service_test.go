@@ -5,23 +5,28 @@ import (
 	"slices"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
 )
 
 // TestEndpointsByVersionManyDuplicates covers versions with more endpoints
-// than addressSet compares one by one.
+// than addressSet compares one by one: the first instance at an address
+// counts, HEALTHY if any instance there is.
 func TestEndpointsByVersionManyDuplicates(t *testing.T) {
 	var svc discovery.Service
+	const distinct = 4 * linearAddressSearch
 	for i := range 6 * linearAddressSearch {
 		svc.Instances = append(svc.Instances, discovery.Instance{
 			ID:      fmt.Sprintf("i-%03d", i),
-			Address: fmt.Sprintf("10.0.0.%d", i%(4*linearAddressSearch)), // the last third repeat the first
+			Address: fmt.Sprintf("10.0.0.%d", i%distinct), // the last third repeat the first
 			Port:    8080,
 			Version: []string{"v1", "v2"}[i%2],
-			Health:  []discovery.Health{discovery.Passing, discovery.Maintenance, discovery.Critical}[i%3],
+			// A repeat's health is another than the first's.
+			Health: []discovery.Health{discovery.Passing, discovery.Maintenance, discovery.Critical}[(i+i/distinct)%3],
 		})
 	}
 	bv, dups := endpointsByVersion(svc)
@@ -29,14 +34,20 @@ func TestEndpointsByVersionManyDuplicates(t *testing.T) {
 		t.Errorf("dups = %q, want %q", dups, want)
 	}
 	for _, ve := range bv {
-		seen := map[string]bool{}
+		at := map[string]int{} // each address's endpoint in want
 		var want []envoy.Endpoint
 		for _, in := range svc.Instances {
 			status, ok := healthStatus(in.Health)
-			if in.Version != ve.version || !ok || seen[in.Address] {
+			if in.Version != ve.version || !ok {
 				continue
 			}
-			seen[in.Address] = true
+			if i, seen := at[in.Address]; seen {
+				if status == corev3.HealthStatus_HEALTHY {
+					want[i].Health = status
+				}
+				continue
+			}
+			at[in.Address] = len(want)
 			want = append(want, envoy.Endpoint{Address: in.Address, Port: in.Port, Health: status})
 		}
 		if diff := cmp.Diff(want, ve.endpoints); diff != "" {
@@ -59,5 +70,29 @@ func TestDomainsNameEveryPort(t *testing.T) {
 	}
 	if got := domains(discovery.Service{Name: "empty"}); !slices.Equal(got, []string{"empty", "empty.service.consul"}) {
 		t.Errorf("domains of a service without instances = %q", got)
+	}
+}
+
+// TestServedVersionHasAHealthyEndpoint checks that a version that gets
+// weight has a HEALTHY endpoint when an older registration at the same
+// address and port, first by ID, is in maintenance (as Consul keeps one
+// during a re-registration): only that DRAINING copy was listed, grpc-go
+// drops DRAINING endpoints, and the version's share of calls failed.
+func TestServedVersionHasAHealthyEndpoint(t *testing.T) {
+	snap := build(t, policy.Weights{"v1": 5000, "v2": 5000},
+		discovery.Instance{ID: "a", Address: "10.0.0.1", Port: 9101, Version: "v1", Health: discovery.Passing},
+		discovery.Instance{ID: "b-1", Address: "10.0.0.2", Port: 9201, Version: "v2", Health: discovery.Maintenance},
+		discovery.Instance{ID: "b-2", Address: "10.0.0.2", Port: 9201, Version: "v2", Health: discovery.Passing})
+	if w := servedWeights(snap)["greeter/v2"]; w != 5000 {
+		t.Fatalf("greeter/v2 weight %d, want 5000", w)
+	}
+	var health []corev3.HealthStatus
+	for _, l := range claOf(snap, "greeter/v2").GetEndpoints() {
+		for _, ep := range l.GetLbEndpoints() {
+			health = append(health, ep.GetHealthStatus())
+		}
+	}
+	if !slices.Equal(health, []corev3.HealthStatus{corev3.HealthStatus_HEALTHY}) {
+		t.Errorf("greeter/v2's endpoints: %v, want one HEALTHY", health)
 	}
 }

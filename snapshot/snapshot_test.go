@@ -185,7 +185,7 @@ func TestReportWarnings(t *testing.T) {
 		`service "greeter": policy wants version "v3", which has no serving instances; its share goes to the other versions`,
 		`service "ghost": has a policy but discovery does not know it`,
 		`service "empty": no serving instances; its calls fail`,
-		`service "greeter": version "v1" has several instances at one address and port; only the first by ID is used`,
+		`service "greeter": version "v1" has several instances at one address and port; they are one endpoint, healthy if any of them is`,
 	}
 	if diff := cmp.Diff(want, r.Warnings()); diff != "" {
 		t.Errorf("Warnings (-want +got):\n%s", diff)

@@ -347,3 +347,46 @@ func v2Share(rs []result) float64 {
 	}
 	return 100 * float64(n) / float64(len(rs))
 }
+
+// TestEndToEndReRegistrationInMaintenance sends calls through grpc-go's
+// xds resolver to a service whose v2 has two registrations at one address
+// and port, the first by ID in maintenance and the other passing (as
+// Consul keeps during a re-registration): every call must be answered.
+// v2 once got its share of the calls with only the DRAINING copy listed,
+// which grpc-go drops, and about half the calls failed.
+func TestEndToEndReRegistrationInMaintenance(t *testing.T) {
+	v1, v2 := startBackend(t, "greeter-v1-a", "v1"), startBackend(t, "greeter-v2-b", "v2")
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeFile(t, catalog, fmt.Sprintf(`services:
+  - name: greeter
+    instances:
+      - {id: greeter-v1-a, address: 127.0.0.1, port: %d, version: v1}
+      - {id: greeter-v2-a, address: 127.0.0.1, port: %d, version: v2, health: maintenance}
+      - {id: greeter-v2-b, address: 127.0.0.1, port: %d, version: v2}
+`, v1, v2, v2))
+	policies := filepath.Join(dir, "policies")
+	if err := os.Mkdir(policies, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(policies, "greeter.yaml"), greeterPolicy("50", "50"))
+	w := startWeir(t, catalog, policies)
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+	conn, err := xdsclient.Dial("xds:///greeter", w.xdsAddr, "e2e-reregistration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &caller{client: testpb.NewTestServiceClient(conn)}
+	answered := map[string]int{}
+	for range 200 {
+		r := c.call(context.Background())
+		if r.err != nil {
+			t.Fatalf("a call failed after %v were answered: %v", answered, r.err)
+		}
+		answered[r.version]++
+	}
+	if answered["v2"] == 0 {
+		t.Errorf("answered %v, want v2 to take some of the calls", answered)
+	}
+}
