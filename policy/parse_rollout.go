@@ -62,12 +62,27 @@ func parseSteps(v yamlfile.Value) ([]Step, error) {
 		return nil, v.Errorf("must list at least one step, like [{setWeight: 10}, {pause: 5m}]")
 	}
 	steps := make([]Step, len(items))
+	highest, at := Weight(0), -1 // the highest setWeight so far, and its step
 	for i, item := range items {
 		if steps[i], err = parseStep(item); err != nil {
 			return nil, err
 		}
+		if w := steps[i].SetWeight; w != nil && *w < highest {
+			return nil, loweringStep(item, *w, highest, at)
+		} else if w != nil {
+			highest, at = *w, i
+		}
 	}
 	return steps, nil
+}
+
+// loweringStep refuses step, whose setWeight w is below highest, that of
+// steps[at]: a canary's weight only rises (as stickiness promises, users
+// move only from stable to canary), and an edited canary never lowers it.
+func loweringStep(step yamlfile.Value, w, highest Weight, at int) error {
+	m, _ := fields(step, "", "setWeight", "pause")
+	kv, _ := m.Get("setWeight")
+	return kv.Errorf("weight %s for the canary is below %s, the weight of steps[%d]: steps may only raise the canary's weight", w, highest, at)
 }
 
 // parseStep reads {setWeight: PERCENT} or {pause: DURATION | {} | {duration: DURATION}}.

@@ -112,12 +112,12 @@ func TestParseFile(t *testing.T) {
 		{
 			name: "canary minimal, pause forms, cookies and every comparator",
 			in: "service: a\nstrategy: canary\nstable: 1.0\ncanary:\n  version: 1.1\n  steps:\n" +
-				"    - {pause: {duration: 1h30m}}\n    - setWeight: 100\n    - setWeight: \"0.01\"\n" +
+				"    - {pause: {duration: 1h30m}}\n    - setWeight: \"0.01\"\n    - setWeight: 100\n" +
 				"  match:\n    - cookie: {name: Beta_Group, prefix: team-}\n    - header: {name: x-env.v_1, regex: \"qa|dev\"}\n" +
 				"    - header: {name: x-empty, exact: \"\"}\n  sticky: {cookie: session}\nonNack: abort\n",
 			want: Policy{Service: "a", Strategy: Canary, File: "p.yaml", Line: 1,
 				Canary: &CanarySpec{Stable: "1.0", Version: "1.1",
-					Steps:  []Step{{Pause: &Pause{Duration: 90 * time.Minute}}, {SetWeight: weight(Full)}, {SetWeight: weight(1)}},
+					Steps:  []Step{{Pause: &Pause{Duration: 90 * time.Minute}}, {SetWeight: weight(1)}, {SetWeight: weight(Full)}},
 					Match:  []Match{{Cookie: "Beta_Group", Prefix: "team-"}, {Header: "x-env.v_1", Regex: "qa|dev"}, {Header: "x-empty"}},
 					Sticky: &Sticky{Cookie: "session"},
 				},
@@ -232,6 +232,9 @@ func TestParseFileErrors(t *testing.T) {
 			`p.yaml:7: canary.steps[0].setWeight: weight -5 for the canary is negative`},
 		{"setWeight three decimals", "service: a\nstrategy: canary\nstable: v1\ncanary:\n  version: v2\n  steps:\n    - setWeight: 0.001\n",
 			`p.yaml:7: canary.steps[0].setWeight: weight "0.001" must have one or two decimals (0.01 % resolution)`},
+		// A canary's weight only rises: 50, then 10 moved users back.
+		{"setWeight lower", "service: a\nstrategy: canary\nstable: v1\ncanary:\n  version: v2\n  steps:\n    - setWeight: 50\n    - pause: 1m\n    - setWeight: 10\n",
+			`p.yaml:9: canary.steps[2].setWeight: weight 10 for the canary is below 50, the weight of steps[0]: steps may only raise the canary's weight`},
 		{"setWeight null", "service: a\nstrategy: canary\nstable: v1\ncanary:\n  version: v2\n  steps:\n    - setWeight:\n",
 			`p.yaml:7: canary.steps[0].setWeight: weight for the canary must be a percentage like 90 or 12.5, not null`},
 		{"pause without unit", "service: a\nstrategy: canary\nstable: v1\ncanary:\n  version: v2\n  steps:\n    - setWeight: 5\n    - pause: 30\n",

@@ -101,6 +101,9 @@ func TestParseErrors(t *testing.T) {
 		{"port too big", "services:\n  - name: a\n    instances:\n      - id: x\n        address: 10.0.0.1\n        port: 65536\n", "c.yaml:6: services[0].instances[0].port: port 65536 is out of range (valid: 1-65535)"},
 		{"port negative", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: -1}\n", "c.yaml:4: services[0].instances[0].port: port -1 is out of range (valid: 1-65535)"},
 		{"port string", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: '80'}\n", "c.yaml:4: services[0].instances[0].port: must be an integer, not a string"},
+		// YAML reads a leading 0 as octal: 0100 was port 64, with no word.
+		{"port octal", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: 0100}\n", "c.yaml:4: services[0].instances[0].port: 0100 has a leading zero, which YAML reads as octal: write the decimal number without it"},
+		{"port leading zero", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: 08080}\n", "c.yaml:4: services[0].instances[0].port: 08080 has a leading zero, which YAML reads as octal: write the decimal number without it"},
 		{"bad version", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: 1, version: 'v 2'}\n",
 			`c.yaml:4: services[0].instances[0].version: version "v 2" is invalid: ` + versionRule},
 		{"bad health", "services:\n  - name: a\n    instances:\n      - {id: x, address: 10.0.0.1, port: 1, health: ok}\n",

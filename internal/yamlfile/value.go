@@ -3,6 +3,7 @@ package yamlfile
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -70,11 +71,21 @@ func (v Value) Text() (string, error) {
 	return "", v.Errorf("must be a string, not %s", v.Kind())
 }
 
-// Int returns the value of an integer.
+// Int returns the value of an integer, read from the text as written: the
+// YAML library reads a leading 0 as octal (0100 is 64), which nobody
+// writing a port means, so that is refused; 0x, 0o and 0b say what they
+// are, and are read as such.
 func (v Value) Int() (int64, error) {
-	var n int64
-	if v.Kind() != "an integer" || v.Node.Decode(&n) != nil {
-		return 0, v.Errorf("must be an integer, not %s", v.Kind())
+	kind, text := v.Kind(), v.Node.Value
+	if kind != "an integer" && kind != "a number" {
+		return 0, v.Errorf("must be an integer, not %s", kind)
+	}
+	if digits := strings.TrimLeft(text, "+-"); len(digits) > 1 && digits[0] == '0' && '0' <= digits[1] && digits[1] <= '9' {
+		return 0, v.Errorf("%s has a leading zero, which YAML reads as octal: write the decimal number without it", text)
+	}
+	n, err := strconv.ParseInt(text, 0, 64)
+	if err != nil {
+		return 0, v.Errorf("must be an integer, not %s", kind)
 	}
 	return n, nil
 }
