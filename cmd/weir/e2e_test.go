@@ -206,6 +206,20 @@ func routesFetched(w *weir, node string) []string {
 	return nil
 }
 
+// startGreeterCaller starts weir on catalog and policies and returns it,
+// ready, with a caller of greeter through grpc-go's xds resolver as node.
+func startGreeterCaller(t *testing.T, catalog, policies, node string) (*weir, *caller) {
+	t.Helper()
+	w := startWeir(t, catalog, policies)
+	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+	conn, err := xdsclient.Dial("xds:///greeter", w.xdsAddr, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return w, &caller{client: testpb.NewTestServiceClient(conn)}
+}
+
 // TestEndToEndWeightShift is the walking skeleton's promise: weights from a
 // policy file reach a real gRPC xDS client's traffic, a broken edit changes
 // nothing, and a rewrite shifts all traffic without a failed request.
@@ -227,15 +241,7 @@ func TestEndToEndWeightShift(t *testing.T) {
 	policyFile := filepath.Join(policies, "greeter.yaml")
 	writeFile(t, policyFile, greeterPolicy("90", "10"))
 
-	w := startWeir(t, catalog, policies)
-	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
-
-	conn, err := xdsclient.Dial("xds:///greeter", w.xdsAddr, "e2e-client")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &caller{client: testpb.NewTestServiceClient(conn)}
+	w, c := startGreeterCaller(t, catalog, policies, "e2e-client")
 	ctx := context.Background()
 
 	// 90/10: of 2,000 RPCs, 10 % ± 3 % reach v2.
@@ -370,14 +376,7 @@ func TestEndToEndReRegistrationInMaintenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(policies, "greeter.yaml"), greeterPolicy("50", "50"))
-	w := startWeir(t, catalog, policies)
-	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
-	conn, err := xdsclient.Dial("xds:///greeter", w.xdsAddr, "e2e-reregistration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &caller{client: testpb.NewTestServiceClient(conn)}
+	_, c := startGreeterCaller(t, catalog, policies, "e2e-reregistration")
 	answered := map[string]int{}
 	for range 200 {
 		r := c.call(context.Background())
