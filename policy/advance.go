@@ -83,22 +83,18 @@ func describe(r Rollout) string {
 	return fmt.Sprintf("step %d (%s)", r.Step, r.Weights())
 }
 
-// advanceCanary moves an applied canary step on. Past the last step it
-// completes once the new version has all traffic.
+// advanceCanary moves an applied canary step on. A step whose weight it
+// does not serve yet, as an edit can leave it in (see resumeAt; or an older
+// weir's edits, also past the last step below all traffic), is entered
+// first. Promoted, or past the last step, it completes.
 func advanceCanary(c *CanarySpec, r Rollout, now time.Time) (Rollout, []Event) {
-	if r.Phase == Promoted || r.Step >= len(c.Steps) && r.Weight == Full {
+	if w := canaryWeightAt(c.Steps, r.Step, r.Weight); w > r.Weight { // never when promoted, at all traffic
+		r.enterStep(r.Step, w, now)
+		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
+	}
+	if r.Phase == Promoted || r.Step >= len(c.Steps) {
 		r.Phase, r.Override = Completed, nil
 		return r, []Event{event(r, now, "completed", "%s takes all traffic", r.New)}
-	}
-	if r.Step >= len(c.Steps) { // left there below Full by an edit of old
-		r.enterStep(len(c.Steps), Full, now)
-		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
-	}
-	if set := c.Steps[r.Step].SetWeight; set != nil && *set > r.Weight {
-		// In a setWeight it does not serve yet: edited while paused, or
-		// by an edit of old.
-		r.enterStep(r.Step, *set, now)
-		return r, []Event{event(r, now, "step", "entered %s", describe(r))}
 	}
 	if pause := c.Steps[r.Step].Pause; pause != nil {
 		if pause.Indefinite {

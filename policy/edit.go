@@ -22,25 +22,24 @@ func reconcile(p Policy, r Rollout, exists bool, now time.Time) (Rollout, []Even
 	r.Spec = fresh.Spec
 	r.Override = nil // an override lasts until its policy changes
 	if p.Strategy == Canary && !r.Done() && !r.promoted() {
-		step, enter := resumeAt(p.Canary.Steps, r.Weight)
-		r.Step = step
-		if enter && r.Phase != Paused { // a paused rollout holds its weights; advanceCanary enters it once resumed
-			r.enterStep(step, canaryWeightAt(p.Canary.Steps, step, r.Weight), now)
-		}
+		// A step whose weight is not served yet is entered by the next
+		// advance (see advanceCanary): an edit changes no weight, and
+		// a paused canary holds its own until resumed.
+		r.Step = resumeAt(p.Canary.Steps, r.Weight)
 	}
 	return r, []Event{event(r, now, "edited", "policy edited; continuing from %s", describe(r))}
 }
 
-// resumeAt returns the step an edited canary at weight continues from, and
-// whether it must enter that step (serve its weight) first. Being in a
-// step means that its weight, or more, is served, and that the next step
-// comes after its pause, if it is one. So the canary continues from the
-// first pause after the last setWeight at or below weight and before the
-// first above it, holding weight through the pauses; else from that last
-// setWeight, so that the next step is the first above weight (or past the
-// last step, where the new version gets all traffic). Only when even the
-// first step is a setWeight above weight does it enter that step.
-func resumeAt(steps []Step, weight Weight) (step int, enter bool) {
+// resumeAt returns the step an edited canary at weight continues from.
+// Being in a step means that its weight, or more, is served, and that the
+// next step comes after its pause, if it is one. So the canary continues
+// from the first pause after the last setWeight at or below weight and
+// before the first above it, holding weight through the pauses; else from
+// that last setWeight, so that the next step is the first above weight (or
+// past the last step, where the new version gets all traffic); else, when
+// even the first step is a setWeight above weight, from that step, which
+// it has yet to serve.
+func resumeAt(steps []Step, weight Weight) int {
 	above := slices.IndexFunc(steps, func(s Step) bool { return s.SetWeight != nil && *s.SetWeight > weight })
 	if above < 0 {
 		above = len(steps)
@@ -51,14 +50,10 @@ func resumeAt(steps []Step, weight Weight) (step int, enter bool) {
 			last = i
 		}
 	}
-	switch {
-	case last+1 < above: // a pause
-		return last + 1, false
-	case last >= 0:
-		return last, false
-	default:
-		return 0, true
+	if last+1 < above { // a pause
+		return last + 1
 	}
+	return max(last, 0)
 }
 
 // specHash identifies a policy's rollout settings.

@@ -13,28 +13,26 @@ func TestResumeAt(t *testing.T) {
 		steps  []Step
 		weight Weight
 		step   int
-		enter  bool
 	}{
 		// The next setWeight comes after a pause: wait it out at weight.
-		{[]Step{set(5), pause, set(20)}, 500, 1, false},
+		{[]Step{set(5), pause, set(20)}, 500, 1},
 		// Several pauses: the first, holding weight through each.
-		{[]Step{set(5), pause, pause, set(20)}, 500, 1, false},
+		{[]Step{set(5), pause, pause, set(20)}, 500, 1},
 		// No pause before the next setWeight: in the last one at or
 		// below weight, so that the next step is the one above.
-		{[]Step{set(5), set(20), set(50)}, 500, 0, false},
-		{[]Step{set(5), set(20), set(50)}, 3000, 1, false},
+		{[]Step{set(5), set(20), set(50)}, 500, 0},
+		{[]Step{set(5), set(20), set(50)}, 3000, 1},
 		// Above every setWeight: the pause after the last, then all
 		// traffic; or all traffic next.
-		{[]Step{set(5), pause}, 500, 1, false},
-		{[]Step{set(5), set(20)}, 3000, 1, false},
-		// The first step is a setWeight above weight: enter it.
-		{[]Step{set(20), pause}, 500, 0, true},
+		{[]Step{set(5), pause}, 500, 1},
+		{[]Step{set(5), set(20)}, 3000, 1},
+		// The first step is a setWeight above weight: in it, to serve it.
+		{[]Step{set(20), pause}, 500, 0},
 		// The first step is a pause.
-		{[]Step{pause, set(20)}, 500, 0, false},
+		{[]Step{pause, set(20)}, 500, 0},
 	} {
-		step, enter := resumeAt(c.steps, c.weight)
-		if step != c.step || enter != c.enter {
-			t.Errorf("resumeAt(%s, %s) = %d, %v; want %d, %v", describeSteps(c.steps), c.weight, step, enter, c.step, c.enter)
+		if step := resumeAt(c.steps, c.weight); step != c.step {
+			t.Errorf("resumeAt(%s, %s) = %d, want %d", describeSteps(c.steps), c.weight, step, c.step)
 		}
 	}
 }
