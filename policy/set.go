@@ -100,15 +100,8 @@ func LoadDir(dir string) (Set, error) {
 // loadFile reads one policy file; it returns nil, nil for what turns out not
 // to be a regular file (a directory named x.yaml, say).
 func loadFile(path string) (*Policy, error) {
-	fi, err := os.Stat(path) // follows links, as Kubernetes ConfigMap volumes use them
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, ok, err := ReadFile(path)
+	if err != nil || !ok {
 		return nil, err
 	}
 	p, err := ParseFile(path, data)
@@ -118,11 +111,28 @@ func loadFile(path string) (*Policy, error) {
 	return &p, nil
 }
 
+// ReadFile returns the content of the policy file at path, one IsPolicyFile
+// names, and true; or false for what turns out not to be a regular file (a
+// directory named x.yaml, say). It follows links, as Kubernetes ConfigMap
+// volumes use them. LoadDir reads files with it, and so should whatever
+// else reads a policy directory (weir ctl diff).
+func ReadFile(path string) ([]byte, bool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, nil
+	}
+	data, err := os.ReadFile(path)
+	return data, err == nil, err
+}
+
 // IsPolicyFile reports whether a file named name in a policy directory is
 // read: *.yaml and *.yml, but not hidden files (.#x.yaml is an Emacs lock,
 // ..data a Kubernetes volume's internals) nor editor backups and swap files.
-// It is exported so that whatever else reads a policy directory (weir ctl
-// diff) reads the same files as LoadDir.
+// It is exported, as ReadFile is, so that whatever else reads a policy
+// directory (weir ctl diff) reads the same files as LoadDir.
 func IsPolicyFile(name string) bool {
 	switch {
 	case strings.HasPrefix(name, "."), strings.HasSuffix(name, "~"), strings.HasSuffix(name, ".swp"):

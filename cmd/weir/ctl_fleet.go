@@ -164,17 +164,12 @@ func ctlReadPolicyDir(dir string) (map[string]string, error) {
 		if !policy.IsPolicyFile(e.Name()) {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path) // follows links, as LoadDir does
+		b, ok, err := policy.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
-		if !fi.Mode().IsRegular() {
+		if !ok {
 			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
 		}
 		files[e.Name()] = string(b)
 	}
