@@ -22,8 +22,8 @@ func newBootstrapCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--xds-addr: %w", err)
 			}
-			if opts.AdminPort < 1 || opts.AdminPort > 65535 { // Envoy would refuse the bootstrap
-				return fmt.Errorf("--admin-port %d: must be a port, 1-65535", opts.AdminPort)
+			if err := checkPortFlag("--admin-port", opts.AdminPort); err != nil { // Envoy would refuse the bootstrap
+				return err
 			}
 			opts.XDSHost, opts.XDSPort = host, port
 			out, err := envoy.BootstrapYAML(envoy.Bootstrap(opts))

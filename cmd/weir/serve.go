@@ -150,12 +150,21 @@ func (c serveConfig) checkSource() error {
 // sidecar port beyond 65535 fails every snapshot build, and the publisher
 // would take an applied threshold outside (0, 1] as 1.
 func (c serveConfig) checkRanges() error {
-	if c.SidecarPort < 1 || c.SidecarPort > 65535 {
-		return fmt.Errorf("--sidecar-port %d: must be a port, 1-65535", c.SidecarPort)
+	if err := checkPortFlag("--sidecar-port", c.SidecarPort); err != nil {
+		return err
 	}
 	if !(c.Threshold > 0 && c.Threshold <= 1) { // NaN too
 		return fmt.Errorf("--applied-threshold %v: must be a fraction of the connected proxies, more than 0 and at most 1 (1, the default, is all of them)",
 			c.Threshold)
+	}
+	return nil
+}
+
+// checkPortFlag refuses a port flag's value outside 1-65535, naming the
+// flag.
+func checkPortFlag(flag string, port uint32) error {
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("%s %d: must be a port, 1-65535", flag, port)
 	}
 	return nil
 }
