@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -58,13 +59,13 @@ func Parse(file string, data []byte) (Value, error) {
 		if errors.Is(err, io.EOF) {
 			return Value{}, &Error{File: file, Msg: "file is empty, want a YAML mapping"}
 		}
-		return Value{}, syntaxError(file, err)
+		return Value{}, syntaxError(file, data, err)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return Value{}, syntaxError(file, err)
+		return Value{}, syntaxError(file, data, err)
 	default:
 		return Value{}, &Error{File: file, Line: next.Line, Msg: "a second YAML document (after ---) is not allowed; put one document per file"}
 	}
@@ -82,8 +83,12 @@ func Parse(file string, data []byte) (Value, error) {
 // yamlLine matches the location prefix of the yaml library's syntax errors.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// syntaxError turns an error of the yaml library into an *Error for file.
-func syntaxError(file string, err error) *Error {
+// syntaxError turns an error of the yaml library in data, the contents of
+// file, into an *Error for file. The library reads bytes that are not
+// UTF-8, or characters YAML does not allow, before it counts lines, so its
+// errors for them have no line: the line and column of the first such
+// character are found here.
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	e := &Error{File: file}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -91,7 +96,46 @@ func syntaxError(file string, err error) *Error {
 		msg = msg[len(m[0]):]
 	}
 	e.Msg = "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
+	if e.Line == 0 {
+		if line, column, ok := firstUnreadable(data); ok {
+			e.Line = line
+			e.Msg += " at column " + strconv.Itoa(column)
+		}
+	}
 	return e
+}
+
+// firstUnreadable returns the line and column (both 1-based, the column
+// counted in characters) of data's first byte that is not UTF-8 or starts a character that
+// YAML does not allow in a file, and whether there is one. Data in UTF-16,
+// which the yaml library decodes when it starts with a byte order mark, is
+// not looked at.
+func firstUnreadable(data []byte) (line, column int, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return 0, 0, false
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 || !printable(r) {
+			lineStart := bytes.LastIndexByte(data[:i], '\n') + 1
+			return 1 + bytes.Count(data[:lineStart], []byte("\n")), 1 + utf8.RuneCount(data[lineStart:i]), true
+		}
+		i += size
+	}
+	return 0, 0, false
+}
+
+// printable reports whether YAML 1.2 allows r in a file (its c-printable).
+func printable(r rune) bool {
+	switch {
+	case r == '\t', r == '\n', r == '\r', r == 0x85:
+		return true
+	case r < 0x20, r == 0x7F:
+		return false
+	case r < 0x7F:
+		return true
+	}
+	return r >= 0xA0 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // resolve follows aliases (*name) to the node they stand for. A chain of

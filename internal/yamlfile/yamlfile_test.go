@@ -96,7 +96,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"two documents", "items: []\n---\nitems: []\n", "f.yaml:2: a second YAML document (after ---) is not allowed; put one document per file"},
 		{"syntax", "items:\n  - name: a\n  port 2\n", "f.yaml:3: invalid YAML: could not find expected ':'"},
 		{"syntax in second document", "items: []\n---\n[\n", "f.yaml:3: invalid YAML: did not find expected node content"},
-		{"syntax without line", "\x01", "f.yaml: invalid YAML: control characters are not allowed"},
+		{"control character", "\x01", "f.yaml:1: invalid YAML: control characters are not allowed at column 1"},
+		{"control character later", "items:\n  - name: a\x01\n", "f.yaml:2: invalid YAML: control characters are not allowed at column 12"},
+		{"not UTF-8", "items:\n\n  - name: caf\xff\n", "f.yaml:3: invalid YAML: invalid leading UTF-8 octet at column 14"},
+		{"not UTF-8 after UTF-8", "items:\n  - name: é\xe9\n", "f.yaml:2: invalid YAML: incomplete UTF-8 octet sequence at column 12"},
 		{"unknown root field", "items: []\nitem: []\n", `f.yaml:2: unknown field "item" (valid: items)`},
 		{"unknown nested field", "items:\n  - name: a\n    prot: 1\n", `f.yaml:3: items[0]: unknown field "prot" (valid: name, port, tags)`},
 		{"duplicate key", "items:\n  - name: a\n    name: b\n", `f.yaml:3: items[0]: key "name" is repeated (first on line 2)`},
@@ -317,5 +320,16 @@ func TestWatchDirFollowsARecreatedRelativeDirectory(t *testing.T) {
 			write("two")
 			awaitLoad(t, loaded, "two")
 		})
+	}
+}
+
+func TestFirstUnreadableLeavesUTF16Alone(t *testing.T) {
+	// "a: 1\n" in UTF-16LE with its byte order mark: every other byte is NUL.
+	utf16 := []byte{0xFF, 0xFE, 'a', 0, ':', 0, ' ', 0, '1', 0, '\n', 0}
+	if line, column, ok := firstUnreadable(utf16); ok {
+		t.Errorf("firstUnreadable(UTF-16) = line %d, column %d; want none", line, column)
+	}
+	if _, err := Parse("f.yaml", utf16); err != nil {
+		t.Errorf("Parse(UTF-16) = %v", err)
 	}
 }
