@@ -129,7 +129,8 @@ func ReadFile(path string) ([]byte, bool, error) {
 }
 
 // IsPolicyFile reports whether a file named name in a policy directory is
-// read: *.yaml and *.yml, but not hidden files (.#x.yaml is an Emacs lock,
+// read: *.yaml and *.yml, in any case (greeter.YAML too, rather than leave
+// it unread without a word), but not hidden files (.#x.yaml is an Emacs lock,
 // ..data a Kubernetes volume's internals) nor editor backups and swap files.
 // It is exported, as ReadFile is, so that whatever else reads a policy
 // directory (weir ctl diff) reads the same files as LoadDir.
@@ -139,5 +140,5 @@ func IsPolicyFile(name string) bool {
 		return false
 	}
 	ext := filepath.Ext(name)
-	return ext == ".yaml" || ext == ".yml"
+	return strings.EqualFold(ext, ".yaml") || strings.EqualFold(ext, ".yml")
 }

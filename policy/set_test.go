@@ -38,6 +38,8 @@ func TestLoadDir(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "greeter.yaml", fixed("greeter", "{v1: 90, v2: 10}"))
 	write(t, dir, "echo.yml", "# echo\n"+fixed("echo", "{v1: 100}"))
+	write(t, dir, "Upper.YAML", fixed("upper", "{v1: 100}"))
+	write(t, dir, "mixed.Yml", fixed("mixed", "{v1: 100}"))
 	// Not policy files: all of these would be errors if they were read.
 	for _, name := range []string{".hidden.yaml", ".#greeter.yaml", "greeter.yaml~", ".greeter.yaml.swp", "greeter.yaml.swp", "README.md", "notes.txt"} {
 		write(t, dir, name, "garbage: [\n")
@@ -56,11 +58,11 @@ func TestLoadDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"echo", "greeter", "linked"}, set.Services()); diff != "" {
+	if diff := cmp.Diff([]string{"echo", "greeter", "linked", "mixed", "upper"}, set.Services()); diff != "" {
 		t.Errorf("Services (-want +got):\n%s", diff)
 	}
-	if set.Len() != 3 {
-		t.Errorf("Len = %d, want 3", set.Len())
+	if set.Len() != 5 {
+		t.Errorf("Len = %d, want 5", set.Len())
 	}
 	got, ok := set.Get("echo")
 	want := Policy{Service: "echo", Strategy: Fixed, Weights: Weights{"v1": Full}, File: filepath.Join(dir, "echo.yml"), Line: 2}

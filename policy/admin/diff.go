@@ -64,16 +64,15 @@ func cmpOr(errs ...error) error {
 	return nil
 }
 
-// parseCandidate parses the candidate policy files (*.yaml and *.yml, not
-// hidden, as a policy directory is read) into a Set.
+// parseCandidate parses the candidate policy files (those a policy
+// directory's reading reads: policy.IsPolicyFile) into a Set.
 func parseCandidate(files map[string]string) (policy.Set, []string) {
 	var (
 		policies []policy.Policy
 		errs     []string
 	)
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		ext := path.Ext(name)
-		if strings.HasPrefix(path.Base(name), ".") || (ext != ".yaml" && ext != ".yml") {
+		if !policy.IsPolicyFile(path.Base(name)) {
 			continue
 		}
 		p, err := policy.ParseFile(name, []byte(files[name]))

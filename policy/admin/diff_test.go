@@ -36,7 +36,7 @@ func TestDiffReportsExactlyTheChange(t *testing.T) {
 	env := newEnv(t, Config{Planner: fakePlanner{}})
 	before := env.engine.Routing()
 	resp, err := env.client.Diff(ctx(t), &adminv1.DiffRequest{Files: map[string]string{
-		"greeter.yaml": canaryFile, "catalog.yaml": "service: catalog\nstrategy: fixed\nweights: {v1: 100}\n", "README.md": "not a policy"}})
+		"greeter.yaml": canaryFile, "catalog.YAML": "service: catalog\nstrategy: fixed\nweights: {v1: 100}\n", "README.md": "not a policy"}})
 	if err != nil {
 		t.Fatal(err)
 	}
