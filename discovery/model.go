@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -58,10 +59,33 @@ func (h Health) Serving() bool { return h == Passing || h == Warning }
 // Instance is one network endpoint of a service.
 type Instance struct {
 	ID      string
-	Address string // an IP literal
+	Address string // an IP literal, as ParseAddress returns it
 	Port    uint32
 	Version string // "" when the source could not tell
 	Health  Health
+}
+
+// ParseAddress returns s, an instance's address, in canonical form (so
+// that one address written two ways is one endpoint), or why no proxy could
+// connect to it. It must be an IP literal without an IPv6 zone, and not an
+// address that names no one host: unspecified (0.0.0.0 or ::, which a
+// connecting proxy would take for itself), multicast or broadcast.
+func ParseAddress(s string) (string, error) {
+	addr, err := netip.ParseAddr(s)
+	host := addr.Unmap() // ::ffff:0.0.0.0 is 0.0.0.0
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not an IP address: an IP literal such as 10.0.0.7 or 2001:db8::7 is required (hostnames are not resolved)", s)
+	case addr.Zone() != "":
+		return "", fmt.Errorf("%q has an IPv6 zone, which is not supported: an IP literal without %%zone is required", s)
+	case host.IsUnspecified():
+		return "", fmt.Errorf("%q is the unspecified address, which a proxy would connect to as itself: the instance's own IP is required", s)
+	case host.IsMulticast():
+		return "", fmt.Errorf("%q is a multicast address: the instance's own IP is required", s)
+	case host == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "", fmt.Errorf("%q is the broadcast address: the instance's own IP is required", s)
+	}
+	return addr.String(), nil
 }
 
 // Service is a named set of instances, sorted by ID.

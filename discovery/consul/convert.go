@@ -1,8 +1,8 @@
 package consul
 
 import (
+	"cmp"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
@@ -48,7 +48,7 @@ type skipReason string
 
 // The reasons, also the values of the metric's reason label.
 const (
-	skipAddress     skipReason = "address"      // not an IP literal
+	skipAddress     skipReason = "address"      // fails discovery.ParseAddress
 	skipPort        skipReason = "port"         // outside 1..65535
 	skipVersion     skipReason = "version"      // fails yamlfile.CheckVersion
 	skipServiceName skipReason = "service_name" // fails yamlfile.CheckServiceName
@@ -87,9 +87,9 @@ func convert(entries []*api.ServiceEntry, rule versionRule, excludeWarning bool)
 			continue
 		}
 		id := e.Node.Node + instanceIDSeparator + e.Service.ID
-		addr, ok := address(e)
-		if !ok {
-			skip(id, skipAddress, "address is not an IP literal")
+		addr, err := address(e)
+		if err != nil {
+			skip(id, skipAddress, err.Error())
 			continue
 		}
 		if p := e.Service.Port; p < 1 || p > 65535 {
@@ -111,17 +111,10 @@ func convert(entries []*api.ServiceEntry, rule versionRule, excludeWarning bool)
 	return c
 }
 
-// address returns the instance's IP: the service address, else the node's.
-func address(e *api.ServiceEntry) (string, bool) {
-	a := e.Service.Address
-	if a == "" {
-		a = e.Node.Address
-	}
-	ip, err := netip.ParseAddr(a)
-	if err != nil || ip.Zone() != "" {
-		return "", false
-	}
-	return ip.String(), true
+// address returns the instance's IP: the service address, else the node's
+// (see discovery.ParseAddress).
+func address(e *api.ServiceEntry) (string, error) {
+	return discovery.ParseAddress(cmp.Or(e.Service.Address, e.Node.Address))
 }
 
 // health aggregates node and service checks the way Consul's own health

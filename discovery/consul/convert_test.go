@@ -40,6 +40,7 @@ func TestConvert(t *testing.T) {
 		entry("port-max", "10.0.0.7", map[string]string{"version": "v1"}, nil),
 		entry("slash-version", "10.0.0.8", map[string]string{"version": "b/c"}, nil),
 		entry("bad-tag-version", "10.0.0.9", nil, []string{"version=-x"}),
+		entry("unspecified", "0.0.0.0", map[string]string{"version": "v1"}, nil),
 	}
 	entries[8].Service.Port = 65535
 	got := convert(entries, rule, false)
@@ -59,6 +60,7 @@ func TestConvert(t *testing.T) {
 			"node-1/port-zero":       {reason: skipPort},
 			"node-1/slash-version":   {reason: skipVersion},
 			"node-1/bad-tag-version": {reason: skipVersion},
+			"node-1/unspecified":     {reason: skipAddress},
 		},
 	}
 	ignoreDetail := cmp.Transformer("reason", func(s skipped) skipReason { return s.reason })

@@ -13,8 +13,6 @@
 package file
 
 import (
-	"net/netip"
-
 	"github.com/weir-mesh/weir/discovery"
 	"github.com/weir-mesh/weir/internal/yamlfile"
 )
@@ -146,8 +144,8 @@ func parseID(m yamlfile.Map, ids seen) (string, error) {
 	return id, nil
 }
 
-// parseAddress returns the address in its canonical form, so that the same
-// address written two ways makes the same model.
+// parseAddress returns the address in its canonical form (see
+// discovery.ParseAddress).
 func parseAddress(m yamlfile.Map) (string, error) {
 	v, err := m.Require("address")
 	if err != nil {
@@ -157,14 +155,11 @@ func parseAddress(m yamlfile.Map) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	addr, err := netip.ParseAddr(s)
+	addr, err := discovery.ParseAddress(s)
 	if err != nil {
-		return "", v.Errorf("%q is not an IP address: an IP literal such as 10.0.0.7 or 2001:db8::7 is required (hostnames are not resolved)", s)
+		return "", v.Errorf("%v", err)
 	}
-	if addr.Zone() != "" {
-		return "", v.Errorf("%q has an IPv6 zone, which is not supported: an IP literal without %%zone is required", s)
-	}
-	return addr.String(), nil
+	return addr, nil
 }
 
 func parsePort(m yamlfile.Map) (uint32, error) {
