@@ -68,7 +68,10 @@ func newCtlCommand() *cobra.Command {
 		Use:   "ctl",
 		Short: "Drive rollouts and inspect the fleet through weir's admin API",
 		Long:  ctlLong,
-		Args:  cobra.NoArgs,
+		// Runnable, so that cobra checks Args: a command that is not
+		// prints its help for a mistyped subcommand and exits 0.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if o.output != "table" && o.output != "json" {
 				return fmt.Errorf("--output %q: want table or json", o.output)

@@ -228,6 +228,9 @@ func TestCtlLocalValidation(t *testing.T) {
 		{"twice", []string{"set-weights", "greeter", "v1=50", "v1=50", "--reason", "x"}, ctlExitInvalid, "version v1 is given twice"},
 		{"sum", []string{"set-weights", "greeter", "v1=90", "v2=5.5", "--reason", "x"}, ctlExitInvalid, "weights sum to 95.5%, must be 100%"},
 		{"lone cert", []string{"get", "--tls-cert", "c.pem"}, ctlExitError, "--tls-cert and --tls-key must be given together"},
+		// A mistyped subcommand must fail like any bad usage, not print
+		// help and exit 0 as if the operation had been done.
+		{"unknown subcommand", []string{"promot", "greeter"}, ctlExitError, `unknown command "promot" for "weir ctl"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
