@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,6 +289,31 @@ func TestServeAdminRefusesWithoutCredentials(t *testing.T) {
 	}
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("health without a token: %v, want it served", err)
+	}
+}
+
+// TestServeAdminOffWarnsOfNoCredentials checks that the start-up log warns
+// that the admin API refuses every call only when there is one: with
+// --admin-addr "" nothing listens, and the warning sent operators looking
+// for credentials that nothing needs.
+func TestServeAdminOffWarnsOfNoCredentials(t *testing.T) {
+	for _, tt := range []struct {
+		adminAddr string
+		warn      bool
+	}{{"", false}, {"127.0.0.1:0", true}} {
+		var logs strings.Builder
+		cfg := testConfig("")
+		cfg.Catalog, cfg.AdminAddr = "../../examples/quickstart/catalog.yaml", tt.adminAddr
+		srv, err := newServer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		must(t, err)
+		for _, lis := range []net.Listener{srv.xdsLis, srv.opsLis, srv.adminLis} {
+			if lis != nil {
+				lis.Close()
+			}
+		}
+		if got := strings.Contains(logs.String(), "refuses every call"); got != tt.warn {
+			t.Errorf("--admin-addr %q without credentials: warned %v, want %v; log:\n%s", tt.adminAddr, got, tt.warn, logs.String())
+		}
 	}
 }
 

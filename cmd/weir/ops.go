@@ -211,8 +211,10 @@ func xdsServerOptions(f tlsFiles, logger *slog.Logger) ([]grpc.ServerOption, err
 }
 
 // adminServerOptions returns the admin listener's credentials and the
-// interceptors that refuse calls without them. Tokens are never logged.
-func adminServerOptions(c adminConfig, logger *slog.Logger) ([]grpc.ServerOption, error) {
+// interceptors that refuse calls without them, and logs how callers are
+// let in when listening, that is when the admin API is on. Tokens are never
+// logged.
+func adminServerOptions(c adminConfig, listening bool, logger *slog.Logger) ([]grpc.ServerOption, error) {
 	auth := admin.Auth{ClientCerts: c.TLS.ClientCA != ""}
 	if c.TokenFile != "" {
 		var err error
@@ -229,6 +231,7 @@ func adminServerOptions(c adminConfig, logger *slog.Logger) ([]grpc.ServerOption
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
 	}
 	switch {
+	case !listening: // --admin-addr "": no call to refuse or let in
 	case len(auth.Tokens) == 0 && !auth.ClientCerts:
 		logger.Warn("the admin API has no credentials configured and refuses every call; give --admin-token-file or --admin-tls-cert, --admin-tls-key and --admin-client-ca")
 	case len(auth.Tokens) > 0 && cfg == nil:

@@ -202,7 +202,7 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	if s.xdsOpts, err = xdsServerOptions(cfg.XDSTLS, logger); err != nil {
 		return nil, err
 	}
-	if s.adminOpts, err = adminServerOptions(cfg.Admin, logger); err != nil {
+	if s.adminOpts, err = adminServerOptions(cfg.Admin, cfg.AdminAddr != "", logger); err != nil {
 		return nil, err
 	}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
