@@ -46,7 +46,8 @@ Exit codes:
   7  server unreachable, or no answer within --timeout
   8  weir could not save the operation, so applied nothing (retry)
 
-Errors are printed on stderr prefixed "weir ctl: ".`
+Errors are printed on stderr prefixed "weir ctl: "; usage errors (an unknown
+flag or subcommand, a missing --reason, a bad -o) are prefixed "weir: ".`
 
 // ctlOptions holds the flags every ctl subcommand shares.
 type ctlOptions struct {
