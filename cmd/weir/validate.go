@@ -17,7 +17,8 @@ func newValidateCommand() *cobra.Command {
 		Use:   "validate [POLICY_DIR]",
 		Short: "Check policy files (and a catalog file) without serving",
 		Long: "validate parses every policy file in POLICY_DIR and, with --catalog, the catalog file.\n" +
-			"It prints each problem with its file, line and field, and exits non-zero if there is any.",
+			"It prints the first problem of each file with its file, line and field (a file is read up to\n" +
+			"its first problem), and exits non-zero if there is any.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && catalog == "" {
