@@ -1,7 +1,9 @@
 // Package consul is weir's production discovery source. It watches Consul's
 // catalog with blocking queries — the service list, and the health of every
 // service — and turns the live, health-checked catalog into discovery
-// Models. It is the only package that imports github.com/hashicorp/consul/api.
+// Models. It is the only package of weir itself that imports
+// github.com/hashicorp/consul/api (internal/consultest, which starts real
+// agents for tests, is the other).
 //
 // It fails static: when Consul is unreachable or answers errors, the last
 // known instances stay in the model (nothing is removed, nothing empty is
