@@ -167,7 +167,12 @@ func (p *Publisher) reject(source string, err error) {
 	p.cfg.Metrics.Rejections.WithLabelValues(source).Inc()
 	p.cfg.Metrics.RejectedSources.WithLabelValues(source).Set(1)
 	p.rejected[source] = err.Error()
+	serving := p.status.Ready
 	p.mu.Unlock()
+	if !serving { // before the first publish there is no last good config
+		p.cfg.Logger.Error("input rejected; nothing is published until it is fixed", "source", source, "error", err)
+		return
+	}
 	p.cfg.Logger.Error("input rejected; the last good config keeps serving", "source", source, "error", err)
 }
 

@@ -107,6 +107,29 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	}
 }
 
+// TestPublisherRejectionLogSaysWhatServes checks that a rejection's log
+// line says a last good config keeps serving only once there is one: a bad
+// policy directory at start-up used to be logged so while /readyz said 503,
+// waiting for policies, and nothing was served.
+func TestPublisherRejectionLogSaysWhatServes(t *testing.T) {
+	var logs strings.Builder
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Metrics: NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 }),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	bad := errors.New("greeter.yaml:3: weights: weights sum to 110, must be 100")
+	p.Update(greeterModel(t, "v1"))
+	p.SetPolicies(policy.Set{}, bad)
+	if got := logs.String(); strings.Contains(got, "keeps serving") || !strings.Contains(got, "nothing is published until") {
+		t.Errorf("rejected before anything was published, logged:\n%s", got)
+	}
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
+	p.publish()
+	logs.Reset()
+	p.SetPolicies(policy.Set{}, bad)
+	if got := logs.String(); !strings.Contains(got, "the last good config keeps serving") {
+		t.Errorf("rejected while serving, logged:\n%s", got)
+	}
+}
+
 func TestPublisherReportsUnservedVersions(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
