@@ -142,6 +142,6 @@ func (p *Publisher) lookAtFleet(list bool) fleetStatus {
 	if p.cfg.Tracker == nil {
 		return fleetStatus{}
 	}
-	epoch, current := p.cfg.Cache.Versions()
-	return p.cfg.Tracker.fleet(current, epoch, list)
+	epoch, current, needs := p.cfg.Cache.Versions()
+	return p.cfg.Tracker.fleet(current, needs, epoch, list)
 }

@@ -137,16 +137,16 @@ func (c *Cache) VersionFor(typeURL string, class Class, names []string, wildcard
 }
 
 // Versions returns the version of the snapshot being served ("" before the
-// first) and a VersionFunc that answers from that very snapshot, whatever
-// lands meanwhile: a look at the fleet judges every proxy against one
-// snapshot, and knows which.
-func (c *Cache) Versions() (string, VersionFunc) {
+// first), and a VersionFunc and a NeedsFunc that answer from that very
+// snapshot, whatever lands meanwhile: a look at the fleet judges every
+// proxy against one snapshot, and knows which.
+func (c *Cache) Versions() (string, VersionFunc, NeedsFunc) {
 	p := c.snapshot()
 	version := ""
 	if p != nil {
 		version = p.version
 	}
-	return version, p.versionFor
+	return version, p.versionFor, p.needs
 }
 
 // watches returns how many requests are held open.

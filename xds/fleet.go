@@ -39,13 +39,16 @@ type judgement struct {
 }
 
 // fleet looks at every connected proxy against the versions current says
-// they should hold. It lists pending node ids only when list is set. epoch
+// they should hold, and, unless needs is nil, the subscriptions what they
+// hold needs (see versionMemo.covered). It lists pending node ids only
+// when list is set. epoch
 // names the versions current gives (the snapshot's version): a proxy that
 // has not changed since a look with the same epoch is judged as it was
 // then, which most proxies are while ACKs of a push come in. An empty
 // epoch judges every proxy afresh.
-func (t *Tracker) fleet(current VersionFunc, epoch string, list bool) fleetStatus {
+func (t *Tracker) fleet(current VersionFunc, needs NeedsFunc, epoch string, list bool) fleetStatus {
 	memo := newVersionMemo(current)
+	memo.needs = needs
 	var f fleetStatus
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -99,7 +102,13 @@ func (t *Tracker) Pending(typeURL string, current VersionFunc) []string {
 type versionMemo struct {
 	current  VersionFunc
 	versions map[memoKey]string
+	needs    NeedsFunc         // nil: nothing is needed
+	covers   map[coverKey]bool // see covered
 }
+
+// coverKey is a subscription of one type and one of the type that follows
+// it (see nextType).
+type coverKey struct{ held, next unique.Handle[string] }
 
 type memoKey struct {
 	selection unique.Handle[string] // type, wildcard and names
@@ -131,11 +140,53 @@ func (m *versionMemo) look(p *Proxy) (synced, pending bool) {
 		if !st.subscribed() {
 			continue // subscribed to nothing
 		}
-		holds := st.Sent != "" && st.Acked == m.version(typeURL, p.Class, st)
+		holds := st.Sent != "" && st.Acked == m.version(typeURL, p.Class, st) && m.covered(p, typeURL, st)
 		synced = synced && holds
 		pending = pending || (!holds && awaits(st) && slices.Contains(pendingTypes, typeURL))
 	}
 	return synced, pending
+}
+
+// covered reports whether p subscribes to everything that what it holds of
+// typeURL, subscribed as st, names in the type that follows (see
+// nextType): the clusters of its routes, the endpoints of its clusters. A
+// gRPC client ACKs routes before it subscribes to the clusters they name,
+// and clusters before their endpoints, and it routes as before until it
+// has them all: were it counted as holding the routes meanwhile, a bridge
+// would move on before the client set up the clusters it warms, and its
+// first RPCs to them would fail. A proxy that does not subscribe to the
+// following type at all, or does by wildcard, is covered.
+func (m *versionMemo) covered(p *Proxy, typeURL string, st TypeStatus) bool {
+	next, ok := nextType[typeURL]
+	if !ok || m.needs == nil {
+		return true
+	}
+	ns, ok := p.Types[next]
+	if !ok || !ns.subscribed() || ns.Wildcard {
+		return true
+	}
+	k := coverKey{st.selection, ns.selection}
+	c, ok := m.covers[k]
+	if !ok {
+		c = sortedSubset(m.needs(typeURL, st.Names, st.Wildcard), ns.Names)
+		if m.covers == nil {
+			m.covers = make(map[coverKey]bool)
+		}
+		m.covers[k] = c
+	}
+	return c
+}
+
+// sortedSubset reports whether every one of sub is in set; both are sorted.
+func sortedSubset(sub, set []string) bool {
+	for _, s := range sub {
+		i, found := slices.BinarySearch(set, s)
+		if !found {
+			return false
+		}
+		set = set[i+1:]
+	}
+	return true
 }
 
 // awaited reports whether p is subscribed to typeURL and has not applied

@@ -17,6 +17,7 @@ import (
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // fakeVersions is a VersionFunc whose versions differ for every type,
@@ -65,7 +66,7 @@ func TestFleetLooksOncePerSubscription(t *testing.T) {
 	reply(t, tr, g4, ack)
 
 	f.calls = 0
-	got := tr.fleet(f.version, "", true)
+	got := tr.fleet(f.version, nil, "", true)
 	want := fleetStatus{pending: 2, nodes: []string{"e2", "g4"}, synced: 4, total: 8}
 	if got.pending != want.pending || !slices.Equal(got.nodes, want.nodes) || got.synced != want.synced || got.total != want.total {
 		t.Errorf("fleet = %+v, want %+v", got, want)
@@ -75,7 +76,7 @@ func TestFleetLooksOncePerSubscription(t *testing.T) {
 	if f.calls != 5 {
 		t.Errorf("looking at 8 proxies asked for %d versions, want one per distinct subscription: 5", f.calls)
 	}
-	if got := tr.fleet(f.version, "", false); got.pending != 2 || got.nodes != nil {
+	if got := tr.fleet(f.version, nil, "", false); got.pending != 2 || got.nodes != nil {
 		t.Errorf("unlisted look = %+v, want 2 pending and no list", got)
 	}
 	if got := tr.Pending(resourcev3.ClusterType, f.version); !slices.Equal(got, []string{"e2", "g4"}) {
@@ -120,15 +121,15 @@ func TestFleetJudgesOnlyWhatChanged(t *testing.T) {
 	}
 	reply(t, tr, 0, acks[0])
 
-	if got := tr.fleet(f.version, "e1", false); got.synced != 1 || got.pending != 2 {
+	if got := tr.fleet(f.version, nil, "e1", false); got.synced != 1 || got.pending != 2 {
 		t.Fatalf("first look = %+v, want 1 synced and 2 pending", got)
 	}
 	f.calls = 0
-	if got := tr.fleet(f.version, "e1", false); got.synced != 1 || got.pending != 2 || f.calls != 0 {
+	if got := tr.fleet(f.version, nil, "e1", false); got.synced != 1 || got.pending != 2 || f.calls != 0 {
 		t.Errorf("unchanged look = %+v after %d versions asked, want the same with none asked", got, f.calls)
 	}
 	reply(t, tr, 1, acks[1])
-	if got := tr.fleet(f.version, "e1", false); got.synced != 2 || got.pending != 1 || f.calls != 1 {
+	if got := tr.fleet(f.version, nil, "e1", false); got.synced != 2 || got.pending != 1 || f.calls != 1 {
 		t.Errorf("after e1 ACKed: %+v after %d versions asked, want 2 synced and e1 judged again (1 asked)", got, f.calls)
 	}
 	f.calls = 0
@@ -136,7 +137,7 @@ func TestFleetJudgesOnlyWhatChanged(t *testing.T) {
 		f.calls++
 		return "moved on"
 	}
-	if got := tr.fleet(moved, "e2", false); got.synced != 0 || got.pending != 3 || f.calls != 1 {
+	if got := tr.fleet(moved, nil, "e2", false); got.synced != 0 || got.pending != 3 || f.calls != 1 {
 		t.Errorf("new epoch: %+v after %d versions asked, want every proxy judged again (1 asked: one subscription)", got, f.calls)
 	}
 }
@@ -162,8 +163,8 @@ func TestDeltaUnsubscribeInAnAckIsInSync(t *testing.T) {
 	}
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: a.Nonce})
 	eventually(t, "the ACK's watch to be held", func() bool { return srv.cache.watches() == 1 })
-	epoch, current := srv.cache.Versions()
-	if f := srv.tracker.fleet(current, epoch, true); f.synced != 1 || f.pending != 0 {
+	epoch, current, needs := srv.cache.Versions()
+	if f := srv.tracker.fleet(current, needs, epoch, true); f.synced != 1 || f.pending != 0 {
 		t.Errorf("the client holds exactly greeter/v1, yet %d of %d are in sync, pending %v", f.synced, f.total, f.nodes)
 	}
 }
@@ -186,7 +187,53 @@ func TestWildcardOfUnservedTypeIsInSync(t *testing.T) {
 	}
 	c.ack(sec)
 	eventually(t, "the proxy to be in sync", func() bool {
-		epoch, current := srv.cache.Versions()
-		return srv.tracker.fleet(current, epoch, true).synced == 1
+		epoch, current, needs := srv.cache.Versions()
+		return srv.tracker.fleet(current, needs, epoch, true).synced == 1
 	})
+}
+
+// TestGRPCClientPendingUntilItSubscribesWhatItHoldsNames checks that a
+// gRPC client that ACKed routes naming a cluster it has not subscribed to
+// yet (grpc-go ACKs routes before it asks for their clusters, and clusters
+// before their endpoints) is pending and not in sync: a bridge that moved
+// on then, before the client had set up the cluster it warms, failed the
+// client's first RPCs to it with "unknown cluster selected for RPC".
+func TestGRPCClientPendingUntilItSubscribesWhatItHoldsNames(t *testing.T) {
+	srv := startServer(t)
+	// greeter/v2 has no weight: only the warming route names it.
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": policy.Full}, "v1", "v2"))
+	c := dialADS(t, srv.addr, grpcNode)
+	// hold subscribes to names, ACKs the answer, and waits for the
+	// tracker to record the ACK.
+	hold := func(typeURL string, names ...string) {
+		t.Helper()
+		c.subscribe(typeURL, names...)
+		r := c.recv()
+		c.ack(r, names...)
+		eventually(t, "the tracker to record the ACK of "+strings.Join(names, ", "), func() bool {
+			ps := srv.tracker.Proxies()
+			if len(ps) != 1 {
+				return false
+			}
+			st := ps[0].Types[typeURL]
+			return st.Acked == r.VersionInfo && slices.Equal(st.Names, names)
+		})
+	}
+	look := func() fleetStatus {
+		epoch, current, needs := srv.cache.Versions()
+		return srv.tracker.fleet(current, needs, epoch, true)
+	}
+	routes := snapshot.ServiceRouteConfigName("greeter")
+	hold(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, "greeter/v1")
+	hold(resourcev3.EndpointType, "greeter/v1")
+	if f := look(); f.synced != 0 || f.pending != 1 {
+		t.Errorf("routes naming greeter/v2 held, clusters without it: %d of %d in sync, pending %v; want pending", f.synced, f.total, f.nodes)
+	}
+	hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
+	if f := look(); f.synced != 0 || f.pending != 1 {
+		t.Errorf("greeter/v2's cluster held, not its endpoints: %d of %d in sync, pending %v; want pending", f.synced, f.total, f.nodes)
+	}
+	hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
+	eventually(t, "the client to be in sync", func() bool { f := look(); return f.synced == 1 && f.pending == 0 })
 }

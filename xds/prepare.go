@@ -58,7 +58,7 @@ type memoList struct {
 // makes memo hold exactly s's resources, and adds s's type sets to the
 // recent ones memo remembers. When it fails, memo is as it was.
 func prepare(s *snapshot.Snapshot, memo *marshalMemo) (*prepared, error) {
-	p := &prepared{version: s.Version, types: make(map[string]*typeSet)}
+	p := &prepared{version: s.Version, types: make(map[string]*typeSet), resources: s.Resources}
 	lists := memo.lists
 	var errs [memoLists + 1]error
 	shared, sharedMemo, sharedErr := sharedEntry(s.Outbound, memo.shared, &memo.marshalled)

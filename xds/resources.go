@@ -114,6 +114,9 @@ type prepared struct {
 	// snapshots, this one's included, by version: what a stream holds of a
 	// full selection (see returnedBy).
 	recent map[string]*typeSet
+	// resources are the snapshot's, for what holding some of them needs
+	// (see needs).
+	resources snapshot.Resources
 }
 
 // rememberedSnapshots is how many snapshots' type sets prepared.recent
@@ -161,6 +164,33 @@ func (p *prepared) versionFor(typeURL string, class Class, names []string, wildc
 		return ts.version
 	}
 	return versionOf(ts, selectNamed(ts, names), false)
+}
+
+// NeedsFunc returns, sorted, the names of the type that follows typeURL
+// (see nextType) that a proxy subscribed to names of typeURL (or to all of
+// them, when wildcard) must also subscribe to before it can use what it
+// holds: the clusters its routes name, the EDS names of its clusters.
+type NeedsFunc func(typeURL string, names []string, wildcard bool) []string
+
+// nextType is, for a type whose resources name resources of another, that
+// other type: routes name clusters, EDS clusters name their endpoints.
+var nextType = map[string]string{
+	resourcev3.RouteType:   resourcev3.ClusterType,
+	resourcev3.ClusterType: resourcev3.EndpointType,
+}
+
+// needs is a NeedsFunc from p; nil from a nil p. A wildcard route
+// subscription, which no client weir serves makes, needs nothing.
+func (p *prepared) needs(typeURL string, names []string, wildcard bool) []string {
+	switch {
+	case p == nil:
+		return nil
+	case typeURL == resourcev3.RouteType && !wildcard:
+		return snapshot.ClustersOfRoutes(p.resources, names)
+	case typeURL == resourcev3.ClusterType:
+		return snapshot.EDSNames(p.resources, names, wildcard)
+	}
+	return nil
 }
 
 // entryDigest is the digest of an entry's name and content hash.
