@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weir-mesh/weir/envoy"
 )
@@ -125,6 +126,12 @@ func TestServeRejectsOutOfRangeFlags(t *testing.T) {
 		{"--applied-threshold", "2", "--applied-threshold 2: must be"},
 		{"--applied-threshold", "-0.5", "--applied-threshold -0.5: must be"},
 		{"--applied-threshold", "NaN", "--applied-threshold NaN: must be"},
+		{"--sidecar-address", "sidecar.local", `--sidecar-address "sidecar.local": must be an IP literal`},
+		{"--sidecar-address", "fe80::1%eth0", `--sidecar-address "fe80::1%eth0": must be an IP literal without a zone`},
+		{"--debounce", "0", "--debounce 0s: must be more than 0"},
+		{"--debounce", "-1s", "--debounce -1s: must be more than 0"},
+		{"--ack-timeout", "0s", "--ack-timeout 0s: must be more than 0"},
+		{"--consul-wait", "-5m", "--consul-wait -5m0s: must be more than 0"},
 	} {
 		// Were the value let through, the unusable --xds-addr would stop
 		// serve before it listens.
@@ -138,7 +145,9 @@ func TestServeRejectsOutOfRangeFlags(t *testing.T) {
 		}
 	}
 	for _, threshold := range []float64{1, 0.5, 0.001} {
-		if err := (serveConfig{SidecarPort: 65535, Threshold: threshold}).checkRanges(); err != nil {
+		cfg := serveConfig{SidecarAddress: "::1", SidecarPort: 65535, Threshold: threshold,
+			Debounce: time.Millisecond, AckTimeout: time.Millisecond, Consul: consulConfig{WaitTime: time.Second}}
+		if err := cfg.checkRanges(); err != nil {
 			t.Errorf("--sidecar-port 65535 --applied-threshold %v: %v", threshold, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -147,15 +148,28 @@ func (c serveConfig) checkSource() error {
 
 // checkRanges refuses flag values that would start a weir that can never
 // serve, or one that silently runs with another value than asked: a
-// sidecar port beyond 65535 fails every snapshot build, and the publisher
-// would take an applied threshold outside (0, 1] as 1.
+// sidecar port beyond 65535 fails every snapshot build, Envoy rejects a
+// listener whose address is a hostname, the publisher would take an
+// applied threshold outside (0, 1] as 1, and a duration of 0 or less as
+// its default.
 func (c serveConfig) checkRanges() error {
 	if err := checkPortFlag("--sidecar-port", c.SidecarPort); err != nil {
 		return err
 	}
+	if a, err := netip.ParseAddr(c.SidecarAddress); err != nil || a.Zone() != "" {
+		return fmt.Errorf("--sidecar-address %q: must be an IP literal without a zone, such as 127.0.0.1 or ::1: Envoy binds the listener to it", c.SidecarAddress)
+	}
 	if !(c.Threshold > 0 && c.Threshold <= 1) { // NaN too
 		return fmt.Errorf("--applied-threshold %v: must be a fraction of the connected proxies, more than 0 and at most 1 (1, the default, is all of them)",
 			c.Threshold)
+	}
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--debounce", c.Debounce}, {"--ack-timeout", c.AckTimeout}, {"--consul-wait", c.Consul.WaitTime}} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s %v: must be more than 0", d.flag, d.value)
+		}
 	}
 	return nil
 }
