@@ -161,8 +161,12 @@ func (o *ctlOptions) dial() (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// usesTLS reports whether ctl talks TLS: any of --tls-ca, --tls-cert and
+// --tls-key turns it on.
+func (o *ctlOptions) usesTLS() bool { return o.tlsCA != "" || o.tlsCert != "" || o.tlsKey != "" }
+
 func (o *ctlOptions) transportCredentials() (credentials.TransportCredentials, error) {
-	if o.tlsCA == "" && o.tlsCert == "" && o.tlsKey == "" {
+	if !o.usesTLS() {
 		return insecure.NewCredentials(), nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -65,6 +66,23 @@ func ctlReported(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// certificateHint returns what to check when ctl, talking TLS, reached
+// weir's address but lost the connection (msg is why): weir refusing the
+// client certificate looks so. Under TLS 1.3 a server checks the client's
+// certificate after the client's handshake is done, so the client sees its
+// refusal as the alert ("tls: certificate required") or as a broken pipe
+// or a reset, whichever comes first: not certain enough for an exit code of
+// its own, so it stays "cannot reach", with the hint.
+func certificateHint(o *ctlOptions, msg string) string {
+	switch {
+	case !o.usesTLS(), strings.Contains(msg, "connection refused"):
+		return ""
+	case o.tlsCert == "":
+		return " (if weir requires client certificates, --admin-client-ca, give --tls-cert and --tls-key)"
+	}
+	return " (if weir requires client certificates, --admin-client-ca, check that --tls-cert is signed by that CA and still valid)"
+}
+
 // ctlClassify maps err to its exit code and an operator-facing message: the
 // server's own message, with a hint where the code alone says what to do.
 func ctlClassify(err error, o *ctlOptions) *ctlError {
@@ -95,7 +113,7 @@ func ctlClassify(err error, o *ctlOptions) *ctlError {
 		msg += "; nothing was applied: weir could not save its rollout state (see its log and --state-dir), retry once it can"
 	case codes.Unavailable:
 		code = ctlExitUnreachable
-		msg = fmt.Sprintf("cannot reach weir at %s: %s", o.addr, msg)
+		msg = fmt.Sprintf("cannot reach weir at %s: %s%s", o.addr, msg, certificateHint(o, msg))
 	case codes.DeadlineExceeded:
 		code = ctlExitUnreachable
 		msg = fmt.Sprintf("no answer from weir at %s within --timeout %s", o.addr, o.timeout)

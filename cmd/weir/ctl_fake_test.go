@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -242,4 +246,25 @@ func (f *ctlFake) ListEvents(_ context.Context, req *adminv1.ListEventsRequest) 
 		events = events[:n] // the newest n
 	}
 	return &adminv1.ListEventsResponse{Events: events}, nil
+}
+
+// startCtlFakeMTLS is startCtlFake behind TLS that requires a client
+// certificate signed by the CA of files (see writeCerts), as weir serve's
+// admin API with --admin-client-ca does.
+func startCtlFakeMTLS(t *testing.T, files tlsFiles) string {
+	t.Helper()
+	serverCert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	must(t, err)
+	caPEM, err := os.ReadFile(files.ClientCA)
+	must(t, err)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AppendCertsFromPEM(caPEM)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{serverCert},
+		ClientCAs: clientCAs, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})))
+	adminv1.RegisterAdminServiceServer(srv, &ctlFake{})
+	go srv.Serve(lis) //nolint:errcheck // ends with Stop
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
 }

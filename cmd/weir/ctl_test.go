@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weir-mesh/weir/internal/testca"
 	"github.com/weir-mesh/weir/policy"
 	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
 )
@@ -332,5 +333,39 @@ func TestCtlFormat(t *testing.T) {
 		if got := ctlBar(tt.w); got != tt.want {
 			t.Errorf("ctlBar(%v) = %q, want %q", tt.w, got, tt.want)
 		}
+	}
+}
+
+// TestCtlRefusedCertificateHint checks that weir refusing ctl's client
+// certificate, sent none or one its CA did not sign, names the flags to
+// check. ctl cannot tell the refusal from a lost connection for certain
+// (see certificateHint), so the exit code stays 7.
+func TestCtlRefusedCertificateHint(t *testing.T) {
+	dir := t.TempDir()
+	files, _, _ := writeCerts(t, dir)
+	addr := startCtlFakeMTLS(t, files)
+	cert, key := testca.New(t, "another CA").Client(t, "mallory").PEM(t)
+	certPath, keyPath := filepath.Join(dir, "mallory.pem"), filepath.Join(dir, "mallory-key.pem")
+	writeFile(t, certPath, string(cert))
+	writeFile(t, keyPath, string(key))
+	for _, tt := range []struct {
+		name, args, hint string
+	}{
+		{"no certificate", "--tls-ca " + files.ClientCA, "give --tls-cert and --tls-key)"},
+		{"another CA's certificate", "--tls-ca " + files.ClientCA + " --tls-cert " + certPath + " --tls-key " + keyPath,
+			"check that --tls-cert is signed by that CA and still valid)"},
+	} {
+		_, _, err := runCtl(t, addr, append(strings.Fields(tt.args), "get")...)
+		if code := ctlExitCode(err); code != ctlExitUnreachable || !strings.Contains(fmt.Sprint(err), tt.hint) {
+			t.Errorf("%s: exit code %d, %v; want %d, with the hint %q", tt.name, code, err, ctlExitUnreachable, tt.hint)
+		}
+	}
+	// Nothing listening is not a certificate's fault.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	closed := lis.Addr().String()
+	lis.Close()
+	if _, _, err := runCtl(t, closed, "--tls-ca", files.ClientCA, "get"); strings.Contains(fmt.Sprint(err), "client certificates") {
+		t.Errorf("nothing listening: %v, want no certificate hint", err)
 	}
 }
