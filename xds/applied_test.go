@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -249,5 +250,53 @@ func drainKick(p *Publisher) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// TestBridgeWaitsForTheWarmedClustersEndpoints checks that a gRPC client
+// that ACKed a bridge's routes, and even the cluster its warming route
+// names, has not applied the bridge until it subscribes to that cluster's
+// endpoints too. grpc-go ACKs routes before it subscribes to what they
+// name, and sets a cluster up only once it has the cluster's endpoints,
+// with the routes it has by then: moving on at the ACK of the routes had
+// the target's routes arrive first, and calls failed with "unknown cluster
+// selected for RPC" (TestConsulRollingReplacement, on a loaded machine).
+func TestBridgeWaitsForTheWarmedClustersEndpoints(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	tr := NewTracker(logger, m)
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: time.Hour})
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
+	p.Update(greeterModel(t, "v1"))
+	p.publish()
+	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
+	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	hold := func(typeURL string, names ...string) {
+		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
+	}
+	routes := snapshot.ServiceRouteConfigName("greeter")
+	hold(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, "greeter/v1")
+	hold(resourcev3.EndpointType, "greeter/v1")
+
+	// v2 comes: a bridge warms its cluster before giving it traffic.
+	p.Update(greeterModel(t, "v1", "v2"))
+	p.publish()
+	if p.ServingTarget() {
+		t.Fatal("v2's first share was not bridged")
+	}
+	hold(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
+	drainKick(p)
+	p.checkApplied()
+	if woken, awaiting := drainKick(p), p.Status().AwaitingRoutes; woken || !slices.Equal(awaiting, []string{"client-1"}) {
+		t.Fatalf("a client without greeter/v2's endpoints applied the bridge: woken for the target %v, awaiting %q", woken, awaiting)
+	}
+	hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
+	p.checkApplied()
+	if woken, awaiting := drainKick(p), p.Status().AwaitingRoutes; !woken || len(awaiting) != 0 {
+		t.Errorf("a client holding the bridge's routes, clusters and endpoints: woken for the target %v, awaiting %q", woken, awaiting)
 	}
 }
