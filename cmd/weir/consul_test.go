@@ -212,7 +212,11 @@ func TestConsulBurstCoalesces(t *testing.T) {
 	agent := consultest.New(t, consultest.Options{})
 	registerInstance(t, agent, "greeter-v1-a", "v1", 9101)
 	cfg := testConfig(policyDir(t, ""))
-	cfg.Debounce = 100 * time.Millisecond
+	// A long window, as in xds's TestPublisherCoalescesBursts: Consul hands
+	// the registrations over one blocking query at a time, and on a loaded
+	// machine those come more than a quarter of 100 ms apart, a slow stream
+	// the publisher rightly builds every Debounce (4 to 9 pushes).
+	cfg.Debounce = time.Second
 	cfg.Consul = consulConfig{VersionMetaKey: "version", VersionTagPrefix: "version=", WaitTime: time.Minute}
 	cfg.Consul.Address = agent.Addr()
 	w := startWeirWith(t, cfg)
