@@ -55,7 +55,7 @@ demo:
 test: lint unit fuzz
 
 unit: $(CONSUL)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout=20m ./...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=1000x ./discovery/file
