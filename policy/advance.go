@@ -49,7 +49,7 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		return r, events
 	}
 	if r.AppliedAt.IsZero() {
-		if p.ProgressDeadline > 0 && now.Sub(r.StepSince) > p.ProgressDeadline {
+		if p.ProgressDeadline > 0 && now.Sub(later(r.StepSince, obs.Since)) > p.ProgressDeadline {
 			r.pause(PausedByDeadline, fmt.Sprintf("%s not applied by the fleet within %s", describe(r), p.ProgressDeadline))
 			events = append(events, event(r, now, "paused", "%s", r.Reason))
 		}
@@ -65,6 +65,14 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		r, more = advanceRolling(p.Rolling, r, now)
 	}
 	return r, append(events, more...)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // unserved returns a version of the rollout that should serve and has no

@@ -44,8 +44,12 @@ type Engine struct {
 	applied  Table           // the routing the fleet has applied
 	model    discovery.Model // the last observed: serving instances per version
 	observed bool            // whether a model was observed: before, serving is unknown, not none
-	nack     *Nack
-	journal  []Event // recent events, newest last
+	// started is when the first model was observed: no step's progress
+	// deadline counts the time before, when weir (restarted, say) could
+	// see no proxy apply anything.
+	started time.Time
+	nack    *Nack
+	journal []Event // recent events, newest last
 	// overrides are set-weights operations on services with a fixed
 	// policy; each lasts until that policy changes.
 	overrides map[string]FixedOverride
@@ -275,6 +279,9 @@ func routingFor(service string, set Set, rollouts map[string]Rollout, frozen map
 func (e *Engine) ObserveModel(m discovery.Model) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if !e.observed {
+		e.started = e.cfg.Clock()
+	}
 	e.model, e.observed = m, true
 }
 
@@ -351,7 +358,7 @@ func (e *Engine) Tick() {
 	routingChanged := false
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
-		obs := Observation{Now: now, Serving: e.servingOf(svc), Nack: e.nack,
+		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), Nack: e.nack,
 			Applied: reflect.DeepEqual(e.appliedTo(svc), r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {

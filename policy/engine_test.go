@@ -247,3 +247,43 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 	e.SetPolicies(mustSet(t))
 	check("the fixed policy deleted", "echo")
 }
+
+// TestEngineRestartDoesNotCountDowntimeAgainstTheDeadline: a step entered
+// but not yet applied when weir stopped was paused for a missed progress
+// deadline at the first tick after a restart an hour later, before any
+// proxy could reconnect: the deadline counted the time weir was down.
+func TestEngineRestartDoesNotCountDowntimeAgainstTheDeadline(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, clock := newTestEngine(t, store)
+	p := canaryPolicy() // progressDeadline 2m
+	e.SetPolicies(mustSet(t, p))
+	clock.Add(10 * time.Second)
+	e.Tick() // the fleet has not applied step 0 yet
+	store.Close()
+
+	store, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	clock2 := &fakeClock{now: clock.Now().Add(time.Hour)}
+	again, err := NewEngine(EngineConfig{Store: store, Clock: clock2.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.SetPolicies(mustSet(t, p))
+	again.ObserveModel(greeterModel(t))
+	again.Tick()
+	if r := again.Rollouts()[0]; r.Phase != Progressing {
+		t.Fatalf("right after a restart: %s (%s), want progressing: the time weir was down is nobody's missed deadline", r.Phase, r.Reason)
+	}
+	clock2.Add(p.ProgressDeadline + time.Second)
+	again.Tick()
+	if r := again.Rollouts()[0]; r.Phase != Paused || r.Cause != PausedByDeadline {
+		t.Fatalf("a deadline after the restart with nothing applied: %s (%s), want paused for the deadline", r.Phase, r.Cause)
+	}
+}

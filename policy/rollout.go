@@ -72,6 +72,10 @@ type Override struct {
 // Observation is what a rollout learns at one evaluation.
 type Observation struct {
 	Now time.Time
+	// Since is when observing began (the engine's first model): a step's
+	// progress deadline counts from then at the latest, not over time
+	// weir was not running. Zero counts from the step's start.
+	Since time.Time
 	// Applied reports whether the fleet has applied the routing the
 	// rollout currently asks for.
 	Applied bool
