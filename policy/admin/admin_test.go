@@ -178,6 +178,8 @@ func TestOperations(t *testing.T) {
 	if err != nil || len(all.Events) != 5 {
 		t.Errorf("ListEvents() = %d events, %v; want 5: the start and 4 operations", len(all.GetEvents()), err)
 	}
+	_, err = c.ListEvents(ctx(t), &adminv1.ListEventsRequest{Service: "greter"})
+	wantCode(t, "ListEvents of a service with no policy", err, codes.NotFound, `service "greter" has no policy (services with one: `)
 }
 
 func equal(a, b []string) bool {

@@ -158,7 +158,9 @@ func event(e policy.Event) *adminv1.Event {
 }
 
 // ListEvents implements adminv1.AdminServiceServer: the latest events,
-// oldest first.
+// oldest first. Asked for a service that has no event and no policy (a
+// typo, most likely), it answers NotFound, naming the services that have
+// one, rather than an empty list.
 func (s *Server) ListEvents(_ context.Context, req *adminv1.ListEventsRequest) (*adminv1.ListEventsResponse, error) {
 	limit := int(req.GetLimit())
 	if limit < 0 {
@@ -174,6 +176,11 @@ func (s *Server) ListEvents(_ context.Context, req *adminv1.ListEventsRequest) (
 		}
 		if req.GetService() == "" || ev.Service == req.GetService() {
 			out.Events = append(out.Events, event(ev))
+		}
+	}
+	if service := req.GetService(); service != "" && len(out.Events) == 0 {
+		if v := s.view(); !slices.Contains(v.services, service) {
+			return nil, notFound(service, v.services)
 		}
 	}
 	slices.Reverse(out.Events)
