@@ -42,19 +42,8 @@ import (
 // proxy has applied yet — which the bridge keeps as well. Bridge calls it
 // only when next removes a cluster or leaves one without serving endpoints.
 func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error) {
-	return BridgeUnsettled(prev, next, stillRouted, nil)
-}
-
-// BridgeUnsettled is Bridge from a prev that proxies may not all have
-// applied yet. unsettled, unless nil, returns, sorted, the clusters that
-// prev's routes name but some proxy may not have set up (those the last
-// snapshot the whole fleet held did not name): such a cluster is as new
-// to the clients as one prev does not name, and the bridge gives it no
-// traffic either. Bridge calls it only when a route that changed names a
-// cluster.
-func BridgeUnsettled(prev, next *Snapshot, stillRouted, unsettled func() []string) (*Snapshot, error) {
 	bridged := next.Resources
-	withheld, err := withholdNew(&bridged, prev.Resources, unsettled)
+	withheld, err := withholdNew(&bridged, prev.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: bridge: %w", err)
 	}
@@ -96,8 +85,8 @@ func BridgeUnsettled(prev, next *Snapshot, stillRouted, unsettled func() []strin
 // prev does not, and the lists of a Builder's snapshots tell which
 // messages are new (see Changed), so a change of one service costs a look
 // at its routes, not at every route.
-func withholdNew(r *Resources, prev Resources, unsettled func() []string) (int, error) {
-	w := &withholder{prev: prev, unsettled: unsettled}
+func withholdNew(r *Resources, prev Resources) (int, error) {
+	w := &withholder{prev: prev}
 	changed := 0
 	routes := r.Routes
 	for i := range changedFrom(r.Routes, prev.Routes) {
@@ -131,11 +120,6 @@ type withholder struct {
 	prevVhosts map[string]map[string]*routev3.VirtualHost // by route configuration, then by name
 	known      []string                                   // ReferencedClusters(prev), once needed
 	mainRoutes map[string]*routev3.Route                  // mainRoutes(prev), once needed
-	// unsettled, unless nil, returns the clusters prev names that
-	// proxies may not have set up (see BridgeUnsettled); unsettledList
-	// is what it returned, once needed.
-	unsettled     func() []string
-	unsettledList []string
 }
 
 // withholdIn returns rc, or a copy of it with the routes withhold changes,
@@ -231,7 +215,7 @@ func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
 		}
 		unknown := false
 		eachCluster(route, func(c string, _ uint32) {
-			unknown = unknown || !namesCluster(prevVH, c) && !w.isKnown(c) || w.isUnsettled(c)
+			unknown = unknown || !namesCluster(prevVH, c) && !w.isKnown(c)
 		})
 		if unknown {
 			return true
@@ -245,26 +229,12 @@ func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
 	return slices.ContainsFunc(vh.GetRoutes(), func(r *routev3.Route) bool { return routeNamesCluster(r, cluster) })
 }
 
-// isKnown reports whether a route of prev names cluster, and proxies
-// have set it up.
+// isKnown reports whether a route of prev names cluster.
 func (w *withholder) isKnown(cluster string) bool {
 	if w.known == nil {
 		w.known = ReferencedClusters(w.prev)
 	}
 	_, found := slices.BinarySearch(w.known, cluster)
-	return found && !w.isUnsettled(cluster)
-}
-
-// isUnsettled reports whether cluster is one that prev names but proxies
-// may not have set up.
-func (w *withholder) isUnsettled(cluster string) bool {
-	if w.unsettled == nil {
-		return false
-	}
-	if w.unsettledList == nil {
-		w.unsettledList = append(w.unsettled(), "") // non-nil: asked once
-	}
-	_, found := slices.BinarySearch(w.unsettledList[:len(w.unsettledList)-1], cluster)
 	return found
 }
 

@@ -39,7 +39,6 @@ func (p *Publisher) checkApplied() {
 	p.mu.Lock()
 	if fleet.pending == 0 || timedOut {
 		p.unconfirmed.confirmed(current)
-		p.settled = current
 		p.status.AwaitingRoutes = nil
 	} else if bridging {
 		p.status.AwaitingRoutes = fleet.nodes
@@ -83,29 +82,6 @@ func (p *Publisher) unconfirmedClusters() func() []string {
 	u := p.unconfirmed
 	p.mu.Unlock()
 	return u.routed
-}
-
-// unsettledClusters returns nil when every proxy holds the snapshot
-// served, else a function that returns, sorted, the clusters the snapshot
-// served names and the last one every proxy held did not: proxies may not
-// have set those up (see snapshot.BridgeUnsettled).
-func (p *Publisher) unsettledClusters() func() []string {
-	p.mu.Lock()
-	current, settled := p.current, p.settled
-	p.mu.Unlock()
-	if current == settled {
-		return nil
-	}
-	return func() []string {
-		var held []string
-		if settled != nil {
-			held = snapshot.ReferencedClusters(settled.Resources)
-		}
-		return slices.DeleteFunc(snapshot.ReferencedClusters(current.Resources), func(c string) bool {
-			_, found := slices.BinarySearch(held, c)
-			return found
-		})
-	}
 }
 
 // unconfirmed are the snapshots served since every proxy last held what

@@ -89,9 +89,6 @@ type Publisher struct {
 	// bridgeSince is when the bridge being served was first served; zero
 	// while a target is served.
 	bridgeSince time.Time
-	// settled is the last snapshot every proxy held (or that the wait
-	// for them timed out on): the clusters it names are set up.
-	settled *snapshot.Snapshot
 	// target is the routing the current snapshot was built for, when it
 	// is not a bridge; nil while a bridge is served.
 	target *policy.Table
@@ -274,7 +271,7 @@ func (p *Publisher) publish() bool {
 	target, err := p.builder.Build(in)
 	step := target
 	if err == nil && p.current != nil {
-		step, err = snapshot.BridgeUnsettled(p.current, target, p.unconfirmedClusters(), p.unsettledClusters())
+		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters())
 	}
 	if err != nil {
 		p.failed(err)
