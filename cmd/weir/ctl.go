@@ -69,8 +69,9 @@ func newCtlCommand() *cobra.Command {
 		Use:   "ctl",
 		Short: "Drive rollouts and inspect the fleet through weir's admin API",
 		Long:  ctlLong,
-		// Runnable, so that cobra checks Args: a command that is not
-		// prints its help for a mistyped subcommand and exits 0.
+		// Runnable, so that cobra checks Args and refuses a mistyped
+		// subcommand; a command without RunE prints its help for one and
+		// exits 0.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(*cobra.Command, []string) error {

@@ -106,10 +106,10 @@ func syntaxError(file string, data []byte, err error) *Error {
 }
 
 // firstUnreadable returns the line and column (both 1-based, the column
-// counted in characters) of data's first byte that is not UTF-8 or starts a character that
-// YAML does not allow in a file, and whether there is one. Data in UTF-16,
-// which the yaml library decodes when it starts with a byte order mark, is
-// not looked at.
+// counted in characters) of data's first byte that is not UTF-8 or starts
+// a character that YAML does not allow in a file, and whether there is
+// one. Data in UTF-16, which the yaml library decodes when it starts with
+// a byte order mark, is not looked at.
 func firstUnreadable(data []byte) (line, column int, ok bool) {
 	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
 		return 0, 0, false
