@@ -13,9 +13,9 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		return r, nil
 	}
 	now := obs.Now
-	// A NACK ends a health pause, which would lift by itself; other
-	// pauses already hold until an operator resumes.
-	if obs.Nack != nil && (r.Phase != Paused || r.Cause == PausedByHealth) {
+	// A NACK ends a pause that would lift by itself; other pauses already
+	// hold until an operator resumes.
+	if obs.Nack != nil && (r.Phase != Paused || r.Cause.lifts()) {
 		reason := fmt.Sprintf("proxy %s rejected config: %s", obs.Nack.Proxy, obs.Nack.Error)
 		if p.OnNack == NackAbort {
 			r = abort(r, "aborted: "+reason)
@@ -29,21 +29,29 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		r.AppliedAt = now
 		events = append(events, event(r, now, "step-applied", "fleet applied %s", describe(r)))
 	}
+	if obs.DiscoveryStale != "" {
+		if r.Phase != Paused || r.Cause == PausedByHealth {
+			r.pause(PausedByDiscovery, fmt.Sprintf("discovery is stale (%s): which instances serve is not known", obs.DiscoveryStale))
+			events = append(events, event(r, now, "paused", "%s", r.Reason))
+		}
+		return r, events
+	}
 	if missing := unserved(r, obs.Serving); missing != "" {
-		if r.Phase != Paused {
+		if r.Phase != Paused || r.Cause == PausedByDiscovery {
 			r.pause(PausedByHealth, fmt.Sprintf("version %s has no serving instances; its share went to the others", missing))
 			events = append(events, event(r, now, "paused", "%s", r.Reason))
 		}
 		return r, events
 	}
-	if r.Phase == Paused && r.Cause == PausedByHealth {
-		// Time spent without a serving version observed nothing: the
-		// step's pause starts over.
+	if r.Phase == Paused && r.Cause.lifts() {
+		// Time spent without a serving version, or without knowing which
+		// serve, observed nothing: the step's pause starts over.
+		cause := r.Cause
 		r.resume()
 		if !r.AppliedAt.IsZero() {
 			r.AppliedAt = now
 		}
-		events = append(events, event(r, now, "resumed", "every version of the rollout serves again"))
+		events = append(events, event(r, now, "resumed", "%s", resumedBecause[cause]))
 	}
 	if r.Phase == Paused {
 		return r, events
@@ -65,6 +73,12 @@ func Advance(p Policy, r Rollout, obs Observation) (Rollout, []Event) {
 		r, more = advanceRolling(p.Rolling, r, now)
 	}
 	return r, append(events, more...)
+}
+
+// resumedBecause says why a pause that lifts by itself lifted.
+var resumedBecause = map[PauseCause]string{
+	PausedByHealth:    "every version of the rollout serves again",
+	PausedByDiscovery: "discovery is current again, and every version of the rollout serves",
 }
 
 // later returns the later of a and b.
@@ -178,9 +192,10 @@ func promote(r Rollout, now time.Time) Rollout {
 }
 
 // PauseRollout holds the rollout's weights until resumed. A rollout paused
-// for health, which would resume by itself, may be paused by an operator.
+// for health or stale discovery, which would resume by itself, may be
+// paused by an operator.
 func PauseRollout(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
-	if r.Done() || r.Phase == Paused && r.Cause != PausedByHealth {
+	if r.Done() || r.Phase == Paused && !r.Cause.lifts() {
 		return r, Event{}, fmt.Errorf("pause %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
 	}
 	r.pause(PausedByOperator, fmt.Sprintf("paused by %s: %s", by, reason))

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -22,7 +23,10 @@ type EngineConfig struct {
 	// OnChange is called, without locks held, whenever the routing the
 	// engine asks for changes.
 	OnChange func()
-	Logger   *slog.Logger
+	// Discovery, unless nil, tells how discovery's view relates to its
+	// upstream: while it is stale, rollouts pause (see Observation).
+	Discovery discovery.StatusReporter
+	Logger    *slog.Logger
 }
 
 // Engine runs every service's rollout: it applies policy sets (with the
@@ -347,6 +351,7 @@ func (e *Engine) Nack(proxy, err string) {
 // discovery's first sync, and without a model no version would seem to
 // serve.
 func (e *Engine) Tick() {
+	stale := e.discoveryStale() // before mu: a source may hold its lock while it feeds the engine
 	e.mu.Lock()
 	if !e.observed {
 		e.mu.Unlock()
@@ -358,7 +363,7 @@ func (e *Engine) Tick() {
 	routingChanged := false
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
-		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), Nack: e.nack,
+		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), DiscoveryStale: stale, Nack: e.nack,
 			Applied: reflect.DeepEqual(e.appliedTo(svc), r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
@@ -379,6 +384,19 @@ func (e *Engine) Tick() {
 	if routingChanged {
 		e.changed()
 	}
+}
+
+// discoveryStale says since when and why discovery's upstream fails, or
+// is "" while it answers (or nothing reports on it).
+func (e *Engine) discoveryStale() string {
+	if e.cfg.Discovery == nil {
+		return ""
+	}
+	st := e.cfg.Discovery.Status()
+	if !st.Stale {
+		return ""
+	}
+	return fmt.Sprintf("since %s: %s", st.StaleSince.UTC().Format(time.TimeOnly), st.Error)
 }
 
 // Run ticks the engine every interval until ctx is done.

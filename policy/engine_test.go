@@ -287,3 +287,56 @@ func TestEngineRestartDoesNotCountDowntimeAgainstTheDeadline(t *testing.T) {
 		t.Fatalf("a deadline after the restart with nothing applied: %s (%s), want paused for the deadline", r.Phase, r.Cause)
 	}
 }
+
+// staleness is a discovery.StatusReporter whose upstream fails while
+// failing is set.
+type staleness struct {
+	mu      sync.Mutex
+	failing string
+}
+
+func (s *staleness) set(failing string) { s.mu.Lock(); s.failing = failing; s.mu.Unlock() }
+
+func (s *staleness) Status() discovery.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return discovery.Status{Synced: true, Stale: s.failing != "", StaleSince: t0.Add(time.Minute), Error: s.failing}
+}
+
+// TestEngineHoldsRolloutsWhileDiscoveryIsStale checks that the engine asks
+// its discovery source, at every tick, whether it is stale: a rollout
+// pauses, naming the source's error, for as long as it is, and resumes
+// when it answers again.
+func TestEngineHoldsRolloutsWhileDiscoveryIsStale(t *testing.T) {
+	src := &staleness{}
+	clock := &fakeClock{now: t0}
+	e, err := NewEngine(EngineConfig{Clock: clock.Now, Discovery: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ObserveModel(greeterModel(t))
+	p := canaryPolicy()
+	p.Canary.Steps[1].Pause.Duration = time.Hour
+	e.SetPolicies(mustSet(t, p))
+	settle(e)
+	if r := e.Rollouts()[0]; r.Step != 1 || r.Phase != Progressing {
+		t.Fatalf("before the outage: step %d, %s; want step 1 progressing", r.Step, r.Phase)
+	}
+	src.set("greeter: Get \"http://127.0.0.1:8500/v1/health/service/greeter\": connection refused")
+	clock.Add(time.Minute)
+	e.Tick()
+	r := e.Rollouts()[0]
+	if r.Phase != Paused || r.Cause != PausedByDiscovery || !strings.Contains(r.Reason, "connection refused") ||
+		!strings.Contains(r.Reason, "since 12:01:00") {
+		t.Fatalf("Consul failing: %s (%s: %q), want paused for discovery since 12:01:00, with its error", r.Phase, r.Cause, r.Reason)
+	}
+	if got, _ := e.Routing().Get("greeter"); !reflect.DeepEqual(got.Weights, Weights{"v1": 95 * 100, "v2": 5 * 100}) {
+		t.Errorf("paused for discovery, routing %v; want step 1's weights kept", got)
+	}
+	src.set("")
+	clock.Add(time.Minute)
+	e.Tick()
+	if r := e.Rollouts()[0]; r.Phase != Progressing || r.Step != 1 {
+		t.Fatalf("Consul answering again: step %d, %s (%s); want step 1 progressing", r.Step, r.Phase, r.Reason)
+	}
+}

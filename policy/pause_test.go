@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,6 +14,14 @@ var pausesOfAPromotion = map[string]func(t *testing.T, p Policy, r Rollout, now 
 		r, _ = Advance(p, r, Observation{Now: now, Applied: false, Serving: map[string]int{"v1": 2}})
 		if r.Phase != Paused || r.Cause != PausedByHealth {
 			t.Fatalf("%s (%s), want paused by health", r.Phase, r.Cause)
+		}
+		return r
+	},
+	// Consul stops answering right after the promotion.
+	"stale discovery": func(t *testing.T, p Policy, r Rollout, now time.Time) Rollout {
+		r, _ = Advance(p, r, Observation{Now: now, Applied: true, Serving: bothServe, DiscoveryStale: "since 12:00:02: refused"})
+		if r.Phase != Paused || r.Cause != PausedByDiscovery {
+			t.Fatalf("%s (%s), want paused for discovery", r.Phase, r.Cause)
 		}
 		return r
 	},
@@ -142,5 +151,92 @@ func TestOperatorPausesHealthPause(t *testing.T) {
 	r = mustOperate(t)(Resume(p, r, t0.Add(5*time.Second), "alice", "fine"))
 	if r.Phase != Progressing {
 		t.Errorf("after resume: %s, want progressing", r.Phase)
+	}
+}
+
+// TestStaleDiscoveryHoldsTheRollout checks that a rollout does not move on
+// while discovery's upstream fails: its timed pause does not run out on a
+// catalog nobody can vouch for, it says why it holds, it resumes by itself
+// when discovery is current again, and its pause then starts over.
+func TestStaleDiscoveryHoldsTheRollout(t *testing.T) {
+	p := canaryPolicy() // step 1 pauses 30s
+	stale := "since 12:00:12: greeter: connection refused"
+	r := Start(p, t0)
+	advance := func(at time.Duration, stale string, serving map[string]int) {
+		t.Helper()
+		r, _ = Advance(p, r, Observation{Now: t0.Add(at), Applied: true, Serving: serving, DiscoveryStale: stale})
+	}
+	advance(0, "", bothServe)
+	advance(time.Second, "", bothServe) // into step 1, the 30s pause, applied at once
+	if r.Step != 1 || r.Phase != Progressing {
+		t.Fatalf("step %d, %s; want step 1 progressing", r.Step, r.Phase)
+	}
+	advance(12*time.Second, stale, bothServe)
+	if r.Phase != Paused || r.Cause != PausedByDiscovery || !strings.Contains(r.Reason, stale) {
+		t.Fatalf("%s (%s: %q) with discovery stale, want paused for discovery, naming why", r.Phase, r.Cause, r.Reason)
+	}
+	advance(5*time.Minute, stale, bothServe)
+	if r.Step != 1 || r.Phase != Paused || r.Weights()["v2"] != 5*100 {
+		t.Fatalf("after 5m of stale discovery: step %d, %s at %s; want held at step 1, v2 at 5 %%", r.Step, r.Phase, r.Weights())
+	}
+	advance(5*time.Minute+time.Second, "", bothServe)
+	if r.Phase != Progressing || r.Step != 1 {
+		t.Fatalf("discovery current again: step %d, %s (%s); want step 1 progressing", r.Step, r.Phase, r.Reason)
+	}
+	advance(5*time.Minute+20*time.Second, "", bothServe)
+	if r.Step != 1 {
+		t.Fatalf("19s after discovery recovered: step %d; want the 30s pause started over, still step 1", r.Step)
+	}
+	advance(5*time.Minute+32*time.Second, "", bothServe)
+	if r.Step != 2 {
+		t.Fatalf("31s after discovery recovered: step %d; want step 2", r.Step)
+	}
+}
+
+// TestStaleDiscoveryAndOtherPauses checks how a discovery pause meets the
+// others: it replaces a health pause (the health it went by is not known
+// any more) and gives way to one when discovery recovers with the version
+// still down; a NACK ends it; an operator may pause over it; and it never
+// replaces a pause that waits for an operator.
+func TestStaleDiscoveryAndOtherPauses(t *testing.T) {
+	p := canaryPolicy()
+	stale := "since 12:00:02: consul: connection refused"
+	v2Down := map[string]int{"v1": 2}
+	start := func() Rollout {
+		r := Start(p, t0)
+		r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+		return r
+	}
+	obs := func(at time.Duration, stale string, serving map[string]int) Observation {
+		return Observation{Now: t0.Add(at), Applied: true, Serving: serving, DiscoveryStale: stale}
+	}
+
+	r, _ := Advance(p, start(), obs(time.Second, "", v2Down))
+	r, _ = Advance(p, r, obs(2*time.Second, stale, v2Down))
+	if r.Cause != PausedByDiscovery {
+		t.Errorf("health pause, then discovery stale: paused by %s, want discovery", r.Cause)
+	}
+	r, _ = Advance(p, r, obs(3*time.Second, "", v2Down))
+	if r.Phase != Paused || r.Cause != PausedByHealth {
+		t.Errorf("discovery back with v2 still down: %s (%s), want paused by health", r.Phase, r.Cause)
+	}
+
+	r, _ = Advance(p, start(), obs(time.Second, stale, bothServe))
+	nacked := obs(2*time.Second, stale, bothServe)
+	nacked.Nack = &Nack{Proxy: "sidecar-7", Error: "bad route"}
+	r, _ = Advance(p, r, nacked)
+	if r.Phase != Paused || r.Cause != PausedByNack {
+		t.Errorf("a NACK during a discovery pause: %s (%s), want paused by the NACK", r.Phase, r.Cause)
+	}
+
+	r, _ = Advance(p, start(), obs(time.Second, stale, bothServe))
+	r = mustOperate(t)(PauseRollout(r, t0.Add(2*time.Second), "alice", "hold on"))
+	r, _ = Advance(p, r, obs(3*time.Second, "", bothServe))
+	if r.Phase != Paused || r.Cause != PausedByOperator {
+		t.Errorf("operator paused over a discovery pause, discovery back: %s (%s), want still paused by the operator", r.Phase, r.Cause)
+	}
+	r, _ = Advance(p, r, obs(4*time.Second, stale, bothServe))
+	if r.Cause != PausedByOperator {
+		t.Errorf("an operator's pause, then discovery stale: paused by %s, want still the operator", r.Cause)
 	}
 }

@@ -18,17 +18,23 @@ const (
 	Completed   Phase = "completed"   // the new version took all traffic and the rollout is over
 )
 
-// PauseCause says who paused a rollout; health pauses lift by themselves.
+// PauseCause says who paused a rollout; health and discovery pauses lift
+// by themselves.
 type PauseCause string
 
 // The causes of a pause.
 const (
-	PausedByOperator PauseCause = "operator"
-	PausedByHealth   PauseCause = "health"
-	PausedByNack     PauseCause = "nack"
-	PausedByDeadline PauseCause = "deadline"
-	PausedAtStep     PauseCause = "step" // an indefinite pause step, waiting for promote or resume
+	PausedByOperator  PauseCause = "operator"
+	PausedByHealth    PauseCause = "health"
+	PausedByDiscovery PauseCause = "discovery" // discovery's upstream fails: which instances serve is not known
+	PausedByNack      PauseCause = "nack"
+	PausedByDeadline  PauseCause = "deadline"
+	PausedAtStep      PauseCause = "step" // an indefinite pause step, waiting for promote or resume
 )
+
+// lifts reports whether a pause of cause c lifts by itself, once what
+// caused it is over.
+func (c PauseCause) lifts() bool { return c == PausedByHealth || c == PausedByDiscovery }
 
 // Rollout is the durable state of one service's rollout. It is a value:
 // Advance and the operations return a new one.
@@ -81,6 +87,10 @@ type Observation struct {
 	Applied bool
 	// Serving counts the instances per version that take new requests.
 	Serving map[string]int
+	// DiscoveryStale, unless empty, says since when and why discovery's
+	// upstream fails: Serving is then the last known count, not the
+	// current one, and the rollout holds.
+	DiscoveryStale string
 	// Nack is a proxy's rejection of config carrying this rollout, if any.
 	Nack *Nack
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/weir-mesh/weir/examples/quickstart/xdsclient"
 	"github.com/weir-mesh/weir/internal/consultest"
+	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/snapshot"
 )
 
@@ -71,11 +72,29 @@ func (w *weir) applied(t testing.TB, previous string) string {
 	return version
 }
 
+// heldCanary is a canary rollout whose step 1 would hold for an hour.
+const heldCanary = `service: greeter
+strategy: canary
+stable: v1
+canary:
+  version: v2
+  steps:
+    - setWeight: 10
+    - pause: 1h
+`
+
+// TestConsulFailStatic stops Consul under a rollout: weir keeps serving the
+// last known catalog, says so, pauses the rollout while it cannot know
+// which instances serve, and when Consul answers again resyncs with one
+// push and lets the rollout go on.
 func TestConsulFailStatic(t *testing.T) {
 	agent := consultest.New(t, consultest.Options{Persistent: true})
 	registerInstance(t, agent, "greeter-v1-a", "v1", 9101)
-	w := startWeirConsul(t, agent, policyDir(t, ""))
+	registerInstance(t, agent, "greeter-v2-a", "v2", 9103)
+	w := startWeirConsul(t, agent, policyDir(t, heldCanary))
 	until(t, "/readyz to answer 200", func() bool { code, _ := w.readyz(t); return code == http.StatusOK })
+	rollout := func() policy.Rollout { return w.srv.engine.Rollouts()[0] }
+	until(t, "the canary to hold at step 1", func() bool { r := rollout(); return r.Step == 1 && !r.AppliedAt.IsZero() })
 	published := testutil.ToFloat64(w.srv.metrics.Publishes)
 	servedBefore := w.srv.publisher.Status().Version
 
@@ -85,6 +104,11 @@ func TestConsulFailStatic(t *testing.T) {
 	if !r.Ready || r.Version != servedBefore || !strings.Contains(r.Stale.Message, "serving stale") {
 		t.Fatalf("while Consul is down /readyz = %+v, want ready, serving %s, stale", r, servedBefore)
 	}
+	until(t, "the rollout to pause for discovery", func() bool { return rollout().Cause == policy.PausedByDiscovery })
+	if got := rollout(); got.Phase != policy.Paused || !strings.Contains(got.Reason, "discovery is stale") || got.Step != 1 {
+		t.Fatalf("while Consul is down the rollout is %s at step %d (%q), want paused at step 1 saying discovery is stale", got.Phase, got.Step, got.Reason)
+	}
+	t.Logf("while Consul is down the rollout is paused: %s", rollout().Reason)
 	until(t, "the staleness metric to grow", func() bool {
 		return strings.Contains(w.metrics(t), "weir_discovery_stale_seconds ") &&
 			!strings.Contains(w.metrics(t), "weir_discovery_stale_seconds 0\n")
@@ -104,6 +128,10 @@ func TestConsulFailStatic(t *testing.T) {
 	cla := w.srv.publisher.Current().Endpoints.At(0)
 	if n := len(cla.GetEndpoints()[0].GetLbEndpoints()); n != 2 {
 		t.Errorf("after the resync greeter/v1 has %d endpoints, want 2", n)
+	}
+	until(t, "the rollout to resume", func() bool { return rollout().Phase == policy.Progressing })
+	if got := rollout(); got.Step != 1 || got.Weights()["v2"] != 10*100 {
+		t.Errorf("resumed at step %d with %s, want step 1 with v2 at 10 %%", got.Step, got.Weights())
 	}
 }
 

@@ -227,8 +227,12 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
 	}
+	if s.source, s.sourceDesc, err = newSource(cfg, logger, s.registry); err != nil {
+		return nil, err
+	}
+	status, _ := s.source.(discovery.StatusReporter) // nil for a catalog file: it has no upstream to fail
 	engine, err := policy.NewEngine(policy.EngineConfig{Store: s.store, Logger: logger, Clock: cfg.clock,
-		OnChange: func() { s.publisher.Wake() }})
+		Discovery: status, OnChange: func() { s.publisher.Wake() }})
 	if err != nil {
 		return nil, err
 	}
@@ -243,9 +247,6 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 		Cache: s.cache, Metrics: s.metrics, Logger: logger, Debounce: cfg.Debounce, Tracker: s.tracker, AckTimeout: cfg.AckTimeout,
 		SidecarAddress: cfg.SidecarAddress, SidecarPort: cfg.SidecarPort,
 	})
-	if s.source, s.sourceDesc, err = newSource(cfg, logger, s.registry); err != nil {
-		return nil, err
-	}
 	if s.xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
 		return nil, fmt.Errorf("--xds-addr: %w", err)
 	}
