@@ -109,19 +109,65 @@ func (e *Engine) applyWaiting() {
 	}
 }
 
-// commit persists state and events, then journals and logs the events.
-// mu must be held.
+// commit persists state and events, with what the engine's own decisions
+// left unsaved, then journals and logs the events. mu must be held.
 func (e *Engine) commit(events []Event, gone []string) error {
-	if e.cfg.Store != nil {
-		// A parked rollout is saved as a rollout; its service's frozen
-		// entry tells them apart when loaded (see NewEngine).
-		rollouts := slices.AppendSeq(slices.Collect(maps.Values(e.rollouts)), maps.Values(e.parked))
-		err := e.cfg.Store.Save(rollouts, e.frozen, e.overrides, gone, events)
-		if err != nil {
-			e.cfg.Logger.Error("saving rollout state failed", "error", err)
-			return fmt.Errorf("%w: %v", ErrNotSaved, err)
-		}
+	if err := e.save(events, gone); err != nil {
+		return err
 	}
+	e.journalize(events)
+	return nil
+}
+
+// commitOwn commits the engine's own decisions (a tick's, a policy set's),
+// which stand in memory whether or not they are saved: what the files and
+// the fleet say is so. If the save fails, the events are journaled all the
+// same and kept, with the services gone, for the next save, which Tick
+// retries. mu must be held.
+func (e *Engine) commitOwn(events []Event, gone []string) {
+	if e.save(events, gone) != nil {
+		e.unsaved.events = append(e.unsaved.events, events...)
+		e.unsaved.gone = append(e.unsaved.gone, gone...)
+	}
+	e.journalize(events)
+}
+
+// unsaved is what the engine's own decisions changed that no save has
+// made durable yet, besides the state itself, which every save writes.
+type unsaved struct {
+	events  []Event
+	gone    []string
+	failing bool // whether the last save failed
+}
+
+// save persists the engine's state, events and the services gone, with
+// what is unsaved. Its first failure in a row is logged; so is the save
+// that ends them. mu must be held.
+func (e *Engine) save(events []Event, gone []string) error {
+	if e.cfg.Store == nil {
+		return nil
+	}
+	// A parked rollout is saved as a rollout; its service's frozen entry
+	// tells them apart when loaded (see NewEngine).
+	rollouts := slices.AppendSeq(slices.Collect(maps.Values(e.rollouts)), maps.Values(e.parked))
+	err := e.cfg.Store.Save(rollouts, e.frozen, e.overrides, slices.Concat(e.unsaved.gone, gone), slices.Concat(e.unsaved.events, events))
+	switch {
+	case err != nil && !e.unsaved.failing:
+		e.cfg.Logger.Error("saving rollout state failed; saves are retried at every tick", "error", err)
+	case err == nil && e.unsaved.failing:
+		e.cfg.Logger.Info("rollout state saved again", "eventsSavedLate", len(e.unsaved.events))
+	}
+	if err != nil {
+		e.unsaved.failing = true
+		return fmt.Errorf("%w: %v", ErrNotSaved, err)
+	}
+	e.unsaved = unsaved{}
+	return nil
+}
+
+// journalize logs events and adds them to the in-memory journal. mu must
+// be held.
+func (e *Engine) journalize(events []Event) {
 	for _, ev := range events {
 		e.cfg.Logger.Info("rollout event", "service", ev.Service, "kind", ev.Kind, "by", ev.By, "message", ev.Message)
 	}
@@ -130,7 +176,6 @@ func (e *Engine) commit(events []Event, gone []string) error {
 	if over := len(e.journal) - journalMemory; over > 0 {
 		e.journal = slices.Delete(e.journal, 0, over)
 	}
-	return nil
 }
 
 // ErrNotSaved reports that an operation could not be made durable, or was

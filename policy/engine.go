@@ -54,6 +54,7 @@ type Engine struct {
 	started time.Time
 	nack    *Nack
 	journal []Event // recent events, newest last
+	unsaved unsaved // what the engine's own decisions changed that is not saved yet
 	// overrides are set-weights operations on services with a fixed
 	// policy; each lasts until that policy changes.
 	overrides map[string]FixedOverride
@@ -129,7 +130,7 @@ func (e *Engine) SetPolicies(set Set) {
 	before := routingOf(e.policies, e.rollouts, e.frozen, e.overrides)
 	e.rollouts, e.frozen, e.parked, e.overrides, e.policies = st.rollouts, st.frozen, st.parked, st.overrides, set
 	e.invalidate(changedServices(before, routingOf(set, st.rollouts, st.frozen, st.overrides))...)
-	_ = e.commit(st.events, st.gone) // logged; what the files say stands in memory
+	e.commitOwn(st.events, st.gone)
 	e.mu.Unlock()
 	e.changed()
 }
@@ -377,8 +378,8 @@ func (e *Engine) Tick() {
 		events = append(events, ev...)
 	}
 	e.nack = nil
-	if len(changed) > 0 || len(events) > 0 {
-		_ = e.commit(events, nil) // logged; the engine's own decisions stand in memory
+	if len(changed) > 0 || len(events) > 0 || e.unsaved.failing {
+		e.commitOwn(events, nil)
 	}
 	e.mu.Unlock()
 	if routingChanged {

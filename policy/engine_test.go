@@ -340,3 +340,54 @@ func TestEngineHoldsRolloutsWhileDiscoveryIsStale(t *testing.T) {
 		t.Fatalf("Consul answering again: step %d, %s (%s); want step 1 progressing", r.Step, r.Phase, r.Reason)
 	}
 }
+
+// TestEngineOwnDecisionsSurviveAFailedSave checks that a tick whose save
+// fails still journals its events, and that the next tick saves them with
+// the state once the store works again: a restart then continues from the
+// step the engine moved to, and its journal holds the move.
+func TestEngineOwnDecisionsSurviveAFailedSave(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, clock := newTestEngine(t, store)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	settle(e)     // step 1, the 30s pause, applied
+	store.Close() // every save fails from here on
+	clock.Add(31 * time.Second)
+	e.Tick()
+	if r := e.Rollouts()[0]; r.Step != 2 {
+		t.Fatalf("after the pause, with saves failing: step %d, want 2: the engine's own decisions stand", r.Step)
+	}
+	entered := func(events []Event) bool {
+		return slices.ContainsFunc(events, func(ev Event) bool { return ev.Kind == "step" && strings.Contains(ev.Message, "step 2") })
+	}
+	if !entered(e.Events()) {
+		t.Fatalf("journal %v lacks entering step 2: an unsaved decision was not journaled", e.Events())
+	}
+
+	reopened, err := OpenStore(dir) // the disk works again
+	if err != nil {
+		t.Fatal(err)
+	}
+	*store = *reopened
+	e.Tick()
+	store.Close()
+
+	store, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	again, err := NewEngine(EngineConfig{Store: store, Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := again.Rollouts()[0]; r.Step != 2 {
+		t.Errorf("restarted after the store recovered: step %d, want 2", r.Step)
+	}
+	if !entered(again.Events()) {
+		t.Errorf("restarted journal %v lacks entering step 2", again.Events())
+	}
+}
