@@ -132,6 +132,8 @@ func TestServeRejectsOutOfRangeFlags(t *testing.T) {
 		{"--debounce", "-1s", "--debounce -1s: must be more than 0"},
 		{"--ack-timeout", "0s", "--ack-timeout 0s: must be more than 0"},
 		{"--consul-wait", "-5m", "--consul-wait -5m0s: must be more than 0"},
+		{"--policies", "../../examples/no-such-dir", "--policies ../../examples/no-such-dir: no such directory"},
+		{"--policies", "../../examples/quickstart/catalog.yaml", "--policies ../../examples/quickstart/catalog.yaml: not a directory"},
 	} {
 		// Were the value let through, the unusable --xds-addr would stop
 		// serve before it listens.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -83,6 +84,9 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			if err := cfg.checkRanges(); err != nil {
+				return err
+			}
+			if err := checkPolicyDir(cfg.Policies); err != nil {
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
@@ -170,6 +174,26 @@ func (c serveConfig) checkRanges() error {
 		if d.value <= 0 {
 			return fmt.Errorf("%s %v: must be more than 0", d.flag, d.value)
 		}
+	}
+	return nil
+}
+
+// checkPolicyDir refuses a --policies that is not a directory. weir does
+// not start without the policies it was pointed at, unlike without its
+// catalog file: with no policies, every service would spread its traffic
+// over all its versions, a canary's included.
+func checkPolicyDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--policies %s: no such directory: create it, or leave --policies out to run without policies", dir)
+	case err != nil:
+		return fmt.Errorf("--policies: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("--policies %s: not a directory: give the directory that holds the policy files", dir)
 	}
 	return nil
 }

@@ -60,7 +60,11 @@ func (st *state) load() {
 			return
 		}
 		st.rejected = err.Error()
-		st.log.Warn("catalog rejected; keeping the last catalog", "err", err)
+		kept := "keeping the last catalog"
+		if !st.hasApplied {
+			kept = "there is no earlier catalog to keep"
+		}
+		st.log.Warn("catalog rejected; "+kept, "err", err)
 		st.sink.Reject(err)
 		return
 	}

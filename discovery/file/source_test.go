@@ -1,15 +1,18 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +35,14 @@ func (s chanSink) Reject(err error)         { s.events <- err }
 // start runs a Source on path until the test ends.
 func start(t *testing.T, path string) chanSink {
 	t.Helper()
+	return startLogging(t, path, t.Output())
+}
+
+// startLogging is start with the Source's log written to log.
+func startLogging(t *testing.T, path string, log io.Writer) chanSink {
+	t.Helper()
 	sink := chanSink{events: make(chan any, 64)}
-	src := &Source{Path: path, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	src := &Source{Path: path, Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, sink) }()
@@ -230,6 +239,46 @@ func TestSourceFileAppearsLater(t *testing.T) {
 	sink.wantReject(t, "no such file")
 	writeRename(t, path, catalog("a"))
 	sink.wantUpdate(t, "a")
+}
+
+// lockedBuffer is a bytes.Buffer safe for a Source's goroutine to write
+// while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSourceSaysWhetherItKeepsACatalog checks that a rejected catalog's
+// warning says "keeping the last catalog" only when there is one.
+func TestSourceSaysWhetherItKeepsACatalog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	var log lockedBuffer
+	sink := startLogging(t, path, &log)
+	sink.wantReject(t, "no such file")
+	if got := log.String(); !strings.Contains(got, "catalog rejected; there is no earlier catalog to keep") || strings.Contains(got, "keeping the last") {
+		t.Errorf("rejected before any catalog was read, weir logged:\n%s\nwant that there is no earlier catalog to keep", got)
+	}
+	writeRename(t, path, catalog("a"))
+	sink.wantUpdate(t, "a")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	sink.wantReject(t, "no such file")
+	if got := log.String(); !strings.Contains(got, "catalog rejected; keeping the last catalog") {
+		t.Errorf("rejected after a catalog was read, weir logged:\n%s\nwant that it keeps the last catalog", got)
+	}
 }
 
 func TestSourceMissingDirectory(t *testing.T) {
