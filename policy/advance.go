@@ -174,7 +174,25 @@ var (
 	ErrNotPaused     = errors.New("rollout is not paused")
 	ErrNoRollback    = errors.New("rollback is only possible within a blue-green rollback window")
 	ErrBadWeights    = errors.New("invalid weights")
+	ErrOtherVersion  = errors.New("the rollout moves traffic to another version")
 )
+
+// ExpectingVersion returns op, refused unless the rollout it is given
+// moves traffic to version: what an operator saw may have been replaced
+// by a policy change since, and an operation meant for one rollout must
+// not act on another. An empty version expects nothing.
+func ExpectingVersion(version string, op Operation) Operation {
+	if version == "" {
+		return op
+	}
+	return func(p Policy, r Rollout, now time.Time) (Rollout, Event, error) {
+		if r.New != version {
+			return r, Event{}, fmt.Errorf("%w: %s's %s rollout is %s → %s, not to %s (a policy change may have replaced the one you looked at): nothing was done",
+				ErrOtherVersion, r.Service, r.Strategy, r.Old, r.New, version)
+		}
+		return op(p, r, now)
+	}
+}
 
 // Promote gives the new version all traffic.
 func Promote(r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {

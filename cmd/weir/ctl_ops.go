@@ -120,16 +120,16 @@ func newCtlOperationCommands(o *ctlOptions) []*cobra.Command {
 	}
 	cmds := make([]*cobra.Command, 0, len(ops))
 	for _, op := range ops {
-		var reason string
+		var reason, expect string
 		cmd := &cobra.Command{
-			Use:   op.name + " SERVICE --reason TEXT",
+			Use:   op.name + " SERVICE --reason TEXT [--expect-version VERSION]",
 			Short: op.short,
 			Args:  cobra.ExactArgs(1),
 			RunE: o.run(true, func(ctx context.Context, cmd *cobra.Command, c adminv1.AdminServiceClient, args []string) error {
 				if err := ctlCheckReason(reason); err != nil {
 					return err
 				}
-				r, err := op.op(c)(ctx, &adminv1.OperationRequest{Service: args[0], Reason: reason})
+				r, err := op.op(c)(ctx, &adminv1.OperationRequest{Service: args[0], Reason: reason, ExpectVersion: expect})
 				if err != nil {
 					return err
 				}
@@ -137,6 +137,8 @@ func newCtlOperationCommands(o *ctlOptions) []*cobra.Command {
 			}),
 		}
 		ctlReasonFlag(cmd, &reason)
+		cmd.Flags().StringVar(&expect, "expect-version", "",
+			"refuse (exit code 4) unless the rollout moves traffic to this version, as when you looked: a policy change may have started another")
 		cmds = append(cmds, cmd)
 	}
 	return cmds

@@ -258,7 +258,7 @@ func TestCtlSendsRequests(t *testing.T) {
 	writeFile(t, filepath.Join(policies, "checkout.yml"), "service: checkout\n")
 	for _, args := range [][]string{
 		{"set-weights", "greeter", "v1=87.5", "v2=12.5", "--reason", "hold v2"},
-		{"abort", "greeter", "--reason", "5xx"},
+		{"abort", "greeter", "--reason", "5xx", "--expect-version", "v2"},
 		{"diff", policies},
 	} {
 		if _, stderr, err := runCtl(t, addr, args...); ctlExitCode(err) > ctlExitChanges {
@@ -271,7 +271,7 @@ func TestCtlSendsRequests(t *testing.T) {
 	if diff := cmp.Diff(want.String(), fake.setWeights.String()); diff != "" {
 		t.Errorf("SetWeights request (-want +got):\n%s", diff)
 	}
-	if got := fake.operation; got.GetService() != "greeter" || got.GetReason() != "5xx" {
+	if got := fake.operation; got.GetService() != "greeter" || got.GetReason() != "5xx" || got.GetExpectVersion() != "v2" {
 		t.Errorf("Abort request = %v", got)
 	}
 	wantFiles := map[string]string{"greeter.yaml": "service: greeter\n", "checkout.yml": "service: checkout\n"}

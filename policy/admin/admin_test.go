@@ -182,6 +182,25 @@ func TestOperations(t *testing.T) {
 	wantCode(t, "ListEvents of a service with no policy", err, codes.NotFound, `service "greter" has no policy (services with one: `)
 }
 
+// TestOperationsExpectingAVersion checks that an operation that names the
+// version the operator expects the rollout to move to is refused, and
+// changes nothing, when the rollout moves to another, and done when it
+// moves to that one.
+func TestOperationsExpectingAVersion(t *testing.T) {
+	env := newEnv(t, Config{})
+	_, err := env.client.Promote(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: "v3 looks good", ExpectVersion: "v3"})
+	wantCode(t, "promote expecting v3", err, codes.FailedPrecondition,
+		"the rollout moves traffic to another version: greeter's canary rollout is v1 → v2, not to v3 (a policy change may have replaced the one you looked at): nothing was done")
+	r, err := env.client.GetRollout(ctx(t), &adminv1.GetRolloutRequest{Service: "greeter"})
+	if err != nil || r.GetPhase() != "progressing" {
+		t.Fatalf("after the refused promote: %v, %v; want still progressing", r, err)
+	}
+	r, err = env.client.Promote(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: "v2 looks good", ExpectVersion: "v2"})
+	if err != nil || r.GetPhase() != "promoted" {
+		t.Fatalf("promote expecting v2: %v, %v; want promoted", r, err)
+	}
+}
+
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -342,6 +361,7 @@ func TestStatusOfNamesTheCode(t *testing.T) {
 		{policy.ErrNotInProgress, codes.FailedPrecondition},
 		{policy.ErrNotPaused, codes.FailedPrecondition},
 		{policy.ErrNoRollback, codes.FailedPrecondition},
+		{policy.ErrOtherVersion, codes.FailedPrecondition},
 		{policy.ErrNoPolicy, codes.NotFound},
 		{policy.ErrNotSaved, codes.Aborted},
 		{errors.New("anything else"), codes.Internal},

@@ -30,9 +30,10 @@ func (s *Server) do(ctx context.Context, name string, req *adminv1.OperationRequ
 		return nil, err
 	}
 	by, reason := Identity(ctx), req.GetReason()
-	err := s.cfg.Engine.Do(service, func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
-		return op(p, r, now, by, reason)
-	})
+	err := s.cfg.Engine.Do(service, policy.ExpectingVersion(req.GetExpectVersion(),
+		func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
+			return op(p, r, now, by, reason)
+		}))
 	if err != nil {
 		return nil, statusOf(err)
 	}

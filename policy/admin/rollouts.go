@@ -301,7 +301,8 @@ func statusOf(err error) error {
 	switch {
 	case errors.Is(err, policy.ErrBadWeights):
 		code = codes.InvalidArgument
-	case errors.Is(err, policy.ErrNotInProgress), errors.Is(err, policy.ErrNotPaused), errors.Is(err, policy.ErrNoRollback):
+	case errors.Is(err, policy.ErrNotInProgress), errors.Is(err, policy.ErrNotPaused), errors.Is(err, policy.ErrNoRollback),
+		errors.Is(err, policy.ErrOtherVersion):
 		code = codes.FailedPrecondition
 	case errors.Is(err, policy.ErrNoPolicy):
 		code = codes.NotFound

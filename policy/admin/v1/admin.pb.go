@@ -516,9 +516,14 @@ func (x *SetWeightsRequest) GetReason() string {
 }
 
 type OperationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Reason  string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When set, the operation is refused (FAILED_PRECONDITION) unless the
+	// service's rollout moves traffic to this version: an operator's promote
+	// meant for v2 must not promote v3, whose rollout a policy change started
+	// meanwhile.
+	ExpectVersion string `protobuf:"bytes,3,opt,name=expect_version,json=expectVersion,proto3" json:"expect_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -563,6 +568,13 @@ func (x *OperationRequest) GetService() string {
 func (x *OperationRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *OperationRequest) GetExpectVersion() string {
+	if x != nil {
+		return x.ExpectVersion
 	}
 	return ""
 }
@@ -1262,10 +1274,11 @@ const file_policy_admin_v1_admin_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x1a:\n" +
 	"\fWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
 	"\x10OperationRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12%\n" +
+	"\x0eexpect_version\x18\x03 \x01(\tR\rexpectVersion\"\x16\n" +
 	"\x14WatchRolloutsRequest\"q\n" +
 	"\rRolloutUpdate\x122\n" +
 	"\brollouts\x18\x01 \x03(\v2\x16.weir.admin.v1.RolloutR\brollouts\x12,\n" +
