@@ -175,6 +175,7 @@ var (
 	ErrNoRollback    = errors.New("rollback is only possible within a blue-green rollback window")
 	ErrBadWeights    = errors.New("invalid weights")
 	ErrOtherVersion  = errors.New("the rollout moves traffic to another version")
+	ErrNotAborted    = errors.New("only an aborted or rolled back rollout can be retried")
 )
 
 // ExpectingVersion returns op, refused unless the rollout it is given
@@ -263,6 +264,19 @@ func Rollback(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, E
 	}
 	r = abort(r, fmt.Sprintf("rolled back by %s: %s", by, reason))
 	return r, operatorEvent(r, now, "rolled-back", by, reason, "all traffic back on %s", r.Old), nil
+}
+
+// Retry starts an aborted (or rolled back) rollout over from its first
+// step, under the policy it follows: the new version warms again before it
+// gets weight, as in any rollout. A policy naming the same versions again
+// would be the same rollout, which stays aborted; this is how an operator
+// tries it again once what made it abort is fixed.
+func Retry(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Event, error) {
+	if r.Phase != Aborted {
+		return r, Event{}, fmt.Errorf("retry %s: %w (it is %s)", r.Service, ErrNotAborted, r.state())
+	}
+	r = Start(p, now)
+	return r, operatorEvent(r, now, "retried", by, reason, "%s rollout %s → %s started over at %s", r.Strategy, r.Old, r.New, describe(r)), nil
 }
 
 // SetWeights overrides the step's weights until the next step, promote,

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,43 @@ func TestStaleDiscoveryAndOtherPauses(t *testing.T) {
 	r, _ = Advance(p, r, obs(4*time.Second, stale, bothServe))
 	if r.Cause != PausedByOperator {
 		t.Errorf("an operator's pause, then discovery stale: paused by %s, want still the operator", r.Cause)
+	}
+}
+
+// TestRetry checks that an aborted or rolled back rollout starts over
+// from its first step, journaled with who asked, and that nothing else
+// can be retried.
+func TestRetry(t *testing.T) {
+	p := canaryPolicy()
+	r := Start(p, t0)
+	r, _ = Advance(p, r, Observation{Now: t0, Applied: true, Serving: bothServe})
+	if _, _, err := Retry(p, r, t0, "alice", "again"); !errors.Is(err, ErrNotAborted) {
+		t.Errorf("retrying a progressing rollout: %v, want ErrNotAborted", err)
+	}
+	r = mustOperate(t)(Abort(r, t0.Add(time.Minute), "alice", "errors"))
+	r, ev, err := Retry(p, r, t0.Add(time.Hour), "bob", "fixed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Start(p, t0.Add(time.Hour)); !reflect.DeepEqual(r, want) {
+		t.Errorf("retried: %+v, want a rollout started over: %+v", r, want)
+	}
+	if ev.Kind != "retried" || ev.By != "bob" || ev.Message != "canary rollout v1 → v2 started over at step 0 (v1=95 v2=5) — fixed" {
+		t.Errorf("event %+v", ev)
+	}
+
+	bg := Policy{Service: "checkout", Strategy: BlueGreen,
+		BlueGreen: &BlueGreenSpec{Active: "v1", Preview: "v2", RollbackWindow: time.Hour}}
+	r = Start(bg, t0)
+	r = mustOperate(t)(Promote(r, t0, "alice", "go"))
+	r = mustOperate(t)(Rollback(bg, r, t0.Add(time.Minute), "alice", "bad"))
+	if r = mustOperate(t)(Retry(bg, r, t0.Add(time.Hour), "alice", "fixed")); r.Phase != Progressing || r.Weights()["v2"] != 0 {
+		t.Errorf("a rolled back blue-green rollout retried: %s at %s, want progressing with the preview at 0", r.Phase, r.Weights())
+	}
+	r = mustOperate(t)(Promote(r, t0.Add(2*time.Hour), "alice", "go"))
+	r, _ = Advance(bg, r, Observation{Now: t0.Add(3 * time.Hour), Applied: true, Serving: bothServe}) // promotion applied
+	r, _ = Advance(bg, r, Observation{Now: t0.Add(4 * time.Hour), Applied: true, Serving: bothServe}) // window over
+	if _, _, err := Retry(bg, r, t0.Add(4*time.Hour), "alice", "again"); r.Phase != Completed || !errors.Is(err, ErrNotAborted) {
+		t.Errorf("retrying a %s rollout: %v, want ErrNotAborted", r.Phase, err)
 	}
 }

@@ -117,6 +117,8 @@ func newCtlOperationCommands(o *ctlOptions) []*cobra.Command {
 			func(c adminv1.AdminServiceClient) ctlOp { return c.Abort }},
 		{"rollback", "Return a promoted blue-green rollout to the old version within its window",
 			func(c adminv1.AdminServiceClient) ctlOp { return c.Rollback }},
+		{"retry", "Start an aborted or rolled back rollout over from its first step",
+			func(c adminv1.AdminServiceClient) ctlOp { return c.Retry }},
 	}
 	cmds := make([]*cobra.Command, 0, len(ops))
 	for _, op := range ops {

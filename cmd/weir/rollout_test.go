@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -263,6 +264,35 @@ func TestRolloutAbortIsOnePush(t *testing.T) {
 	near(t, "aborted", env.share(t, 500), 0, 0)
 	if got := testutilValue(pushes) - before; got != 1 {
 		t.Errorf("abort took %v pushes, want 1", got)
+	}
+}
+
+// TestRolloutRetryStartsOver aborts a canary at 50 % and retries it under
+// a steady flow of RPCs: the retried rollout starts over, the new version
+// takes the first step's 20 % again, and no RPC fails on the way.
+func TestRolloutRetryStartsOver(t *testing.T) {
+	env := startRollout(t, canaryPolicy)
+	env.flow(t)
+	env.await(t, "the 20 % step", func(r policy.Rollout) bool { return r.Weight == 2000 })
+	env.elapse(t, 3*time.Second)
+	env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
+	if err := env.w.srv.engine.Do("greeter", op(policy.Abort)); err != nil {
+		t.Fatal(err)
+	}
+	env.await(t, "the abort applied", func(r policy.Rollout) bool { return r.Phase == policy.Aborted })
+	near(t, "aborted", env.share(t, 500), 0, 0)
+	retry := func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
+		return policy.Retry(p, r, now, "test", "the fix is out")
+	}
+	if err := env.w.srv.engine.Do("greeter", retry); err != nil {
+		t.Fatal(err)
+	}
+	r := env.await(t, "the retried rollout's 20 % step", func(r policy.Rollout) bool {
+		return r.Phase == policy.Progressing && r.Weight == 2000
+	})
+	near(t, "retried", env.share(t, 1000), 20, 6)
+	if err := env.w.srv.engine.Do("greeter", retry); !errors.Is(err, policy.ErrNotAborted) {
+		t.Errorf("retrying the %s rollout: %v, want ErrNotAborted", r.Phase, err)
 	}
 }
 

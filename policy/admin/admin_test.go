@@ -180,6 +180,14 @@ func TestOperations(t *testing.T) {
 	}
 	_, err = c.ListEvents(ctx(t), &adminv1.ListEventsRequest{Service: "greter"})
 	wantCode(t, "ListEvents of a service with no policy", err, codes.NotFound, `service "greter" has no policy (services with one: `)
+
+	retry := func(r *adminv1.OperationRequest) (*adminv1.Rollout, error) { return c.Retry(ctx(t), r) }
+	op("retry", retry, "nope", codes.NotFound, `service "nope" has no policy`)
+	op("retry", retry, "catalog", codes.FailedPrecondition, "no rollout in progress")
+	if r := op("retry", retry, "greeter", codes.OK, ""); r.GetPhase() != "progressing" || r.Weights["v2"] != 2000 {
+		t.Errorf("after retry: %v, want progressing at the first step, v2 at 20 %%", r)
+	}
+	op("retry", retry, "greeter", codes.FailedPrecondition, "only an aborted or rolled back rollout can be retried (it is progressing)")
 }
 
 // TestOperationsExpectingAVersion checks that an operation that names the

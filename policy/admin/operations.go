@@ -65,3 +65,8 @@ func (s *Server) Abort(ctx context.Context, req *adminv1.OperationRequest) (*adm
 func (s *Server) Rollback(ctx context.Context, req *adminv1.OperationRequest) (*adminv1.Rollout, error) {
 	return s.do(ctx, "rollback", req, policy.Rollback)
 }
+
+// Retry implements adminv1.AdminServiceServer.
+func (s *Server) Retry(ctx context.Context, req *adminv1.OperationRequest) (*adminv1.Rollout, error) {
+	return s.do(ctx, "retry", req, policy.Retry)
+}

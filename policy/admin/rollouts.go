@@ -302,7 +302,7 @@ func statusOf(err error) error {
 	case errors.Is(err, policy.ErrBadWeights):
 		code = codes.InvalidArgument
 	case errors.Is(err, policy.ErrNotInProgress), errors.Is(err, policy.ErrNotPaused), errors.Is(err, policy.ErrNoRollback),
-		errors.Is(err, policy.ErrOtherVersion):
+		errors.Is(err, policy.ErrOtherVersion), errors.Is(err, policy.ErrNotAborted):
 		code = codes.FailedPrecondition
 	case errors.Is(err, policy.ErrNoPolicy):
 		code = codes.NotFound

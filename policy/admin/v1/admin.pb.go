@@ -1330,7 +1330,7 @@ const file_policy_admin_v1_admin_proto_rawDesc = "" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"B\n" +
 	"\x12ListEventsResponse\x12,\n" +
-	"\x06events\x18\x01 \x03(\v2\x14.weir.admin.v1.EventR\x06events2\x87\a\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.weir.admin.v1.EventR\x06events2\xc9\a\n" +
 	"\fAdminService\x12W\n" +
 	"\fListRollouts\x12\".weir.admin.v1.ListRolloutsRequest\x1a#.weir.admin.v1.ListRolloutsResponse\x12F\n" +
 	"\n" +
@@ -1341,7 +1341,8 @@ const file_policy_admin_v1_admin_proto_rawDesc = "" +
 	"\x05Pause\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12A\n" +
 	"\x06Resume\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12@\n" +
 	"\x05Abort\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12C\n" +
-	"\bRollback\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12T\n" +
+	"\bRollback\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12@\n" +
+	"\x05Retry\x12\x1f.weir.admin.v1.OperationRequest\x1a\x16.weir.admin.v1.Rollout\x12T\n" +
 	"\rWatchRollouts\x12#.weir.admin.v1.WatchRolloutsRequest\x1a\x1c.weir.admin.v1.RolloutUpdate0\x01\x12T\n" +
 	"\vListProxies\x12!.weir.admin.v1.ListProxiesRequest\x1a\".weir.admin.v1.ListProxiesResponse\x12?\n" +
 	"\x04Diff\x12\x1a.weir.admin.v1.DiffRequest\x1a\x1b.weir.admin.v1.DiffResponse\x12Q\n" +
@@ -1421,24 +1422,26 @@ var file_policy_admin_v1_admin_proto_depIdxs = []int32{
 	7,  // 26: weir.admin.v1.AdminService.Resume:input_type -> weir.admin.v1.OperationRequest
 	7,  // 27: weir.admin.v1.AdminService.Abort:input_type -> weir.admin.v1.OperationRequest
 	7,  // 28: weir.admin.v1.AdminService.Rollback:input_type -> weir.admin.v1.OperationRequest
-	8,  // 29: weir.admin.v1.AdminService.WatchRollouts:input_type -> weir.admin.v1.WatchRolloutsRequest
-	10, // 30: weir.admin.v1.AdminService.ListProxies:input_type -> weir.admin.v1.ListProxiesRequest
-	14, // 31: weir.admin.v1.AdminService.Diff:input_type -> weir.admin.v1.DiffRequest
-	17, // 32: weir.admin.v1.AdminService.ListEvents:input_type -> weir.admin.v1.ListEventsRequest
-	1,  // 33: weir.admin.v1.AdminService.ListRollouts:output_type -> weir.admin.v1.ListRolloutsResponse
-	3,  // 34: weir.admin.v1.AdminService.GetRollout:output_type -> weir.admin.v1.Rollout
-	3,  // 35: weir.admin.v1.AdminService.SetWeights:output_type -> weir.admin.v1.Rollout
-	3,  // 36: weir.admin.v1.AdminService.Promote:output_type -> weir.admin.v1.Rollout
-	3,  // 37: weir.admin.v1.AdminService.Pause:output_type -> weir.admin.v1.Rollout
-	3,  // 38: weir.admin.v1.AdminService.Resume:output_type -> weir.admin.v1.Rollout
-	3,  // 39: weir.admin.v1.AdminService.Abort:output_type -> weir.admin.v1.Rollout
-	3,  // 40: weir.admin.v1.AdminService.Rollback:output_type -> weir.admin.v1.Rollout
-	9,  // 41: weir.admin.v1.AdminService.WatchRollouts:output_type -> weir.admin.v1.RolloutUpdate
-	11, // 42: weir.admin.v1.AdminService.ListProxies:output_type -> weir.admin.v1.ListProxiesResponse
-	15, // 43: weir.admin.v1.AdminService.Diff:output_type -> weir.admin.v1.DiffResponse
-	18, // 44: weir.admin.v1.AdminService.ListEvents:output_type -> weir.admin.v1.ListEventsResponse
-	33, // [33:45] is the sub-list for method output_type
-	21, // [21:33] is the sub-list for method input_type
+	7,  // 29: weir.admin.v1.AdminService.Retry:input_type -> weir.admin.v1.OperationRequest
+	8,  // 30: weir.admin.v1.AdminService.WatchRollouts:input_type -> weir.admin.v1.WatchRolloutsRequest
+	10, // 31: weir.admin.v1.AdminService.ListProxies:input_type -> weir.admin.v1.ListProxiesRequest
+	14, // 32: weir.admin.v1.AdminService.Diff:input_type -> weir.admin.v1.DiffRequest
+	17, // 33: weir.admin.v1.AdminService.ListEvents:input_type -> weir.admin.v1.ListEventsRequest
+	1,  // 34: weir.admin.v1.AdminService.ListRollouts:output_type -> weir.admin.v1.ListRolloutsResponse
+	3,  // 35: weir.admin.v1.AdminService.GetRollout:output_type -> weir.admin.v1.Rollout
+	3,  // 36: weir.admin.v1.AdminService.SetWeights:output_type -> weir.admin.v1.Rollout
+	3,  // 37: weir.admin.v1.AdminService.Promote:output_type -> weir.admin.v1.Rollout
+	3,  // 38: weir.admin.v1.AdminService.Pause:output_type -> weir.admin.v1.Rollout
+	3,  // 39: weir.admin.v1.AdminService.Resume:output_type -> weir.admin.v1.Rollout
+	3,  // 40: weir.admin.v1.AdminService.Abort:output_type -> weir.admin.v1.Rollout
+	3,  // 41: weir.admin.v1.AdminService.Rollback:output_type -> weir.admin.v1.Rollout
+	3,  // 42: weir.admin.v1.AdminService.Retry:output_type -> weir.admin.v1.Rollout
+	9,  // 43: weir.admin.v1.AdminService.WatchRollouts:output_type -> weir.admin.v1.RolloutUpdate
+	11, // 44: weir.admin.v1.AdminService.ListProxies:output_type -> weir.admin.v1.ListProxiesResponse
+	15, // 45: weir.admin.v1.AdminService.Diff:output_type -> weir.admin.v1.DiffResponse
+	18, // 46: weir.admin.v1.AdminService.ListEvents:output_type -> weir.admin.v1.ListEventsResponse
+	34, // [34:47] is the sub-list for method output_type
+	21, // [21:34] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
 	21, // [21:21] is the sub-list for extension extendee
 	0,  // [0:21] is the sub-list for field type_name

@@ -29,6 +29,7 @@ const (
 	AdminService_Resume_FullMethodName        = "/weir.admin.v1.AdminService/Resume"
 	AdminService_Abort_FullMethodName         = "/weir.admin.v1.AdminService/Abort"
 	AdminService_Rollback_FullMethodName      = "/weir.admin.v1.AdminService/Rollback"
+	AdminService_Retry_FullMethodName         = "/weir.admin.v1.AdminService/Retry"
 	AdminService_WatchRollouts_FullMethodName = "/weir.admin.v1.AdminService/WatchRollouts"
 	AdminService_ListProxies_FullMethodName   = "/weir.admin.v1.AdminService/ListProxies"
 	AdminService_Diff_FullMethodName          = "/weir.admin.v1.AdminService/Diff"
@@ -53,6 +54,9 @@ type AdminServiceClient interface {
 	// Rollback returns a promoted blue-green rollout to the old version
 	// within its rollback window.
 	Rollback(ctx context.Context, in *OperationRequest, opts ...grpc.CallOption) (*Rollout, error)
+	// Retry starts an aborted or rolled back rollout over from its first
+	// step.
+	Retry(ctx context.Context, in *OperationRequest, opts ...grpc.CallOption) (*Rollout, error)
 	// WatchRollouts streams every rollout now and on every change.
 	WatchRollouts(ctx context.Context, in *WatchRolloutsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RolloutUpdate], error)
 	// ListProxies reports every connected proxy and what it applied.
@@ -152,6 +156,16 @@ func (c *adminServiceClient) Rollback(ctx context.Context, in *OperationRequest,
 	return out, nil
 }
 
+func (c *adminServiceClient) Retry(ctx context.Context, in *OperationRequest, opts ...grpc.CallOption) (*Rollout, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Rollout)
+	err := c.cc.Invoke(ctx, AdminService_Retry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) WatchRollouts(ctx context.Context, in *WatchRolloutsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RolloutUpdate], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_WatchRollouts_FullMethodName, cOpts...)
@@ -219,6 +233,9 @@ type AdminServiceServer interface {
 	// Rollback returns a promoted blue-green rollout to the old version
 	// within its rollback window.
 	Rollback(context.Context, *OperationRequest) (*Rollout, error)
+	// Retry starts an aborted or rolled back rollout over from its first
+	// step.
+	Retry(context.Context, *OperationRequest) (*Rollout, error)
 	// WatchRollouts streams every rollout now and on every change.
 	WatchRollouts(*WatchRolloutsRequest, grpc.ServerStreamingServer[RolloutUpdate]) error
 	// ListProxies reports every connected proxy and what it applied.
@@ -261,6 +278,9 @@ func (UnimplementedAdminServiceServer) Abort(context.Context, *OperationRequest)
 }
 func (UnimplementedAdminServiceServer) Rollback(context.Context, *OperationRequest) (*Rollout, error) {
 	return nil, status.Error(codes.Unimplemented, "method Rollback not implemented")
+}
+func (UnimplementedAdminServiceServer) Retry(context.Context, *OperationRequest) (*Rollout, error) {
+	return nil, status.Error(codes.Unimplemented, "method Retry not implemented")
 }
 func (UnimplementedAdminServiceServer) WatchRollouts(*WatchRolloutsRequest, grpc.ServerStreamingServer[RolloutUpdate]) error {
 	return status.Error(codes.Unimplemented, "method WatchRollouts not implemented")
@@ -439,6 +459,24 @@ func _AdminService_Rollback_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Retry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Retry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Retry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Retry(ctx, req.(*OperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_WatchRollouts_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRolloutsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -542,6 +580,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rollback",
 			Handler:    _AdminService_Rollback_Handler,
+		},
+		{
+			MethodName: "Retry",
+			Handler:    _AdminService_Retry_Handler,
 		},
 		{
 			MethodName: "ListProxies",
