@@ -42,8 +42,23 @@ import (
 // proxy has applied yet — which the bridge keeps as well. Bridge calls it
 // only when next removes a cluster or leaves one without serving endpoints.
 func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error) {
+	return BridgeFrom(prev, next, stillRouted, nil)
+}
+
+// BridgeFrom is Bridge from a prev that proxies may not all have applied
+// yet. earlier, unless nil, returns the snapshots served before prev that
+// some proxy may still hold instead (nil once every proxy holds prev), and
+// whether they are all of them (false when older ones are no longer
+// known). A proxy that holds one of those has set up only the clusters its
+// routes name: a cluster that prev names in a virtual host without
+// routing traffic to it — one that prev's warming route warms — is set up
+// only if each of them names it in that virtual host too, and is
+// otherwise as new as one prev does not name at all, so the bridge
+// withholds its traffic and warms it. earlier is asked only when a changed
+// route gives traffic to such a cluster.
+func BridgeFrom(prev, next *Snapshot, stillRouted func() []string, earlier func() ([]*Snapshot, bool)) (*Snapshot, error) {
 	bridged := next.Resources
-	withheld, err := withholdNew(&bridged, prev.Resources)
+	withheld, err := withholdNew(&bridged, prev.Resources, earlier)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: bridge: %w", err)
 	}
@@ -69,9 +84,10 @@ func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error
 }
 
 // withholdNew replaces r's routes, Outbound's and Routes', with copies in
-// which clusters that no route of prev names get no traffic. A match route
-// to such a cluster is dropped (its requests follow the catch-all route,
-// as they did in prev). A catch-all route left with no cluster takes
+// which clusters that proxies have not set up (those no route of prev
+// names; see also BridgeFrom) get no traffic. A match route to such a
+// cluster is dropped (its requests follow the catch-all route, as they
+// did in prev). A catch-all route left with no cluster takes
 // prev's catch-all route of the same virtual host instead; a virtual host
 // that prev did not have is new, and nothing routes to it yet. A route
 // configuration or virtual host with nothing to withhold stays the very
@@ -85,8 +101,8 @@ func Bridge(prev, next *Snapshot, stillRouted func() []string) (*Snapshot, error
 // prev does not, and the lists of a Builder's snapshots tell which
 // messages are new (see Changed), so a change of one service costs a look
 // at its routes, not at every route.
-func withholdNew(r *Resources, prev Resources) (int, error) {
-	w := &withholder{prev: prev}
+func withholdNew(r *Resources, prev Resources, earlier func() ([]*Snapshot, bool)) (int, error) {
+	w := &withholder{prev: prev, earlier: earlier}
 	changed := 0
 	routes := r.Routes
 	for i := range changedFrom(r.Routes, prev.Routes) {
@@ -120,6 +136,12 @@ type withholder struct {
 	prevVhosts map[string]map[string]*routev3.VirtualHost // by route configuration, then by name
 	known      []string                                   // ReferencedClusters(prev), once needed
 	mainRoutes map[string]*routev3.Route                  // mainRoutes(prev), once needed
+	// earlier returns the snapshots proxies may hold instead of prev (see
+	// BridgeFrom); held and complete are what it returned, once asked.
+	earlier  func() ([]*Snapshot, bool)
+	asked    bool
+	held     []*Snapshot
+	complete bool
 }
 
 // withholdIn returns rc, or a copy of it with the routes withhold changes,
@@ -150,10 +172,10 @@ func (w *withholder) withholdInHosts(rc string, hosts, prevHosts List[*routev3.V
 	for i := range changedFrom(hosts, prevHosts) {
 		vh := hosts.At(i)
 		prevVH := w.prevVhost(rc, prevHosts, i, vh.GetName())
-		if vh == prevVH || !w.namesUnknown(vh, prevVH) {
+		if vh == prevVH || !w.namesUnknown(rc, vh, prevVH) {
 			continue
 		}
-		withheld, n := w.withholdInHost(vh, prevVH)
+		withheld, n := w.withholdInHost(rc, vh, prevVH)
 		if n == 0 {
 			continue
 		}
@@ -163,15 +185,17 @@ func (w *withholder) withholdInHosts(rc string, hosts, prevHosts List[*routev3.V
 }
 
 // withholdInHost returns a copy of vh with the routes withhold changes,
-// and how many it changed. prevVH is prev's virtual host of that name, if
+// and how many it changed. vh is a virtual host of the route
+// configuration named rc; prevVH is prev's virtual host of that name, if
 // it had one.
-func (w *withholder) withholdInHost(vh, prevVH *routev3.VirtualHost) (*routev3.VirtualHost, int) {
+func (w *withholder) withholdInHost(rc string, vh, prevVH *routev3.VirtualHost) (*routev3.VirtualHost, int) {
 	out := proto.Clone(vh).(*routev3.VirtualHost)
 	prevMain := w.prevMainRoute(vh.GetName(), prevVH)
 	kept := make([]*routev3.Route, 0, len(out.GetRoutes()))
 	changed := 0
+	known := func(c string) bool { return w.setUp(rc, prevVH, c) }
 	for _, route := range out.GetRoutes() {
-		r, withheld := withhold(route, w.isKnown, prevMain)
+		r, withheld := withhold(route, known, prevMain)
 		if withheld {
 			changed++
 		}
@@ -205,17 +229,18 @@ func warmed(routes []*routev3.Route, named []string) []*routev3.Route {
 	return routes
 }
 
-// namesUnknown reports whether a route of vh other than the warming route
-// names a cluster that no route of prev names. prevVH, prev's virtual host
-// of that name, is looked at first: it names most of the clusters vh does.
-func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
+// namesUnknown reports whether a route of vh, a virtual host of the route
+// configuration named rc, other than the warming route names a cluster
+// that proxies have not set up (see setUp). prevVH is prev's virtual host
+// of that name.
+func (w *withholder) namesUnknown(rc string, vh, prevVH *routev3.VirtualHost) bool {
 	for _, route := range vh.GetRoutes() {
 		if route.GetName() == envoy.WarmingRouteName {
 			continue
 		}
 		unknown := false
 		eachCluster(route, func(c string, _ uint32) {
-			unknown = unknown || !namesCluster(prevVH, c) && !w.isKnown(c)
+			unknown = unknown || !w.setUp(rc, prevVH, c)
 		})
 		if unknown {
 			return true
@@ -224,9 +249,66 @@ func (w *withholder) namesUnknown(vh, prevVH *routev3.VirtualHost) bool {
 	return false
 }
 
+// setUp reports whether proxies have set up cluster, for a virtual host of
+// the route configuration named rc whose prev is prevVH: prevVH routes
+// traffic to it (a bridge gave it traffic only once they had), or a route
+// of prev names it and so does, in that virtual host, every earlier
+// snapshot a proxy may hold instead (see BridgeFrom). prevVH, which names
+// most of the clusters vh does, is looked at first; earlier snapshots only
+// for a cluster prevVH names without routing traffic to it.
+func (w *withholder) setUp(rc string, prevVH *routev3.VirtualHost, cluster string) bool {
+	if routesTo(prevVH, cluster) {
+		return true
+	}
+	here := namesCluster(prevVH, cluster)
+	if !here && !w.isKnown(cluster) {
+		return false
+	}
+	held, complete := w.earlierHeld()
+	if len(held) == 0 && complete {
+		return true
+	}
+	if !here || !complete {
+		return false
+	}
+	for _, s := range held {
+		if !namesCluster(s.virtualHost(rc, prevVH.GetName()), cluster) {
+			return false
+		}
+	}
+	return true
+}
+
+// earlierHeld returns what earlier does, asking it once; none without it.
+func (w *withholder) earlierHeld() ([]*Snapshot, bool) {
+	if !w.asked {
+		w.asked, w.complete = true, true
+		if w.earlier != nil {
+			w.held, w.complete = w.earlier()
+		}
+	}
+	return w.held, w.complete
+}
+
 // namesCluster reports whether a route of vh (nil: none) names cluster.
 func namesCluster(vh *routev3.VirtualHost, cluster string) bool {
 	return slices.ContainsFunc(vh.GetRoutes(), func(r *routev3.Route) bool { return routeNamesCluster(r, cluster) })
+}
+
+// routesTo reports whether a route of vh (nil: none) other than the
+// warming route sends cluster a share of traffic.
+func routesTo(vh *routev3.VirtualHost, cluster string) bool {
+	for _, route := range vh.GetRoutes() {
+		if route.GetName() == envoy.WarmingRouteName {
+			continue
+		}
+		routed := false
+		eachCluster(route, func(c string, weight uint32) { routed = routed || c == cluster && weight > 0 })
+		if routed {
+			return true
+		}
+	}
+	return false
 }
 
 // isKnown reports whether a route of prev names cluster.

@@ -246,3 +246,49 @@ func TestBridgeMatchAndSticky(t *testing.T) {
 		})
 	}
 }
+
+// TestBridgeFromEarlierSnapshots checks which clusters that prev warms
+// BridgeFrom takes as set up: only those that every earlier snapshot a
+// proxy may still hold names too. A version deregistered and back within
+// a burst is warmed by prev, but a proxy holding the snapshot between
+// dropped its cluster.
+func TestBridgeFromEarlierSnapshots(t *testing.T) {
+	v1 := inst("a", "v1", 9101, discovery.Passing)
+	v2 := inst("b", "v2", 9201, discovery.Passing)
+	onlyV1 := policy.Weights{"v1": 10000}
+	warming := build(t, onlyV1, v1, v2) // v2 named by the warming route
+	without := build(t, onlyV1, v1)     // v2 not named
+	next := build(t, policy.Weights{"v1": 5000, "v2": 5000}, v1, v2)
+
+	tests := []struct {
+		name       string
+		earlier    func() ([]*Snapshot, bool)
+		wantRouted []string
+	}{
+		{"no earlier snapshot: the fleet holds prev", nil, []string{"greeter/v1", "greeter/v2"}},
+		{"none, asked", func() ([]*Snapshot, bool) { return nil, true }, []string{"greeter/v1", "greeter/v2"}},
+		{"earlier ones warmed v2 too", func() ([]*Snapshot, bool) { return []*Snapshot{warming}, true }, []string{"greeter/v1", "greeter/v2"}},
+		{"one between dropped v2", func() ([]*Snapshot, bool) { return []*Snapshot{warming, without}, true }, []string{"greeter/v1"}},
+		{"older ones no longer known", func() ([]*Snapshot, bool) { return []*Snapshot{warming}, false }, []string{"greeter/v1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bridge, err := BridgeFrom(warming, next, nil, tt.earlier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Consistent(bridge.Resources); err != nil {
+				t.Fatal(err)
+			}
+			// Envoy's route configuration and the gRPC clients' alike.
+			for _, r := range []Resources{{Outbound: bridge.Outbound}, {Routes: bridge.Routes}} {
+				if got := RoutedClusters(r); !slices.Equal(got, tt.wantRouted) {
+					t.Errorf("%v: routed %v, want %v", r.RouteConfigurations()[0].GetName(), got, tt.wantRouted)
+				}
+			}
+			if !slices.Contains(ReferencedClusters(bridge.Resources), "greeter/v2") {
+				t.Error("greeter/v2 is not named: clients would not set it up")
+			}
+		})
+	}
+}

@@ -92,6 +92,23 @@ func (r Resources) virtualHosts() iter.Seq[*routev3.VirtualHost] {
 	}
 }
 
+// virtualHost returns the virtual host named name of r's route
+// configuration named rc, or nil. Virtual hosts are looked up by name, as
+// a Builder sorts them (by service).
+func (r Resources) virtualHost(rc, name string) *routev3.VirtualHost {
+	if rc == r.Outbound.Name() {
+		vh, _ := named(r.Outbound.Hosts(), name, (*routev3.VirtualHost).GetName)
+		return vh
+	}
+	c, _ := named(r.Routes, rc, (*routev3.RouteConfiguration).GetName)
+	for _, vh := range c.GetVirtualHosts() {
+		if vh.GetName() == name {
+			return vh
+		}
+	}
+	return nil
+}
+
 // Snapshot is the result of Build.
 type Snapshot struct {
 	Resources

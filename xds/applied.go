@@ -84,6 +84,30 @@ func (p *Publisher) unconfirmedClusters() func() []string {
 	return u.routed
 }
 
+// earlierHeld returns nil when the last look at the fleet found every
+// proxy holding the snapshot served, else a function that looks at the
+// fleet again and returns none if every proxy holds it now, or else the
+// snapshots served before it that proxies may hold instead, and whether
+// those are all of them (see snapshot.BridgeFrom). What proxies hold is
+// judged when the bridge asks, not taken from the last look, which may be
+// a change window old: a change published after the fleet applied the
+// snapshot served, but before the publisher looked, is not bridged for
+// clusters the proxies have set up.
+func (p *Publisher) earlierHeld() func() ([]*snapshot.Snapshot, bool) {
+	p.mu.Lock()
+	held, complete := p.unconfirmed.earlier(p.current)
+	p.mu.Unlock()
+	if len(held) == 0 && complete {
+		return nil
+	}
+	return func() ([]*snapshot.Snapshot, bool) {
+		if p.lookAtFleet(false).pending == 0 {
+			return nil, true
+		}
+		return held, complete
+	}
+}
+
 // unconfirmed are the snapshots served since every proxy last held what
 // was served, oldest first. It holds at most maxUnconfirmed: beyond that
 // (proxies that do not keep up), the clusters they route to are kept
@@ -91,6 +115,9 @@ func (p *Publisher) unconfirmedClusters() func() []string {
 type unconfirmed struct {
 	snapshots []*snapshot.Snapshot
 	clusters  []string // sorted: those routed to by snapshots no longer held
+	// lost reports that snapshots were let go of before the fleet held
+	// what was served: proxies may hold one that snapshots does not.
+	lost bool
 }
 
 const maxUnconfirmed = 8
@@ -99,8 +126,20 @@ const maxUnconfirmed = 8
 func (u *unconfirmed) served(s *snapshot.Snapshot) {
 	u.snapshots = append(u.snapshots, s)
 	if len(u.snapshots) > maxUnconfirmed {
-		u.clusters, u.snapshots = u.routed(), nil
+		u.clusters, u.snapshots, u.lost = u.routed(), nil, true
 	}
+}
+
+// earlier returns the snapshots other than current that proxies may hold,
+// and whether those are all of them.
+func (u *unconfirmed) earlier(current *snapshot.Snapshot) ([]*snapshot.Snapshot, bool) {
+	var held []*snapshot.Snapshot
+	for _, s := range u.snapshots {
+		if s != current {
+			held = append(held, s)
+		}
+	}
+	return held, !u.lost
 }
 
 // confirmed records that every proxy holds current, the snapshot served.

@@ -271,7 +271,7 @@ func (p *Publisher) publish() bool {
 	target, err := p.builder.Build(in)
 	step := target
 	if err == nil && p.current != nil {
-		step, err = snapshot.Bridge(p.current, target, p.unconfirmedClusters())
+		step, err = snapshot.BridgeFrom(p.current, target, p.unconfirmedClusters(), p.earlierHeld())
 	}
 	if err != nil {
 		p.failed(err)

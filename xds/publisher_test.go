@@ -373,7 +373,13 @@ func TestPublisherRemovesClustersOnlyAfterRoutesApplied(t *testing.T) {
 	before := c.recv()
 	c.ack(before, clusters...)
 	c.subscribe(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
-	c.ack(c.recv(), snapshot.ServiceRouteConfigName("greeter"))
+	held := c.recv()
+	c.ack(held, snapshot.ServiceRouteConfigName("greeter"))
+	// What follows judges the routes this client holds: wait until its
+	// ACK is recorded, as a real client's would be before a change.
+	eventually(t, "the client's ACK of the routes to be recorded", func() bool {
+		return routeStatus(srv.tracker).Acked == held.VersionInfo
+	})
 
 	// v1 leaves the catalog. First the routes move off it while its cluster
 	// stays; only once this client ACKed those routes does v1's cluster go.
