@@ -29,6 +29,11 @@ import (
 //     route meanwhile, as they did under prev. A sticky service's combined
 //     cluster (see StickyVersion) is new in the same way when stickiness is
 //     turned on.
+//   - A cluster that prev names but routes no traffic to and serves no
+//     endpoints of (every instance draining or critical), and that next
+//     routes traffic to with serving endpoints, is withheld alike: the
+//     bridge serves its endpoints, and its traffic waits until clients
+//     have them.
 //   - A cluster that prev or the bridge routes traffic to, and that next
 //     would remove or leave without serving endpoints, stays with prev's
 //     endpoints until proxies apply routes that no longer use it.
@@ -102,7 +107,7 @@ func BridgeFrom(prev, next *Snapshot, stillRouted func() []string, earlier func(
 // messages are new (see Changed), so a change of one service costs a look
 // at its routes, not at every route.
 func withholdNew(r *Resources, prev Resources, earlier func() ([]*Snapshot, bool)) (int, error) {
-	w := &withholder{prev: prev, earlier: earlier}
+	w := &withholder{prev: prev, next: r.Endpoints, earlier: earlier}
 	changed := 0
 	routes := r.Routes
 	for i := range changedFrom(r.Routes, prev.Routes) {
@@ -133,6 +138,7 @@ func withholdNew(r *Resources, prev Resources, earlier func() ([]*Snapshot, bool
 // new message needs them.
 type withholder struct {
 	prev       Resources
+	next       List[*endpointv3.ClusterLoadAssignment]    // next's endpoints
 	prevVhosts map[string]map[string]*routev3.VirtualHost // by route configuration, then by name
 	known      []string                                   // ReferencedClusters(prev), once needed
 	mainRoutes map[string]*routev3.Route                  // mainRoutes(prev), once needed
@@ -253,15 +259,27 @@ func (w *withholder) namesUnknown(rc string, vh, prevVH *routev3.VirtualHost) bo
 // the route configuration named rc whose prev is prevVH: prevVH routes
 // traffic to it (a bridge gave it traffic only once they had), or a route
 // of prev names it and so does, in that virtual host, every earlier
-// snapshot a proxy may hold instead (see BridgeFrom). prevVH, which names
-// most of the clusters vh does, is looked at first; earlier snapshots only
-// for a cluster prevVH names without routing traffic to it.
+// snapshot a proxy may hold instead (see BridgeFrom). A cluster that next
+// serves endpoints of is set up only with serving endpoints too: one whose
+// every instance was draining or critical, which no route gave traffic,
+// gets its endpoints back before its traffic, or a gRPC client that
+// applies the routes first fails calls to it ("no targets to pick
+// from"). When next serves none of its endpoints either, traffic to it
+// fails alike with or without a bridge (see policy.Spread), and waiting
+// for endpoints that do not come would never reach next. prevVH, which
+// names most of the clusters vh does, is looked at first; endpoints and
+// earlier snapshots only for a cluster prevVH names without routing
+// traffic to it.
 func (w *withholder) setUp(rc string, prevVH *routev3.VirtualHost, cluster string) bool {
 	if routesTo(prevVH, cluster) {
 		return true
 	}
 	here := namesCluster(prevVH, cluster)
 	if !here && !w.isKnown(cluster) {
+		return false
+	}
+	needsServing := serves(w.next, cluster)
+	if needsServing && !serves(w.prev.Endpoints, cluster) {
 		return false
 	}
 	held, complete := w.earlierHeld()
@@ -272,11 +290,18 @@ func (w *withholder) setUp(rc string, prevVH *routev3.VirtualHost, cluster strin
 		return false
 	}
 	for _, s := range held {
-		if !namesCluster(s.virtualHost(rc, prevVH.GetName()), cluster) {
+		if !namesCluster(s.virtualHost(rc, prevVH.GetName()), cluster) || needsServing && !serves(s.Endpoints, cluster) {
 			return false
 		}
 	}
 	return true
+}
+
+// serves reports whether endpoints, sorted by cluster name, have an
+// assignment of cluster with an endpoint that takes new requests.
+func serves(endpoints List[*endpointv3.ClusterLoadAssignment], cluster string) bool {
+	cla, ok := named(endpoints, cluster, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	return ok && hasServing(cla)
 }
 
 // earlierHeld returns what earlier does, asking it once; none without it.

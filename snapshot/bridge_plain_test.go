@@ -19,8 +19,9 @@ import (
 // plainBridge is Bridge as it was before it looked only at what changed
 // (commit da03a6b): every route configuration cloned and every route
 // checked against every cluster prev names, every cluster routed by prev
-// or the bridge considered for keeping. TestBridgeAgreesWithPlainBridge
-// compares the two.
+// or the bridge considered for keeping; it withholds traffic from a
+// cluster that comes back to serving endpoints, as Bridge does since.
+// TestBridgeAgreesWithPlainBridge compares the two.
 func plainBridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error) {
 	bridged := next.Resources
 	withheld := plainWithholdNew(&bridged, prev.Resources)
@@ -40,7 +41,12 @@ func plainBridge(prev, next *Snapshot, stillRouted ...string) (*Snapshot, error)
 }
 
 func plainWithholdNew(r *Resources, prev Resources) int {
-	known := ReferencedClusters(prev)
+	// A cluster prev names without traffic and serves no endpoints of,
+	// whose endpoints next serves, gets them before its traffic.
+	routed := RoutedClusters(prev)
+	known := slices.DeleteFunc(ReferencedClusters(prev), func(c string) bool {
+		return !slices.Contains(routed, c) && plainServes(r.Endpoints, c) && !plainServes(prev.Endpoints, c)
+	})
 	prevRoutes := plainMainRoutes(prev)
 	changed := 0
 	if r.Outbound != nil {
@@ -118,6 +124,15 @@ func plainWithhold(route *routev3.Route, known []string, prevMain *routev3.Route
 	default:
 		return route, false
 	}
+}
+
+func plainServes(endpoints List[*endpointv3.ClusterLoadAssignment], cluster string) bool {
+	for cla := range endpoints.Values() {
+		if cla.GetClusterName() == cluster {
+			return hasServing(cla)
+		}
+	}
+	return false
 }
 
 func plainIsMatchRoute(route *routev3.Route) bool {

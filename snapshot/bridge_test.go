@@ -46,6 +46,8 @@ func TestBridge(t *testing.T) {
 	v1Draining := inst("a", "v1", 9101, discovery.Maintenance)
 	v2 := inst("b", "v2", 9201, discovery.Passing)
 	v2Moved := inst("b", "v2", 9202, discovery.Passing)
+	v2Draining := inst("b", "v2", 9201, discovery.Maintenance)
+	v2Critical := inst("b", "v2", 9201, discovery.Critical)
 
 	tests := []struct {
 		name       string
@@ -59,6 +61,9 @@ func TestBridge(t *testing.T) {
 		{"switching all traffic to a new version warms it on the old routes first", build(t, half, v1), build(t, policy.Weights{"v2": 10000}, v1, v2), true, ""},
 		{"a new version is warmed before it gets traffic", build(t, half, v1), build(t, half, v1, v2), true, ""},
 		{"nothing serving at all needs no bridge", build(t, half, v1Draining), build(t, half, inst("a", "v1", 9101, discovery.Critical)), false, ""},
+		{"a version back from draining gets its endpoints before its traffic", build(t, half, v1, v2Draining), build(t, half, v1, v2), true, ""},
+		{"a version back from critical gets its endpoints before its traffic", build(t, half, v1, v2Critical), build(t, half, v1, v2), true, ""},
+		{"a version still without serving endpoints is not waited for", build(t, half, v1, v2Draining), build(t, half, v1Draining, v2Draining), false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +87,9 @@ func TestBridge(t *testing.T) {
 				}
 				if got := ReferencedClusters(bridge.Resources); !slices.Contains(got, "greeter/v2") {
 					t.Errorf("bridge names %v, want greeter/v2 warming", got)
+				}
+				if claOf(bridge, "greeter/v2") != claOf(tt.next, "greeter/v2") {
+					t.Error("bridge's greeter/v2 endpoints are not next's")
 				}
 			} else {
 				if !slices.Equal(RoutedClusters(bridge.Resources), RoutedClusters(tt.next.Resources)) {
@@ -204,6 +212,13 @@ func TestBridgeMatchAndSticky(t *testing.T) {
 		routed:     []string{"greeter/v1", "greeter/v2"},
 		routes:     []string{"", envoy.WarmingRouteName},
 		referenced: "greeter/*",
+	}, {
+		name:       "a match route to a canary back from critical waits for its endpoints",
+		prev:       buildRouting(t, canaryMatch, v1, inst("b", "v2", 9201, discovery.Critical)),
+		next:       buildRouting(t, canaryMatch, v1, v2),
+		routed:     []string{"greeter/v1"},
+		routes:     []string{"", envoy.WarmingRouteName},
+		referenced: "greeter/v2",
 	}, {
 		name:        "turning stickiness off keeps the ring until routes leave it",
 		prev:        buildRouting(t, sticky, v1, v2),

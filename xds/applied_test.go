@@ -378,3 +378,59 @@ func warmingV2(t *testing.T) (p *Publisher, hold func()) {
 		holdOf(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
 	}
 }
+
+// TestPublisherGivesAReturningVersionItsEndpointsFirst: a version whose
+// every instance was critical, which no route gave traffic, gets its
+// endpoints back before its traffic, as a new version does. Both came in
+// one push, and a gRPC client that applied the routes before the
+// endpoints failed calls with "weighted-target: no targets to pick from".
+func TestPublisherGivesAReturningVersionItsEndpointsFirst(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	tr := NewTracker(logger, m)
+	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: time.Hour})
+	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
+	model := func(v2 discovery.Health) discovery.Model {
+		m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
+			{ID: "greeter-v1", Address: "127.0.0.1", Port: 9100, Version: "v1"},
+			{ID: "greeter-v2", Address: "127.0.0.1", Port: 9101, Version: "v2", Health: v2},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	p.Update(model(discovery.Critical))
+	p.publish()
+	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
+	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	hold := func(typeURL string, names ...string) {
+		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
+	}
+	routes, clusters := snapshot.ServiceRouteConfigName("greeter"), []string{"greeter/v1", "greeter/v2"}
+	hold(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, clusters...)
+	hold(resourcev3.EndpointType, clusters...)
+	p.checkApplied()
+
+	p.Update(model(discovery.Passing))
+	p.publish()
+	if p.ServingTarget() || slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
+		t.Fatal("greeter/v2 was given traffic in the push that gave it endpoints")
+	}
+	hold(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, clusters...)
+	drainKick(p)
+	p.checkApplied()
+	if drainKick(p) {
+		t.Fatal("moved on before client-1 applied greeter/v2's endpoints")
+	}
+	hold(resourcev3.EndpointType, clusters...)
+	p.checkApplied()
+	p.publish()
+	if !p.ServingTarget() || !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
+		t.Fatal("greeter/v2 got no traffic once client-1 had its endpoints")
+	}
+}
