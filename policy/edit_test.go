@@ -107,10 +107,7 @@ func TestEngineRestartWaitsForTheFirstModel(t *testing.T) {
 	for _, promote := range []bool{false, true} {
 		t.Run(fmt.Sprint("promoted=", promote), func(t *testing.T) {
 			dir := t.TempDir()
-			store, err := OpenStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			store := openStore(t, dir)
 			p := canaryPolicy()
 			p.Canary.Steps[1].Pause.Duration = time.Hour // bake at 5 % for an hour
 			e, clock := newTestEngine(t, store)
@@ -125,17 +122,7 @@ func TestEngineRestartWaitsForTheFirstModel(t *testing.T) {
 			}
 			before := e.Rollouts()[0]
 			clock.Add(50 * time.Minute)
-			store.Close()
-
-			store, err = OpenStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			again, err := NewEngine(EngineConfig{Store: store, Clock: clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
+			again := restarted(t, store, dir, clock.Now)
 			again.SetPolicies(mustSet(t, p))
 			again.Tick() // the engine's ticker fires before discovery's first sync
 			if r := again.Rollouts()[0]; r.Phase != before.Phase {

@@ -60,6 +60,29 @@ func newTestEngine(t *testing.T, store *Store) (*Engine, *fakeClock) {
 	return e, clock
 }
 
+// openStore opens the store in dir, closed when the test ends.
+func openStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// restarted closes store, in dir, and returns a new engine on it: weir
+// restarted, on the clock now.
+func restarted(t *testing.T, store *Store, dir string, now func() time.Time) *Engine {
+	t.Helper()
+	store.Close()
+	e, err := NewEngine(EngineConfig{Store: openStore(t, dir), Clock: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // settle lets the fleet apply what the engine asks, until nothing changes.
 func settle(e *Engine) {
 	for range 10 {
@@ -254,27 +277,15 @@ func TestEngineRoutingIsSharedUntilItChanges(t *testing.T) {
 // proxy could reconnect: the deadline counted the time weir was down.
 func TestEngineRestartDoesNotCountDowntimeAgainstTheDeadline(t *testing.T) {
 	dir := t.TempDir()
-	store, err := OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, dir)
 	e, clock := newTestEngine(t, store)
 	p := canaryPolicy() // progressDeadline 2m
 	e.SetPolicies(mustSet(t, p))
 	clock.Add(10 * time.Second)
 	e.Tick() // the fleet has not applied step 0 yet
-	store.Close()
 
-	store, err = OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	clock2 := &fakeClock{now: clock.Now().Add(time.Hour)}
-	again, err := NewEngine(EngineConfig{Store: store, Clock: clock2.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := restarted(t, store, dir, clock2.Now)
 	again.SetPolicies(mustSet(t, p))
 	again.ObserveModel(greeterModel(t))
 	again.Tick()
@@ -347,10 +358,7 @@ func TestEngineHoldsRolloutsWhileDiscoveryIsStale(t *testing.T) {
 // step the engine moved to, and its journal holds the move.
 func TestEngineOwnDecisionsSurviveAFailedSave(t *testing.T) {
 	dir := t.TempDir()
-	store, err := OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, dir)
 	e, clock := newTestEngine(t, store)
 	e.SetPolicies(mustSet(t, canaryPolicy()))
 	settle(e)     // step 1, the 30s pause, applied
@@ -367,23 +375,10 @@ func TestEngineOwnDecisionsSurviveAFailedSave(t *testing.T) {
 		t.Fatalf("journal %v lacks entering step 2: an unsaved decision was not journaled", e.Events())
 	}
 
-	reopened, err := OpenStore(dir) // the disk works again
-	if err != nil {
-		t.Fatal(err)
-	}
-	*store = *reopened
+	*store = *openStore(t, dir) // the disk works again
 	e.Tick()
-	store.Close()
 
-	store, err = OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	again, err := NewEngine(EngineConfig{Store: store, Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := restarted(t, store, dir, clock.Now)
 	if r := again.Rollouts()[0]; r.Step != 2 {
 		t.Errorf("restarted after the store recovered: step %d, want 2", r.Step)
 	}

@@ -193,23 +193,41 @@ func TestUnconfirmedKeepsWhatEverySnapshotRoutes(t *testing.T) {
 	}
 }
 
+// trackedPublisher returns a publisher, logging nowhere, and its tracker;
+// ackTimeout 0 is the default.
+func trackedPublisher(ackTimeout time.Duration) (*Publisher, *Tracker) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
+	tr := NewTracker(logger, m)
+	return NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: ackTimeout}), tr
+}
+
+// connectGRPCClient opens stream 1 of tr for client-1, a gRPC client, and
+// returns hold, which makes it subscribe to names of typeURL and ACK what
+// p serves of them.
+func connectGRPCClient(t *testing.T, p *Publisher, tr *Tracker) (hold func(typeURL string, names ...string)) {
+	t.Helper()
+	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
+	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	return func(typeURL string, names ...string) {
+		t.Helper()
+		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
+	}
+}
+
 // TestBridgeEndsWhenTheTargetIsTheBridge checks that a bridge whose inputs
 // go back to what it serves, before the fleet applied it, is the target:
 // the publisher once went on bridging, and every look at the fleet woke it
 // for another build, forever.
 func TestBridgeEndsWhenTheTargetIsTheBridge(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
-	tr := NewTracker(logger, m)
-	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger})
+	p, tr := trackedPublisher(0)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
 	p.Update(greeterModel(t, "v1"))
 	p.publish()
 	// One gRPC client, holding what is served.
-	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
-	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
-		t.Fatal(err)
-	}
+	hold := connectGRPCClient(t, p, tr)
 	subs := map[string][]string{
 		resourcev3.ClusterType:  {"greeter/v1", "greeter/v2"},
 		resourcev3.EndpointType: {"greeter/v1", "greeter/v2"},
@@ -217,7 +235,7 @@ func TestBridgeEndsWhenTheTargetIsTheBridge(t *testing.T) {
 	}
 	holdServed := func() {
 		for typeURL, names := range subs {
-			reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
+			hold(typeURL, names...)
 		}
 	}
 	holdServed()
@@ -262,20 +280,11 @@ func drainKick(p *Publisher) bool {
 // the target's routes arrive first, and calls failed with "unknown cluster
 // selected for RPC" (TestConsulRollingReplacement, on a loaded machine).
 func TestBridgeWaitsForTheWarmedClustersEndpoints(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
-	tr := NewTracker(logger, m)
-	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: time.Hour})
+	p, tr := trackedPublisher(time.Hour)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
 	p.Update(greeterModel(t, "v1"))
 	p.publish()
-	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
-	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
-		t.Fatal(err)
-	}
-	hold := func(typeURL string, names ...string) {
-		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
-	}
+	hold := connectGRPCClient(t, p, tr)
 	routes := snapshot.ServiceRouteConfigName("greeter")
 	hold(resourcev3.RouteType, routes)
 	hold(resourcev3.ClusterType, "greeter/v1")
@@ -343,26 +352,17 @@ func TestBridgeJudgesTheFleetWhenItPublishes(t *testing.T) {
 // warming v2, just registered, to client-1, a gRPC client that holds the
 // snapshot before, in which v2 was not named; hold makes client-1 hold
 // what is served.
-func warmingV2(t *testing.T) (p *Publisher, hold func()) {
+func warmingV2(t *testing.T) (*Publisher, func()) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
-	tr := NewTracker(logger, m)
-	p = NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: time.Hour})
+	p, tr := trackedPublisher(time.Hour)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
 	p.Update(greeterModel(t, "v1"))
 	p.publish()
-	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
-	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
-		t.Fatal(err)
-	}
-	holdOf := func(typeURL string, names ...string) {
-		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
-	}
+	hold := connectGRPCClient(t, p, tr)
 	routes := snapshot.ServiceRouteConfigName("greeter")
-	holdOf(resourcev3.ClusterType, "greeter/v1")
-	holdOf(resourcev3.EndpointType, "greeter/v1")
-	holdOf(resourcev3.RouteType, routes)
+	hold(resourcev3.ClusterType, "greeter/v1")
+	hold(resourcev3.EndpointType, "greeter/v1")
+	hold(resourcev3.RouteType, routes)
 	p.checkApplied()
 
 	// v2 registers without traffic: the warming route of the snapshot
@@ -373,9 +373,9 @@ func warmingV2(t *testing.T) (p *Publisher, hold func()) {
 		t.Fatal("v2 without traffic is not warmed")
 	}
 	return p, func() {
-		holdOf(resourcev3.RouteType, routes)
-		holdOf(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
-		holdOf(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
+		hold(resourcev3.RouteType, routes)
+		hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
+		hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
 	}
 }
 
@@ -385,10 +385,7 @@ func warmingV2(t *testing.T) (p *Publisher, hold func()) {
 // one push, and a gRPC client that applied the routes before the
 // endpoints failed calls with "weighted-target: no targets to pick from".
 func TestPublisherGivesAReturningVersionItsEndpointsFirst(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
-	tr := NewTracker(logger, m)
-	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: tr, Metrics: m, Logger: logger, AckTimeout: time.Hour})
+	p, tr := trackedPublisher(time.Hour)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
 	model := func(v2 discovery.Health) discovery.Model {
 		m, err := discovery.NewModel([]discovery.Service{{Name: "greeter", Instances: []discovery.Instance{
@@ -402,13 +399,7 @@ func TestPublisherGivesAReturningVersionItsEndpointsFirst(t *testing.T) {
 	}
 	p.Update(model(discovery.Critical))
 	p.publish()
-	node := &corev3.Node{Id: "client-1", UserAgentName: "gRPC Go"}
-	if err := tr.OnStreamOpen(context.Background(), 1, ""); err != nil {
-		t.Fatal(err)
-	}
-	hold := func(typeURL string, names ...string) {
-		reply(t, tr, 1, send(t, tr, 1, node, typeURL, names, p.cfg.Cache.VersionFor(typeURL, GRPC, names, false)))
-	}
+	hold := connectGRPCClient(t, p, tr)
 	routes, clusters := snapshot.ServiceRouteConfigName("greeter"), []string{"greeter/v1", "greeter/v2"}
 	hold(resourcev3.RouteType, routes)
 	hold(resourcev3.ClusterType, clusters...)

@@ -1,10 +1,8 @@
 package consul
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -14,36 +12,17 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weir-mesh/weir/internal/logbuf"
 )
-
-// logBuffer is an io.Writer for a test logger, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// count returns how many logged lines contain s.
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // newTestSource returns a Source that talks to no Consul, for driving its
 // state directly, with its logs and metrics.
-func newTestSource(t *testing.T) (*Source, *logBuffer, *prometheus.Registry) {
+func newTestSource(t *testing.T) (*Source, *logbuf.Buffer, *prometheus.Registry) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	reg := prometheus.NewRegistry()
-	return New(Config{Logger: logs.logger(), Registerer: reg}), logs, reg
+	return New(Config{Logger: logs.Logger(), Registerer: reg}), logs, reg
 }
 
 // addService makes name known to s as setServices would, returning the ctx
@@ -137,7 +116,7 @@ func TestUnversionedForgotten(t *testing.T) {
 			entries = append(entries, serviceEntry("greeter", id, 9000, nil))
 		}
 		s.setInstances(ctx, "greeter", entries)
-		if got := logs.count(msg); got != wantLogs[i] {
+		if got := logs.Count(msg); got != wantLogs[i] {
 			t.Errorf("after update %d %q: %d warnings, want %d", i, ids, got, wantLogs[i])
 		}
 		if got := len(s.services["greeter"].unversioned); got != len(ids) {
@@ -160,10 +139,10 @@ func TestSkippedLoggedOnceAndCounted(t *testing.T) {
 	s.setInstances(ctx, "greeter", entries)
 	s.setServices(context.Background(), &sync.WaitGroup{}, []string{"greeter"}, map[string]string{"a/b": "invalid"})
 	s.setServices(context.Background(), &sync.WaitGroup{}, []string{"greeter"}, map[string]string{"a/b": "invalid"})
-	if got := logs.count("instance skipped"); got != 2 {
+	if got := logs.Count("instance skipped"); got != 2 {
 		t.Errorf("%d instance-skipped warnings after two identical updates, want 2", got)
 	}
-	if got := logs.count("service skipped"); got != 1 {
+	if got := logs.Count("service skipped"); got != 1 {
 		t.Errorf("%d service-skipped warnings after two identical lists, want 1", got)
 	}
 	want := `

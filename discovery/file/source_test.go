@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/weir-mesh/weir/discovery"
+	"github.com/weir-mesh/weir/internal/logbuf"
 )
 
 // deadline bounds every wait; it is a failure deadline, never a delay.
@@ -241,30 +240,11 @@ func TestSourceFileAppearsLater(t *testing.T) {
 	sink.wantUpdate(t, "a")
 }
 
-// lockedBuffer is a bytes.Buffer safe for a Source's goroutine to write
-// while a test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSourceSaysWhetherItKeepsACatalog checks that a rejected catalog's
 // warning says "keeping the last catalog" only when there is one.
 func TestSourceSaysWhetherItKeepsACatalog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "catalog.yaml")
-	var log lockedBuffer
+	var log logbuf.Buffer
 	sink := startLogging(t, path, &log)
 	sink.wantReject(t, "no such file")
 	if got := log.String(); !strings.Contains(got, "catalog rejected; there is no earlier catalog to keep") || strings.Contains(got, "keeping the last") {
