@@ -184,3 +184,18 @@ func (p *Publisher) lookAtFleet(list bool) fleetStatus {
 	epoch, current, needs := p.cfg.Cache.Versions()
 	return p.cfg.Tracker.fleet(current, needs, epoch, list)
 }
+
+// bridgeFromServed records that the bridge just built is the snapshot
+// already served, which is no target: the publisher waits for the fleet
+// as it does for any bridge, and moves on to the target once the fleet
+// holds it (or AckTimeout passes). It reports whether that wait starts
+// now.
+func (p *Publisher) bridgeFromServed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.bridgeSince.IsZero() {
+		return false
+	}
+	p.target, p.bridgeSince = nil, time.Now()
+	return true
+}

@@ -425,3 +425,31 @@ func TestPublisherGivesAReturningVersionItsEndpointsFirst(t *testing.T) {
 		t.Fatal("greeter/v2 got no traffic once client-1 had its endpoints")
 	}
 }
+
+// TestBridgeIdenticalToTheServedMovesOn: a change that gives all traffic
+// to a cluster the fleet has not set up is withheld entirely, so its
+// bridge is the very snapshot served. The publisher must still wait for
+// the fleet as for any bridge and then serve the target: with nothing
+// marking a bridge, no ACK woke it and the change was never served.
+func TestBridgeIdenticalToTheServedMovesOn(t *testing.T) {
+	p, hold := warmingV2(t)
+	served := p.Current().Version
+	p.SetPolicies(fixedSet(t, policy.Weights{"v2": policy.Full}), nil)
+	drainKick(p)
+	p.publish()
+	if p.Current().Version != served {
+		t.Fatalf("the bridge %s is not the snapshot served, %s: this test needs it to be", p.Current().Version, served)
+	}
+	if p.ServingTarget() {
+		t.Error("ServingTarget reports the target served while a bridge holds it back")
+	}
+	hold()
+	p.checkApplied()
+	if !drainKick(p) {
+		t.Fatal("client-1 holds what is served, and the publisher was not woken to serve the target")
+	}
+	p.publish()
+	if !p.ServingTarget() || !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
+		t.Fatal("greeter/v2 got no traffic once client-1 had set it up")
+	}
+}

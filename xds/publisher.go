@@ -286,6 +286,12 @@ func (p *Publisher) publish() bool {
 			p.target, p.bridgeSince = routing, time.Time{}
 			p.mu.Unlock()
 			p.checkApplied()
+		} else if p.bridgeFromServed() {
+			// A bridge identical to what is served (it withholds all the
+			// change gave, as when it gives all traffic to a cluster the
+			// fleet has not set up): waiting for the fleet as a bridge
+			// does is what moves it on to its target.
+			p.checkApplied()
 		}
 		p.record(step, false)
 		return true
