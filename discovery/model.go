@@ -247,3 +247,10 @@ type Status struct {
 type StatusReporter interface {
 	Status() Status
 }
+
+// ServiceStatusReporter is implemented by sources that can tell, service
+// by service, whether what they know is stale. ServiceStatus must not wait
+// on the source's sink: a rollout engine asks it while holding its lock.
+type ServiceStatusReporter interface {
+	ServiceStatus(service string) Status
+}

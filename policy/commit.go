@@ -123,11 +123,20 @@ func (e *Engine) commit(events []Event, gone []string) error {
 // which stand in memory whether or not they are saved: what the files and
 // the fleet say is so. If the save fails, the events are journaled all the
 // same and kept, with the services gone, for the next save, which Tick
-// retries. mu must be held.
+// retries: the last journalMemory events, as the journal in memory keeps.
+// mu must be held.
 func (e *Engine) commitOwn(events []Event, gone []string) {
 	if e.save(events, gone) != nil {
 		e.unsaved.events = append(e.unsaved.events, events...)
-		e.unsaved.gone = append(e.unsaved.gone, gone...)
+		if over := len(e.unsaved.events) - journalMemory; over > 0 {
+			e.unsaved.events = slices.Delete(e.unsaved.events, 0, over)
+			e.unsaved.dropped += over
+		}
+		for _, svc := range gone {
+			if !slices.Contains(e.unsaved.gone, svc) {
+				e.unsaved.gone = append(e.unsaved.gone, svc)
+			}
+		}
 	}
 	e.journalize(events)
 }
@@ -136,6 +145,7 @@ func (e *Engine) commitOwn(events []Event, gone []string) {
 // made durable yet, besides the state itself, which every save writes.
 type unsaved struct {
 	events  []Event
+	dropped int // events let go of, beyond journalMemory
 	gone    []string
 	failing bool // whether the last save failed
 }
@@ -155,7 +165,7 @@ func (e *Engine) save(events []Event, gone []string) error {
 	case err != nil && !e.unsaved.failing:
 		e.cfg.Logger.Error("saving rollout state failed; saves are retried at every tick", "error", err)
 	case err == nil && e.unsaved.failing:
-		e.cfg.Logger.Info("rollout state saved again", "eventsSavedLate", len(e.unsaved.events))
+		e.cfg.Logger.Info("rollout state saved again", "eventsSavedLate", len(e.unsaved.events), "eventsNeverSaved", e.unsaved.dropped)
 	}
 	if err != nil {
 		e.unsaved.failing = true

@@ -23,9 +23,10 @@ type EngineConfig struct {
 	// OnChange is called, without locks held, whenever the routing the
 	// engine asks for changes.
 	OnChange func()
-	// Discovery, unless nil, tells how discovery's view relates to its
-	// upstream: while it is stale, rollouts pause (see Observation).
-	Discovery discovery.StatusReporter
+	// Discovery, unless nil, tells how discovery's view of each service
+	// relates to its upstream: while a service's is stale, its rollout
+	// pauses (see Observation).
+	Discovery discovery.ServiceStatusReporter
 	Logger    *slog.Logger
 }
 
@@ -352,7 +353,6 @@ func (e *Engine) Nack(proxy, err string) {
 // discovery's first sync, and without a model no version would seem to
 // serve.
 func (e *Engine) Tick() {
-	stale := e.discoveryStale() // before mu: a source may hold its lock while it feeds the engine
 	e.mu.Lock()
 	if !e.observed {
 		e.mu.Unlock()
@@ -364,7 +364,7 @@ func (e *Engine) Tick() {
 	routingChanged := false
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
-		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), DiscoveryStale: stale, Nack: e.nack,
+		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), DiscoveryStale: e.discoveryStale(svc), Nack: e.nack,
 			Applied: reflect.DeepEqual(e.appliedTo(svc), r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
@@ -387,13 +387,13 @@ func (e *Engine) Tick() {
 	}
 }
 
-// discoveryStale says since when and why discovery's upstream fails, or
-// is "" while it answers (or nothing reports on it).
-func (e *Engine) discoveryStale() string {
+// discoveryStale says since when and why discovery's upstream fails for
+// service, or is "" while it answers (or nothing reports on it).
+func (e *Engine) discoveryStale(service string) string {
 	if e.cfg.Discovery == nil {
 		return ""
 	}
-	st := e.cfg.Discovery.Status()
+	st := e.cfg.Discovery.ServiceStatus(service)
 	if !st.Stale {
 		return ""
 	}

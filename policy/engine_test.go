@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -299,8 +300,8 @@ func TestEngineRestartDoesNotCountDowntimeAgainstTheDeadline(t *testing.T) {
 	}
 }
 
-// staleness is a discovery.StatusReporter whose upstream fails while
-// failing is set.
+// staleness is a discovery.ServiceStatusReporter whose upstream fails for
+// greeter while failing is set.
 type staleness struct {
 	mu      sync.Mutex
 	failing string
@@ -308,10 +309,11 @@ type staleness struct {
 
 func (s *staleness) set(failing string) { s.mu.Lock(); s.failing = failing; s.mu.Unlock() }
 
-func (s *staleness) Status() discovery.Status {
+func (s *staleness) ServiceStatus(service string) discovery.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return discovery.Status{Synced: true, Stale: s.failing != "", StaleSince: t0.Add(time.Minute), Error: s.failing}
+	stale := service == "greeter" && s.failing != ""
+	return discovery.Status{Synced: true, Stale: stale, StaleSince: t0.Add(time.Minute), Error: s.failing}
 }
 
 // TestEngineHoldsRolloutsWhileDiscoveryIsStale checks that the engine asks
@@ -384,5 +386,23 @@ func TestEngineOwnDecisionsSurviveAFailedSave(t *testing.T) {
 	}
 	if !entered(again.Events()) {
 		t.Errorf("restarted journal %v lacks entering step 2", again.Events())
+	}
+}
+
+// TestEngineUnsavedIsBounded checks that what a long run of failed saves
+// leaves unsaved is bounded: the last journalMemory events, as the journal
+// in memory keeps, and each service gone once.
+func TestEngineUnsavedIsBounded(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	e, _ := newTestEngine(t, store)
+	store.Close() // every save fails from here on
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range journalMemory + 10 {
+		e.commitOwn([]Event{{Service: "greeter", Kind: "step", Message: fmt.Sprint(i)}}, []string{"ledger"})
+	}
+	if got := e.unsaved; len(got.events) != journalMemory || got.dropped != 10 || got.events[0].Message != "10" || len(got.gone) != 1 {
+		t.Errorf("unsaved after %d failed saves: %d events from %q, %d dropped, gone %v; want the last %d events, from \"10\", 10 dropped, gone [ledger]",
+			journalMemory+10, len(got.events), got.events[0].Message, got.dropped, got.gone, journalMemory)
 	}
 }

@@ -85,10 +85,12 @@ func (p *Publisher) unconfirmedClusters() func() []string {
 }
 
 // earlierHeld returns nil when the last look at the fleet found every
-// proxy holding the snapshot served, else a function that looks at the
-// fleet again and returns none if every proxy holds it now, or else the
-// snapshots served before it that proxies may hold instead, and whether
-// those are all of them (see snapshot.BridgeFrom). What proxies hold is
+// proxy holding the snapshot served (or the wait for them timed out, after
+// which the proxies still pending are not waited for), else a function
+// that looks at the fleet again and returns none if every proxy holds it
+// now, or else the snapshots served before it that proxies may hold
+// instead, and whether those are all of them (see snapshot.BridgeFrom).
+// What proxies hold is
 // judged when the bridge asks, not taken from the last look, which may be
 // a change window old: a change published after the fleet applied the
 // snapshot served, but before the publisher looked, is not bridged for

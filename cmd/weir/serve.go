@@ -254,7 +254,7 @@ func newServer(cfg serveConfig, logger *slog.Logger) (*server, error) {
 	if s.source, s.sourceDesc, err = newSource(cfg, logger, s.registry); err != nil {
 		return nil, err
 	}
-	status, _ := s.source.(discovery.StatusReporter) // nil for a catalog file: it has no upstream to fail
+	status, _ := s.source.(discovery.ServiceStatusReporter) // nil for a catalog file: it has no upstream to fail
 	engine, err := policy.NewEngine(policy.EngineConfig{Store: s.store, Logger: logger, Clock: cfg.clock,
 		Discovery: status, OnChange: func() { s.publisher.Wake() }})
 	if err != nil {

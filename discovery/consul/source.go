@@ -88,10 +88,16 @@ type Source struct {
 	listSynced  bool
 	fullySynced bool // the first full sync is done: a model has been built
 	services    map[string]*serviceState
-	badNames    map[string]string // services left out: name → why
-	failing     map[string]string // watcher → its latest error
-	limited     map[string]bool   // watchers refused with 429, explained once
+	badNames    map[string]string  // services left out: name → why
+	failing     map[string]failure // watcher → its failure
+	limited     map[string]bool    // watchers refused with 429, explained once
 	staleSince  time.Time
+}
+
+// failure is a failing watcher's latest error, and since when it fails.
+type failure struct {
+	err   string
+	since time.Time
 }
 
 // serviceState is what one service's watcher has learned.
@@ -118,7 +124,7 @@ func New(cfg Config) *Source {
 		changed:  make(chan struct{}, 1),
 		services: make(map[string]*serviceState),
 		badNames: make(map[string]string),
-		failing:  make(map[string]string),
+		failing:  make(map[string]failure),
 		limited:  make(map[string]bool),
 	}
 	s.metrics = newMetrics(cfg.Registerer, s)
@@ -216,8 +222,22 @@ func (s *Source) Status() discovery.Status {
 	defer s.mu.Unlock()
 	st := discovery.Status{Synced: s.fullySynced, Stale: len(s.failing) > 0, StaleSince: s.staleSince}
 	for _, name := range sortedKeys(s.failing) {
-		st.Error = name + ": " + s.failing[name]
+		st.Error = name + ": " + s.failing[name].err
 		break
+	}
+	return st
+}
+
+// ServiceStatus implements discovery.ServiceStatusReporter: service's
+// instances are stale while its own watcher fails. The service list's
+// watcher failing leaves them current: each service has a watcher of its
+// own, which goes on answering.
+func (s *Source) ServiceStatus(service string) discovery.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := discovery.Status{Synced: s.fullySynced}
+	if f, ok := s.failing[service]; ok {
+		st.Stale, st.StaleSince, st.Error = true, f.since, service+": "+f.err
 	}
 	return st
 }
@@ -235,8 +255,12 @@ func (s *Source) failed(ctx context.Context, watcher string, err error) {
 	if len(s.failing) == 0 {
 		s.staleSince = time.Now()
 	}
-	_, already := s.failing[watcher]
-	s.failing[watcher] = err.Error()
+	f, already := s.failing[watcher]
+	if !already {
+		f.since = time.Now()
+	}
+	f.err = err.Error()
+	s.failing[watcher] = f
 	synced := s.fullySynced
 	explain := tooManyRequests(err) && !s.limited[watcher]
 	if explain {

@@ -101,6 +101,31 @@ func TestFailedAfterServiceGone(t *testing.T) {
 	}
 }
 
+// TestServiceStatusIsPerService checks that a service's instances are
+// stale while its own watcher fails, since its first failure, and not
+// while another service's or the service list's watcher fails: one
+// watcher refused with 429 must not hold every service's rollout.
+func TestServiceStatusIsPerService(t *testing.T) {
+	s, _, _ := newTestSource(t)
+	gctx, _ := addService(s, "greeter")
+	addService(s, "ledger")
+	s.failed(gctx, "greeter", errors.New("connection reset"))
+	first := s.ServiceStatus("greeter")
+	s.failed(gctx, "greeter", errors.New("timeout"))
+	s.failed(context.Background(), serviceListWatcher, errors.New("429 Too Many Requests"))
+	got := s.ServiceStatus("greeter")
+	if !got.Stale || got.Error != "greeter: timeout" || !got.StaleSince.Equal(first.StaleSince) || got.StaleSince.IsZero() {
+		t.Errorf("greeter's watcher failing twice: %+v, want stale since its first failure (%v), with its latest error", got, first.StaleSince)
+	}
+	if st := s.ServiceStatus("ledger"); st.Stale {
+		t.Errorf("ledger, whose watcher answers, while greeter's and the list's fail: %+v, want not stale", st)
+	}
+	s.recovered(gctx, "greeter")
+	if st := s.ServiceStatus("greeter"); st.Stale {
+		t.Errorf("greeter's watcher answering again: %+v, want not stale", st)
+	}
+}
+
 // TestUnversionedForgotten: the unversioned instances logged are kept per
 // service and replaced on each update, so the set does not grow without
 // bound and an instance that comes back is reported again.

@@ -370,6 +370,7 @@ func TestStatusOfNamesTheCode(t *testing.T) {
 		{policy.ErrNotPaused, codes.FailedPrecondition},
 		{policy.ErrNoRollback, codes.FailedPrecondition},
 		{policy.ErrOtherVersion, codes.FailedPrecondition},
+		{policy.ErrNotAborted, codes.FailedPrecondition},
 		{policy.ErrNoPolicy, codes.NotFound},
 		{policy.ErrNotSaved, codes.Aborted},
 		{errors.New("anything else"), codes.Internal},
