@@ -107,6 +107,17 @@ type serviceState struct {
 	instances   []discovery.Instance
 	unversioned map[string]bool    // instance IDs grouped under version ""
 	skipped     map[string]skipped // instances left out of the model
+	// refreshing is, after its watcher failed and answered again, what
+	// the failure was until the instances of that answer reach the sink:
+	// until then the sink still has those from before the failure.
+	refreshing *refresh
+}
+
+// refresh is a service's way back from a failure: the failure, and
+// whether the instances of the answer that ended it are stored.
+type refresh struct {
+	failure
+	stored bool
 }
 
 var (
@@ -161,6 +172,7 @@ func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
 			return
 		case <-s.changed:
 		}
+		refreshed := s.refreshed()
 		m, ok, err := s.model()
 		if err != nil {
 			sink.Reject(err)
@@ -170,6 +182,7 @@ func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
 			continue
 		}
 		if m = last.Next(m); emitted && m.Equal(last) {
+			s.delivered(refreshed)
 			continue
 		}
 		if !emitted {
@@ -177,6 +190,7 @@ func (s *Source) emit(ctx context.Context, sink discovery.Sink) {
 		}
 		last, emitted = m, true
 		sink.Update(m)
+		s.delivered(refreshed)
 	}
 }
 
@@ -238,8 +252,38 @@ func (s *Source) ServiceStatus(service string) discovery.Status {
 	st := discovery.Status{Synced: s.fullySynced}
 	if f, ok := s.failing[service]; ok {
 		st.Stale, st.StaleSince, st.Error = true, f.since, service+": "+f.err
+	} else if svc, ok := s.services[service]; ok && svc.refreshing != nil {
+		f := svc.refreshing.failure
+		st.Stale, st.StaleSince, st.Error = true, f.since, service+": "+f.err+" (answering again; its instances are on their way)"
 	}
 	return st
+}
+
+// refreshed returns the services whose instances, stored after their
+// watcher answered again, the next model carries. It must be called
+// before that model is made: a service stored meanwhile is not among them.
+func (s *Source) refreshed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for name, st := range s.services {
+		if st.refreshing != nil && st.refreshing.stored {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// delivered ends the refresh of services (see refreshed): the sink has
+// their instances now, or had them already when the model was the same.
+func (s *Source) delivered(services []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range services {
+		if st, ok := s.services[name]; ok && st.refreshing != nil && st.refreshing.stored {
+			st.refreshing = nil
+		}
+	}
 }
 
 // failed records a watcher's error; the first failure starts staleness.
@@ -306,7 +350,10 @@ func (s *Source) recovered(ctx context.Context, watcher string) {
 		s.mu.Unlock()
 		return
 	}
-	_, was := s.failing[watcher]
+	f, was := s.failing[watcher]
+	if st, ok := s.services[watcher]; ok && was {
+		st.refreshing = &refresh{failure: f}
+	}
 	delete(s.failing, watcher)
 	delete(s.limited, watcher)
 	ended := was && len(s.failing) == 0

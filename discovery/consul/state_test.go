@@ -104,7 +104,8 @@ func TestFailedAfterServiceGone(t *testing.T) {
 // TestServiceStatusIsPerService checks that a service's instances are
 // stale while its own watcher fails, since its first failure, and not
 // while another service's or the service list's watcher fails: one
-// watcher refused with 429 must not hold every service's rollout.
+// watcher refused with 429 must not hold every service's rollout. (When
+// it is current again: TestServiceStaysStaleUntilItsFreshInstancesAreDelivered.)
 func TestServiceStatusIsPerService(t *testing.T) {
 	s, _, _ := newTestSource(t)
 	gctx, _ := addService(s, "greeter")
@@ -120,9 +121,39 @@ func TestServiceStatusIsPerService(t *testing.T) {
 	if st := s.ServiceStatus("ledger"); st.Stale {
 		t.Errorf("ledger, whose watcher answers, while greeter's and the list's fail: %+v, want not stale", st)
 	}
+}
+
+// TestServiceStaysStaleUntilItsFreshInstancesAreDelivered checks that a
+// service whose watcher answers again stays stale until the instances of
+// that answer reach the sink: until then the sink has those from before
+// the failure, and a rollout resumed on them could step on once before
+// the fresh ones pause it for health.
+func TestServiceStaysStaleUntilItsFreshInstancesAreDelivered(t *testing.T) {
+	s, _, _ := newTestSource(t)
+	gctx, _ := addService(s, "greeter")
+	v1 := map[string]string{"version": "v1"}
+	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
+	s.failed(gctx, "greeter", errors.New("connection refused"))
 	s.recovered(gctx, "greeter")
+	if st := s.ServiceStatus("greeter"); !st.Stale || !strings.Contains(st.Error, "connection refused (answering again") {
+		t.Errorf("answered again, its instances not stored yet: %+v, want stale", st)
+	}
+	before := s.refreshed() // a model made now has the old instances
+	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1), serviceEntry("greeter", "g2", 9001, v1)})
+	if st := s.ServiceStatus("greeter"); !st.Stale {
+		t.Errorf("its instances stored, not delivered: %+v, want stale", st)
+	}
+	s.delivered(before)
+	if st := s.ServiceStatus("greeter"); !st.Stale {
+		t.Errorf("a model made before its instances were stored was delivered: %+v, want still stale", st)
+	}
+	after := s.refreshed()
+	if !slices.Equal(after, []string{"greeter"}) {
+		t.Fatalf("refreshed = %v, want [greeter]", after)
+	}
+	s.delivered(after)
 	if st := s.ServiceStatus("greeter"); st.Stale {
-		t.Errorf("greeter's watcher answering again: %+v, want not stale", st)
+		t.Errorf("its fresh instances delivered: %+v, want current", st)
 	}
 }
 

@@ -139,6 +139,9 @@ func (s *Source) setInstances(ctx context.Context, name string, entries []*api.S
 	}
 	st.instances, st.synced = c.instances, true
 	st.unversioned, st.skipped = unversioned, c.skipped
+	if st.refreshing != nil {
+		st.refreshing.stored = true
+	}
 	s.mu.Unlock()
 
 	for _, id := range freshUnversioned {
