@@ -121,8 +121,9 @@ type refresh struct {
 }
 
 var (
-	_ discovery.Source         = (*Source)(nil)
-	_ discovery.StatusReporter = (*Source)(nil)
+	_ discovery.Source                = (*Source)(nil)
+	_ discovery.StatusReporter        = (*Source)(nil)
+	_ discovery.ServiceStatusReporter = (*Source)(nil) // the rollout engine's, found by a type assertion
 )
 
 // New returns a Source for cfg.
