@@ -260,28 +260,34 @@ func (s *Source) ServiceStatus(service string) discovery.Status {
 	return st
 }
 
-// refreshed returns the services whose instances, stored after their
-// watcher answered again, the next model carries. It must be called
-// before that model is made: a service stored meanwhile is not among them.
-func (s *Source) refreshed() []string {
+// refreshed returns the refreshes, by service, whose instances, stored
+// after their watcher answered again, the next model carries. It must be
+// called before that model is made: a service stored meanwhile is not
+// among them, nor is a refresh begun meanwhile (its watcher failed and
+// answered again), which replaces the one returned.
+func (s *Source) refreshed() map[string]*refresh {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var names []string
+	var taken map[string]*refresh
 	for name, st := range s.services {
 		if st.refreshing != nil && st.refreshing.stored {
-			names = append(names, name)
+			if taken == nil {
+				taken = make(map[string]*refresh)
+			}
+			taken[name] = st.refreshing
 		}
 	}
-	return names
+	return taken
 }
 
-// delivered ends the refresh of services (see refreshed): the sink has
-// their instances now, or had them already when the model was the same.
-func (s *Source) delivered(services []string) {
+// delivered ends the refreshes taken (see refreshed): the sink has their
+// instances now, or had them already when the model was the same. A
+// service whose refresh is another one now stays stale.
+func (s *Source) delivered(taken map[string]*refresh) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range services {
-		if st, ok := s.services[name]; ok && st.refreshing != nil && st.refreshing.stored {
+	for name, r := range taken {
+		if st, ok := s.services[name]; ok && st.refreshing == r {
 			st.refreshing = nil
 		}
 	}

@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -148,8 +149,8 @@ func TestServiceStaysStaleUntilItsFreshInstancesAreDelivered(t *testing.T) {
 		t.Errorf("a model made before its instances were stored was delivered: %+v, want still stale", st)
 	}
 	after := s.refreshed()
-	if !slices.Equal(after, []string{"greeter"}) {
-		t.Fatalf("refreshed = %v, want [greeter]", after)
+	if !slices.Equal(slices.Sorted(maps.Keys(after)), []string{"greeter"}) {
+		t.Fatalf("refreshed = %v, want greeter's", after)
 	}
 	s.delivered(after)
 	if st := s.ServiceStatus("greeter"); st.Stale {
@@ -284,5 +285,27 @@ func TestBlockingResyncAfterError(t *testing.T) {
 	}
 	if changes != 2 {
 		t.Errorf("%d changes, want 2: the first answer and the resync after the error", changes)
+	}
+}
+
+// TestRefreshDeliveredIsTheOneTaken checks that a model made before a
+// service failed and answered again, and delivered after its new answer
+// was stored, does not end the new refresh: the sink does not have that
+// answer's instances yet.
+func TestRefreshDeliveredIsTheOneTaken(t *testing.T) {
+	s, _, _ := newTestSource(t)
+	gctx, _ := addService(s, "greeter")
+	v1 := map[string]string{"version": "v1"}
+	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
+	s.failed(gctx, "greeter", errors.New("connection refused"))
+	s.recovered(gctx, "greeter")
+	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
+	taken := s.refreshed() // the emit loop takes greeter's refresh, then makes a model
+	s.failed(gctx, "greeter", errors.New("connection reset"))
+	s.recovered(gctx, "greeter")
+	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g2", 9001, v1)})
+	s.delivered(taken) // the model made before g2 was stored reaches the sink
+	if st := s.ServiceStatus("greeter"); !st.Stale {
+		t.Errorf("a refresh stored after the model was made was ended by its delivery: %+v, want still stale", st)
 	}
 }
