@@ -406,3 +406,44 @@ func TestEngineUnsavedIsBounded(t *testing.T) {
 			journalMemory+10, len(got.events), got.events[0].Message, got.dropped, got.gone, journalMemory)
 	}
 }
+
+// TestEngineStaleServiceHoldsOnlyItsRollout checks that the engine asks
+// discovery about each rollout's own service: greeter's failing query
+// pauses greeter's rollout, and ledger's goes on.
+func TestEngineStaleServiceHoldsOnlyItsRollout(t *testing.T) {
+	src := &staleness{}
+	clock := &fakeClock{now: t0}
+	e, err := NewEngine(EngineConfig{Clock: clock.Now, Discovery: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var services []discovery.Service
+	for _, name := range []string{"greeter", "ledger"} {
+		services = append(services, discovery.Service{Name: name, Instances: []discovery.Instance{
+			{ID: name + "-a", Address: "10.0.0.1", Port: 1, Version: "v1"},
+			{ID: name + "-b", Address: "10.0.0.2", Port: 1, Version: "v2"},
+		}})
+	}
+	m, err := discovery.NewModel(services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ObserveModel(m)
+	greeter, ledger := canaryPolicy(), canaryPolicy()
+	ledger.Service = "ledger"
+	e.SetPolicies(mustSet(t, greeter, ledger))
+	settle(e)
+	src.set("greeter: connection refused")
+	clock.Add(time.Minute)
+	e.Tick()
+	if n := len(e.Rollouts()); n != 2 {
+		t.Fatalf("%d rollouts, want greeter's and ledger's", n)
+	}
+	for _, r := range e.Rollouts() {
+		stale := r.Service == "greeter"
+		if paused := r.Phase == Paused && r.Cause == PausedByDiscovery; paused != stale {
+			t.Errorf("greeter's query failing: %s is %s (%s: %q); want paused for discovery only if it is greeter",
+				r.Service, r.Phase, r.Cause, r.Reason)
+		}
+	}
+}
