@@ -124,18 +124,28 @@ func TestServiceStatusIsPerService(t *testing.T) {
 	}
 }
 
-// TestServiceStaysStaleUntilItsFreshInstancesAreDelivered checks that a
-// service whose watcher answers again stays stale until the instances of
-// that answer reach the sink: until then the sink has those from before
-// the failure, and a rollout resumed on them could step on once before
-// the fresh ones pause it for health.
-func TestServiceStaysStaleUntilItsFreshInstancesAreDelivered(t *testing.T) {
+// greeterAnsweringAgain returns a source whose greeter, synced with one
+// instance of v1, failed ("connection refused") and answered again, with
+// the answer's instances not stored yet; greeter's watcher context; and
+// v1's meta.
+func greeterAnsweringAgain(t *testing.T) (*Source, context.Context, map[string]string) {
+	t.Helper()
 	s, _, _ := newTestSource(t)
 	gctx, _ := addService(s, "greeter")
 	v1 := map[string]string{"version": "v1"}
 	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
 	s.failed(gctx, "greeter", errors.New("connection refused"))
 	s.recovered(gctx, "greeter")
+	return s, gctx, v1
+}
+
+// TestServiceStaysStaleUntilItsFreshInstancesAreDelivered checks that a
+// service whose watcher answers again stays stale until the instances of
+// that answer reach the sink: until then the sink has those from before
+// the failure, and a rollout resumed on them could step on once before
+// the fresh ones pause it for health.
+func TestServiceStaysStaleUntilItsFreshInstancesAreDelivered(t *testing.T) {
+	s, gctx, v1 := greeterAnsweringAgain(t)
 	if st := s.ServiceStatus("greeter"); !st.Stale || !strings.Contains(st.Error, "connection refused (answering again") {
 		t.Errorf("answered again, its instances not stored yet: %+v, want stale", st)
 	}
@@ -293,12 +303,7 @@ func TestBlockingResyncAfterError(t *testing.T) {
 // was stored, does not end the new refresh: the sink does not have that
 // answer's instances yet.
 func TestRefreshDeliveredIsTheOneTaken(t *testing.T) {
-	s, _, _ := newTestSource(t)
-	gctx, _ := addService(s, "greeter")
-	v1 := map[string]string{"version": "v1"}
-	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
-	s.failed(gctx, "greeter", errors.New("connection refused"))
-	s.recovered(gctx, "greeter")
+	s, gctx, v1 := greeterAnsweringAgain(t)
 	s.setInstances(gctx, "greeter", []*api.ServiceEntry{serviceEntry("greeter", "g1", 9000, v1)})
 	taken := s.refreshed() // the emit loop takes greeter's refresh, then makes a model
 	s.failed(gctx, "greeter", errors.New("connection reset"))
