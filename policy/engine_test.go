@@ -316,17 +316,24 @@ func (s *staleness) ServiceStatus(service string) discovery.Status {
 	return discovery.Status{Synced: true, Stale: stale, StaleSince: t0.Add(time.Minute), Error: s.failing}
 }
 
+// newStaleableEngine returns an engine on a fake clock, with no model
+// yet, whose discovery source is the staleness it also returns.
+func newStaleableEngine(t *testing.T) (*Engine, *fakeClock, *staleness) {
+	t.Helper()
+	src, clock := &staleness{}, &fakeClock{now: t0}
+	e, err := NewEngine(EngineConfig{Clock: clock.Now, Discovery: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, clock, src
+}
+
 // TestEngineHoldsRolloutsWhileDiscoveryIsStale checks that the engine asks
 // its discovery source, at every tick, whether it is stale: a rollout
 // pauses, naming the source's error, for as long as it is, and resumes
 // when it answers again.
 func TestEngineHoldsRolloutsWhileDiscoveryIsStale(t *testing.T) {
-	src := &staleness{}
-	clock := &fakeClock{now: t0}
-	e, err := NewEngine(EngineConfig{Clock: clock.Now, Discovery: src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, clock, src := newStaleableEngine(t)
 	e.ObserveModel(greeterModel(t))
 	p := canaryPolicy()
 	p.Canary.Steps[1].Pause.Duration = time.Hour
@@ -411,12 +418,7 @@ func TestEngineUnsavedIsBounded(t *testing.T) {
 // discovery about each rollout's own service: greeter's failing query
 // pauses greeter's rollout, and ledger's goes on.
 func TestEngineStaleServiceHoldsOnlyItsRollout(t *testing.T) {
-	src := &staleness{}
-	clock := &fakeClock{now: t0}
-	e, err := NewEngine(EngineConfig{Clock: clock.Now, Discovery: src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, clock, src := newStaleableEngine(t)
 	var services []discovery.Service
 	for _, name := range []string{"greeter", "ledger"} {
 		services = append(services, discovery.Service{Name: name, Instances: []discovery.Instance{

@@ -90,11 +90,10 @@ func (p *Publisher) unconfirmedClusters() func() []string {
 // that looks at the fleet again and returns none if every proxy holds it
 // now, or else the snapshots served before it that proxies may hold
 // instead, and whether those are all of them (see snapshot.BridgeFrom).
-// What proxies hold is
-// judged when the bridge asks, not taken from the last look, which may be
-// a change window old: a change published after the fleet applied the
-// snapshot served, but before the publisher looked, is not bridged for
-// clusters the proxies have set up.
+// What proxies hold is judged when the bridge asks, not taken from the
+// last look, which may be a change window old: a change published after
+// the fleet applied the snapshot served, but before the publisher looked,
+// is not bridged for clusters the proxies have set up.
 func (p *Publisher) earlierHeld() func() ([]*snapshot.Snapshot, bool) {
 	p.mu.Lock()
 	held, complete := p.unconfirmed.earlier(p.current)

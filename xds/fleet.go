@@ -41,11 +41,10 @@ type judgement struct {
 // fleet looks at every connected proxy against the versions current says
 // they should hold, and, unless needs is nil, the subscriptions what they
 // hold needs (see versionMemo.covered). It lists pending node ids only
-// when list is set. epoch
-// names the versions current gives (the snapshot's version): a proxy that
-// has not changed since a look with the same epoch is judged as it was
-// then, which most proxies are while ACKs of a push come in. An empty
-// epoch judges every proxy afresh.
+// when list is set. epoch names the versions current gives (the
+// snapshot's version): a proxy that has not changed since a look with the
+// same epoch is judged as it was then, which most proxies are while ACKs
+// of a push come in. An empty epoch judges every proxy afresh.
 func (t *Tracker) fleet(current VersionFunc, needs NeedsFunc, epoch string, list bool) fleetStatus {
 	memo := newVersionMemo(current)
 	memo.needs = needs

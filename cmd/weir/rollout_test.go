@@ -136,6 +136,23 @@ func (env *rolloutEnv) await(t *testing.T, what string, cond func(policy.Rollout
 	return r
 }
 
+// toHalfPause runs the canary policy's rollout past its 20 % step and
+// timed pause to its indefinite pause at 50 %, and returns it there.
+func (env *rolloutEnv) toHalfPause(t *testing.T) policy.Rollout {
+	t.Helper()
+	env.await(t, "the 20 % step", func(r policy.Rollout) bool { return r.Weight == 2000 })
+	env.elapse(t, 3*time.Second)
+	return env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
+}
+
+// do runs op on greeter's rollout, failing the test if it is refused.
+func (env *rolloutEnv) do(t *testing.T, op policy.Operation) {
+	t.Helper()
+	if err := env.w.srv.engine.Do("greeter", op); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // elapse lets d pass on the rollout's clock once the engine has seen the
 // fleet apply greeter's current step, from which its timers count.
 func (env *rolloutEnv) elapse(t *testing.T, d time.Duration) {
@@ -234,9 +251,7 @@ func TestRolloutCanaryToPromote(t *testing.T) {
 		return r.Phase == policy.Paused && r.Weight == 5000
 	})
 	near(t, "at 50 %", env.share(t, 1000), 50, 8)
-	if err := env.w.srv.engine.Do("greeter", op(policy.Promote)); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, op(policy.Promote))
 	env.await(t, "completion", func(r policy.Rollout) bool { return r.Phase == policy.Completed })
 	near(t, "promoted", env.share(t, 500), 100, 0)
 	m := env.w.metrics(t)
@@ -251,14 +266,10 @@ func TestRolloutCanaryToPromote(t *testing.T) {
 func TestRolloutAbortIsOnePush(t *testing.T) {
 	env := startRollout(t, canaryPolicy)
 	env.flow(t)
-	env.await(t, "the 20 % step", func(r policy.Rollout) bool { return r.Weight == 2000 })
-	env.elapse(t, 3*time.Second)
-	env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
+	env.toHalfPause(t)
 	pushes := env.w.srv.metrics.Publishes
 	before := testutilValue(pushes)
-	if err := env.w.srv.engine.Do("greeter", op(policy.Abort)); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, op(policy.Abort))
 	env.await(t, "the abort applied", func(r policy.Rollout) bool { return r.Phase == policy.Aborted })
 	until(t, "the abort to be published", func() bool { return testutilValue(pushes) > before })
 	near(t, "aborted", env.share(t, 500), 0, 0)
@@ -273,20 +284,14 @@ func TestRolloutAbortIsOnePush(t *testing.T) {
 func TestRolloutRetryStartsOver(t *testing.T) {
 	env := startRollout(t, canaryPolicy)
 	env.flow(t)
-	env.await(t, "the 20 % step", func(r policy.Rollout) bool { return r.Weight == 2000 })
-	env.elapse(t, 3*time.Second)
-	env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
-	if err := env.w.srv.engine.Do("greeter", op(policy.Abort)); err != nil {
-		t.Fatal(err)
-	}
+	env.toHalfPause(t)
+	env.do(t, op(policy.Abort))
 	env.await(t, "the abort applied", func(r policy.Rollout) bool { return r.Phase == policy.Aborted })
 	near(t, "aborted", env.share(t, 500), 0, 0)
 	retry := func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return policy.Retry(p, r, now, "test", "the fix is out")
 	}
-	if err := env.w.srv.engine.Do("greeter", retry); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, retry)
 	r := env.await(t, "the retried rollout's 20 % step", func(r policy.Rollout) bool {
 		return r.Phase == policy.Progressing && r.Weight == 2000
 	})
@@ -346,18 +351,14 @@ func TestRolloutBlueGreenPromoteRollback(t *testing.T) {
 	if got := env.share(t, 100, "x-preview", "true"); got != 100 {
 		t.Errorf("requests with x-preview went %.1f %% to v2, want all", got)
 	}
-	if err := env.w.srv.engine.Do("greeter", op(policy.Promote)); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, op(policy.Promote))
 	env.await(t, "the promotion", func(r policy.Rollout) bool { return r.Phase == policy.Promoted })
 	near(t, "promoted", env.share(t, 300), 100, 0)
 	rollback := func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return policy.Rollback(p, r, now, "test", "e2e")
 	}
 	pushes := testutilValue(env.w.srv.metrics.Publishes)
-	if err := env.w.srv.engine.Do("greeter", rollback); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, rollback)
 	env.await(t, "the rollback", func(r policy.Rollout) bool { return r.Phase == policy.Aborted })
 	near(t, "rolled back", env.share(t, 300), 0, 0)
 	if got := testutilValue(env.w.srv.metrics.Publishes) - pushes; got != 1 {
@@ -367,9 +368,7 @@ func TestRolloutBlueGreenPromoteRollback(t *testing.T) {
 
 func TestRolloutResumesAfterRestart(t *testing.T) {
 	env := startRollout(t, canaryPolicy)
-	env.await(t, "the 20 % step", func(r policy.Rollout) bool { return r.Weight == 2000 })
-	env.elapse(t, 3*time.Second)
-	before := env.await(t, "the indefinite pause at 50 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused })
+	before := env.toHalfPause(t)
 	env.w.Stop() // a restart on the same state directory
 	env.start(t)
 	after := env.rollout()
@@ -469,9 +468,7 @@ func TestRolloutStickyHeader(t *testing.T) {
 	resume := func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return policy.Resume(p, r, now, "test", "e2e")
 	}
-	if err := env.w.srv.engine.Do("greeter", resume); err != nil {
-		t.Fatal(err)
-	}
+	env.do(t, resume)
 	env.await(t, "the pause at 50 %", atStep(5000))
 	after := env.versionsOf(t, 200)
 
