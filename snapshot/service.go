@@ -53,7 +53,7 @@ func buildService(svc discovery.Service, routing policy.Routing, hasPolicy bool)
 		out.clusters = append(out.clusters, envoy.Cluster(names[i]))
 		out.endpoints = append(out.endpoints, envoy.ClusterLoadAssignment(names[i], ve.endpoints))
 	}
-	weights := routeWeights(svc, routing.Weights, hasPolicy, &out.report)
+	weights := routeWeights(svc, bv, routing.Weights, hasPolicy, &out.report)
 	routes := matchRoutes(svc.Name, routing.Matches, bv, &out.report)
 	if routing.Sticky != nil {
 		name := ClusterName(svc.Name, StickyVersion)
@@ -96,6 +96,7 @@ func routeNamesCluster(route *routev3.Route, cluster string) bool {
 type versionEndpoints struct {
 	version   string
 	endpoints []envoy.Endpoint
+	serving   int // instances that serve (see discovery.Health.Serving)
 }
 
 // byVersion are the endpoints of every version of a service, sorted by
@@ -110,6 +111,18 @@ func (bv byVersion) endpoints(version string) []envoy.Endpoint {
 		return nil
 	}
 	return bv[i].endpoints
+}
+
+// servingCount returns how many instances of each version serve, as
+// discovery.Service.ServingCount does for the service bv is of if it has
+// instances, with one map operation per version rather than several per
+// instance.
+func (bv byVersion) servingCount() map[string]int {
+	m := make(map[string]int, len(bv))
+	for _, ve := range bv {
+		m[ve.version] = ve.serving
+	}
+	return m
 }
 
 // asMap returns bv as a map from version to endpoints.
@@ -136,16 +149,21 @@ func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 		return byVersion{{}}, nil
 	}
 	versions := distinct(svc.Instances, func(in discovery.Instance) string { return in.Version })
-	counts := make([]int, len(versions))
+	counts := make([]int, len(versions)) // endpoints of each version
+	bv = make(byVersion, len(versions))
 	for _, in := range svc.Instances {
+		i := versionIndex(versions, in.Version)
 		if _, ok := healthStatus(in.Health); ok {
-			counts[versionIndex(versions, in.Version)]++
+			counts[i]++
+		}
+		if in.Health.Serving() {
+			bv[i].serving++
 		}
 	}
 	all := make([]envoy.Endpoint, len(svc.Instances))
-	bv = make(byVersion, len(versions))
 	for i, v := range versions {
-		bv[i] = versionEndpoints{v, all[:0:counts[i]]} // every version gets an entry, even with no endpoints
+		// Every version gets an entry, even with no endpoints.
+		bv[i].version, bv[i].endpoints = v, all[:0:counts[i]]
 		all = all[counts[i]:]
 	}
 	seen := make([]addressSet, len(versions))
@@ -236,9 +254,10 @@ func healthStatus(h discovery.Health) (status corev3.HealthStatus, ok bool) {
 	}
 }
 
-// routeWeights decides each version's share of svc's traffic, recording in
+// routeWeights decides each version's share of svc's traffic, whose
+// endpoints by version are bv (see endpointsByVersion), recording in
 // report what the caller should warn about.
-func routeWeights(svc discovery.Service, desired policy.Weights, hasPolicy bool, report *serviceReport) policy.Weights {
+func routeWeights(svc discovery.Service, bv byVersion, desired policy.Weights, hasPolicy bool, report *serviceReport) policy.Weights {
 	if len(svc.Instances) == 0 {
 		report.noServing = true
 		if hasPolicy {
@@ -246,7 +265,7 @@ func routeWeights(svc discovery.Service, desired policy.Weights, hasPolicy bool,
 		}
 		return policy.Weights{"": policy.Full}
 	}
-	serving := svc.ServingCount()
+	serving := bv.servingCount()
 	report.noServing = true
 	for _, n := range serving {
 		if n > 0 {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -52,6 +53,29 @@ func TestEndpointsByVersionManyDuplicates(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, ve.endpoints); diff != "" {
 			t.Errorf("version %q (-want +got):\n%s", ve.version, diff)
+		}
+	}
+}
+
+// TestServingCountIsTheModels: the serving count of each version that
+// endpointsByVersion counts on the way is the model's, versions without
+// serving instances included.
+func TestServingCountIsTheModels(t *testing.T) {
+	instance := func(id, version string, h discovery.Health) discovery.Instance {
+		return discovery.Instance{ID: id, Address: "10.0.0." + id, Port: 8080, Version: version, Health: h}
+	}
+	for _, svc := range []discovery.Service{
+		{Name: "one", Instances: []discovery.Instance{instance("1", "v1", discovery.Passing)}},
+		{Name: "mixed", Instances: []discovery.Instance{
+			instance("1", "v1", discovery.Warning), instance("2", "v2", discovery.Maintenance),
+			instance("3", "v1", discovery.Critical), instance("4", "v3", discovery.Critical),
+			instance("5", "v2", discovery.Passing), instance("6", "", discovery.Passing)}},
+		{Name: "down", Instances: []discovery.Instance{
+			instance("1", "v1", discovery.Critical), instance("2", "v2", discovery.Maintenance)}},
+	} {
+		bv, _ := endpointsByVersion(svc)
+		if got, want := bv.servingCount(), svc.ServingCount(); !maps.Equal(got, want) {
+			t.Errorf("%s: serving %v, the model's %v", svc.Name, got, want)
 		}
 	}
 }
