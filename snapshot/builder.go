@@ -43,9 +43,10 @@ type Builder struct {
 	noted    []*builtService // the last build's services with findings to report, sorted by name
 	routes   *SharedRoutes
 	sidecar  hashed[*listenerv3.Listener]
-	ledger   ledger // the names of the last build's resources (see recount)
-	last     *lists // the last build's lists (see Builder.lists)
-	buf      []byte // scratch space for encoding, reused across builds
+	ledger   ledger        // the names of the last build's resources (see recount)
+	last     *lists        // the last build's lists (see Builder.lists)
+	buf      []byte        // scratch space for encoding, reused across builds
+	shapes   clusterShapes // of the clusters validated so far
 }
 
 // hashed is a validated resource with the digest of its deterministic
@@ -99,7 +100,7 @@ func (b *Builder) Build(in Input) (*Snapshot, error) {
 	routes, routesErr := sharedRoutes(&b.buf, b.routes, RouteConfigName, l.vhosts, l.vhostSum)
 	sidecar, sidecarErr := hashResource(&b.buf, listenerType,
 		envoy.HTTPListener(SidecarListenerName, in.SidecarAddress, in.SidecarPort, RouteConfigName),
-		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{b.sidecar})
+		(*listenerv3.Listener).GetName, validateAll, []hashed[*listenerv3.Listener]{b.sidecar})
 	if err := errors.Join(routesErr, sidecarErr); err != nil {
 		return nil, fmt.Errorf("snapshot: built invalid resources: %w", err)
 	}
@@ -352,13 +353,13 @@ func (b *Builder) service(buf *[]byte, svc discovery.Service, routing policy.Tab
 	out := buildService(svc, r, hasPolicy)
 	bs := &builtService{svc: svc, routing: r, hasPolicy: hasPolicy, report: out.report}
 	var errs [5]error
-	bs.clusters, errs[0] = hashAll(buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, prev.clusters)
+	bs.clusters, errs[0] = hashAll(buf, clusterType, out.clusters, (*clusterv3.Cluster).GetName, b.shapes.validate, prev.clusters)
 	bs.endpoints, errs[1] = hashAll(buf, endpointType, out.endpoints,
-		(*endpointv3.ClusterLoadAssignment).GetClusterName, prev.endpoints)
+		(*endpointv3.ClusterLoadAssignment).GetClusterName, validateAll, prev.endpoints)
 	routeConfigName := ServiceRouteConfigName(svc.Name)
 	hcm := envoy.HTTPConnectionManager(svc.Name, routeConfigName)
 	bs.listener, errs[2] = hashResource(buf, listenerType, envoy.APIListener(svc.Name, hcm),
-		(*listenerv3.Listener).GetName, []hashed[*listenerv3.Listener]{prev.listener})
+		(*listenerv3.Listener).GetName, validateAll, []hashed[*listenerv3.Listener]{prev.listener})
 	bs.hcm = prev.hcm
 	if bs.listener.msg != prev.listener.msg {
 		bs.hcm[0] = hcm
@@ -385,11 +386,11 @@ func routingEqual(a, b policy.Routing) bool {
 }
 
 // hashAll returns hashResource of every one of ms.
-func hashAll[M resource](buf *[]byte, typ string, ms []M, name func(M) string, prev []hashed[M]) ([]hashed[M], error) {
+func hashAll[M resource](buf *[]byte, typ string, ms []M, name func(M) string, validate func(M, []byte) error, prev []hashed[M]) ([]hashed[M], error) {
 	out := make([]hashed[M], 0, len(ms))
 	var errs []error
 	for _, m := range ms {
-		h, err := hashResource(buf, typ, m, name, prev)
+		h, err := hashResource(buf, typ, m, name, validate, prev)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -401,8 +402,9 @@ func hashAll[M resource](buf *[]byte, typ string, ms []M, name func(M) string, p
 
 // hashResource returns the one of prev with m's name and encoding, if there
 // is one, so that an unchanged resource stays the very same message; else
-// m, validated, with its digest. buf is scratch space for encoding.
-func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string, prev []hashed[M]) (hashed[M], error) {
+// m, validated by validate (given m and its encoding), with its digest.
+// buf is scratch space for encoding.
+func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string, validate func(M, []byte) error, prev []hashed[M]) (hashed[M], error) {
 	sum, b, err := digestOf(m, *buf)
 	*buf = b
 	if err != nil {
@@ -413,11 +415,14 @@ func hashResource[M resource](buf *[]byte, typ string, m M, name func(M) string,
 			return p, nil
 		}
 	}
-	if err := m.ValidateAll(); err != nil {
+	if err := validate(m, *buf); err != nil {
 		return hashed[M]{}, fmt.Errorf("%s %q: %w", typ, name(m), err)
 	}
 	return hashed[M]{m, sum}, nil
 }
+
+// validateAll is m.ValidateAll(), for hashResource.
+func validateAll[M resource](m M, _ []byte) error { return m.ValidateAll() }
 
 // virtualHost returns prev's virtual host if it encodes like vh, else vh,
 // validated; and its digest. buf is scratch space for encoding.
