@@ -17,6 +17,7 @@ import (
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/weir-mesh/weir/examples/quickstart/backend"
@@ -50,8 +51,9 @@ func startWeir(t testing.TB, catalog, policies string) *weir {
 	return startWeirWith(t, cfg)
 }
 
-// startWeirWith serves cfg until the test ends.
-func startWeirWith(t testing.TB, cfg serveConfig) *weir {
+// startWeirWith serves cfg until the test ends; xdsOpts are added to the
+// xDS server's options.
+func startWeirWith(t testing.TB, cfg serveConfig, xdsOpts ...grpc.ServerOption) *weir {
 	t.Helper()
 	var logs io.Writer = testWriter{t}
 	if _, ok := t.(*testing.B); ok {
@@ -62,6 +64,7 @@ func startWeirWith(t testing.TB, cfg serveConfig) *weir {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.xdsOpts = append(srv.xdsOpts, xdsOpts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()

@@ -105,8 +105,17 @@ func (env *rolloutEnv) start(t *testing.T) {
 	cfg := testConfig(filepath.Dir(env.policyFile))
 	cfg.Catalog, cfg.StateDir, cfg.clock = env.catalog, env.stateDir, env.clock.Now
 	env.w = startWeirWith(t, cfg)
+	env.dial(t)
+}
+
+// rolloutClient is the node id of the environment's gRPC client.
+const rolloutClient = "rollout-client"
+
+// dial waits until weir is ready and connects a gRPC client of greeter.
+func (env *rolloutEnv) dial(t *testing.T) {
+	t.Helper()
 	until(t, "/readyz to answer 200", func() bool { code, _ := env.w.readyz(t); return code == 200 })
-	conn, err := xdsclient.Dial("xds:///greeter", env.w.xdsAddr, "rollout-client")
+	conn, err := xdsclient.Dial("xds:///greeter", env.w.xdsAddr, rolloutClient)
 	if err != nil {
 		t.Fatal(err)
 	}

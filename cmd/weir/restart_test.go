@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/snapshot"
+)
+
+// A restart of weir (stopped as by SIGTERM, started again on the same
+// address, state directory, catalog and policies) under a gRPC client
+// that keeps calling through it: the client keeps its routing while weir
+// is down, and the first routes weir sends it when it reconnects are those
+// it held.
+
+// sentLog records the route configurations one weir sends, per node id, in
+// order.
+type sentLog struct {
+	mu     sync.Mutex
+	routes map[string][]*discoveryv3.DiscoveryResponse
+}
+
+// option returns the xDS server option that records into l.
+func (l *sentLog) option() grpc.ServerOption {
+	return grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, &loggedStream{ServerStream: ss, log: l})
+	})
+}
+
+// sent returns the route responses sent to node so far.
+func (l *sentLog) sent(node string) []*discoveryv3.DiscoveryResponse {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*discoveryv3.DiscoveryResponse(nil), l.routes[node]...)
+}
+
+func (l *sentLog) add(node string, r *discoveryv3.DiscoveryResponse) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.routes == nil {
+		l.routes = make(map[string][]*discoveryv3.DiscoveryResponse)
+	}
+	l.routes[node] = append(l.routes[node], r)
+}
+
+// loggedStream is an xDS stream whose route responses go to a sentLog
+// under the node id of its first request.
+type loggedStream struct {
+	grpc.ServerStream
+	log  *sentLog
+	mu   sync.Mutex // the server receives and sends on different goroutines
+	node string
+}
+
+func (s *loggedStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if r, ok := m.(*discoveryv3.DiscoveryRequest); ok && err == nil && r.GetNode().GetId() != "" {
+		s.mu.Lock()
+		s.node = r.GetNode().GetId()
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *loggedStream) SendMsg(m any) error {
+	if r, ok := m.(*discoveryv3.DiscoveryResponse); ok && r.GetTypeUrl() == resourcev3.RouteType {
+		s.mu.Lock()
+		node := s.node
+		s.mu.Unlock()
+		s.log.add(node, r)
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+// splitOf describes the routes of a route response, as
+// "greeter/v1=6000 greeter/v2=4000" for the catch-all, with header matches
+// as match[...] and the warming route as warm[...].
+func splitOf(t *testing.T, r *discoveryv3.DiscoveryResponse) string {
+	t.Helper()
+	var out []string
+	for _, a := range r.GetResources() {
+		rc := &routev3.RouteConfiguration{}
+		must(t, a.UnmarshalTo(rc))
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, route := range vh.GetRoutes() {
+				out = append(out, describeRoute(route))
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func describeRoute(route *routev3.Route) string {
+	var ws []string
+	for _, cw := range route.GetRoute().GetWeightedClusters().GetClusters() {
+		ws = append(ws, fmt.Sprintf("%s=%d", cw.GetName(), cw.GetWeight().GetValue()))
+	}
+	if c := route.GetRoute().GetCluster(); c != "" {
+		ws = append(ws, c)
+	}
+	switch {
+	case route.GetName() == envoy.WarmingRouteName:
+		return "warm[" + strings.Join(ws, " ") + "]"
+	case len(route.GetMatch().GetHeaders()) > 0:
+		return "match[" + strings.Join(ws, " ") + "]"
+	}
+	return strings.Join(ws, " ")
+}
+
+// startOn serves weir (again) on xdsAddr with the environment's files and
+// state, recording the routes it sends, and dials the client once.
+func (env *rolloutEnv) startOn(t *testing.T, xdsAddr string) *sentLog {
+	t.Helper()
+	cfg := testConfig(filepath.Dir(env.policyFile))
+	cfg.Catalog, cfg.StateDir, cfg.clock, cfg.XDSAddr = env.catalog, env.stateDir, env.clock.Now, xdsAddr
+	cfg.AckTimeout = time.Minute // a bridge waits for a stalled proxy as long as a test runs
+	log := &sentLog{}
+	env.w = startWeirWith(t, cfg, log.option())
+	if env.c == nil {
+		env.dial(t)
+	}
+	return log
+}
+
+// heldRoutes waits until the last routes weir sent the client give v2
+// the weight want, in basis points, and the client ACKed them, and
+// returns them.
+func (env *rolloutEnv) heldRoutes(t *testing.T, log *sentLog, want int) string {
+	t.Helper()
+	var held string
+	until(t, fmt.Sprintf("the client to hold v2=%d", want), func() bool {
+		sent := log.sent(rolloutClient)
+		if len(sent) == 0 {
+			return false
+		}
+		held = splitOf(t, sent[len(sent)-1])
+		for _, p := range env.w.srv.tracker.Proxies() {
+			if rt := p.Types[resourcev3.RouteType]; p.NodeID == rolloutClient && rt.Acked == sent[len(sent)-1].GetVersionInfo() {
+				return strings.Contains(held, fmt.Sprintf("greeter/v2=%d", want))
+			}
+		}
+		return false
+	})
+	return held
+}
+
+// restart stops weir, lets the client call through the outage, starts weir
+// on the same address, and returns the first routes it sent the client.
+func (env *rolloutEnv) restart(t *testing.T) string {
+	t.Helper()
+	addr := env.w.xdsAddr
+	env.w.Stop()
+	down := len(env.c.results())
+	until(t, "100 RPCs while weir is down", func() bool { return len(env.c.results()) >= down+100 })
+	log := env.startOn(t, addr)
+	until(t, "the client to reconnect", func() bool { return len(log.sent(rolloutClient)) > 0 })
+	return splitOf(t, log.sent(rolloutClient)[0])
+}
+
+// TestRestartKeepsTheClientsRouting restarts weir at a canary's 50 %
+// pause: no RPC fails while it is down or after, and the routes it sends
+// the reconnecting client are those the client held.
+func TestRestartKeepsTheClientsRouting(t *testing.T) {
+	env := rolloutFiles(t, canaryPolicy)
+	log := env.startOn(t, "127.0.0.1:0")
+	env.flow(t)
+	env.toHalfPause(t)
+	held := env.heldRoutes(t, log, 5000)
+	if got := env.restart(t); got != held {
+		t.Errorf("the first routes after the restart: %s, want those the client held: %s", got, held)
+	}
+	near(t, "after the restart", env.share(t, 1000), 50, 8)
+}
+
+// stallRoutes connects a gRPC-shaped proxy of greeter that subscribes to
+// its routes and never ACKs them, holding every step in progress.
+func stallRoutes(t *testing.T, addr, node string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); conn.Close() })
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	must(t, err)
+	must(t, stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node, UserAgentName: "gRPC Go"},
+		TypeUrl: resourcev3.RouteType, ResourceNames: []string{snapshot.ServiceRouteConfigName("greeter")}}))
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// holdsAll reports whether the client holds, of every type it subscribes
+// to, what weir serves now.
+func (env *rolloutEnv) holdsAll() bool {
+	for _, p := range env.w.srv.tracker.Proxies() {
+		if p.NodeID != rolloutClient {
+			continue
+		}
+		for typ, st := range p.Types {
+			if st.Acked != env.w.srv.cache.VersionFor(typ, p.Class, st.Names, st.Wildcard) {
+				return false
+			}
+		}
+		return len(p.Types) > 0
+	}
+	return false
+}
+
+// TestRestartMidBridge restarts weir while it serves a make-before-break
+// bridge that a proxy which never ACKs holds in place, and the client has
+// applied: a fixed 50/50 split whose v2 goes critical (routes first, v2's
+// endpoints kept until the fleet applied them) or comes back (v2's
+// endpoints first, its share after). The restarted weir serves the
+// bridge's target at once, which the client can take from the bridge it
+// holds: no RPC fails.
+func TestRestartMidBridge(t *testing.T) {
+	for _, tc := range []struct {
+		from, to     string
+		bridge, next string // the routes of the bridge, and the first after the restart
+	}{
+		{"passing", "critical", "greeter/v1=10000 warm[greeter/v2=1]", "greeter/v1=10000 warm[greeter/v2=1]"},
+		{"critical", "passing", "greeter/v1=5000 warm[greeter/v2=1]", "greeter/v1=5000 greeter/v2=5000"},
+	} {
+		t.Run("v2 "+tc.to, func(t *testing.T) {
+			env := rolloutFiles(t, greeterPolicy("50", "50"))
+			env.writeCatalog(t, tc.from)
+			log := env.startOn(t, "127.0.0.1:0")
+			env.flow(t)
+			until(t, "the client to hold the split", env.holdsAll)
+			stallRoutes(t, env.w.xdsAddr, "stalled-proxy")
+			until(t, "the stalled proxy to subscribe", func() bool { return len(routesFetched(env.w, "stalled-proxy")) > 0 })
+			env.writeCatalog(t, tc.to)
+			until(t, "the client to hold a bridge", func() bool { return !env.w.srv.publisher.ServingTarget() && env.holdsAll() })
+			sent := log.sent(rolloutClient)
+			if held := splitOf(t, sent[len(sent)-1]); held != tc.bridge {
+				t.Fatalf("the client holds %s, want the bridge's %s", held, tc.bridge)
+			}
+			if got := env.restart(t); got != tc.next {
+				t.Errorf("the first routes after the restart: %s, want %s", got, tc.next)
+			}
+			until(t, "the client to hold the target", env.holdsAll)
+			env.share(t, 200)
+		})
+	}
+}
