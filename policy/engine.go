@@ -72,6 +72,8 @@ type Engine struct {
 
 	waitingMu sync.Mutex   // guards waiting; never take mu while holding it
 	waiting   []*waitingOp // operators' operations waiting for mu (see operate)
+
+	restored bool // see Restored; set by NewEngine only
 }
 
 // FixedOverride is a set-weights operation in force on a service with a
@@ -115,10 +117,16 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.seq = uint64(len(e.journal))
 		for _, r := range e.rollouts {
 			cfg.Logger.Info("rollout restored", "service", r.Service, "phase", r.Phase, "step", r.Step, "weights", r.Weights().String())
+			e.restored = e.restored || !r.Done()
 		}
 	}
 	return e, nil
 }
+
+// Restored reports whether the engine started with a rollout in progress
+// from its store: weir was restarted mid-rollout, and the proxies it
+// served are yet to reconnect.
+func (e *Engine) Restored() bool { return e.restored }
 
 // SetPolicies applies a new policy set. A rollout whose policy is read
 // again unchanged continues where it is; edited steps continue from the

@@ -15,8 +15,7 @@ import (
 // bridge is served, AckTimeout has passed), the clusters earlier snapshots
 // routed to are released, and a bridge moves on to its target. The engine
 // learns which routing the fleet holds once enough connected proxies are in
-// sync with a target snapshot; with no proxy connected a snapshot counts as
-// applied, since proxies that connect later get it.
+// sync with a target snapshot (see applies).
 func (p *Publisher) checkApplied() {
 	p.mu.Lock()
 	target, current, bridgeSince := p.target, p.current, p.bridgeSince
@@ -27,6 +26,8 @@ func (p *Publisher) checkApplied() {
 	fleet := p.lookAtFleet(bridging)
 	p.mu.Lock()
 	p.synced, p.total = fleet.synced, fleet.total
+	p.reconnecting = p.reconnecting && fleet.total == 0
+	reconnecting := p.reconnecting
 	p.mu.Unlock()
 	if current == nil {
 		return // connected proxies count, and none holds anything yet
@@ -52,7 +53,7 @@ func (p *Publisher) checkApplied() {
 	}
 	if p.cfg.Tracker != nil {
 		p.cfg.Metrics.AppliedFraction.Set(fraction(fleet.synced, fleet.total))
-		if fraction(fleet.synced, fleet.total) < p.cfg.AppliedThreshold {
+		if !applies(fleet, reconnecting, p.cfg.AppliedThreshold) {
 			return
 		}
 	}
@@ -167,6 +168,21 @@ func (p *Publisher) bridgeDeadline() time.Time {
 		return time.Time{}
 	}
 	return p.bridgeSince.Add(p.cfg.AckTimeout)
+}
+
+// applies reports whether the fleet, as a look at it found it, has applied
+// the target it was looked at against: at least threshold of the connected
+// proxies hold it. With none connected it has, since proxies that connect
+// later get the target; but not while a weir restarted mid-rollout waits
+// for its fleet to reconnect (reconnecting). Those proxies hold what weir
+// served before the restart: had nobody applied a step, the rollout would
+// take the steps after it unseen, and the proxies would come back to
+// weights they never went through.
+func applies(fleet fleetStatus, reconnecting bool, threshold float64) bool {
+	if fleet.total == 0 {
+		return !reconnecting
+	}
+	return fraction(fleet.synced, fleet.total) >= threshold
 }
 
 func fraction(synced, total int) float64 {

@@ -95,6 +95,9 @@ type Publisher struct {
 	// synced of total connected proxies held what they should at the
 	// last look at the fleet (see InSync).
 	synced, total int
+	// reconnecting is set while a weir restarted mid-rollout has not seen
+	// a proxy connected yet (see applies).
+	reconnecting bool
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -111,7 +114,7 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	if cfg.Engine == nil {
 		cfg.Engine, _ = policy.NewEngine(policy.EngineConfig{Logger: cfg.Logger}) // cannot fail without a store
 	}
-	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string)}
+	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string), reconnecting: cfg.Engine.Restored()}
 }
 
 // ErrEmptyWorld rejects a model without services: publishing it would

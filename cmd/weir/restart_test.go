@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weir-mesh/weir/envoy"
+	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/snapshot"
 )
 
@@ -204,6 +205,51 @@ func stallRoutes(t *testing.T, addr, node string) {
 			}
 		}
 	}()
+}
+
+// The steps after the 40 % one have no pause: each follows as soon as the
+// fleet applied the one before.
+const quickStepsPolicy = `service: greeter
+strategy: canary
+stable: v1
+canary:
+  version: v2
+  steps:
+    - setWeight: 20
+    - pause: {}
+    - setWeight: 40
+    - setWeight: 60
+    - setWeight: 80
+    - pause: {}
+progressDeadline: 30s
+`
+
+// TestRestartMidStepWaitsForTheFleet restarts weir while a step is in
+// progress (a proxy that never ACKs holds it): the restarted weir had no
+// proxy connected yet, took that for a fleet that applied the step, went
+// through the 60 % and 80 % steps with nobody to apply them, and the
+// reconnecting client's first routes were 20/80 where it held 60/40.
+func TestRestartMidStepWaitsForTheFleet(t *testing.T) {
+	env := rolloutFiles(t, quickStepsPolicy)
+	log := env.startOn(t, "127.0.0.1:0")
+	env.flow(t)
+	env.await(t, "the pause at 20 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 2000 })
+	stallRoutes(t, env.w.xdsAddr, "stalled-proxy")
+	until(t, "the stalled proxy to subscribe", func() bool { return len(routesFetched(env.w, "stalled-proxy")) > 0 })
+	env.do(t, func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
+		return policy.Resume(p, r, now, "test", "e2e")
+	})
+	until(t, "the 40 % step", func() bool { return env.rollout().Weight == 4000 })
+	held := env.heldRoutes(t, log, 4000)
+	if got := env.restart(t); got != held {
+		t.Errorf("the first routes after the restart: %s, want those the client held: %s (rollout now: %s)", got, held, rolloutState(env.rollout()))
+	}
+	env.await(t, "the pause at 80 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 8000 })
+}
+
+// rolloutState describes r for messages.
+func rolloutState(r policy.Rollout) string {
+	return fmt.Sprintf("%s at step %d, %s", r.Phase, r.Step, r.Weights())
 }
 
 // holdsAll reports whether the client holds, of every type it subscribes
