@@ -135,15 +135,16 @@ func (bv byVersion) asMap() map[string][]envoy.Endpoint {
 }
 
 // endpointsByVersion returns the endpoints of every version of svc, in
-// instance ID order (the model keeps instances sorted by ID). A service
+// instance ID order (the model keeps instances sorted by ID), and how many
+// of each version's instances serve (see byVersion.servingCount). A service
 // without instances has the one version "" without endpoints, so that its
 // route still names a cluster that exists. grpc-go NACKs an assignment that
 // lists one address twice, so only the first instance at an address counts,
-// but as HEALTHY if any instance there is: a version that serves (see
-// discovery.Service.ServingCount, which its weight follows) then has a
-// HEALTHY endpoint, also when an older registration at the same address is
-// in maintenance. dups names the versions where that happened. The
-// endpoints of all versions share one array.
+// but as HEALTHY if any instance there is: a version that serves (its weight
+// follows its serving count) then has a HEALTHY endpoint, also when an older
+// registration at the same address is in maintenance. dups names the
+// versions where that happened. The endpoints of all versions share one
+// array.
 func endpointsByVersion(svc discovery.Service) (bv byVersion, dups []string) {
 	if len(svc.Instances) == 0 {
 		return byVersion{{}}, nil
