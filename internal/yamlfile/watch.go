@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -25,24 +26,33 @@ const Settle = 50 * time.Millisecond
 // directory removed and made again (rm -rf and mkdir, or a new one renamed
 // into place) is a new directory, whose changes a watch on the old one never
 // sees: load is called when dir goes, so that its caller can say so, and when
-// it comes back, watched again. The watches are set up before the first load,
-// so that no change between the two goes unseen. load must not block for
-// long; it is always called on the caller's goroutine.
+// it comes back, watched again. So is a dir reached through a link that comes
+// to lead to another directory, as a subdirectory of a Kubernetes ConfigMap
+// volume does on every update (its ..data link is swapped). The watches are
+// set up before the first load, so that no change between the two goes
+// unseen. load must not block for long; it is always called on the caller's
+// goroutine.
 func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name string) bool, load func()) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	dir = filepath.Clean(dir)
+	d := &dirWatch{log: log, dir: filepath.Clean(dir), match: match}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
+		return fmt.Errorf("watch %s: %w", d.dir, err)
 	}
 	defer w.Close()
-	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
+	d.w = w
+	// Stat before Add: were dir swapped in between, the next event would
+	// find it another directory than the one stated, and watch it again.
+	if d.watched, err = os.Stat(d.dir); err != nil {
+		return fmt.Errorf("watch: %w", err)
 	}
-	if err := w.Add(filepath.Dir(dir)); err != nil {
-		log.Warn("a removed and re-created directory will not be watched again", "dir", dir, "err", err)
+	if err := w.Add(d.dir); err != nil {
+		return fmt.Errorf("watch %s: %w", d.dir, err)
+	}
+	if err := w.Add(filepath.Dir(d.dir)); err != nil {
+		log.Warn("a removed and re-created directory will not be watched again", "dir", d.dir, "err", err)
 	}
 	load()
 
@@ -57,15 +67,17 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 			if !ok {
 				return nil
 			}
-			if changes(w, log, dir, ev, match) {
+			if d.changes(ev) {
 				settle.Reset(Settle)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
-			// An overflow loses events, so reload to catch up.
-			log.Warn("watching directory", "dir", dir, "err", err)
+			// An overflow loses events, so reload to catch up, and
+			// follow dir in case it was among them.
+			log.Warn("watching directory", "dir", d.dir, "err", err)
+			d.follow(true)
 			settle.Reset(Settle)
 		case <-settle.C:
 			load()
@@ -73,25 +85,54 @@ func WatchDir(ctx context.Context, log *slog.Logger, dir string, match func(name
 	}
 }
 
-// changes reports whether ev, an event of w, which watches dir and its
-// parent, changes what is loaded from dir: a matching file in dir, or dir
-// itself coming or going. It watches dir again when dir comes back.
-func changes(w *fsnotify.Watcher, log *slog.Logger, dir string, ev fsnotify.Event, match func(name string) bool) bool {
+// dirWatch is what WatchDir remembers between events. It is only used from
+// WatchDir's goroutine.
+type dirWatch struct {
+	w     *fsnotify.Watcher // watches dir and its parent
+	log   *slog.Logger
+	dir   string
+	match func(name string) bool
+
+	watched os.FileInfo // the directory dir was when last watched; nil while it is missing
+}
+
+// changes reports whether ev changes what is loaded from dir: a matching
+// file in dir, or dir itself coming, going or being another directory.
+func (d *dirWatch) changes(ev fsnotify.Event) bool {
 	// fsnotify names an event watch path + "/" + entry: "./policies" for
 	// the parent ".", "//policies" for the parent "/".
 	name := filepath.Clean(ev.Name)
 	switch {
-	case name == dir && ev.Has(fsnotify.Create):
-		if err := w.Add(dir); err != nil {
-			log.Warn("watching re-created directory", "dir", dir, "err", err)
-		}
+	case d.follow(name == d.dir):
 		return true
-	case name == dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)):
-		_ = w.Remove(dir) // gone with a removed directory; a renamed one's changes no longer matter
-		return true
-	case filepath.Dir(name) == dir:
-		return match == nil || match(filepath.Base(name))
+	case filepath.Dir(name) == d.dir:
+		return d.match == nil || d.match(filepath.Base(name))
 	default:
 		return false // another entry of the parent
 	}
+}
+
+// follow watches dir again if it may be another directory than the one last
+// watched: one made again, renamed into place, or reached through a link that
+// now leads to another (a watch follows a link once, when it is added). It
+// may be when an event concerns dir itself, as a directory made again can
+// have the inode of the removed one; otherwise when dir is not the file
+// last watched. It reports whether dir came, went or may be another.
+func (d *dirWatch) follow(itself bool) bool {
+	fi, err := os.Stat(d.dir)
+	switch {
+	case err != nil && d.watched == nil:
+		return false
+	case err != nil:
+		_ = d.w.Remove(d.dir) // gone with a removed directory; a renamed one's changes no longer matter
+		d.watched = nil
+		return true
+	case !itself && d.watched != nil && os.SameFile(fi, d.watched):
+		return false
+	}
+	if err := d.w.Add(d.dir); err != nil {
+		d.log.Warn("watching re-created directory", "dir", d.dir, "err", err)
+	}
+	d.watched = fi
+	return true
 }

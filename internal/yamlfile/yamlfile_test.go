@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/weir-mesh/weir/internal/configmaptest"
 )
 
 func TestErrorString(t *testing.T) {
@@ -262,13 +264,21 @@ func TestWatchDirFollowsARecreatedDirectory(t *testing.T) {
 // file: its content, or "missing".
 func watchFile(t *testing.T, dir, file string) <-chan string {
 	loaded := make(chan string, 64)
-	go WatchDir(t.Context(), nil, dir, nil, func() {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			loaded <- "missing"
-			return
+	done := make(chan error, 1)
+	go func() {
+		done <- WatchDir(t.Context(), nil, dir, nil, func() {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				loaded <- "missing"
+				return
+			}
+			loaded <- string(b)
+		})
+	}()
+	t.Cleanup(func() { // t.Context is done by now
+		if err := <-done; err != nil {
+			t.Errorf("WatchDir = %v, want nil", err)
 		}
-		loaded <- string(b)
 	})
 	return loaded
 }
@@ -331,5 +341,27 @@ func TestFirstUnreadableLeavesUTF16Alone(t *testing.T) {
 	}
 	if _, err := Parse("f.yaml", utf16); err != nil {
 		t.Errorf("Parse(UTF-16) = %v", err)
+	}
+}
+
+// TestWatchDirFollowsAConfigMapVolume checks a directory in a volume the
+// kubelet updates as it does a ConfigMap's: at its root, every update is
+// seen in the directory itself; below it, the directory is reached through
+// the ..data link that each update swaps, and its watch, which followed the
+// link to the old timestamped directory, was lost with it, so that every
+// update after the first went unseen.
+func TestWatchDirFollowsAConfigMapVolume(t *testing.T) {
+	for _, sub := range []string{".", "policies", "a/b"} {
+		t.Run(sub, func(t *testing.T) {
+			mount := t.TempDir()
+			file := filepath.Join(sub, "a.yaml")
+			vol := configmaptest.New(t, mount, map[string]string{file: "one"})
+			loaded := watchFile(t, filepath.Join(mount, sub), filepath.Join(mount, file))
+			awaitLoad(t, loaded, "one")
+			for _, content := range []string{"two", "three", "four"} {
+				vol.Update(map[string]string{file: content}, nil)
+				awaitLoad(t, loaded, content)
+			}
+		})
 	}
 }
