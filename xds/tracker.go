@@ -13,6 +13,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc/peer"
 )
@@ -238,7 +239,7 @@ func (t *Tracker) request(key streamKey, node *corev3.Node, typeURL, nonce, vers
 // and returns what to call once the tracker's lock is released.
 func (t *Tracker) nacked(p *Proxy, st *TypeStatus, typeURL, version, errDetail string) (afterUnlock func()) {
 	st.LastNack = &Nack{Version: version, Error: errDetail, At: t.now()}
-	t.metrics.Nacks.WithLabelValues(shortType(typeURL)).Inc()
+	t.metrics.Nacks.WithLabelValues(typeLabel(typeURL)).Inc()
 	t.logger.Warn("proxy rejected config", "node", p.NodeID, "stream", p.StreamID, "delta", p.Delta, "type", shortType(typeURL),
 		"version", version, "error", errDetail)
 	if t.onNack == nil {
@@ -265,7 +266,7 @@ func (t *Tracker) response(key streamKey, typeURL, version, nonce string, delta 
 	st := p.Types[typeURL]
 	st.Sent, st.SentNonce, st.SentAt = version, nonce, t.now()
 	p.Types[typeURL] = st
-	t.metrics.Responses.WithLabelValues(shortType(typeURL)).Inc()
+	t.metrics.Responses.WithLabelValues(typeLabel(typeURL)).Inc()
 }
 
 // OnStreamOpen implements serverv3.Callbacks.
@@ -396,7 +397,21 @@ func (t *Tracker) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest)
 // OnFetchResponse implements serverv3.Callbacks.
 func (t *Tracker) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
 
-// shortType turns a type URL into a metric label such as "Cluster".
+// typeLabel turns a type URL into the label of the metrics counted by
+// type: the short name of a type weir serves, such as "Cluster", or
+// "other". A client may ask for any type, and is answered; were each
+// made-up type a label, one client could add series without end.
+func typeLabel(typeURL string) string {
+	switch typeURL {
+	case resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType:
+		return shortType(typeURL)
+	default:
+		return "other"
+	}
+}
+
+// shortType turns a type URL into its message's short name, such as
+// "Cluster".
 func shortType(typeURL string) string {
 	for i := len(typeURL) - 1; i >= 0; i-- {
 		if typeURL[i] == '.' {

@@ -1,11 +1,13 @@
 package xds
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weir-mesh/weir/policy"
 )
@@ -63,6 +65,33 @@ func TestSotwAndDeltaStreamsAreTrackedApart(t *testing.T) {
 	})
 	if got := nodeIDs(srv.tracker.Proxies()); !slices.Equal(got, []string{grpcNode.Id}) {
 		t.Fatalf("the state-of-the-world stream is still connected, the tracker knows %v", got)
+	}
+}
+
+// TestMadeUpTypesShareOneLabel: the responses to types weir does not
+// serve, and their NACKs, are counted under one label, "other", not one
+// per type: a client could otherwise add metric series without end.
+func TestMadeUpTypesShareOneLabel(t *testing.T) {
+	srv := startServer(t)
+	mustSet(t, srv.cache, greeterSnapshot(t, policy.Weights{"v1": 10000}, "v1"))
+	g := dialADS(t, srv.addr, grpcNode)
+	g.subscribe(resourcev3.ListenerType, "greeter")
+	g.ack(g.recv(), "greeter")
+	const madeUp = 20
+	madeUpType := func(i int) string { return fmt.Sprintf("type.googleapis.com/made.up.Type%d", i) }
+	for i := range madeUp {
+		g.subscribe(madeUpType(i), "x")
+		g.nack(g.recv(), "", "x")
+	}
+	eventually(t, "the last NACK to be recorded", func() bool {
+		return slices.ContainsFunc(srv.tracker.Proxies(), func(p Proxy) bool { return p.Types[madeUpType(madeUp-1)].LastNack != nil })
+	})
+	m := srv.tracker.metrics
+	if responses, nacks := testutil.ToFloat64(m.Responses.WithLabelValues("other")), testutil.ToFloat64(m.Nacks.WithLabelValues("other")); responses != madeUp || nacks != madeUp {
+		t.Errorf("made-up types: %v responses and %v NACKs counted as other, want %d each", responses, nacks, madeUp)
+	}
+	if responses, nacks := testutil.CollectAndCount(m.Responses), testutil.CollectAndCount(m.Nacks); responses != 2 || nacks != 1 {
+		t.Errorf("series: %d of responses, %d of NACKs; want 2 (Listener, other) and 1 (other)", responses, nacks)
 	}
 }
 
