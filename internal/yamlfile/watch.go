@@ -129,6 +129,12 @@ func (d *dirWatch) follow(itself bool) bool {
 		return true
 	case !itself && d.watched != nil && os.SameFile(fi, d.watched):
 		return false
+	case d.watched != nil:
+		// Added again, the path would watch the new directory, but the
+		// old one's watch would stay with inotify until that directory
+		// is removed (a release directory swapped away from may be kept).
+		// What changes before the Add is seen by the load this causes.
+		_ = d.w.Remove(d.dir)
 	}
 	if err := d.w.Add(d.dir); err != nil {
 		d.log.Warn("watching re-created directory", "dir", d.dir, "err", err)

@@ -3,8 +3,10 @@ package yamlfile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -364,4 +366,60 @@ func TestWatchDirFollowsAConfigMapVolume(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatchDirReleasesWatchesOfOldDirectories checks that a directory
+// reached through a link swapped to another directory many times (a
+// release directory kept after each deploy, as a ConfigMap's is not) keeps
+// one watch on it: each swap once left a watch on the directory swapped
+// away from, which inotify frees only when that directory is removed, so
+// that a long-running weir used up the user's inotify watches.
+func TestWatchDirReleasesWatchesOfOldDirectories(t *testing.T) {
+	root := t.TempDir()
+	link := filepath.Join(root, "policies")
+	release := func(i int) {
+		t.Helper()
+		dir := filepath.Join(root, fmt.Sprintf("release-%d", i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Base(dir), link+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link+".tmp", link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release(0)
+	before := inotifyWatches(t)
+	loaded := watchFile(t, link, filepath.Join(link, "a.yaml"))
+	awaitLoad(t, loaded, "0")
+	for i := 1; i <= 20; i++ {
+		release(i)
+		awaitLoad(t, loaded, fmt.Sprint(i))
+	}
+	if got := inotifyWatches(t) - before; got != 2 {
+		t.Errorf("%d inotify watches after 20 swaps, want 2: the directory and its parent", got)
+	}
+}
+
+// inotifyWatches counts the inotify watches of this process.
+func inotifyWatches(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		t.Skipf("no /proc/self/fdinfo: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", fd.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		n += strings.Count(string(b), "inotify wd:")
+	}
+	return n
 }
