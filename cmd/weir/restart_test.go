@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -9,16 +8,13 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
-	"github.com/weir-mesh/weir/snapshot"
 )
 
 // A restart of weir (stopped as by SIGTERM, started again on the same
@@ -186,27 +182,6 @@ func TestRestartKeepsTheClientsRouting(t *testing.T) {
 	near(t, "after the restart", env.share(t, 1000), 50, 8)
 }
 
-// stallRoutes connects a gRPC-shaped proxy of greeter that subscribes to
-// its routes and never ACKs them, holding every step in progress.
-func stallRoutes(t *testing.T, addr, node string) {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); conn.Close() })
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	must(t, err)
-	must(t, stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node, UserAgentName: "gRPC Go"},
-		TypeUrl: resourcev3.RouteType, ResourceNames: []string{snapshot.ServiceRouteConfigName("greeter")}}))
-	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				return
-			}
-		}
-	}()
-}
-
 // The steps after the 40 % one have no pause: each follows as soon as the
 // fleet applied the one before.
 const quickStepsPolicy = `service: greeter
@@ -234,7 +209,7 @@ func TestRestartMidStepWaitsForTheFleet(t *testing.T) {
 	log := env.startOn(t, "127.0.0.1:0")
 	env.flow(t)
 	env.await(t, "the pause at 20 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 2000 })
-	stallRoutes(t, env.w.xdsAddr, "stalled-proxy")
+	silentProxy(t, env.w.xdsAddr, "stalled-proxy")
 	until(t, "the stalled proxy to subscribe", func() bool { return len(routesFetched(env.w, "stalled-proxy")) > 0 })
 	env.do(t, func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
 		return policy.Resume(p, r, now, "test", "e2e")
@@ -290,7 +265,7 @@ func TestRestartMidBridge(t *testing.T) {
 			log := env.startOn(t, "127.0.0.1:0")
 			env.flow(t)
 			until(t, "the client to hold the split", env.holdsAll)
-			stallRoutes(t, env.w.xdsAddr, "stalled-proxy")
+			silentProxy(t, env.w.xdsAddr, "stalled-proxy")
 			until(t, "the stalled proxy to subscribe", func() bool { return len(routesFetched(env.w, "stalled-proxy")) > 0 })
 			env.writeCatalog(t, tc.to)
 			until(t, "the client to hold a bridge", func() bool { return !env.w.srv.publisher.ServingTarget() && env.holdsAll() })
