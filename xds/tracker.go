@@ -13,7 +13,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc/peer"
 )
@@ -398,16 +397,14 @@ func (t *Tracker) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest)
 func (t *Tracker) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
 
 // typeLabel turns a type URL into the label of the metrics counted by
-// type: the short name of a type weir serves, such as "Cluster", or
-// "other". A client may ask for any type, and is answered; were each
-// made-up type a label, one client could add series without end.
+// type: the short name of a type weir serves (orderTypes), such as
+// "Cluster", or "other". A client may ask for any type, and is answered;
+// were each made-up type a label, one client could add series without end.
 func typeLabel(typeURL string) string {
-	switch typeURL {
-	case resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType:
-		return shortType(typeURL)
-	default:
+	if !slices.Contains(orderTypes[:], typeURL) {
 		return "other"
 	}
+	return shortType(typeURL)
 }
 
 // shortType turns a type URL into its message's short name, such as
