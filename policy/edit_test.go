@@ -155,7 +155,7 @@ func TestEngineEditHoldsAPausedCanarysWeights(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		"nack": func(e *Engine) { e.Nack("sidecar-7", "bad route") },
+		"nack": func(e *Engine) { e.Nack("sidecar-7", "bad route"); e.Tick() },
 	}
 	for name, pause := range pauses {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-mesh/weir/discovery"
@@ -53,7 +54,10 @@ type Engine struct {
 	// deadline counts the time before, when weir (restarted, say) could
 	// see no proxy apply anything.
 	started time.Time
-	nack    *Nack
+	// nack is the last NACK not yet evaluated. Nack sets it without
+	// taking mu, which a tick holds while it saves, and wakes Run.
+	nack    atomic.Pointer[Nack]
+	wake    chan struct{}
 	journal []Event // recent events, newest last
 	unsaved unsaved // what the engine's own decisions changed that is not saved yet
 	// overrides are set-weights operations on services with a fixed
@@ -99,7 +103,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, rollouts: map[string]Rollout{}, frozen: map[string]Routing{},
-		parked: map[string]Rollout{}, overrides: map[string]FixedOverride{}}
+		parked: map[string]Rollout{}, overrides: map[string]FixedOverride{}, wake: make(chan struct{}, 1)}
 	if cfg.Store != nil {
 		var err error
 		if e.rollouts, e.frozen, e.overrides, err = cfg.Store.Load(); err != nil {
@@ -347,13 +351,16 @@ func (e *Engine) RoutingApplied(service string) bool {
 	return ok && reflect.DeepEqual(e.appliedTo(service), want)
 }
 
-// Nack records a proxy's rejection; progressing rollouts pause (or abort)
-// at the next evaluation.
+// Nack records a proxy's rejection, and returns at once: it runs on the
+// rejecting proxy's stream, and the rollouts in progress pause (or abort)
+// when Run next ticks, which it wakes. Of NACKs that come before that
+// tick, the last is the one the journal names.
 func (e *Engine) Nack(proxy, err string) {
-	e.mu.Lock()
-	e.nack = &Nack{Proxy: proxy, Error: err}
-	e.mu.Unlock()
-	e.Tick()
+	e.nack.Store(&Nack{Proxy: proxy, Error: err})
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Tick advances every rollout to the engine's clock. Until a model is
@@ -370,9 +377,10 @@ func (e *Engine) Tick() {
 	var events []Event
 	var changed []Rollout
 	routingChanged := false
+	nack := e.nack.Swap(nil)
 	for svc, r := range e.rollouts {
 		p, _ := e.policies.Get(svc)
-		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), DiscoveryStale: e.discoveryStale(svc), Nack: e.nack,
+		obs := Observation{Now: now, Since: e.started, Serving: e.servingOf(svc), DiscoveryStale: e.discoveryStale(svc), Nack: nack,
 			Applied: reflect.DeepEqual(e.appliedTo(svc), r.Routing(p))}
 		next, ev := Advance(p, r, obs)
 		if !reflect.DeepEqual(next, r) {
@@ -385,7 +393,6 @@ func (e *Engine) Tick() {
 		}
 		events = append(events, ev...)
 	}
-	e.nack = nil
 	if len(changed) > 0 || len(events) > 0 || e.unsaved.failing {
 		e.commitOwn(events, nil)
 	}
@@ -408,7 +415,8 @@ func (e *Engine) discoveryStale(service string) string {
 	return fmt.Sprintf("since %s: %s", st.StaleSince.UTC().Format(time.TimeOnly), st.Error)
 }
 
-// Run ticks the engine every interval until ctx is done.
+// Run ticks the engine every interval, and after every NACK, until ctx
+// is done.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -417,8 +425,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			e.Tick()
+		case <-e.wake:
 		}
+		e.Tick()
 	}
 }
 

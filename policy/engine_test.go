@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -447,5 +448,45 @@ func TestEngineStaleServiceHoldsOnlyItsRollout(t *testing.T) {
 			t.Errorf("greeter's query failing: %s is %s (%s: %q); want paused for discovery only if it is greeter",
 				r.Service, r.Phase, r.Cause, r.Reason)
 		}
+	}
+}
+
+// TestNackDoesNotWaitForTheEngine: Nack runs on the rejecting proxy's
+// stream, so it must return while the engine is busy (here: its lock held,
+// as while a tick saves), and Run then pauses the rollout.
+func TestNackDoesNotWaitForTheEngine(t *testing.T) {
+	e, _ := newTestEngine(t, nil)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	settle(e) // 5 %, in the 30 s pause
+	e.mu.Lock()
+	returned := make(chan struct{})
+	go func() {
+		e.Nack("sidecar-7", "bad route")
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		e.mu.Unlock()
+		t.Fatal("Nack did not return within 10 s while the engine's lock was held")
+	}
+	e.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, time.Hour) }() // only the NACK wakes it
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r := e.Rollouts()[0]
+		if r.Phase == Paused && r.Cause == PausedByNack {
+			if !strings.Contains(r.Reason, "sidecar-7") {
+				t.Errorf("paused for %q, want the reason to name the proxy sidecar-7", r.Reason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the NACK: %s (%s), want paused for the NACK", r.Phase, r.Reason)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

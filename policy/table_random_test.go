@@ -108,6 +108,7 @@ func TestEngineTablesNameEveryChange(t *testing.T) {
 				}
 			case 5:
 				e.Nack("p", "bad")
+				e.Tick()
 			case 6:
 				e.ObserveModel(randomModel(t, rng))
 				e.Tick()
