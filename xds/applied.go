@@ -24,11 +24,7 @@ func (p *Publisher) checkApplied() {
 	// status, and to warn about them when it stops waiting.
 	bridging := !bridgeSince.IsZero()
 	fleet := p.lookAtFleet(bridging)
-	p.mu.Lock()
-	p.synced, p.total = fleet.synced, fleet.total
-	p.reconnecting = p.reconnecting && fleet.total == 0
-	reconnecting := p.reconnecting
-	p.mu.Unlock()
+	reconnecting := p.lookedAt(fleet, time.Now())
 	if current == nil {
 		return // connected proxies count, and none holds anything yet
 	}
@@ -177,7 +173,9 @@ func (p *Publisher) bridgeDeadline() time.Time {
 // for its fleet to reconnect (reconnecting). Those proxies hold what weir
 // served before the restart: had nobody applied a step, the rollout would
 // take the steps after it unseen, and the proxies would come back to
-// weights they never went through.
+// weights they never went through. The wait ends after AckTimeout,
+// though: a fleet that does not come back (scaled away, or a cluster
+// without clients) must not hold the rollout for ever.
 func applies(fleet fleetStatus, reconnecting bool, threshold float64) bool {
 	if fleet.total == 0 {
 		return !reconnecting
@@ -190,6 +188,62 @@ func fraction(synced, total int) float64 {
 		return 1
 	}
 	return float64(synced) / float64(total)
+}
+
+// startReconnectWait starts the clock of a restarted weir's wait for its
+// fleet to reconnect, if it waits: the wait ends AckTimeout after now at
+// the latest.
+func (p *Publisher) startReconnectWait(now time.Time) {
+	p.mu.Lock()
+	waits := p.reconnecting
+	if waits {
+		p.reconnectBy = now.Add(p.cfg.AckTimeout)
+	}
+	p.mu.Unlock()
+	if waits {
+		p.cfg.Logger.Info("waiting up to the ack timeout for the fleet to reconnect before moving the restored rollouts",
+			"ack_timeout", p.cfg.AckTimeout)
+	}
+}
+
+// reconnectDeadline returns when a restarted weir stops waiting for its
+// fleet to reconnect, or the zero time when it does not wait (or Run has
+// not started the wait's clock).
+func (p *Publisher) reconnectDeadline() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reconnecting {
+		return time.Time{}
+	}
+	return p.reconnectBy
+}
+
+// lookedAt records what a look at the fleet found at now, ends the wait
+// for the fleet to reconnect once a proxy is connected or the wait's time
+// is up (logging which), and reports whether the wait goes on.
+func (p *Publisher) lookedAt(fleet fleetStatus, now time.Time) (reconnecting bool) {
+	p.mu.Lock()
+	p.synced, p.total = fleet.synced, fleet.total
+	waited := p.reconnecting
+	p.reconnecting = waited && !reconnectWaitEnds(fleet.total, p.reconnectBy, now)
+	reconnecting = p.reconnecting
+	p.mu.Unlock()
+	switch {
+	case !waited || reconnecting:
+	case fleet.total > 0:
+		p.cfg.Logger.Info("a proxy reconnected; the restored rollouts go on as the fleet applies their steps", "proxies", fleet.total)
+	default:
+		p.cfg.Logger.Warn("no proxy reconnected within the ack timeout; the restored rollouts go on without the fleet",
+			"ack_timeout", p.cfg.AckTimeout)
+	}
+	return reconnecting
+}
+
+// reconnectWaitEnds reports whether the wait for the fleet to reconnect
+// ends at a look that found total proxies connected at now: when a proxy
+// is, or at by (zero: not yet started).
+func reconnectWaitEnds(total int, by, now time.Time) bool {
+	return total > 0 || !by.IsZero() && !now.Before(by)
 }
 
 // lookAtFleet reports what the connected proxies hold; without a tracker,

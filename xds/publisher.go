@@ -36,7 +36,8 @@ type PublisherConfig struct {
 	Debounce time.Duration
 	// Tracker tells which proxies have applied what; with it, clusters that
 	// traffic moves off are removed only after the fleet applied the new
-	// routes, or after AckTimeout (default 10 s).
+	// routes, or after AckTimeout (default 10 s). A weir restarted
+	// mid-rollout waits as long for its fleet to reconnect (see applies).
 	Tracker    *Tracker
 	AckTimeout time.Duration
 	// Engine runs the rollouts: it turns policies into routing and learns
@@ -95,9 +96,13 @@ type Publisher struct {
 	// synced of total connected proxies held what they should at the
 	// last look at the fleet (see InSync).
 	synced, total int
-	// reconnecting is set while a weir restarted mid-rollout has not seen
-	// a proxy connected yet (see applies).
+	// reconnecting is set while a weir restarted mid-rollout waits for
+	// its fleet to reconnect (see applies): until a look at the fleet
+	// finds a proxy connected, or reconnectBy passes.
 	reconnecting bool
+	// reconnectBy is AckTimeout after Run started: the wait ends then
+	// even if no proxy reconnected. Zero before Run.
+	reconnectBy time.Time
 }
 
 // NewPublisher returns a Publisher; Run starts it.
@@ -114,7 +119,10 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	if cfg.Engine == nil {
 		cfg.Engine, _ = policy.NewEngine(policy.EngineConfig{Logger: cfg.Logger}) // cannot fail without a store
 	}
-	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string), reconnecting: cfg.Engine.Restored()}
+	// Without a tracker no look at the fleet gates anything: there is no
+	// fleet to wait for.
+	reconnecting := cfg.Engine.Restored() && cfg.Tracker != nil
+	return &Publisher{cfg: cfg, kick: make(chan struct{}, 1), rejected: make(map[string]string), reconnecting: reconnecting}
 }
 
 // ErrEmptyWorld rejects a model without services: publishing it would
@@ -221,10 +229,15 @@ func (p *Publisher) Run(ctx context.Context) error {
 	var gathered <-chan time.Time // nil: no tracker change waits for a look
 	window := minChangeWindow
 	var lastBuild time.Time
+	p.startReconnectWait(time.Now())
 	for {
 		var deadline <-chan time.Time // nil: no bridge waiting
 		if d := p.bridgeDeadline(); !d.IsZero() {
 			deadline = time.After(time.Until(d)) // collected once unreferenced (Go ≥ 1.23)
+		}
+		var reconnectEnd <-chan time.Time // nil: no wait for the fleet to reconnect
+		if d := p.reconnectDeadline(); !d.IsZero() {
+			reconnectEnd = time.After(time.Until(d))
 		}
 		select {
 		case <-ctx.Done():
@@ -241,6 +254,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 			window = changeWindow(time.Since(start))
 			continue
 		case <-deadline:
+			p.checkApplied()
+			continue
+		case <-reconnectEnd:
 			p.checkApplied()
 			continue
 		case <-p.kick:
