@@ -48,7 +48,7 @@ func (p *Publisher) checkApplied() {
 		return
 	}
 	if p.cfg.Tracker != nil {
-		p.cfg.Metrics.AppliedFraction.Set(fraction(fleet.synced, fleet.total))
+		p.cfg.Metrics.AppliedFraction.Set(appliedFraction(fleet.synced, fleet.total, reconnecting))
 		if !applies(fleet, reconnecting, p.cfg.AppliedThreshold) {
 			return
 		}
@@ -67,6 +67,16 @@ func (p *Publisher) InSync() (synced, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.synced, p.total
+}
+
+// AppliedFraction is the fraction of connected proxies that, as the last
+// look at the fleet found them (see InSync), hold what they should: what
+// the publisher gates on and weir_fleet_applied_fraction reads (see
+// appliedFraction).
+func (p *Publisher) AppliedFraction() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return appliedFraction(p.synced, p.total, p.reconnecting)
 }
 
 // unconfirmedClusters returns a function that returns, sorted, the
@@ -168,26 +178,28 @@ func (p *Publisher) bridgeDeadline() time.Time {
 
 // applies reports whether the fleet, as a look at it found it, has applied
 // the target it was looked at against: at least threshold of the connected
-// proxies hold it. With none connected it has, since proxies that connect
-// later get the target; but not while a weir restarted mid-rollout waits
-// for its fleet to reconnect (reconnecting). Those proxies hold what weir
-// served before the restart: had nobody applied a step, the rollout would
-// take the steps after it unseen, and the proxies would come back to
-// weights they never went through. The wait ends after AckTimeout,
-// though: a fleet that does not come back (scaled away, or a cluster
-// without clients) must not hold the rollout for ever.
+// proxies hold it (see appliedFraction).
 func applies(fleet fleetStatus, reconnecting bool, threshold float64) bool {
-	if fleet.total == 0 {
-		return !reconnecting
-	}
-	return fraction(fleet.synced, fleet.total) >= threshold
+	return appliedFraction(fleet.synced, fleet.total, reconnecting) >= threshold
 }
 
-func fraction(synced, total int) float64 {
-	if total == 0 {
-		return 1
+// appliedFraction is the fraction of the total connected proxies that hold
+// what they should (synced). With none connected it is 1, since proxies
+// that connect later get what is served; but 0 while a weir restarted
+// mid-rollout waits for its fleet to reconnect (reconnecting). Those
+// proxies hold what weir served before the restart: had nobody applied a
+// step, the rollout would take the steps after it unseen, and the proxies
+// would come back to weights they never went through. The wait ends after
+// AckTimeout, though: a fleet that does not come back (scaled away, or a
+// cluster without clients) must not hold the rollout for ever.
+func appliedFraction(synced, total int, reconnecting bool) float64 {
+	switch {
+	case total > 0:
+		return float64(synced) / float64(total)
+	case reconnecting:
+		return 0
 	}
-	return float64(synced) / float64(total)
+	return 1
 }
 
 // startReconnectWait starts the clock of a restarted weir's wait for its

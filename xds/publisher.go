@@ -62,6 +62,10 @@ type Status struct {
 	// AwaitingRoutes lists the proxies whose ACK of new routes is awaited
 	// before clusters that traffic moved off are removed.
 	AwaitingRoutes []string
+	// AwaitingReconnect is, while a weir restarted mid-rollout waits for a
+	// proxy to reconnect before it counts a step applied, when it stops
+	// waiting; zero otherwise.
+	AwaitingReconnect time.Time
 }
 
 // Publisher turns discovery models and policy sets into snapshots in the
@@ -205,6 +209,9 @@ func (p *Publisher) Status() Status {
 	s := p.status
 	s.Rejected = maps.Clone(p.rejected)
 	s.Waiting = p.waiting()
+	if p.reconnecting {
+		s.AwaitingReconnect = p.reconnectBy
+	}
 	return s
 }
 

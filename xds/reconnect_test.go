@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weir-mesh/weir/policy"
+	"github.com/weir-mesh/weir/snapshot"
 )
 
 // A weir restarted mid-rollout waits for its fleet to reconnect before it
@@ -124,8 +126,9 @@ func (r restarted) logged(msg string) int { return strings.Count(r.logs.String()
 
 // The log lines of the wait for the fleet to reconnect.
 const (
-	waitBegins   = "waiting up to the ack timeout for the fleet to reconnect"
-	waitTimesOut = "no proxy reconnected within the ack timeout"
+	waitBegins    = "waiting up to the ack timeout for the fleet to reconnect"
+	waitTimesOut  = "no proxy reconnected within the ack timeout"
+	waitReconnect = "a proxy reconnected"
 )
 
 // TestRestoredRolloutMovesOnWithoutItsFleet: a weir restarted mid-rollout
@@ -149,5 +152,49 @@ func TestRestoredRolloutMovesOnWithoutItsFleet(t *testing.T) {
 	}
 	if begins, timesOut := r.logged(waitBegins), r.logged(waitTimesOut); begins != 1 || timesOut != 1 {
 		t.Errorf("logged the wait's start %d times and its end %d times, want once each:\n%s", begins, timesOut, r.logs)
+	}
+}
+
+// TestRestoredRolloutWaitsForAReconnectingProxy: until a proxy reconnects
+// (or AckTimeout passes) a restarted weir's fleet has applied nothing, and
+// says so: the applied fraction is 0, not 1 as for 0 of 0 proxies, and
+// the status says until when weir waits. The first proxy to reconnect ends
+// the wait.
+func TestRestoredRolloutWaitsForAReconnectingProxy(t *testing.T) {
+	r := restartedPublisher(t, time.Hour)
+	started := time.Now()
+	r.p.startReconnectWait(started) // as Run does: this test looks at the fleet itself
+	r.p.SetPolicies(r.set, nil)
+	r.p.Update(greeterModel(t, "v1", "v2"))
+	r.p.publish() // and looks at the fleet
+	if !r.p.ServingTarget() {
+		t.Fatal("the restored rollout's routing is not served")
+	}
+	if r.moved() {
+		t.Fatal("the restored rollout moved on with no proxy reconnected")
+	}
+	if got, want := r.p.Status().AwaitingReconnect, started.Add(time.Hour); !got.Equal(want) {
+		t.Errorf("status awaits the fleet's reconnection until %v, want %v", got, want)
+	}
+	if got, metric := r.p.AppliedFraction(), testutil.ToFloat64(r.metrics.AppliedFraction); got != 0 || metric != 0 {
+		t.Errorf("while weir waits for its fleet: applied fraction %v, weir_fleet_applied_fraction %v, want 0 and 0", got, metric)
+	}
+
+	hold := connectGRPCClient(t, r.p, r.tracker)
+	hold(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
+	hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
+	hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
+	r.p.checkApplied()
+	if !r.moved() {
+		t.Error("the restored rollout did not move on once the reconnected proxy held its step")
+	}
+	if got := r.p.Status().AwaitingReconnect; !got.IsZero() {
+		t.Errorf("status awaits the fleet's reconnection until %v after a proxy reconnected", got)
+	}
+	if got, metric := r.p.AppliedFraction(), testutil.ToFloat64(r.metrics.AppliedFraction); got != 1 || metric != 1 {
+		t.Errorf("the one proxy holds what is served: applied fraction %v, weir_fleet_applied_fraction %v, want 1 and 1", got, metric)
+	}
+	if reconnected, timedOut := r.logged(waitReconnect), r.logged(waitTimesOut); reconnected != 1 || timedOut != 0 {
+		t.Errorf("logged the reconnection %d times and a timeout %d times, want once and never:\n%s", reconnected, timedOut, r.logs)
 	}
 }

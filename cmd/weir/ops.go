@@ -41,6 +41,10 @@ type readiness struct {
 	// AwaitingRoutes lists proxies whose ACK of new routes is awaited
 	// before clusters that traffic moved off are removed.
 	AwaitingRoutes []string `json:"awaitingRoutes,omitempty"`
+	// AwaitingReconnect is, while weir, restarted mid-rollout, waits for
+	// a proxy to reconnect before it counts a step applied, when it stops
+	// waiting.
+	AwaitingReconnect *time.Time `json:"awaitingReconnectUntil,omitempty"`
 }
 
 // staleness says since when the last known catalog has been served because
@@ -81,6 +85,9 @@ func readinessOf(st xds.Status) readiness {
 		Warnings: st.Warnings, BuildError: st.BuildError, AwaitingRoutes: st.AwaitingRoutes}
 	if !st.PublishedAt.IsZero() {
 		r.PublishedAt = &st.PublishedAt
+	}
+	if !st.AwaitingReconnect.IsZero() {
+		r.AwaitingReconnect = &st.AwaitingReconnect
 	}
 	return r
 }
@@ -299,7 +306,7 @@ func (f fleet) Proxies() []admin.Proxy {
 	return out
 }
 
-func (f fleet) InSync() (synced, total int) { return f.publisher.InSync() }
+func (f fleet) AppliedFraction() float64 { return f.publisher.AppliedFraction() }
 
 func (f fleet) VersionFor(typeURL, kind string, names []string, wildcard bool) string {
 	class := xds.GRPC

@@ -34,11 +34,13 @@ type Fleet interface {
 	// subscribed to names of typeURL (or to all, when wildcard) should
 	// hold now.
 	VersionFor(typeURL, kind string, names []string, wildcard bool) string
-	// InSync counts the connected proxies that subscribed to something
-	// (total) and those of them that hold, for every type, what they
-	// should hold (synced), as the publisher last saw them: what it gates
-	// on, and free for an admin call even at fleet scale.
-	InSync() (synced, total int)
+	// AppliedFraction is the fraction of the connected proxies that
+	// subscribed to something which hold, for every type, what they
+	// should hold, as the publisher last saw them: what it gates on, and
+	// free for an admin call even at fleet scale. It is 1 with none
+	// connected, but 0 while a weir restarted mid-rollout waits for its
+	// fleet to reconnect.
+	AppliedFraction() float64
 }
 
 // Proxy kinds.

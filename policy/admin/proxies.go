@@ -71,16 +71,13 @@ func (s *Server) verdict(kind, typeURL string, st TypeState) string {
 }
 
 // appliedFraction is the fraction of connected proxies that hold what they
-// should now; 1 with none connected, as the publisher counts it.
+// should now, as the publisher counts it (see Fleet); 1 without a fleet,
+// where none are connected.
 func (s *Server) appliedFraction() float64 {
 	if s.cfg.Fleet == nil {
 		return 1
 	}
-	synced, total := s.cfg.Fleet.InSync()
-	if total == 0 {
-		return 1
-	}
-	return float64(synced) / float64(total)
+	return s.cfg.Fleet.AppliedFraction()
 }
 
 // shortType turns a type URL into its message name, such as "Cluster".

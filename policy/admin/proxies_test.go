@@ -17,9 +17,10 @@ func (f fakeFleet) VersionFor(string, string, []string, bool) string {
 	return "v-now"
 }
 
-// InSync counts the proxies with types, and those that ACKed "v-now" for
-// every type they subscribe to.
-func (f fakeFleet) InSync() (synced, total int) {
+// AppliedFraction is the fraction of the proxies with types that ACKed
+// "v-now" for every type they subscribe to.
+func (f fakeFleet) AppliedFraction() float64 {
+	synced, total := 0, 0
 	for _, p := range f {
 		if len(p.Types) == 0 {
 			continue
@@ -33,7 +34,10 @@ func (f fakeFleet) InSync() (synced, total int) {
 			synced++
 		}
 	}
-	return synced, total
+	if total == 0 {
+		return 1
+	}
+	return float64(synced) / float64(total)
 }
 
 func TestListProxies(t *testing.T) {
