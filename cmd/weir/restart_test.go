@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,12 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 
 	"github.com/weir-mesh/weir/envoy"
 	"github.com/weir-mesh/weir/policy"
+	adminv1 "github.com/weir-mesh/weir/policy/admin/v1"
 )
 
 // A restart of weir (stopped as by SIGTERM, started again on the same
@@ -118,12 +121,18 @@ func describeRoute(route *routev3.Route) string {
 }
 
 // startOn serves weir (again) on xdsAddr with the environment's files and
-// state, recording the routes it sends, and dials the client once.
-func (env *rolloutEnv) startOn(t *testing.T, xdsAddr string) *sentLog {
+// state, recording the routes it sends, and dials the client once; edits
+// change weir's configuration first.
+func (env *rolloutEnv) startOn(t *testing.T, xdsAddr string, edits ...func(*serveConfig)) *sentLog {
 	t.Helper()
 	cfg := testConfig(filepath.Dir(env.policyFile))
 	cfg.Catalog, cfg.StateDir, cfg.clock, cfg.XDSAddr = env.catalog, env.stateDir, env.clock.Now, xdsAddr
-	cfg.AckTimeout = time.Minute // a bridge waits for a stalled proxy as long as a test runs
+	// A bridge waits for a stalled proxy, and a restarted weir for its
+	// client to reconnect, longer than any wait of a test (until's).
+	cfg.AckTimeout = time.Minute
+	for _, edit := range edits {
+		edit(&cfg)
+	}
 	log := &sentLog{}
 	env.w = startWeirWith(t, cfg, log.option())
 	if env.c == nil {
@@ -220,6 +229,96 @@ func TestRestartMidStepWaitsForTheFleet(t *testing.T) {
 		t.Errorf("the first routes after the restart: %s, want those the client held: %s (rollout now: %s)", got, held, rolloutState(env.rollout()))
 	}
 	env.await(t, "the pause at 80 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 8000 })
+}
+
+// withAckTimeout sets weir's --ack-timeout.
+func withAckTimeout(d time.Duration) func(*serveConfig) {
+	return func(cfg *serveConfig) { cfg.AckTimeout = d }
+}
+
+// TestRestartMidStepMovesOnWithoutTheFleet restarts weir while a step is
+// in progress (a proxy that never ACKs holds it), as
+// TestRestartMidStepWaitsForTheFleet does, but no proxy reconnects (the
+// fleet was scaled away): the restarted weir waits for its fleet only the
+// ack timeout, meanwhile saying so in /readyz and with an applied fraction
+// of 0, and then goes through the steps as with no fleet. It used to wait
+// until the progress deadline paused the rollout, and then again after
+// every resume.
+func TestRestartMidStepMovesOnWithoutTheFleet(t *testing.T) {
+	const ackTimeout = 2 * time.Second
+	env := rolloutFiles(t, quickStepsPolicy)
+	env.startOn(t, "127.0.0.1:0") // its client makes no call, so it never connects
+	env.await(t, "the pause at 20 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 2000 })
+	silentProxy(t, env.w.xdsAddr, "stalled-proxy")
+	until(t, "the stalled proxy to subscribe", func() bool { return len(routesFetched(env.w, "stalled-proxy")) > 0 })
+	_, paused := env.w.readyz(t)
+	env.do(t, func(p policy.Policy, r policy.Rollout, now time.Time) (policy.Rollout, policy.Event, error) {
+		return policy.Resume(p, r, now, "test", "e2e")
+	})
+	until(t, "the 40 % step to be served", func() bool { _, r := env.w.readyz(t); return r.Version != paused.Version })
+	env.w.Stop()
+	stored := env.storedRollout(t)
+	if stored.Phase != policy.Progressing || !stored.AppliedAt.IsZero() {
+		t.Fatalf("weir stopped with the rollout %s, applied at %v: this test needs a step in progress", rolloutState(stored), stored.AppliedAt)
+	}
+
+	started := time.Now()
+	env.startOn(t, "127.0.0.1:0", withAckTimeout(ackTimeout))
+	until(t, "/readyz to answer 200", func() bool { code, _ := env.w.readyz(t); return code == 200 })
+	env.whileAwaitingTheFleet(t, stored, started.Add(ackTimeout))
+	until(t, "the rollout to move on without a proxy", func() bool { return env.rollout().Step > stored.Step })
+	if waited := time.Since(started); waited < ackTimeout {
+		t.Errorf("the restored rollout moved on %s after the restart, before the ack timeout of %s", waited, ackTimeout)
+	}
+	env.await(t, "the pause at 80 %", func(r policy.Rollout) bool { return r.Phase == policy.Paused && r.Weight == 8000 })
+	if _, r := env.w.readyz(t); r.AwaitingReconnect != nil {
+		t.Errorf("/readyz awaits the fleet's reconnection until %v after weir stopped waiting", r.AwaitingReconnect)
+	}
+	if got := testutil.ToFloat64(env.w.srv.metrics.AppliedFraction); got != 1 {
+		t.Errorf("weir_fleet_applied_fraction = %v with no proxy connected, once weir stopped waiting, want 1", got)
+	}
+}
+
+// storedRollout returns greeter's rollout as the stopped weir left it in
+// its store. (Stopping, weir may have taken one more step: the proxies'
+// streams close before the publisher stops, and it may count the fleet
+// gone as one that applied the step it was publishing.)
+func (env *rolloutEnv) storedRollout(t *testing.T) policy.Rollout {
+	t.Helper()
+	store, err := policy.OpenStore(env.stateDir)
+	must(t, err)
+	defer store.Close()
+	rollouts, _, _, err := store.Load()
+	must(t, err)
+	return rollouts["greeter"]
+}
+
+// whileAwaitingTheFleet checks, if weir still waits for its fleet to
+// reconnect (which it does at least until notBefore), that it says so:
+// /readyz names when it stops waiting, and the applied fraction of the
+// metrics and of the admin API is 0, not 1 as for 0 of 0 proxies; and that
+// the rollout is where weir restored it.
+func (env *rolloutEnv) whileAwaitingTheFleet(t *testing.T, restored policy.Rollout, notBefore time.Time) {
+	t.Helper()
+	_, r := env.w.readyz(t)
+	metric := testutil.ToFloat64(env.w.srv.metrics.AppliedFraction)
+	admin, err := env.w.srv.adminServer().GetRollout(context.Background(), &adminv1.GetRolloutRequest{Service: "greeter"})
+	must(t, err)
+	now := env.rollout()
+	if time.Now().After(notBefore) {
+		t.Logf("weir may have stopped waiting for its fleet before the test looked (a slow host): not checked")
+		return
+	}
+	if r.AwaitingReconnect == nil || r.AwaitingReconnect.Before(notBefore) {
+		t.Errorf("/readyz awaits the fleet's reconnection until %v, want a time from %v", r.AwaitingReconnect, notBefore)
+	}
+	if metric != 0 || admin.GetAppliedFraction() != 0 {
+		t.Errorf("while weir waits for its fleet: weir_fleet_applied_fraction %v, the admin API's applied fraction %v, want 0 and 0",
+			metric, admin.GetAppliedFraction())
+	}
+	if now.Step != restored.Step {
+		t.Errorf("while weir waits for its fleet the rollout is %s, want it where it was restored: %s", rolloutState(now), rolloutState(restored))
+	}
 }
 
 // rolloutState describes r for messages.
