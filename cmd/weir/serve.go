@@ -106,7 +106,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.SidecarAddress, "sidecar-address", "127.0.0.1", "address of the Envoy sidecar's outbound listener")
 	f.Uint32Var(&cfg.SidecarPort, "sidecar-port", 15001, "port of the Envoy sidecar's outbound listener, 1-65535")
 	f.DurationVar(&cfg.Debounce, "debounce", 50*time.Millisecond, "the least time between builds: a change this long after the last build is pushed at once; a sooner one waits until this long after it, and, if it goes on a burst (changes less than a quarter of this apart), until the burst stops (at most 4×), then all are pushed together")
-	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off")
+	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "how long to wait for proxies to apply new routes before removing the clusters traffic moved off, "+
+		"and, restarted mid-rollout, for a proxy to reconnect before counting a step applied")
 	f.StringVar(&cfg.StateDir, "state-dir", "", "directory for durable rollout state and the event journal (none: kept in memory, lost on restart)")
 	f.Float64Var(&cfg.Threshold, "applied-threshold", 1, "fraction of connected proxies that must hold a step before it counts as applied: more than 0, at most 1")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
