@@ -1,10 +1,7 @@
 package xds
 
 import (
-	"bytes"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/weir-mesh/weir/internal/logbuf"
 	"github.com/weir-mesh/weir/policy"
 	"github.com/weir-mesh/weir/snapshot"
 )
@@ -72,25 +70,6 @@ func restoredEngine(t *testing.T, onChange func()) (*policy.Engine, policy.Set) 
 	return e, set
 }
 
-// lockedBuffer is a log destination that a test reads while the
-// publisher's goroutine writes to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // restarted is a publisher over a restored engine, with a tracker and no
 // proxy connected.
 type restarted struct {
@@ -99,7 +78,7 @@ type restarted struct {
 	metrics *Metrics
 	engine  *policy.Engine
 	set     policy.Set // the policies of the engine's rollout
-	logs    *lockedBuffer
+	logs    *logbuf.Buffer
 }
 
 // restartedPublisher returns a publisher over a restored engine, whose
@@ -108,8 +87,8 @@ func restartedPublisher(t *testing.T, ackTimeout time.Duration) restarted {
 	t.Helper()
 	var r restarted
 	r.engine, r.set = restoredEngine(t, func() { r.p.Wake() })
-	r.logs = &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(r.logs, nil))
+	r.logs = &logbuf.Buffer{}
+	logger := r.logs.Logger()
 	r.metrics = NewMetrics(prometheus.NewRegistry(), func() float64 { return 0 })
 	r.tracker = NewTracker(logger, r.metrics)
 	r.p = NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: r.tracker, Metrics: r.metrics, Logger: logger,
@@ -120,9 +99,6 @@ func restartedPublisher(t *testing.T, ackTimeout time.Duration) restarted {
 // moved reports whether the restored rollout moved past the step it was
 // restored at: the engine learned that the fleet applied it.
 func (r restarted) moved() bool { return r.engine.Rollouts()[0].Step > 0 }
-
-// logged counts the lines of r's log that contain msg.
-func (r restarted) logged(msg string) int { return strings.Count(r.logs.String(), msg) }
 
 // The log lines of the wait for the fleet to reconnect.
 const (
@@ -150,7 +126,7 @@ func TestRestoredRolloutMovesOnWithoutItsFleet(t *testing.T) {
 	if got := testutil.ToFloat64(r.metrics.AppliedFraction); got != 1 {
 		t.Errorf("weir_fleet_applied_fraction = %v once weir stopped waiting for the fleet, want 1", got)
 	}
-	if begins, timesOut := r.logged(waitBegins), r.logged(waitTimesOut); begins != 1 || timesOut != 1 {
+	if begins, timesOut := r.logs.Count(waitBegins), r.logs.Count(waitTimesOut); begins != 1 || timesOut != 1 {
 		t.Errorf("logged the wait's start %d times and its end %d times, want once each:\n%s", begins, timesOut, r.logs)
 	}
 }
@@ -194,7 +170,7 @@ func TestRestoredRolloutWaitsForAReconnectingProxy(t *testing.T) {
 	if got, metric := r.p.AppliedFraction(), testutil.ToFloat64(r.metrics.AppliedFraction); got != 1 || metric != 1 {
 		t.Errorf("the one proxy holds what is served: applied fraction %v, weir_fleet_applied_fraction %v, want 1 and 1", got, metric)
 	}
-	if reconnected, timedOut := r.logged(waitReconnect), r.logged(waitTimesOut); reconnected != 1 || timedOut != 0 {
+	if reconnected, timedOut := r.logs.Count(waitReconnect), r.logs.Count(waitTimesOut); reconnected != 1 || timedOut != 0 {
 		t.Errorf("logged the reconnection %d times and a timeout %d times, want once and never:\n%s", reconnected, timedOut, r.logs)
 	}
 }
