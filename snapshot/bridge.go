@@ -22,13 +22,14 @@ import (
 //
 //   - A cluster that next routes traffic to but that no route of prev even
 //     names is new to the clients: the bridge withholds its weight (keeping
-//     prev's routing where nothing else is left) and names it in its
-//     warming route (see envoy.WarmingRoute) instead, so that clients set
-//     it up before any traffic depends on it. A match route to such a
-//     cluster is left out of the bridge: its requests follow the catch-all
-//     route meanwhile, as they did under prev. A sticky service's combined
-//     cluster (see StickyVersion) is new in the same way when stickiness is
-//     turned on.
+//     prev's routing where nothing else is left, but for the clusters next
+//     serves no endpoints of: with none left, next's routing) and names it
+//     in its warming route (see envoy.WarmingRoute) instead, so that
+//     clients set it up before any traffic depends on it. A match route to
+//     such a cluster is left out of the bridge: its requests follow the
+//     catch-all route meanwhile, as they did under prev. A sticky
+//     service's combined cluster (see StickyVersion) is new in the same
+//     way when stickiness is turned on.
 //   - A cluster that prev names but routes no traffic to and serves no
 //     endpoints of (every instance draining or critical), and that next
 //     routes traffic to with serving endpoints, is withheld alike: the
@@ -196,7 +197,7 @@ func (w *withholder) withholdInHosts(rc string, hosts, prevHosts List[*routev3.V
 // it had one.
 func (w *withholder) withholdInHost(rc string, vh, prevVH *routev3.VirtualHost) (*routev3.VirtualHost, int) {
 	out := proto.Clone(vh).(*routev3.VirtualHost)
-	prevMain := w.prevMainRoute(vh.GetName(), prevVH)
+	prevMain := w.stillServing(w.prevMainRoute(vh.GetName(), prevVH))
 	kept := make([]*routev3.Route, 0, len(out.GetRoutes()))
 	changed := 0
 	known := func(c string) bool { return w.setUp(rc, prevVH, c) }
@@ -382,6 +383,38 @@ func (w *withholder) prevMainRoute(vhost string, prevVH *routev3.VirtualHost) *r
 		w.mainRoutes = mainRoutes(w.prev)
 	}
 	return w.mainRoutes[vhost]
+}
+
+// stillServing returns main, prev's catch-all route of a virtual host,
+// without the clusters next serves no endpoint of: versions gone critical,
+// draining or deregistered, which keepLeaving keeps with prev's endpoints
+// as if they still served. It returns main itself when it loses none, and
+// nil when it loses all: the bridge then routes as next does, to clusters
+// clients may not have set up yet, which at worst delays requests, rather
+// than to versions that cannot answer them. A sticky service's combined
+// cluster that next removes is not lost: stickiness was turned off.
+func (w *withholder) stillServing(main *routev3.Route) *routev3.Route {
+	down := func(c string) bool {
+		if cla, ok := named(w.next, c, (*endpointv3.ClusterLoadAssignment).GetClusterName); ok {
+			return !hasServing(cla)
+		}
+		return !strings.HasSuffix(c, "/"+StickyVersion) // a version deregistered
+	}
+	if c := main.GetRoute().GetCluster(); c != "" && down(c) {
+		return nil
+	}
+	wc := main.GetRoute().GetWeightedClusters()
+	if !slices.ContainsFunc(wc.GetClusters(), func(cw *routev3.WeightedCluster_ClusterWeight) bool { return down(cw.GetName()) }) {
+		return main
+	}
+	out := proto.Clone(main).(*routev3.Route)
+	kept := slices.DeleteFunc(out.GetRoute().GetWeightedClusters().GetClusters(),
+		func(cw *routev3.WeightedCluster_ClusterWeight) bool { return down(cw.GetName()) })
+	if len(kept) == 0 {
+		return nil
+	}
+	out.GetRoute().GetWeightedClusters().Clusters = kept
+	return out
 }
 
 // withhold returns route without traffic to clusters that are not known:

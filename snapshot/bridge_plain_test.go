@@ -48,6 +48,9 @@ func plainWithholdNew(r *Resources, prev Resources) int {
 		return !slices.Contains(routed, c) && plainServes(r.Endpoints, c) && !plainServes(prev.Endpoints, c)
 	})
 	prevRoutes := plainMainRoutes(prev)
+	for vh, route := range prevRoutes {
+		prevRoutes[vh] = plainStillServing(route, r.Endpoints)
+	}
 	changed := 0
 	if r.Outbound != nil {
 		out, n := plainWithholdIn(r.Outbound.Message(), known, prevRoutes)
@@ -137,6 +140,42 @@ func plainServes(endpoints List[*endpointv3.ClusterLoadAssignment], cluster stri
 
 func plainIsMatchRoute(route *routev3.Route) bool {
 	return strings.HasPrefix(route.GetName(), matchRoutePrefix)
+}
+
+// plainStillServing is withholder.stillServing: main without the
+// clusters next's endpoints serve none of (but a sticky cluster next
+// removes), nil when none is left.
+func plainStillServing(main *routev3.Route, next List[*endpointv3.ClusterLoadAssignment]) *routev3.Route {
+	down := func(c string) bool {
+		for cla := range next.Values() {
+			if cla.GetClusterName() == c {
+				return !hasServing(cla)
+			}
+		}
+		return !strings.HasSuffix(c, "/"+StickyVersion)
+	}
+	out := proto.Clone(main).(*routev3.Route)
+	action := out.GetRoute()
+	if c := action.GetCluster(); c != "" {
+		if down(c) {
+			return nil
+		}
+		return main
+	}
+	var kept []*routev3.WeightedCluster_ClusterWeight
+	for _, cw := range action.GetWeightedClusters().GetClusters() {
+		if !down(cw.GetName()) {
+			kept = append(kept, cw)
+		}
+	}
+	switch len(kept) {
+	case 0:
+		return nil
+	case len(action.GetWeightedClusters().GetClusters()):
+		return main
+	}
+	action.GetWeightedClusters().Clusters = kept
+	return out
 }
 
 func plainKnownOnly(clusters []*routev3.WeightedCluster_ClusterWeight, known []string) []*routev3.WeightedCluster_ClusterWeight {

@@ -127,10 +127,15 @@ func stepsToNext(t *testing.T, b, next *Snapshot) int {
 	return 0
 }
 
+// TestBridgeSwitchesVersionInThreeSteps switches all traffic to a new
+// version while the old one stays registered until the switch is applied,
+// as a deploy does: the new version warms on the old routes, routes move
+// while the old version keeps its endpoints, and then it leaves.
 func TestBridgeSwitchesVersionInThreeSteps(t *testing.T) {
-	prev := build(t, policy.Weights{"v1": 10000}, inst("a", "v1", 9101, discovery.Passing))
-	next := build(t, policy.Weights{"v2": 10000}, inst("b", "v2", 9201, discovery.Passing))
-	warm, err := Bridge(prev, next, nil)
+	v1, v2 := inst("a", "v1", 9101, discovery.Passing), inst("b", "v2", 9201, discovery.Passing)
+	prev := build(t, policy.Weights{"v1": 10000}, v1)
+	switched := build(t, policy.Weights{"v2": 10000}, v1, v2)
+	warm, err := Bridge(prev, switched, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,15 +145,33 @@ func TestBridgeSwitchesVersionInThreeSteps(t *testing.T) {
 	if claOf(warm, "greeter/v1") == nil || claOf(warm, "greeter/v2") == nil {
 		t.Fatal("step 1 must serve both clusters")
 	}
-	switched, err := Bridge(warm, next, nil)
+	if moved, _ := Bridge(warm, switched, nil); moved != switched {
+		t.Fatal("step 2, once greeter/v2 is warm, is not the switch")
+	}
+	next := build(t, policy.Weights{"v2": 10000}, v2)
+	if left, _ := Bridge(switched, next, nil); left != next || claOf(left, "greeter/v1") != nil {
+		t.Fatal("step 3, greeter/v1 leaving after routes moved off it, is not next")
+	}
+}
+
+// TestBridgeSwitchesFromALeavingVersion switches all traffic to a new
+// version in the very change that the old one leaves: its routes do not
+// wait for the new version to warm, as they would route to a version
+// without endpoints meanwhile, but the old version's endpoints stay until
+// proxies applied them.
+func TestBridgeSwitchesFromALeavingVersion(t *testing.T) {
+	prev := build(t, policy.Weights{"v1": 10000}, inst("a", "v1", 9101, discovery.Passing))
+	next := build(t, policy.Weights{"v2": 10000}, inst("b", "v2", 9201, discovery.Passing))
+	switched, err := Bridge(prev, next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := RoutedClusters(switched.Resources); !slices.Equal(got, []string{"greeter/v2"}) || claOf(switched, "greeter/v1") == nil {
-		t.Fatalf("step 2 routes to %v with greeter/v1 served: %v; want routes on v2 and v1 still served", got, claOf(switched, "greeter/v1") != nil)
+	if got := RoutedClusters(switched.Resources); !slices.Equal(got, []string{"greeter/v2"}) || claOf(switched, "greeter/v1") != claOf(prev, "greeter/v1") {
+		t.Fatalf("step 1 routes to %v with greeter/v1's endpoints kept: %v; want routes on v2 and v1's endpoints kept",
+			got, claOf(switched, "greeter/v1") == claOf(prev, "greeter/v1"))
 	}
 	if last, _ := Bridge(switched, next, nil); last != next {
-		t.Fatal("step 3 is not next")
+		t.Fatal("step 2 is not next")
 	}
 }
 
@@ -303,6 +326,60 @@ func TestBridgeFromEarlierSnapshots(t *testing.T) {
 			}
 			if !slices.Contains(ReferencedClusters(bridge.Resources), "greeter/v2") {
 				t.Error("greeter/v2 is not named: clients would not set it up")
+			}
+		})
+	}
+}
+
+// TestBridgeRoutesToNoDownVersion checks the bridge of a change that
+// routes only to versions clients have not set up, so that the bridge
+// keeps prev's routing meanwhile, while a version prev routes to goes
+// down (critical or deregistered) in the same change: prev's routing must
+// not bring the down version back, with prev's endpoints as if they still
+// served. What is left of prev's routing keeps the traffic; with nothing
+// left, next's routing is served at once.
+func TestBridgeRoutesToNoDownVersion(t *testing.T) {
+	only := func(v string) policy.Weights { return policy.Weights{v: policy.Full} }
+	v1 := inst("a", "v1", 9101, discovery.Passing)
+	v1Critical := inst("a", "v1", 9101, discovery.Critical)
+	v2 := inst("b", "v2", 9201, discovery.Passing)
+	v2Critical := inst("b", "v2", 9201, discovery.Critical)
+	v3 := inst("c", "v3", 9301, discovery.Passing)
+	tests := []struct {
+		name       string
+		prev, next *Snapshot
+		routed     []string // by the bridge
+	}{
+		{"v1 critical as a new v2 comes", build(t, only("v1"), v1), build(t, only("v1"), v1Critical, v2), []string{"greeter/v2"}},
+		{"v1 deregistered as a new v2 comes", build(t, only("v1"), v1), build(t, only("v1"), v2), []string{"greeter/v2"}},
+		{"v1 critical as v2 comes back from critical", build(t, only("v2"), v1, v2Critical), build(t, only("v2"), v1Critical, v2), []string{"greeter/v2"}},
+		{"v1 critical while v3 serves, the policy moving to a new v2",
+			build(t, policy.Weights{"v1": 5000, "v3": 5000}, v1, v3), build(t, only("v2"), v1Critical, v2, v3), []string{"greeter/v3"}},
+		// Not a version lost: the ring's endpoints are v1's, which serves.
+		{"stickiness turned off as the policy moves to a new v2",
+			buildRouting(t, policy.Routing{Weights: only("v1"), Sticky: &policy.Sticky{Header: "x-user-id"}}, v1),
+			build(t, only("v2"), v1, v2), []string{"greeter/*"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bridge, err := Bridge(tt.prev, tt.next, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Consistent(bridge.Resources); err != nil {
+				t.Fatal(err)
+			}
+			if err := validate(bridge.Resources); err != nil {
+				t.Fatal(err)
+			}
+			checkServiceRoutes(t, bridge.Resources)
+			for _, r := range []Resources{{Outbound: bridge.Outbound}, {Routes: bridge.Routes}} {
+				if got := RoutedClusters(r); !slices.Equal(got, tt.routed) {
+					t.Errorf("%s: the bridge routes to %v, want %v", r.RouteConfigurations()[0].GetName(), got, tt.routed)
+				}
+			}
+			if steps := stepsToNext(t, bridge, tt.next); steps > 2 {
+				t.Errorf("reaching next took %d more bridges, want at most 2", steps)
 			}
 		})
 	}
