@@ -250,7 +250,8 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 		var served []*Snapshot
 		for step := range 60 {
 			w.change(rng)
-			next, err := b.Build(w.input(t, rng))
+			in := w.input(t, rng)
+			next, err := b.Build(in)
 			if err != nil {
 				continue
 			}
@@ -277,6 +278,7 @@ func TestBridgeAgreesWithPlainBridge(t *testing.T) {
 			if gotErr != nil {
 				continue
 			}
+			routesOnlyToServing(t, where, in.Model, got)
 			switch {
 			case got == next && (want == next || want.Version == next.Version):
 			case got == next || want == next:

@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -382,5 +384,44 @@ func TestBridgeRoutesToNoDownVersion(t *testing.T) {
 				t.Errorf("reaching next took %d more bridges, want at most 2", steps)
 			}
 		})
+	}
+}
+
+// routesOnlyToServing fails unless every cluster that s routes traffic to
+// lists as HEALTHY only endpoints of instances that serve in m, of its
+// version (any version, for a sticky service's combined cluster), and at
+// least one unless no instance of its service serves: a bridge that
+// routes to a version gone down, with its endpoints from before, fails.
+func routesOnlyToServing(t *testing.T, where string, m discovery.Model, s *Snapshot) {
+	t.Helper()
+	for _, c := range RoutedClusters(s.Resources) {
+		name, version, _ := strings.Cut(c, "/")
+		svc, _ := m.Service(name)
+		serving := map[string]bool{}
+		anyServing := false
+		for _, in := range svc.Instances {
+			if in.Health.Serving() {
+				anyServing = true
+				if version == StickyVersion || in.Version == version {
+					serving[fmt.Sprintf("%s:%d", in.Address, in.Port)] = true
+				}
+			}
+		}
+		healthy := 0
+		for _, locality := range claOf(s, c).GetEndpoints() {
+			for _, ep := range locality.GetLbEndpoints() {
+				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+				if ep.GetHealthStatus() != corev3.HealthStatus_HEALTHY {
+					continue
+				}
+				healthy++
+				if at := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()); !serving[at] {
+					t.Fatalf("%s: %s gets traffic, listing %s, which does not serve", where, c, at)
+				}
+			}
+		}
+		if healthy == 0 && anyServing {
+			t.Fatalf("%s: %s gets traffic without a healthy endpoint while %s has serving instances", where, c, name)
+		}
 	}
 }
