@@ -56,23 +56,14 @@ func (p *Publisher) checkApplied() {
 	p.cfg.Engine.Applied(*target)
 }
 
-// InSync counts, as the last look at the fleet saw them, the connected
-// proxies that subscribed to something (total) and those of them that hold
-// what they should (synced). The publisher looks after every publish and
+// AppliedFraction is the fraction of the connected proxies that subscribed
+// to something which, as the last look at the fleet found them, hold what
+// they should: what the publisher gates on and weir_fleet_applied_fraction
+// reads (see appliedFraction). The publisher looks after every publish and
 // after every change window (at most maxChangeWindow) in which proxies
 // connected, left, ACKed or NACKed, so the count is at most that old; a
 // caller pays nothing for it, while a look at 10,000 proxies costs
 // milliseconds and holds up their ACKs.
-func (p *Publisher) InSync() (synced, total int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.synced, p.total
-}
-
-// AppliedFraction is the fraction of connected proxies that, as the last
-// look at the fleet found them (see InSync), hold what they should: what
-// the publisher gates on and weir_fleet_applied_fraction reads (see
-// appliedFraction).
 func (p *Publisher) AppliedFraction() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()

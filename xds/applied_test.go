@@ -47,12 +47,20 @@ func BenchmarkCheckApplied(b *testing.B) {
 	}
 }
 
-// TestInSyncIsTheLastLook checks that the publisher's count of proxies in
-// sync is what its last look at the fleet saw: of 20 streams, the two that
-// left their responses un-ACKed (ids 9 and 19) are not in sync.
-func TestInSyncIsTheLastLook(t *testing.T) {
+// lastLook returns what the publisher's last look at the fleet counted.
+func lastLook(p *Publisher) (synced, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.synced, p.total
+}
+
+// TestAppliedFractionIsTheLastLook checks that the publisher's count of
+// proxies in sync is what its last look at the fleet saw: of 20 streams,
+// the two that left their responses un-ACKed (ids 9 and 19) are not in
+// sync.
+func TestAppliedFractionIsTheLastLook(t *testing.T) {
 	p := benchPublisher(t, 3)
-	if synced, total := p.InSync(); synced != 0 || total != 0 {
+	if synced, total := lastLook(p); synced != 0 || total != 0 {
 		t.Fatalf("before any proxy: %d of %d in sync, want 0 of 0", synced, total)
 	}
 	for id := range int64(20) {
@@ -62,12 +70,12 @@ func TestInSyncIsTheLastLook(t *testing.T) {
 			subscribeGRPC(t, p, id, "svc-01")
 		}
 	}
-	if synced, total := p.InSync(); synced != 0 || total != 0 {
-		t.Errorf("before the publisher looked again: %d of %d in sync, want the last look's 0 of 0", synced, total)
+	if synced, total := lastLook(p); synced != 0 || total != 0 || p.AppliedFraction() != 1 {
+		t.Errorf("before the publisher looked again: %d of %d in sync, applied fraction %v; want the last look's 0 of 0, 1", synced, total, p.AppliedFraction())
 	}
 	p.checkApplied()
-	if synced, total := p.InSync(); synced != 18 || total != 20 {
-		t.Errorf("after a look: %d of %d in sync, want 18 of 20", synced, total)
+	if synced, total := lastLook(p); synced != 18 || total != 20 || p.AppliedFraction() != 0.9 {
+		t.Errorf("after a look: %d of %d in sync, applied fraction %v; want 18 of 20, 0.9", synced, total, p.AppliedFraction())
 	}
 }
 

@@ -180,7 +180,7 @@ func (cs *churnServer) counts(t *testing.T) map[string]int {
 	cs.tracker.mu.Lock()
 	tracked := len(cs.tracker.proxies)
 	cs.tracker.mu.Unlock()
-	_, total := cs.publisher.InSync()
+	_, total := lastLook(cs.publisher)
 	c := map[string]int{
 		"tracker proxies":          tracked,
 		"cache watches":            cs.cache.watches(),
