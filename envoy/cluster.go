@@ -5,6 +5,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -14,7 +15,7 @@ import (
 // round robin (which every gRPC client supports, unlike LEAST_REQUEST).
 // Envoy speaks to the upstream in the protocol the request came in with, so
 // gRPC (HTTP/2) and HTTP/1 both pass through a sidecar; grpc-go ignores that
-// option.
+// option. Envoy's panic mode is off (see noPanic).
 func Cluster(name string) *clusterv3.Cluster {
 	return cluster(name, clusterv3.Cluster_ROUND_ROBIN)
 }
@@ -50,6 +51,7 @@ func cluster(name string, lb clusterv3.Cluster_LbPolicy) *clusterv3.Cluster {
 		EdsClusterConfig:              edsClusterConfig,
 		LbPolicy:                      lb,
 		ConnectTimeout:                connectTimeout,
+		CommonLbConfig:                noPanic,
 		TypedExtensionProtocolOptions: protocolOptions,
 	}
 }
@@ -63,6 +65,15 @@ var (
 	connectTimeout   = durationpb.New(defaultConnectTimeout)
 	protocolOptions  = map[string]*anypb.Any{httpProtocolOptionsKey: downstreamProtocolOptionsAny}
 )
+
+// noPanic sets a healthy panic threshold of 0 %, which turns Envoy's panic
+// mode off, as Istio does. With Envoy's default of 50 %, a cluster with
+// fewer than half of its endpoints HEALTHY is balanced over all of them,
+// DRAINING and UNHEALTHY ones included; with 0 %, only HEALTHY endpoints get
+// requests, and a cluster without any answers 503 (no healthy upstream).
+// grpc-go ignores common_lb_config: it never picks such endpoints anyway.
+// Shared like the values above.
+var noPanic = &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}}
 
 // downstreamProtocolOptionsAny makes Envoy use the downstream request's
 // protocol upstream.

@@ -69,6 +69,9 @@ func TestCluster(t *testing.T) {
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads()},
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
 		ConnectTimeout:       &durationpb.Duration{Seconds: 1},
+		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{
+			HealthyPanicThreshold: &typev3.Percent{Value: 0},
+		},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": testAny(t, &httpv3.HttpProtocolOptions{
 				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
@@ -81,6 +84,35 @@ func TestCluster(t *testing.T) {
 		},
 	}
 	check(t, want, Cluster("greeter/v1"))
+}
+
+// TestClustersDisablePanicMode: every kind of cluster sets
+// healthy_panic_threshold to 0 %, and the field survives encoding (a Percent
+// of 0 encodes as an empty message, which only its presence tells apart from
+// no threshold at all, Envoy's 50 %).
+func TestClustersDisablePanicMode(t *testing.T) {
+	for _, kind := range []struct {
+		name string
+		make func(string) *clusterv3.Cluster
+	}{{"round robin", Cluster}, {"ring hash", RingHashCluster}} {
+		t.Run(kind.name, func(t *testing.T) {
+			enc, err := AppendDeterministic(nil, kind.make("greeter/v1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got clusterv3.Cluster
+			if err := proto.Unmarshal(enc, &got); err != nil {
+				t.Fatal(err)
+			}
+			p := got.GetCommonLbConfig().GetHealthyPanicThreshold()
+			if p == nil {
+				t.Fatal("common_lb_config.healthy_panic_threshold unset: Envoy's default of 50 % lets it route to DRAINING and UNHEALTHY endpoints")
+			}
+			if p.GetValue() != 0 {
+				t.Errorf("healthy_panic_threshold %v %%, want 0 %%", p.GetValue())
+			}
+		})
+	}
 }
 
 func TestClusterLoadAssignment(t *testing.T) {
