@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -139,6 +141,33 @@ func TestValidateNamesResource(t *testing.T) {
 	for _, w := range []string{
 		`type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment ""`,
 		`type.googleapis.com/envoy.config.listener.v3.Listener "bad"`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+// TestValidateWantsPanicModeOff: validate passes the clusters weir builds
+// and names every cluster that leaves Envoy's panic mode on, with no
+// threshold or one above 0 %, though the cluster's own validation passes.
+func TestValidateWantsPanicModeOff(t *testing.T) {
+	r := good(t)
+	if err := validate(r); err != nil {
+		t.Fatalf("as built: %v", err)
+	}
+	unset := proto.Clone(envoy.Cluster("unset/v1")).(*clusterv3.Cluster)
+	unset.CommonLbConfig = nil
+	half := proto.Clone(envoy.Cluster("half/v1")).(*clusterv3.Cluster)
+	half.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 50}}
+	r.Clusters = appended(r.Clusters, unset, half)
+	err := validate(r)
+	if err == nil {
+		t.Fatal("validate succeeded, want errors")
+	}
+	for _, w := range []string{
+		`type.googleapis.com/envoy.config.cluster.v3.Cluster "unset/v1": common_lb_config.healthy_panic_threshold unset`,
+		`type.googleapis.com/envoy.config.cluster.v3.Cluster "half/v1": common_lb_config.healthy_panic_threshold 50 %`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q:\n%v", w, err)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -50,7 +51,9 @@ func entries(r Resources) []entry {
 	return out
 }
 
-// validate runs every resource's own validation, naming each that fails.
+// validate runs every resource's own validation, and checks what the
+// validators leave open but weir's Envoys need: every cluster disables
+// panic mode (see panicModeOff). It names each resource that fails.
 func validate(r Resources) error {
 	var errs []error
 	for _, e := range entries(r) {
@@ -58,7 +61,27 @@ func validate(r Resources) error {
 			errs = append(errs, fmt.Errorf("%s %q: %w", e.typeURL, e.name, err))
 		}
 	}
+	for c := range r.Clusters.Values() {
+		if err := panicModeOff(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", clusterType, c.GetName(), err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// panicModeOff returns an error unless c sets healthy_panic_threshold to
+// 0 %. Without it Envoy's threshold is 50 %: when fewer than half of a
+// cluster's endpoints are HEALTHY, Envoy balances over all of them,
+// DRAINING and UNHEALTHY ones included.
+func panicModeOff(c *clusterv3.Cluster) error {
+	p := c.GetCommonLbConfig().GetHealthyPanicThreshold()
+	switch {
+	case p == nil:
+		return errors.New("common_lb_config.healthy_panic_threshold unset (Envoy's default 50 %), want 0 %")
+	case p.GetValue() != 0:
+		return fmt.Errorf("common_lb_config.healthy_panic_threshold %v %%, want 0 %%", p.GetValue())
+	}
+	return nil
 }
 
 // plainVersion is the version computed the plain way, with math/big for
