@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 // bridge is served, AckTimeout has passed), the clusters earlier snapshots
 // routed to are released, and a bridge moves on to its target. The engine
 // learns which routing the fleet holds once enough connected proxies are in
-// sync with a target snapshot (see applies).
-func (p *Publisher) checkApplied() {
+// sync with a target snapshot (see applies). Once ctx is done, a look
+// counts for nothing (see stopping).
+func (p *Publisher) checkApplied(ctx context.Context) {
 	p.mu.Lock()
 	target, current, bridgeSince := p.target, p.current, p.bridgeSince
 	p.mu.Unlock()
@@ -24,6 +26,9 @@ func (p *Publisher) checkApplied() {
 	// status, and to warn about them when it stops waiting.
 	bridging := !bridgeSince.IsZero()
 	fleet := p.lookAtFleet(bridging)
+	if stopping(ctx) {
+		return
+	}
 	reconnecting := p.lookedAt(fleet, time.Now())
 	if current == nil {
 		return // connected proxies count, and none holds anything yet
@@ -55,6 +60,17 @@ func (p *Publisher) checkApplied() {
 	}
 	p.cfg.Engine.Applied(*target)
 }
+
+// stopping reports whether ctx, that of the publisher's Run, is done:
+// weir is stopping. The xDS streams end with that same ctx, so a look at
+// the fleet by the end of which ctx was done may have found proxies gone
+// that the stop disconnected, and a fleet without proxies counts as
+// having applied everything (see appliedFraction). Counting such a look
+// told the engine that the fleet applied a step it never held, and the
+// engine saved the step after it before weir stopped. A look that ended
+// before ctx was done saw no stream that the stop closed: those close
+// only after it.
+func stopping(ctx context.Context) bool { return ctx.Err() != nil }
 
 // AppliedFraction is the fraction of the connected proxies that subscribed
 // to something which, as the last look at the fleet found them, hold what

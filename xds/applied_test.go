@@ -43,7 +43,7 @@ func BenchmarkCheckApplied(b *testing.B) {
 			next++
 		}
 		b.StartTimer()
-		p.checkApplied()
+		p.checkApplied(b.Context())
 	}
 }
 
@@ -73,7 +73,7 @@ func TestAppliedFractionIsTheLastLook(t *testing.T) {
 	if synced, total := lastLook(p); synced != 0 || total != 0 || p.AppliedFraction() != 1 {
 		t.Errorf("before the publisher looked again: %d of %d in sync, applied fraction %v; want the last look's 0 of 0, 1", synced, total, p.AppliedFraction())
 	}
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if synced, total := lastLook(p); synced != 18 || total != 20 || p.AppliedFraction() != 0.9 {
 		t.Errorf("after a look: %d of %d in sync, applied fraction %v; want 18 of 20, 0.9", synced, total, p.AppliedFraction())
 	}
@@ -107,7 +107,7 @@ func publishing(b testing.TB, m discovery.Model, set policy.Set) *Publisher {
 	p := NewPublisher(PublisherConfig{Cache: NewCache(), Tracker: NewTracker(logger, metrics), Metrics: metrics, Logger: logger})
 	p.SetPolicies(set, nil)
 	p.Update(m)
-	p.publish()
+	p.publish(b.Context())
 	if p.Current() == nil || !p.ServingTarget() {
 		b.Fatal("nothing published")
 	}
@@ -233,7 +233,7 @@ func TestBridgeEndsWhenTheTargetIsTheBridge(t *testing.T) {
 	p, tr := trackedPublisher(0)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
 	p.Update(greeterModel(t, "v1"))
-	p.publish()
+	p.publish(t.Context())
 	// One gRPC client, holding what is served.
 	hold := connectGRPCClient(t, p, tr)
 	subs := map[string][]string{
@@ -250,20 +250,20 @@ func TestBridgeEndsWhenTheTargetIsTheBridge(t *testing.T) {
 	// v2 comes and takes all traffic: a bridge warms it first.
 	p.SetPolicies(fixedSet(t, policy.Weights{"v2": policy.Full}), nil)
 	p.Update(greeterModel(t, "v1", "v2"))
-	p.publish()
+	p.publish(t.Context())
 	bridge := p.cfg.Cache.Version()
 	if p.ServingTarget() || p.bridgeDeadline().IsZero() {
 		t.Fatal("v2 taking all traffic at once was not bridged")
 	}
 	// The operator reverts the policy before the fleet applied the bridge.
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if !p.ServingTarget() || p.cfg.Cache.Version() != bridge {
 		t.Fatal("the reverted target is not the bridge served")
 	}
 	holdServed()
 	drainKick(p)
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if woken := drainKick(p); woken || !p.bridgeDeadline().IsZero() {
 		t.Errorf("serving the target, held by the fleet: woken for another build %v, bridge deadline %v", woken, p.bridgeDeadline())
 	}
@@ -291,7 +291,7 @@ func TestBridgeWaitsForTheWarmedClustersEndpoints(t *testing.T) {
 	p, tr := trackedPublisher(time.Hour)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
 	p.Update(greeterModel(t, "v1"))
-	p.publish()
+	p.publish(t.Context())
 	hold := connectGRPCClient(t, p, tr)
 	routes := snapshot.ServiceRouteConfigName("greeter")
 	hold(resourcev3.RouteType, routes)
@@ -300,19 +300,19 @@ func TestBridgeWaitsForTheWarmedClustersEndpoints(t *testing.T) {
 
 	// v2 comes: a bridge warms its cluster before giving it traffic.
 	p.Update(greeterModel(t, "v1", "v2"))
-	p.publish()
+	p.publish(t.Context())
 	if p.ServingTarget() {
 		t.Fatal("v2's first share was not bridged")
 	}
 	hold(resourcev3.RouteType, routes)
 	hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
 	drainKick(p)
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if woken, awaiting := drainKick(p), p.Status().AwaitingRoutes; woken || !slices.Equal(awaiting, []string{"client-1"}) {
 		t.Fatalf("a client without greeter/v2's endpoints applied the bridge: woken for the target %v, awaiting %q", woken, awaiting)
 	}
 	hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if woken, awaiting := drainKick(p), p.Status().AwaitingRoutes; !woken || len(awaiting) != 0 {
 		t.Errorf("a client holding the bridge's routes, clusters and endpoints: woken for the target %v, awaiting %q", woken, awaiting)
 	}
@@ -328,13 +328,13 @@ func TestBridgeWaitsForTheWarmedClustersEndpoints(t *testing.T) {
 func TestBridgeWithholdsClustersTheFleetHasNotSetUp(t *testing.T) {
 	p, hold := warmingV2(t)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2 was given traffic before client-1 applied the routes naming it")
 	}
 	hold()
-	p.checkApplied()
-	p.publish()
+	p.checkApplied(t.Context())
+	p.publish(t.Context())
 	if !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2 got no traffic once client-1 had set it up")
 	}
@@ -350,7 +350,7 @@ func TestBridgeJudgesTheFleetWhenItPublishes(t *testing.T) {
 	p, hold := warmingV2(t)
 	hold() // and no look at the fleet since
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if !p.ServingTarget() || !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2, set up by the whole fleet, was bridged as if new")
 	}
@@ -365,18 +365,18 @@ func warmingV2(t *testing.T) (*Publisher, func()) {
 	p, tr := trackedPublisher(time.Hour)
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
 	p.Update(greeterModel(t, "v1"))
-	p.publish()
+	p.publish(t.Context())
 	hold := connectGRPCClient(t, p, tr)
 	routes := snapshot.ServiceRouteConfigName("greeter")
 	hold(resourcev3.ClusterType, "greeter/v1")
 	hold(resourcev3.EndpointType, "greeter/v1")
 	hold(resourcev3.RouteType, routes)
-	p.checkApplied()
+	p.checkApplied(t.Context())
 
 	// v2 registers without traffic: the warming route of the snapshot
 	// served names its cluster, and client-1 has not applied that yet.
 	p.Update(greeterModel(t, "v1", "v2"))
-	p.publish()
+	p.publish(t.Context())
 	if !p.ServingTarget() || !slices.Contains(snapshot.ReferencedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("v2 without traffic is not warmed")
 	}
@@ -406,29 +406,29 @@ func TestPublisherGivesAReturningVersionItsEndpointsFirst(t *testing.T) {
 		return m
 	}
 	p.Update(model(discovery.Critical))
-	p.publish()
+	p.publish(t.Context())
 	hold := connectGRPCClient(t, p, tr)
 	routes, clusters := snapshot.ServiceRouteConfigName("greeter"), []string{"greeter/v1", "greeter/v2"}
 	hold(resourcev3.RouteType, routes)
 	hold(resourcev3.ClusterType, clusters...)
 	hold(resourcev3.EndpointType, clusters...)
-	p.checkApplied()
+	p.checkApplied(t.Context())
 
 	p.Update(model(discovery.Passing))
-	p.publish()
+	p.publish(t.Context())
 	if p.ServingTarget() || slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2 was given traffic in the push that gave it endpoints")
 	}
 	hold(resourcev3.RouteType, routes)
 	hold(resourcev3.ClusterType, clusters...)
 	drainKick(p)
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if drainKick(p) {
 		t.Fatal("moved on before client-1 applied greeter/v2's endpoints")
 	}
 	hold(resourcev3.EndpointType, clusters...)
-	p.checkApplied()
-	p.publish()
+	p.checkApplied(t.Context())
+	p.publish(t.Context())
 	if !p.ServingTarget() || !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2 got no traffic once client-1 had its endpoints")
 	}
@@ -444,7 +444,7 @@ func TestBridgeIdenticalToTheServedMovesOn(t *testing.T) {
 	served := p.Current().Version
 	p.SetPolicies(fixedSet(t, policy.Weights{"v2": policy.Full}), nil)
 	drainKick(p)
-	p.publish()
+	p.publish(t.Context())
 	if p.Current().Version != served {
 		t.Fatalf("the bridge %s is not the snapshot served, %s: this test needs it to be", p.Current().Version, served)
 	}
@@ -452,11 +452,11 @@ func TestBridgeIdenticalToTheServedMovesOn(t *testing.T) {
 		t.Error("ServingTarget reports the target served while a bridge holds it back")
 	}
 	hold()
-	p.checkApplied()
+	p.checkApplied(t.Context())
 	if !drainKick(p) {
 		t.Fatal("client-1 holds what is served, and the publisher was not woken to serve the target")
 	}
-	p.publish()
+	p.publish(t.Context())
 	if !p.ServingTarget() || !slices.Contains(snapshot.RoutedClusters(p.Current().Resources), "greeter/v2") {
 		t.Fatal("greeter/v2 got no traffic once client-1 had set it up")
 	}

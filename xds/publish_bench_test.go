@@ -74,6 +74,6 @@ func benchmarkPublish(b *testing.B, n int, change string) {
 				b.Fatal(err)
 			}
 		}
-		p.publish()
+		p.publish(b.Context())
 	}
 }

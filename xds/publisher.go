@@ -227,7 +227,10 @@ func (p *Publisher) waiting() []string {
 	return w
 }
 
-// Run builds and publishes snapshots until ctx is done.
+// Run builds and publishes snapshots until ctx is done. ctx is meant to be
+// that of the xDS server (see NewGRPCServer), whose streams end with it:
+// once it is done, no look at the fleet tells the engine anything (see
+// stopping).
 func (p *Publisher) Run(ctx context.Context) error {
 	var changes <-chan struct{}
 	if p.cfg.Tracker != nil {
@@ -257,14 +260,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-gathered:
 			gathered = nil
 			start := time.Now()
-			p.checkApplied()
+			p.checkApplied(ctx)
 			window = changeWindow(time.Since(start))
 			continue
 		case <-deadline:
-			p.checkApplied()
+			p.checkApplied(ctx)
 			continue
 		case <-reconnectEnd:
-			p.checkApplied()
+			p.checkApplied(ctx)
 			continue
 		case <-p.kick:
 		}
@@ -272,7 +275,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		}
 		p.changes.building()
-		built := p.publish()
+		built := p.publish(ctx)
 		if p.afterBuild != nil {
 			p.afterBuild()
 		}
@@ -288,8 +291,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 // until the fleet has applied the bridge's routes, and then schedules the
 // next publish, which serves the target built from the inputs of that time.
 // It reports whether it built: not while the first snapshot waits for an
-// input.
-func (p *Publisher) publish() bool {
+// input. Once ctx is done, what it serves tells the engine nothing (see
+// checkApplied).
+func (p *Publisher) publish(ctx context.Context) bool {
 	in, routing, ok := p.input()
 	if !ok {
 		return false
@@ -311,13 +315,13 @@ func (p *Publisher) publish() bool {
 			p.mu.Lock()
 			p.target, p.bridgeSince = routing, time.Time{}
 			p.mu.Unlock()
-			p.checkApplied()
+			p.checkApplied(ctx)
 		} else if p.bridgeFromServed() {
 			// A bridge identical to what is served (it withholds all the
 			// change gave, as when it gives all traffic to a cluster the
 			// fleet has not set up): waiting for the fleet as a bridge
 			// does is what moves it on to its target.
-			p.checkApplied()
+			p.checkApplied(ctx)
 		}
 		p.record(step, false)
 		return true
@@ -345,7 +349,7 @@ func (p *Publisher) publish() bool {
 		p.cfg.Logger.Info("serving a bridge: clusters traffic moves off or onto stay until proxies apply the new routes",
 			"bridge", step.Version)
 	}
-	p.checkApplied()
+	p.checkApplied(ctx)
 	return true
 }
 

@@ -65,12 +65,12 @@ func fixedSet(t *testing.T, weights policy.Weights) policy.Set {
 func TestPublisherWaitsForBothInputs(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
-	p.publish()
+	p.publish(t.Context())
 	if st := p.Status(); st.Ready || p.cfg.Cache.Version() != "" || len(st.Waiting) != 1 || st.Waiting[0] != SourcePolicies {
 		t.Fatalf("published with discovery alone: %+v", st)
 	}
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if st := p.Status(); !st.Ready || p.cfg.Cache.Version() != st.Version {
 		t.Fatalf("not published with both inputs: %+v", st)
 	}
@@ -80,12 +80,12 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1", "v2"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v2": 1000}), nil)
-	p.publish()
+	p.publish(t.Context())
 	good := p.Status().Version
 
 	p.SetPolicies(policy.Set{}, errors.New("greeter.yaml:3: weights: weights sum to 110, must be 100"))
 	p.Reject(errors.New("catalog.yaml:4: services[0].instances[0].address: must be an IP literal"))
-	p.publish()
+	p.publish(t.Context())
 	st := p.Status()
 	if st.Version != good || p.cfg.Cache.Version() != good {
 		t.Fatalf("a rejection changed what is served: %s → %s", good, st.Version)
@@ -98,7 +98,7 @@ func TestPublisherKeepsLastGoodOnRejection(t *testing.T) {
 	}
 
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 5000, "v2": 5000}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if st := p.Status(); st.Version == good || st.Rejected[SourcePolicies] != "" {
 		t.Fatalf("a good edit after a rejection: %+v", st)
 	}
@@ -122,7 +122,7 @@ func TestPublisherRejectionLogSaysWhatServes(t *testing.T) {
 		t.Errorf("rejected before anything was published, logged:\n%s", got)
 	}
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": policy.Full}), nil)
-	p.publish()
+	p.publish(t.Context())
 	logs.Reset()
 	p.SetPolicies(policy.Set{}, bad)
 	if got := logs.String(); !strings.Contains(got, "the last good config keeps serving") {
@@ -134,7 +134,7 @@ func TestPublisherReportsUnservedVersions(t *testing.T) {
 	p, m := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
 	p.SetPolicies(fixedSet(t, policy.Weights{"v1": 9000, "v3": 1000}), nil)
-	p.publish()
+	p.publish(t.Context())
 	if got := testutil.ToFloat64(m.UnservedVersions.WithLabelValues("greeter", "v3")); got != 1 {
 		t.Errorf("weir_policy_unserved_versions{greeter,v3} = %v, want 1", got)
 	}
@@ -147,10 +147,10 @@ func TestPublisherRefusesEmptyWorld(t *testing.T) {
 	p, _ := newTestPublisher(t)
 	p.Update(greeterModel(t, "v1"))
 	p.SetPolicies(policy.Set{}, nil)
-	p.publish()
+	p.publish(t.Context())
 	good := p.Status().Version
 	p.Update(discovery.Model{})
-	p.publish()
+	p.publish(t.Context())
 	if st := p.Status(); st.Version != good || !strings.Contains(st.Rejected[SourceDiscovery], "empty world") {
 		t.Fatalf("after an empty model: version %s (want %s), rejected %v", st.Version, good, st.Rejected)
 	}

@@ -142,7 +142,7 @@ func TestRestoredRolloutWaitsForAReconnectingProxy(t *testing.T) {
 	r.p.startReconnectWait(started) // as Run does: this test looks at the fleet itself
 	r.p.SetPolicies(r.set, nil)
 	r.p.Update(greeterModel(t, "v1", "v2"))
-	r.p.publish() // and looks at the fleet
+	r.p.publish(t.Context()) // and looks at the fleet
 	if !r.p.ServingTarget() {
 		t.Fatal("the restored rollout's routing is not served")
 	}
@@ -160,7 +160,7 @@ func TestRestoredRolloutWaitsForAReconnectingProxy(t *testing.T) {
 	hold(resourcev3.RouteType, snapshot.ServiceRouteConfigName("greeter"))
 	hold(resourcev3.ClusterType, "greeter/v1", "greeter/v2")
 	hold(resourcev3.EndpointType, "greeter/v1", "greeter/v2")
-	r.p.checkApplied()
+	r.p.checkApplied(t.Context())
 	if !r.moved() {
 		t.Error("the restored rollout did not move on once the reconnected proxy held its step")
 	}
