@@ -416,7 +416,10 @@ func (e *Engine) discoveryStale(service string) string {
 }
 
 // Run ticks the engine every interval, and after every NACK, until ctx
-// is done.
+// is done. Once it is, Run ticks no more, though a tick or a NACK is due:
+// a stopping weir moves no rollout (and saves none moved), since it would
+// publish the step to no proxy, and restarted it would restore a step
+// that no proxy held.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -426,6 +429,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 		case <-e.wake:
+		}
+		if ctx.Err() != nil { // select picks at random among the ready cases
+			return nil
 		}
 		e.Tick()
 	}

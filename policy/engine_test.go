@@ -490,3 +490,30 @@ func TestNackDoesNotWaitForTheEngine(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRunDoesNotTickOnceStopped: once Run's ctx is done (weir stopping),
+// a tick that is due moves no rollout, here a step whose pause is over.
+// Run's select picked at random between ctx and the tick, so a stopping
+// weir could move a rollout, and save it, half the time. Each try gives
+// the old Run another even chance to tick.
+func TestRunDoesNotTickOnceStopped(t *testing.T) {
+	e, clock := newTestEngine(t, nil)
+	e.SetPolicies(mustSet(t, canaryPolicy()))
+	settle(e) // 5 %, in the 30 s pause
+	clock.Add(31 * time.Second)
+	before := e.Rollouts()[0]
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for try := range 64 {
+		select {
+		case e.wake <- struct{}{}: // a tick is due, as after a NACK
+		default:
+		}
+		if err := e.Run(ctx, time.Hour); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if r := e.Rollouts()[0]; r.Step != before.Step || r.Weight != before.Weight || r.Phase != before.Phase {
+			t.Fatalf("try %d: Run, its ctx done, moved the rollout from %s %s to %s %s", try, before.Phase, describe(before), r.Phase, describe(r))
+		}
+	}
+}
