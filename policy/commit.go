@@ -24,6 +24,9 @@ func (e *Engine) Do(service string, op Operation) error {
 	return e.operate(func() (Event, func(), error) {
 		r, ok := e.rollouts[service]
 		if !ok {
+			if err := e.frozenError(service); err != nil {
+				return Event{}, nil, err
+			}
 			return Event{}, nil, fmt.Errorf("%w: service %q has no canary, blueGreen or rolling policy", ErrNotInProgress, service)
 		}
 		p, _ := e.policies.Get(service)

@@ -30,6 +30,9 @@ func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) e
 		return fmt.Errorf("%w: weights sum to %s, must be 100", ErrBadWeights, w.Sum())
 	}
 	return e.operate(func() (Event, func(), error) {
+		if err := e.frozenError(service); err != nil {
+			return Event{}, nil, err
+		}
 		p, ok := e.policies.Get(service)
 		if !ok || p.Strategy != Fixed {
 			return Event{}, nil, fmt.Errorf("%w: service %q has no fixed policy", ErrNoPolicy, service)
@@ -50,6 +53,20 @@ func (e *Engine) SetFixedWeights(service string, w Weights, by, reason string) e
 			"weights overridden: %s (the policy file says %s)", w, p.Weights)
 		return ev, undo, nil
 	})
+}
+
+// frozenError refuses an operation on service if its weights are frozen
+// (its policy file was deleted mid-rollout), saying so and how to change
+// them: no operation applies to frozen weights, which only a policy file
+// for the service ends. It returns nil for a service that is not frozen.
+// mu must be held.
+func (e *Engine) frozenError(service string) error {
+	rt, ok := e.frozen[service]
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%w: %s's policy file was deleted mid-rollout: its weights stay frozen at %s until a policy file for %s appears; write one to change them",
+		ErrNotInProgress, service, rt.Weights, service)
 }
 
 // dropOverrides ends the overrides of fixed policies that set changes or

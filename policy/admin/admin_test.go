@@ -356,6 +356,27 @@ func TestFrozenServicesAreListed(t *testing.T) {
 	}
 }
 
+// TestOperationsOnAFrozenService checks that set-weights and the rollout
+// operations on a service whose policy file was deleted mid-rollout are
+// refused as not applying to it (FailedPrecondition, weir ctl's exit 4),
+// saying that its weights are frozen and how to change them, and change
+// nothing. Set-weights was refused as NotFound, for a service that
+// ListRollouts lists, saying it "has no fixed policy".
+func TestOperationsOnAFrozenService(t *testing.T) {
+	env := newEnv(t, Config{})
+	env.engine.SetPolicies(testSet(t, map[string]string{"catalog.yaml": fixedFile("90", "10")}))
+	before := env.engine.Routing().Map()
+	const frozen = "greeter's policy file was deleted mid-rollout: its weights stay frozen at v1=80 v2=20 until a policy file for greeter appears"
+	_, err := env.client.SetWeights(ctx(t), &adminv1.SetWeightsRequest{Service: "greeter",
+		Weights: map[string]string{"v1": "100", "v2": "0"}, Reason: "v2 errors"})
+	wantCode(t, "SetWeights on frozen greeter", err, codes.FailedPrecondition, frozen)
+	_, err = env.client.Abort(ctx(t), &adminv1.OperationRequest{Service: "greeter", Reason: "v2 errors"})
+	wantCode(t, "Abort on frozen greeter", err, codes.FailedPrecondition, frozen)
+	if after := env.engine.Routing().Map(); !routingEqual(before, after) {
+		t.Errorf("refused calls changed routing: %v → %v", before, after)
+	}
+}
+
 // TestStatusOfNamesTheCode checks the gRPC code of each engine error,
 // wrapped as the engine wraps it: an operation that could not be saved is
 // Aborted, which tells a client to retry and, unlike Unavailable, cannot be
