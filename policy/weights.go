@@ -85,9 +85,13 @@ func (ws Weights) String() string {
 // to the others in proportion to their desired weights. serving counts the
 // instances per version that can take new requests.
 //
-// If no desired version can serve, traffic is spread over whatever versions can
-// (see Spread). unserved lists, sorted, the versions that were desired but
-// could not serve. Versions with a zero result are omitted.
+// If no version with a desired share can serve, the versions desired at 0 %
+// that can take it, by serving instances (the old version of a promoted or
+// completed rollout, which the policy still names); and only if no version
+// of desired can serve, whatever versions can (see Spread): traffic goes to
+// a version the policy does not name only when none it names serves.
+// unserved lists, sorted, the versions that were desired but could not
+// serve. Versions with a zero result are omitted.
 func Effective(desired Weights, serving map[string]int) (effective Weights, unserved []string) {
 	usable := make(Weights)
 	for v, w := range desired {
@@ -102,9 +106,24 @@ func Effective(desired Weights, serving map[string]int) (effective Weights, unse
 	}
 	slices.Sort(unserved)
 	if len(usable) == 0 {
-		return Spread(serving), unserved
+		return Spread(servingOf(desired, serving)), unserved
 	}
 	return scale(usable), unserved
+}
+
+// servingOf returns serving restricted to the versions of desired that
+// serve, or the whole of serving if none does.
+func servingOf(desired Weights, serving map[string]int) map[string]int {
+	named := make(map[string]int)
+	for v := range desired {
+		if serving[v] > 0 {
+			named[v] = serving[v]
+		}
+	}
+	if len(named) == 0 {
+		return serving
+	}
+	return named
 }
 
 // Spread returns weights proportional to the number of serving instances per

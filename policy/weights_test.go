@@ -27,6 +27,14 @@ func TestEffective(t *testing.T) {
 		{"no desired version serves: spread by serving instances",
 			Weights{"v3": 10000}, map[string]int{"v1": 2, "v2": 1},
 			Weights{"v1": 6667, "v2": 3333}, []string{"v3"}},
+		// A promoted blue-green rollout, or a completed canary, whose new
+		// version stops serving: the old one, which the policy names at 0 %,
+		// takes the traffic, not a version the policy does not name (a
+		// release registered ahead of its rollout). It went to v1 and v3 by
+		// their serving instances, 2:1.
+		{"no desired share serves: the policy's versions that serve take it",
+			Weights{"v1": 0, "v2": 10000}, map[string]int{"v1": 2, "v2": 0, "v3": 1},
+			Weights{"v1": 10000}, []string{"v2"}},
 		{"nothing serves: equal shares", Weights{"v1": 10000}, map[string]int{"v1": 0, "v2": 0},
 			Weights{"v1": 5000, "v2": 5000}, []string{"v1"}},
 	}
