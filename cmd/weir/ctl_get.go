@@ -74,10 +74,17 @@ func ctlWriteRollouts(w io.Writer, rs []*adminv1.Rollout) error {
 }
 
 func ctlStep(r *adminv1.Rollout) string {
-	if r.GetStrategy() == "fixed" {
+	if !ctlHasSteps(r) {
 		return "-"
 	}
 	return fmt.Sprint(r.GetStep())
+}
+
+// ctlHasSteps reports whether a rollout moves r's weights in steps: not
+// so for a fixed policy, nor for weights frozen when a policy file was
+// deleted mid-rollout (the admin API's strategy "frozen").
+func ctlHasSteps(r *adminv1.Rollout) bool {
+	return r.GetStrategy() != "fixed" && r.GetStrategy() != "frozen"
 }
 
 func ctlApplied(r *adminv1.Rollout) string {
@@ -256,7 +263,7 @@ func ctlIsTerminal(w io.Writer) bool {
 // greeter  canary  progressing  step 2  [v1 ████████████████░░░░ v2] 80/20  applied 100%
 func ctlWatchLine(r *adminv1.Rollout) string {
 	step := "-"
-	if r.GetStrategy() != "fixed" {
+	if ctlHasSteps(r) {
 		step = fmt.Sprintf("step %d", r.GetStep())
 	}
 	line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\tapplied %s", r.GetService(), r.GetStrategy(), ctlDash(r.GetPhase()),

@@ -336,6 +336,22 @@ func TestCtlFormat(t *testing.T) {
 	}
 }
 
+// TestCtlStepOfWeightsWithoutSteps checks that get and get --watch show
+// no step for a service whose weights no rollout moves: a fixed policy,
+// or weights frozen when a policy file was deleted mid-rollout, which
+// showed as step 0, as if a rollout stood at its first step.
+func TestCtlStepOfWeightsWithoutSteps(t *testing.T) {
+	for _, strategy := range []string{"fixed", "frozen"} {
+		r := &adminv1.Rollout{Service: "greeter", Strategy: strategy, Weights: map[string]uint32{"v1": 8000, "v2": 2000}}
+		if got := ctlStep(r); got != "-" {
+			t.Errorf("%s: get's step is %q, want -", strategy, got)
+		}
+		if got := ctlWatchLine(r); strings.Contains(got, "step") {
+			t.Errorf("%s: get --watch's line %q shows a step", strategy, got)
+		}
+	}
+}
+
 // TestCtlRefusedCertificateHint checks that weir refusing ctl's client
 // certificate, sent none or one its CA did not sign, names the flags to
 // check. ctl cannot tell the refusal from a lost connection for certain
