@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -281,7 +282,7 @@ func Retry(p Policy, r Rollout, now time.Time, by, reason string) (Rollout, Even
 
 // SetWeights overrides the step's weights until the next step, promote,
 // abort or policy change. The weights must sum to 100 % and name only the
-// rollout's two versions.
+// rollout's two versions; one they leave out gets 0 %.
 func SetWeights(r Rollout, w Weights, now time.Time, by, reason string) (Rollout, Event, error) {
 	if r.Done() || r.promoted() {
 		return r, Event{}, fmt.Errorf("set weights of %s: %w (it is %s)", r.Service, ErrNotInProgress, r.state())
@@ -292,6 +293,14 @@ func SetWeights(r Rollout, w Weights, now time.Time, by, reason string) (Rollout
 	for v := range w {
 		if v != r.Old && v != r.New {
 			return r, Event{}, fmt.Errorf("%w: version %q is not part of the rollout (%s → %s)", ErrBadWeights, v, r.Old, r.New)
+		}
+	}
+	// Both versions are named, the one left out at 0 %: the rollout's
+	// versions take the share of one that stops serving (see Effective).
+	w = maps.Clone(w)
+	for _, v := range []string{r.Old, r.New} {
+		if _, ok := w[v]; !ok {
+			w[v] = 0
 		}
 	}
 	// The step's clocks keep running: an override does not restart a pause.

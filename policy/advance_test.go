@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,25 @@ func TestSetWeightsLastsUntilNextStep(t *testing.T) {
 	r, _ = Advance(p, r, Observation{Now: t0.Add(32 * time.Second), Applied: true, Serving: bothServe})
 	if r.Override != nil || r.Weights()["v2"] != 2500 {
 		t.Fatalf("after the pause the next step should replace the override: %+v", r.Weights())
+	}
+}
+
+// TestSetWeightsNamesBothVersions checks that an override naming one of
+// the rollout's versions gives the other 0 %, so that if the one named
+// stops serving, the other, which the rollout still names, takes its
+// traffic (see Effective) rather than every serving version of the
+// service: here v3, which the policy does not name, got a third of it.
+func TestSetWeightsNamesBothVersions(t *testing.T) {
+	r, _, err := SetWeights(Start(canaryPolicy(), t0), Weights{"v2": Full}, t0, "bob", "all on v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Weights(), (Weights{"v1": 0, "v2": Full}); !maps.Equal(got, want) {
+		t.Errorf("override weights %v, want %v", got, want)
+	}
+	got, _ := Effective(r.Weights(), map[string]int{"v1": 2, "v3": 1})
+	if want := (Weights{"v1": Full}); !maps.Equal(got, want) {
+		t.Errorf("with v2 down, traffic goes %v, want %v", got, want)
 	}
 }
 
