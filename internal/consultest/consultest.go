@@ -106,7 +106,16 @@ limits { http_max_conns_per_client = %d }
 	if !opts.Stopped {
 		a.Start()
 	}
-	t.Cleanup(a.Stop)
+	t.Cleanup(func() {
+		a.Stop()
+		// A test that failed may have failed for what Consul did:
+		// its warnings and errors tell.
+		if t.Failed() {
+			if log := a.log(); log != "" {
+				t.Logf("consul log:\n%s", log)
+			}
+		}
+	})
 	return a
 }
 
