@@ -75,3 +75,31 @@ func until(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestHealthAnsweredByTheServers checks that a blocking query for a
+// service's health is answered from the servers' state store, not from
+// the agent's streaming view, which Consul 1.14 can serve at the latest
+// index without an instance registered by then (see serviceHealth).
+func TestHealthAnsweredByTheServers(t *testing.T) {
+	agent := consultest.New(t, consultest.Options{})
+	register(t, agent, &api.AgentServiceRegistration{ID: "greeter-1", Name: "greeter", Address: "127.0.0.1", Port: 9101})
+	client, err := NewClient(ClientConfig{Address: agent.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := serviceHealth(client, "greeter", &api.QueryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Waiting on an index before the current one answers at once.
+	list, meta, err := serviceHealth(client, "greeter", &api.QueryOptions{WaitIndex: meta.LastIndex - 1, WaitTime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.QueryBackend != api.QueryBackendBlockingQuery {
+		t.Errorf("a blocking query was answered by the %q backend, want %q", meta.QueryBackend, api.QueryBackendBlockingQuery)
+	}
+	if len(list) != 1 {
+		t.Errorf("got %d instances, want greeter-1", len(list))
+	}
+}

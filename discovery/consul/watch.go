@@ -97,7 +97,7 @@ func (s *Source) watchService(ctx context.Context, name string) {
 	var entries []*api.ServiceEntry
 	fetch := func(q *api.QueryOptions) (*api.QueryMeta, error) {
 		s.metrics.requests.WithLabelValues("health_service").Inc()
-		list, meta, err := s.cfg.Client.Health().Service(name, "", false, q)
+		list, meta, err := serviceHealth(s.cfg.Client, name, q)
 		if err == nil {
 			entries = list
 		}
@@ -108,6 +108,24 @@ func (s *Source) watchService(ctx context.Context, name string) {
 		failed:  func(err error) { s.failed(ctx, name, err) },
 		ok:      func() { s.recovered(ctx, name) },
 	})
+}
+
+// serviceHealth queries the health of service's instances, from the
+// servers' state store rather than from the agent's streaming view.
+//
+// A blocking query for a service's health is answered by the agent's
+// streaming backend (Consul 1.10 and later, use_streaming_backend), which
+// can answer at the service's latest index without an instance registered
+// at or before it: Consul 1.14, under a burst of registrations, answered
+// index 66 with 50 instances where the state store held 51 at index 66.
+// The loop waits on the index it was given, so the missing instance would
+// be seen only after the service next changed. The near parameter is the
+// one a query can carry to be answered by the servers (the blocking-query
+// backend), whose index and result come from one read of the state store;
+// weir sorts instances itself, so the order near asks for costs nothing.
+func serviceHealth(client *api.Client, service string, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	q.Near = "_agent"
+	return client.Health().Service(service, "", false, q)
 }
 
 // setInstances stores a service's latest instances, unless its watcher has
