@@ -38,6 +38,16 @@ type loopHooks struct {
 // once: waiting on the old index would hold the first query after an outage
 // for the whole wait time when nothing changed meanwhile, and the source
 // would stay stale that long. Its result counts as a change (a resync).
+//
+// A query that resyncs (the first, and one on index 1) is a consistent
+// read. A Consul server just restarted, or a leader just elected, answers
+// a default read from a state store that may not have applied the whole
+// raft log yet: Consul restarted under a running weir answered index 16,
+// without an instance registered at 17, and weir pushed the instance's
+// removal and then its return. A consistent read waits until the leader
+// has applied the log, or fails meanwhile, and the loop retries; waiting
+// on an index needs no such care, since its answer is newer than that
+// index.
 func (b blocking) run(ctx context.Context, fetch fetchFunc, hooks loopHooks) {
 	var index uint64
 	failures := 0
@@ -47,7 +57,7 @@ func (b blocking) run(ctx context.Context, fetch fetchFunc, hooks loopHooks) {
 		// Consul may hold a query up to wait + wait/16; beyond a grace
 		// period the connection is presumed dead rather than waiting.
 		qctx, cancel := context.WithTimeout(ctx, wait+wait/16+queryGrace)
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(qctx)
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait, RequireConsistent: index <= 1}).WithContext(qctx)
 		started := time.Now()
 		meta, err := fetch(q)
 		cancel()

@@ -314,3 +314,36 @@ func TestRefreshDeliveredIsTheOneTaken(t *testing.T) {
 		t.Errorf("a refresh stored after the model was made was ended by its delivery: %+v, want still stale", st)
 	}
 }
+
+// TestBlockingResyncReadsConsistently: the queries that answer at once to
+// resync — the first, the one after an error, and the one after an index
+// that went backwards — are consistent reads; those that wait on an index
+// are not.
+func TestBlockingResyncReadsConsistently(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type answer struct {
+		index uint64
+		err   error
+	}
+	answers := []answer{{42, nil}, {43, nil}, {0, errors.New("down")}, {43, nil}, {41, nil}, {44, nil}}
+	var waited []uint64
+	var consistent []bool
+	fetch := func(q *api.QueryOptions) (*api.QueryMeta, error) {
+		waited = append(waited, q.WaitIndex)
+		consistent = append(consistent, q.RequireConsistent)
+		a := answers[len(waited)-1]
+		if len(waited) == len(answers) {
+			cancel()
+		}
+		return &api.QueryMeta{LastIndex: a.index}, a.err
+	}
+	b := blocking{wait: time.Minute, retryBase: time.Millisecond, retryMax: time.Millisecond}
+	b.run(ctx, fetch, loopHooks{changed: func() {}, failed: func(error) {}, ok: func() {}})
+	if want := []uint64{0, 42, 43, 1, 43, 1}; !slices.Equal(waited, want) {
+		t.Fatalf("waited on %v, want %v", waited, want)
+	}
+	if want := []bool{true, false, false, true, false, true}; !slices.Equal(consistent, want) {
+		t.Errorf("consistent reads %v, want %v (the first query and each on index 1)", consistent, want)
+	}
+}
