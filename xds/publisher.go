@@ -98,7 +98,7 @@ type Publisher struct {
 	// is not a bridge; nil while a bridge is served.
 	target *policy.Table
 	// synced of total connected proxies held what they should at the
-	// last look at the fleet (see InSync).
+	// last look at the fleet (see AppliedFraction).
 	synced, total int
 	// reconnecting is set while a weir restarted mid-rollout waits for
 	// its fleet to reconnect (see applies): until a look at the fleet

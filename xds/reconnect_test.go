@@ -36,14 +36,7 @@ canary:
 // before it: weir restarted mid-rollout.
 func restoredEngine(t *testing.T, onChange func()) (*policy.Engine, policy.Set) {
 	t.Helper()
-	p, err := policy.ParseFile("greeter.yaml", []byte(restoredCanary))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.NewSet(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, set := parsePolicy(t, restoredCanary)
 	dir, discard := t.TempDir(), slog.New(slog.DiscardHandler)
 	store, err := policy.OpenStore(dir)
 	if err != nil {
